@@ -1,0 +1,63 @@
+import subprocess
+import sys
+
+import pytest
+
+from vidsift.pipeline.config import Config, load_config
+from vidsift.pipeline.errors import ConfigError
+
+
+@pytest.mark.parametrize("preset", ["default", "gpu", "cluster"])
+def test_every_preset_loads(preset):
+    assert isinstance(load_config(preset), Config)
+
+
+def test_default_preset_matches_builtin_defaults():
+    # default.yaml documents the defaults; it must not drift from the models.
+    assert load_config("default") == load_config(None)
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = load_config("default", ["budget.tokens=2048", "serve.media_roots=[/a, /b]", "vlm.model=none"])
+    assert cfg.budget.tokens == 2048
+    assert cfg.serve.media_roots == ["/a", "/b"]
+    assert cfg.vlm.model == "none"
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["budget.tokenz=1", "budget.tokens=-5", "decode.backend=vlc", "budget", "=3"],
+)
+def test_bad_overrides_fail_with_config_error(override):
+    with pytest.raises(ConfigError):
+        load_config("default", [override])
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_yaml_file_with_unknown_section_fails(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("decoder:\n  backend: pyav\n")
+    with pytest.raises(ConfigError, match="decoder"):
+        load_config(path)
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys; from vidsift.pipeline import cli; "
+        "heavy = [m for m in ('torch', 'transformers', 'ray', 'faiss', 'av', 'decord') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_config_command_prints_overridden_value():
+    out = subprocess.run(
+        [sys.executable, "-m", "vidsift.pipeline.cli", "config", "--set", "budget.tokens=1234"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "tokens: 1234" in out.stdout

@@ -1,0 +1,87 @@
+"""Test videos generated with ffmpeg's lavfi sources, so tests never depend on downloaded media.
+
+The "coded" video shows its own frame index on every frame: the top half is CODE_BITS vertical
+bars, bar i white when bit i of the frame index is set; the bottom half is dark grey. The code
+survives H.264 compression and downscaling to ~48 px wide, so a test reads back exactly which
+frame a decoder returned.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+CODE_BITS = 12  # frames 0..4095
+
+
+def ffmpeg_available() -> bool:
+    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+
+
+def run_ffmpeg(*args: str) -> None:
+    """Run ffmpeg quietly; raise with its stderr when it fails."""
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed: {' '.join(cmd)}\n{proc.stderr}")
+
+
+def code_filter(width: int, height: int, fps: float) -> str:
+    """A lavfi source graph whose frame N shows N as CODE_BITS bars (see module doc)."""
+    lum = (
+        f"if(lt(Y,H/2),255*mod(floor(N/pow(2,floor(X*{CODE_BITS}/W))),2),48)"
+    )
+    return f"color=c=black:s={width}x{height}:r={fps},format=yuv420p,geq=lum='{lum}':cb=128:cr=128"
+
+
+def make_coded_video(
+    path: Path,
+    n_frames: int = 250,
+    fps: float = 25,
+    size: tuple[int, int] = (320, 240),
+    codec: str = "libx264",
+    gop: int | None = 25,
+    output_args: tuple[str, ...] = (),
+    video_filter: str | None = None,
+) -> Path:
+    """Write a coded video of n_frames frames at fps; size is (width, height).
+
+    gop: keyframe interval in frames (None = the encoder's choice). output_args go before the
+    output path (e.g. ('-metadata:s:v', 'rotate=90')); video_filter is applied after the code
+    source (e.g. a setpts expression for variable frame rate).
+    """
+    if n_frames >= 2**CODE_BITS:
+        raise ValueError(f"at most {2**CODE_BITS - 1} coded frames")
+    width, height = size
+    args = ["-f", "lavfi", "-i", code_filter(width, height, fps), "-frames:v", str(n_frames)]
+    if video_filter:
+        args += ["-vf", video_filter]
+    args += ["-c:v", codec, "-pix_fmt", "yuv420p"]
+    if codec == "libx264":
+        args += ["-preset", "veryfast", "-crf", "18"]
+    elif codec == "libvpx-vp9":
+        args += ["-b:v", "0", "-crf", "30", "-deadline", "realtime", "-cpu-used", "8"]
+    if gop is not None:
+        args += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
+    run_ffmpeg(*args, *output_args, str(path))
+    return path
+
+
+def read_code(image: np.ndarray) -> int:
+    """Frame index shown by a coded frame: image is (H, W, 3) uint8 RGB, any size >= ~48x32."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected (H, W, 3) RGB, got {image.shape}")
+    height, width = image.shape[:2]
+    luma = image.astype(np.float32).mean(axis=2)
+    band = luma[int(height * 0.1) : max(int(height * 0.4), int(height * 0.1) + 1)]
+    value = 0
+    for bit in range(CODE_BITS):
+        left = (bit + 0.3) * width / CODE_BITS
+        right = (bit + 0.7) * width / CODE_BITS
+        cell = band[:, int(left) : max(int(right), int(left) + 1)]
+        if cell.mean() > 128:
+            value |= 1 << bit
+    return value

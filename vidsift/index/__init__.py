@@ -1,0 +1,1 @@
+"""The clip index: FAISS vectors, SQLite metadata, atomic persistence, factory choice, GPU."""

@@ -1,0 +1,192 @@
+"""Typed configuration: pydantic models, loaded from a YAML preset or file, every field
+overridable from the CLI as `--set section.field=value` (the value is parsed as YAML).
+
+Presets live in configs/ (default, gpu, cluster). Unknown keys are errors, so a typo in a YAML
+file or an override fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vidsift.pipeline.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DecodeConfig(_Section):
+    backend: Literal["pyav", "decord", "ffmpeg"] = "pyav"
+    coarse_max_side: int = Field(448, ge=16, le=4096)  # longest side of coarse-pass frames
+    threads: int = Field(0, ge=0)  # decoder threads per call; 0 lets the backend choose
+    timeout_s: float = Field(120.0, gt=0)  # per decode call, enforced by the decode actor
+    num_actors: int = Field(1, ge=1)
+    num_cpus_per_actor: float = Field(0.5, gt=0)  # fractional: Ray on small machines
+    max_pixels: int = Field(8192 * 8192, gt=0)  # larger videos are rejected as absurd
+
+
+class EmbedConfig(_Section):
+    backend: Literal["offline", "siglip", "clip"] = "offline"
+    model: str | None = None  # local path or hub id for siglip/clip
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = Field(32, ge=1)
+    ocr: bool = True  # offline bridge: read on-screen text with rapidocr
+    top_labels: int = Field(5, ge=1, le=50)  # offline bridge: ImageNet labels per frame
+
+
+class SelectionConfig(_Section):
+    selector: Literal["uniform", "query", "keyclips", "coverage", "balanced"] = "balanced"
+    coarse: Literal["keyframes", "fps"] = "keyframes"
+    coarse_fps: float = Field(1.0, gt=0)  # used when coarse == fps, and to fill keyframe gaps
+    max_coarse_gap_s: float = Field(2.0, gt=0)  # add fps samples where keyframes are sparser
+    weighting: Literal["quota", "softmax"] = "quota"
+    temperature: float = Field(0.05, gt=0)  # softmax weighting temperature
+    clip_seconds: float = Field(4.0, gt=0)  # length of a key clip around an anchor
+    clip_fps: float = Field(2.0, gt=0)  # frames per second decoded inside a key clip
+    max_anchors: int = Field(8, ge=1)
+    min_anchor_gap_s: float = Field(6.0, ge=0)  # peak suppression radius in time
+    coverage_share: float = Field(0.3, ge=0, le=1)  # share of the budget for coverage picks
+    merge_threshold: float = Field(0.95, gt=0, le=1)  # cosine above which neighbours merge
+
+
+class BudgetConfig(_Section):
+    model: Literal["qwen2_5_vl"] = "qwen2_5_vl"
+    tokens: int = Field(4096, ge=1)  # total visual tokens for one question
+    min_pixels: int = Field(128 * 28 * 28, ge=28 * 28)  # per frame floor
+    max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)  # per frame cap
+
+
+class VLMConfig(_Section):
+    backend: Literal["qwen2_5_vl"] = "qwen2_5_vl"
+    model: str | None = None  # local path or hub id; None or "none" = evidence-only mode
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"
+    attn_implementation: str | None = None  # e.g. "sdpa", "flash_attention_2"
+    max_new_tokens: int = Field(256, ge=1, le=8192)  # hard cap; requests cannot exceed it
+    pruner: Literal["none", "divprune", "kcenter", "coverage", "temporal"] = "none"
+    prune_ratio: float = Field(0.5, gt=0, le=1)  # share of visual tokens kept when pruning
+
+
+class PoolConfig(_Section):
+    num_actors: int = Field(1, ge=1)
+    num_gpus_per_actor: float = Field(0.0, ge=0)
+    num_cpus_per_actor: float = Field(0.5, gt=0)
+    max_batch_size: int = Field(4, ge=1)
+    batch_wait_ms: float = Field(20.0, ge=0)
+    max_restarts: int = Field(3, ge=0)
+    request_timeout_s: float = Field(600.0, gt=0)
+
+
+class IndexConfig(_Section):
+    dir: str = "~/.vidsift/index"
+    min_clip_s: float = Field(2.0, gt=0)
+    max_clip_s: float = Field(30.0, gt=0)
+    flat_max_vectors: int = Field(50_000, ge=1)  # exact search up to this many vectors
+    visual_weight: float = Field(0.5, ge=0, le=1)  # fusion of visual and text scores
+    gpu: Literal["auto", "never"] = "auto"
+
+
+class CaptionConfig(_Section):
+    prompt: str = "Describe what happens in this clip in one or two sentences."
+    max_new_tokens: int = Field(96, ge=1)
+    tokens_per_clip: int = Field(1024, ge=1)
+
+
+class ServeConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    data_dir: str = "~/.vidsift/service"
+    media_roots: list[str] = Field(default_factory=list)  # empty: the current directory only
+    api_key: str | None = None  # required whenever host is not loopback
+    max_question_chars: int = Field(2000, ge=1)
+    workers: int = Field(2, ge=1)
+
+
+class RayConfig(_Section):
+    address: str | None = None  # None: RAY_ADDRESS if set, else a local cluster
+    num_cpus: int | None = None
+    temp_dir: str | None = None
+    namespace: str = "vidsift"
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    vlm: VLMConfig = Field(default_factory=VLMConfig)
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    caption: CaptionConfig = Field(default_factory=CaptionConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+
+PRESETS = ("default", "gpu", "cluster")
+
+
+def presets_dir() -> Path:
+    """configs/ of a source checkout, or the copy packaged into an installed wheel."""
+    package_dir = Path(__file__).resolve().parents[1]
+    for candidate in (package_dir.parent / "configs", package_dir / "configs"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(f"no configs directory beside {package_dir}")
+
+
+def _read_yaml(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    if not path.suffix and str(source) in PRESETS:
+        path = presets_dir() / f"{source}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found (presets: {', '.join(PRESETS)})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'section.field=value' -> (['section', 'field'], value parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected section.field=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    return [part for part in key.strip().split(".")], value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {key!r} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(source: str | Path | None = "default", overrides: list[str] | None = None) -> Config:
+    """Load a preset name or YAML path (None: built-in defaults), then apply overrides."""
+    data = _read_yaml(source) if source is not None else {}
+    data = apply_overrides(data, list(overrides or []))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        where = source if source is not None else "defaults"
+        raise ConfigError(f"{where}: invalid config\n{exc}") from exc

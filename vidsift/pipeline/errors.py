@@ -1,0 +1,91 @@
+"""Typed errors. Every error about an input names the file and the cause, so a user (or a job
+record) can tell what went wrong without a stack trace."""
+
+from __future__ import annotations
+
+
+class VidsiftError(Exception):
+    """Base of every error vidsift raises on purpose."""
+
+
+class ConfigError(VidsiftError):
+    """A config file or override is invalid."""
+
+
+class VideoError(VidsiftError):
+    """A problem with one video file. `path` names it; `reason` says what is wrong."""
+
+    reason = "unreadable video"
+
+    def __init__(self, path: str, detail: str = "") -> None:
+        self.path = str(path)
+        self.detail = detail
+        message = f"{self.path}: {self.reason}"
+        if detail:
+            message += f" ({detail})"
+        super().__init__(message)
+
+    def __reduce__(self):  # keep the fields when Ray pickles the error across processes
+        return (type(self), (self.path, self.detail))
+
+
+class VideoNotFoundError(VideoError):
+    reason = "file not found"
+
+
+class EmptyVideoError(VideoError):
+    reason = "file is empty"
+
+
+class NotAVideoError(VideoError):
+    reason = "not a video (no decodable video stream)"
+
+
+class CorruptVideoError(VideoError):
+    """Truncated or damaged: `readable_until` is the last PTS (seconds) that decoded, if any."""
+
+    reason = "corrupt or truncated video"
+
+    def __init__(self, path: str, detail: str = "", readable_until: float | None = None) -> None:
+        self.readable_until = readable_until
+        if readable_until is not None and "readable until" not in detail:
+            detail = f"{detail}; readable until {readable_until:.3f} s".lstrip("; ")
+        super().__init__(path, detail)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.detail, self.readable_until))
+
+
+class ZeroDurationError(VideoError):
+    reason = "video has zero duration"
+
+
+class AbsurdDimensionsError(VideoError):
+    reason = "video dimensions are out of range"
+
+
+class DecodeTimeoutError(VideoError):
+    reason = "decode timed out"
+
+
+class PathNotAllowedError(VidsiftError):
+    """A path resolves (after symlinks) outside the configured media roots."""
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: path is outside the allowed media roots")
+
+    def __reduce__(self):
+        return (type(self), (self.path,))
+
+
+class BudgetError(VidsiftError):
+    """The token budget cannot hold the requested segments (e.g. below one image's minimum)."""
+
+
+class ModelLoadError(VidsiftError):
+    """A model could not be loaded from the given path or hub id."""
+
+
+class RequestFailedError(VidsiftError):
+    """A VLM request failed on every attempt it was allowed."""

@@ -1,0 +1,169 @@
+"""Domain types shared by every stage: what a video is, a decoded frame, a picked segment, and the
+token set the VLM receives.
+
+Units: times are seconds (float) on the video's own presentation timeline (the container's PTS
+times time_base, so a video whose first frame has PTS 0.04 s starts at 0.04, not 0). Sizes are
+pixels. Images are RGB uint8 arrays shaped (H, W, 3) with the container's rotation already
+applied. These are plain dataclasses so Ray can pickle them between actors.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """Container and stream facts from probe(); cheap to compute (no full decode, except counting
+    frames when the container's count is missing or wrong)."""
+
+    path: str
+    duration: float  # seconds from the first frame's PTS to the end of the last frame
+    start_time: float  # PTS of the first video frame, seconds
+    avg_fps: float  # frame_count / duration (the container's avg_frame_rate when it is sane)
+    real_fps: float  # the stream's base rate (r_frame_rate / guessed rate), frames per second
+    frame_count: int  # frames in the video stream, counted when the container lies
+    width: int  # display width after rotation
+    height: int  # display height after rotation
+    rotation: int  # clockwise degrees applied for display: 0, 90, 180 or 270
+    codec: str  # e.g. "h264", "vp9"
+    is_vfr: bool  # frame durations vary (variable frame rate)
+    keyframe_times: tuple[float, ...]  # PTS of every keyframe, ascending, seconds
+    has_audio: bool = False
+    size_bytes: int = 0
+
+    @property
+    def end_time(self) -> float:
+        return self.start_time + self.duration
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Frame:
+    """One decoded frame with its exact place on the timeline."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB, rotation applied
+    pts: float  # presentation time, seconds (the container's PTS * time_base)
+    index: int  # 0-based index in presentation order within the video stream
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+class SegmentKind(str, enum.Enum):
+    """A segment is shown to the VLM either as one still image or as a short clip."""
+
+    IMAGE = "image"
+    CLIP = "clip"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A picked stretch of video, before the budget assigns it frames and a resolution.
+
+    For an IMAGE, start == end == the frame's PTS. For a CLIP, [start, end] in seconds.
+    """
+
+    start: float
+    end: float
+    kind: SegmentKind
+    score: float = 0.0  # relevance to the question (similarity), higher is better
+    weight: float = 1.0  # share of the token budget this segment deserves, >= 0
+    source: str = "uniform"  # which selector step picked it: uniform | anchor | coverage | ...
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSegment:
+    """A segment with the budget's decision: which frames to decode and at what size.
+
+    timestamps: PTS (seconds) of the frames to decode, ascending; exactly one for an IMAGE.
+    height/width: the VLM input size (multiples of the model's patch factor).
+    tokens: visual tokens this segment costs in the VLM, by the model's own arithmetic.
+    frames: filled by the fine decode pass (one Frame per timestamp), empty before it.
+    """
+
+    kind: SegmentKind
+    start: float
+    end: float
+    timestamps: tuple[float, ...]
+    height: int
+    width: int
+    tokens: int
+    score: float = 0.0
+    source: str = "uniform"
+    frames: tuple[Frame, ...] = ()
+
+    @property
+    def fps(self) -> float:
+        """Sampling rate of a clip's frames (frames per second); 0 for an image."""
+        if self.kind is SegmentKind.IMAGE or len(self.timestamps) < 2:
+            return 0.0
+        span = self.timestamps[-1] - self.timestamps[0]
+        return (len(self.timestamps) - 1) / span if span > 0 else 0.0
+
+
+@dataclass(slots=True)
+class TokenSet:
+    """What the VLM sees: ordered segments with absolute timestamps and exact token counts."""
+
+    video: str
+    segments: list[PlannedSegment] = field(default_factory=list)
+    budget: int = 0  # the token budget the plan was made for; total_tokens <= budget
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(s.tokens for s in self.segments)
+
+    @property
+    def evidence(self) -> list[tuple[float, float]]:
+        """(start, end) seconds of every segment shown, in order."""
+        return [(s.start, s.end) for s in self.segments]
+
+
+@dataclass(slots=True, eq=False)
+class FrameEmbeddings:
+    """An embedder's view of N frames.
+
+    visual: (N, Dv) float32 unit vectors: what the frames look like (coverage, merging, the clip
+        index's visual space).
+    text: (N, Dt) float32 unit vectors in the same space as embed_text(): what text queries are
+        scored against. For SigLIP/CLIP it is the image tower (the shared space); for the offline
+        embedder it is the text bridge (labels + OCR embedded by MiniLM).
+    descriptions: N strings, the bridge text of each frame ("" where the backend has none).
+    """
+
+    visual: np.ndarray
+    text: np.ndarray
+    descriptions: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class VLMRequest:
+    """One question over one decoded token set (every segment's frames filled)."""
+
+    token_set: TokenSet
+    question: str
+    max_new_tokens: int | None = None  # None: the config's cap; never above the cap
+    request_id: str = ""
+
+
+@dataclass(slots=True)
+class VLMResult:
+    text: str
+    visual_tokens: int  # visual tokens produced by the vision encoder (after merge)
+    visual_tokens_kept: int  # after post-encoder pruning (== visual_tokens without pruning)
+    prefill_s: float
+    decode_s: float
+    request_id: str = ""
+    model: str = ""
