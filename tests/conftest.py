@@ -24,3 +24,20 @@ def media_dir(tmp_path_factory) -> Path:
 def coded_video(media_dir) -> Path:
     """10 s, 25 fps, 320x240 H.264 (B-frames on), keyframe every 25 frames; frame N shows N."""
     return make_coded_video(media_dir / "coded.mp4", n_frames=250, fps=25, gop=25)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster for the whole run, its temp dir private to the run (short path:
+    Ray's unix sockets must fit in 107 characters). Tests that need Ray take this fixture."""
+    import shutil
+    import tempfile
+
+    from vidsift.pipeline.config import RayConfig
+    from vidsift.workers.ray_runtime import ensure_ray
+
+    temp_dir = tempfile.mkdtemp(prefix="vsray")
+    ray = ensure_ray(RayConfig(num_cpus=4, temp_dir=temp_dir, namespace="vidsift-test"))
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
