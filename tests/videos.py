@@ -85,3 +85,44 @@ def read_code(image: np.ndarray) -> int:
         if cell.mean() > 128:
             value |= 1 << bit
     return value
+
+
+def make_vfr_video(path: Path, n_frames: int = 60) -> Path:
+    """Coded video whose frames 0-20 last 40 ms and later ones 40 ms more each step:
+    frame N has PTS N/25 s for N <= 20, then N/25 + (N-20)/25 s (80 ms apart)."""
+    return make_coded_video(
+        path, n_frames=n_frames, fps=25, gop=25,
+        video_filter="setpts='(N+if(gt(N,20),N-20,0))/25/TB'",
+        output_args=("-fps_mode", "passthrough"),
+    )
+
+
+def make_rotated_video(source: Path, path: Path, degrees: int = 90) -> Path:
+    """Copy of source (no re-encode) with a display matrix: players rotate it by `degrees`
+    (ffmpeg's legacy rotate tag, which the mp4 muxer writes as the display matrix)."""
+    run_ffmpeg("-i", str(source), "-c", "copy", "-metadata:s:v", f"rotate={degrees}", str(path))
+    return path
+
+
+def make_truncated_copy(source: Path, path: Path, keep: float = 0.5) -> Path:
+    """The first `keep` share of source's bytes (source should be faststart: index up front)."""
+    data = Path(source).read_bytes()
+    Path(path).write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def make_audio_only(path: Path, seconds: float = 1.0) -> Path:
+    """An AAC sine tone in an mp4/m4a container: a media file with no video stream."""
+    run_ffmpeg("-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", str(path))
+    return path
+
+
+def make_text_file(path: Path) -> Path:
+    """Plain text under a video file name."""
+    Path(path).write_text("this is not a video\n" * 20)
+    return path
+
+
+def make_empty_file(path: Path) -> Path:
+    Path(path).write_bytes(b"")
+    return path

@@ -1,0 +1,67 @@
+"""The decode pool on a real local Ray: calls work, a hang is killed by the timeout and the pool
+keeps serving, errors arrive typed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.videos import read_code
+from vidsift.pipeline.config import DecodeConfig
+from vidsift.pipeline.errors import CorruptVideoError, DecodeTimeoutError, NotAVideoError
+from vidsift.workers.decode import DECODERS
+from vidsift.workers.decode.actor import DecodePool
+
+
+@pytest.fixture(scope="module")
+def pool(ray_cluster):
+    decode_pool = DecodePool(DecodeConfig(backend="pyav", num_cpus_per_actor=0.5, timeout_s=60))
+    yield decode_pool
+    decode_pool.close()
+
+
+def test_pool_decodes_and_probes(pool, coded_video):
+    assert pool.probe(coded_video).frame_count == 250
+    frames = pool.frames_at(coded_video, [1.0, 2.5], max_side=80)
+    assert [read_code(f.image) for f in frames] == [25, 62]
+    assert [f.pts for f in frames] == pytest.approx([1.0, 2.48])
+
+
+def test_bad_files_arrive_typed(pool, truncated_video, text_file_video):
+    with pytest.raises(CorruptVideoError) as err:
+        pool.keyframes(truncated_video)
+    assert err.value.path == str(truncated_video) and err.value.readable_until is not None
+    with pytest.raises(NotAVideoError):
+        pool.probe(text_file_video)
+
+
+def _hanging_decoder(**kwargs):
+    """A pyav decoder whose sample() never returns, standing in for a spinning backend."""
+    from vidsift.workers.decode.pyav_backend import PyAVDecoder
+
+    class HangingDecoder(PyAVDecoder):
+        name = "hanging"
+
+        def sample(self, *args, **kw):
+            while True:
+                time.sleep(0.05)
+
+    return HangingDecoder(**kwargs)
+
+
+def test_hanging_decode_is_killed_and_pool_recovers(ray_cluster, coded_video, monkeypatch):
+    monkeypatch.setitem(DECODERS, "hanging", _hanging_decoder)
+    cfg = DecodeConfig(num_cpus_per_actor=0.5, timeout_s=60).model_copy(update={"backend": "hanging"})
+    hanging_pool = DecodePool(cfg)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DecodeTimeoutError) as err:
+            hanging_pool.sample(coded_video, fps=1, timeout_s=1.5)
+        assert time.monotonic() - started < 20
+        assert err.value.path == str(coded_video)
+        # the replacement actor answers the next call
+        frames = hanging_pool.frames_at(coded_video, [4.0], max_side=80)
+        assert read_code(frames[0].image) == 100
+    finally:
+        hanging_pool.close()

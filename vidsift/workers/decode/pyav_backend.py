@@ -1,0 +1,122 @@
+"""PyAV (libav* in-process) backend: the default.
+
+Only the frames a call returns are converted to RGB and resized (in swscale, one step); every
+other frame is decoded and dropped. Keyframes come from one pass with skip_frame=NONKEY, which
+hands the decoder only the sync samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidsift.pipeline.errors import CorruptVideoError
+from vidsift.pipeline.probe import StreamScan, open_container, video_stream
+from vidsift.pipeline.types import Frame
+from vidsift.workers.decode.base import BaseDecoder, coded_size
+
+# A seek flushes the decoder and restarts at a keyframe; when the next wanted frame's keyframe is
+# fewer than this many frames ahead, decoding through is cheaper.
+SEEK_MIN_SKIP = 24
+INTERPOLATION = "BILINEAR"  # the ffmpeg backend uses the same swscale flag
+
+
+class PyAVDecoder(BaseDecoder):
+    name = "pyav"
+
+    def _open(self, scan: StreamScan, skip_nonkey: bool = False):
+        container = open_container(scan.path)
+        stream = video_stream(container, scan.path)
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = self.threads
+        if skip_nonkey:
+            stream.codec_context.skip_frame = "NONKEY"
+        return container, stream
+
+    @staticmethod
+    def _index_of(scan: StreamScan, pts: int | None) -> int:
+        """Presentation index of a decoded frame's PTS (the frame at or before it)."""
+        if pts is None:
+            return -1
+        return int(np.searchsorted(scan.pts, pts, side="right")) - 1
+
+    def _image(self, frame, coded_hw: tuple[int, int]) -> np.ndarray:
+        return frame.to_ndarray(
+            width=coded_hw[1], height=coded_hw[0], format="rgb24", interpolation=INTERPOLATION
+        )
+
+    def _decode_keyframes(self, scan: StreamScan, out_hw: tuple[int, int]) -> list[Frame]:
+        import av
+
+        coded_hw = coded_size(out_hw, scan.rotation)
+        is_key = scan.is_key
+        frames: dict[int, Frame] = {}
+        container, stream = self._open(scan, skip_nonkey=True)
+        try:
+            for frame in container.decode(stream):
+                index = self._index_of(scan, frame.pts)
+                if index >= 0 and is_key[index] and index not in frames:
+                    frames[index] = self._frame(scan, index, self._image(frame, coded_hw))
+        except av.error.FFmpegError as exc:
+            last = max(frames) if frames else None
+            raise CorruptVideoError(
+                scan.path, f"keyframe decode failed: {exc}",
+                readable_until=scan.time_of(last) if last is not None else None,
+            ) from None
+        finally:
+            container.close()
+        # H.264 refuses some non-IDR I-frames in NONKEY mode (no recovery point before them):
+        # decode those few from a seek instead.
+        missing = np.setdiff1d(scan.key_indices, np.fromiter(frames, dtype=np.int64))
+        if missing.size:
+            for frame in self._decode_indices(scan, missing, out_hw):
+                frames[frame.index] = frame
+        return [frames[i] for i in sorted(frames)]
+
+    def _decode_indices(self, scan: StreamScan, indices: np.ndarray, out_hw: tuple[int, int]) -> list[Frame]:
+        import av
+
+        coded_hw = coded_size(out_hw, scan.rotation)
+        keys = scan.key_indices
+        # The keyframe a wanted frame's decode must start from (the last one at or before it).
+        starts = keys[np.clip(np.searchsorted(keys, indices, side="right") - 1, 0, None)]
+        frames: list[Frame] = []
+        position = -1  # presentation index of the last frame decoded
+        wanted = 0
+        decoded = None  # one frame iterator per seek: frames a packet yields are never dropped
+        sought = -1  # keyframe index of the last seek; the demuxer may land on an earlier one
+        container, stream = self._open(scan)
+        try:
+            while wanted < indices.size:
+                if decoded is None or (
+                    starts[wanted] > sought and position >= 0 and starts[wanted] - position > SEEK_MIN_SKIP
+                ):
+                    sought = int(starts[wanted])
+                    container.seek(int(scan.pts[sought]), stream=stream, backward=True)
+                    decoded = container.decode(stream)
+                    position = -1
+                frame = next(decoded, None)
+                if frame is None:
+                    raise CorruptVideoError(
+                        scan.path, f"stream ended before frame {int(indices[wanted])}",
+                        readable_until=frames[-1].pts if frames else scan.readable_until,
+                    )
+                index = self._index_of(scan, frame.pts)
+                if index < 0:
+                    continue
+                position = index
+                while wanted < indices.size and indices[wanted] == index:
+                    frames.append(self._frame(scan, index, self._image(frame, coded_hw)))
+                    wanted += 1
+                if wanted < indices.size and index > indices[wanted]:
+                    raise CorruptVideoError(
+                        scan.path, f"frame {int(indices[wanted])} did not decode",
+                        readable_until=frames[-1].pts if frames else None,
+                    )
+        except av.error.FFmpegError as exc:
+            raise CorruptVideoError(
+                scan.path, f"decode failed: {exc}",
+                readable_until=scan.time_of(position) if position >= 0 else None,
+            ) from None
+        finally:
+            container.close()
+        return frames
