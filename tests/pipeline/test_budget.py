@@ -1,0 +1,181 @@
+import math
+
+import numpy as np
+import pytest
+
+from vidsift.pipeline.budget import (
+    FACTOR,
+    VIDEO_MAX_PIXELS,
+    VIDEO_MIN_PIXELS,
+    allocate,
+    frame_equivalents_to_tokens,
+    frame_grids,
+    grid_thw,
+    smart_resize,
+    tokens_for,
+)
+from vidsift.pipeline.errors import BudgetError
+from vidsift.pipeline.types import Segment, SegmentKind
+
+MIN_PX, MAX_PX = VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS
+SIZES = [(720, 1280), (1080, 1920), (240, 320), (1280, 720), (480, 854), (100, 3000), (37, 53),
+         (2160, 3840), (576, 720), (1, 150), (333, 777)]
+
+
+def image(t, weight=1.0, score=0.0):
+    return Segment(t, t, SegmentKind.IMAGE, score=score, weight=weight)
+
+
+def clip(a, b, weight=1.0, score=0.0):
+    return Segment(a, b, SegmentKind.CLIP, score=score, weight=weight)
+
+
+@pytest.fixture(scope="module")
+def processor():
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(
+        min_pixels=MIN_PX, max_pixels=MAX_PX, patch_size=14, merge_size=2, temporal_patch_size=2
+    )
+
+
+def processor_tokens(processor, images):
+    out = processor(images=images, return_tensors="np", input_data_format="channels_last")
+    grids = out["image_grid_thw"]
+    assert out["pixel_values"].shape[0] == int(np.prod(grids, axis=1).sum())
+    return [int(t * h * w) // 4 for t, h, w in grids]
+
+
+def test_tokens_for_matches_the_hf_processor_on_many_sizes(processor):
+    rng = np.random.default_rng(0)
+    sizes = SIZES + [tuple(int(v) for v in rng.integers(30, 2000, 2)) for _ in range(20)]
+    images = [np.zeros((h, w, 3), np.uint8) for h, w in sizes]
+    expected = [tokens_for(1, *smart_resize(h, w, FACTOR, MIN_PX, MAX_PX)) for h, w in sizes]
+    assert processor_tokens(processor, images) == expected
+
+
+def test_planned_sizes_are_kept_by_the_processor_and_cost_what_the_plan_says(processor):
+    segments = [image(1.0, 0.2), image(5.0, 0.5), image(9.0, 0.3)]
+    plan = allocate(segments, 1500, (720, 1280), MIN_PX, MAX_PX, clip_fps=2.0)
+    images = [np.zeros((s.height, s.width, 3), np.uint8) for s in plan.segments]
+    out = processor(images=images, return_tensors="np", input_data_format="channels_last")
+    assert [tuple(g) for g in out["image_grid_thw"]] == [
+        (1, s.height // 14, s.width // 14) for s in plan.segments
+    ]
+    assert processor_tokens(processor, images) == [s.tokens for s in plan.segments]
+
+
+def test_clip_tokens_follow_the_video_grid_math():
+    # transformers' video processor needs torchvision (not installable here): its grid is
+    # t = ceil(frames / 2) (an odd count repeats the last frame), h = H / 14, w = W / 14,
+    # tokens = t * h * w / 4 (checked against Qwen2VLVideoProcessor.patchify's source).
+    assert grid_thw(7, 448, 812) == (4, 32, 58)
+    assert tokens_for(7, 448, 812) == 4 * 32 * 58 // 4 == tokens_for(8, 448, 812)
+    assert tokens_for(1, 448, 812) == tokens_for(2, 448, 812)
+
+
+@pytest.mark.parametrize("frame_size", SIZES)
+def test_grids_are_fixed_points_of_smart_resize(frame_size):
+    grids = frame_grids(frame_size, MIN_PX, MAX_PX)
+    assert grids
+    native = smart_resize(*frame_size, FACTOR, MIN_PX, MAX_PX)
+    costs = [r * c for r, c in grids]
+    assert costs == sorted(set(costs))
+    for rows, cols in grids:
+        size = (rows * FACTOR, cols * FACTOR)
+        assert smart_resize(*size, FACTOR, MIN_PX, MAX_PX) == size
+        assert MIN_PX <= size[0] * size[1] <= MAX_PX
+    assert costs[-1] <= max(costs[0], native[0] * native[1] // FACTOR**2)
+
+
+@pytest.mark.parametrize("budget", [144, 300, 1000, 2048, 4096, 7777, 16384])
+@pytest.mark.parametrize("frame_size", [(720, 1280), (1080, 1920), (1280, 720), (480, 854)])
+def test_total_is_the_budget_within_one_row_and_never_above(budget, frame_size):
+    segments = [image(3.0, 0.1), clip(10.0, 14.0, 0.5), image(20.0, 0.3), clip(30, 33, 0.1)]
+    plan = allocate(segments, budget, frame_size, MIN_PX, MAX_PX, clip_fps=2.0)
+    grids = frame_grids(frame_size, MIN_PX, MAX_PX)
+    costs = [r * c for r, c in grids]
+    leftover = budget - plan.total_tokens
+    assert 0 <= leftover
+    assert plan.budget == budget
+    for seg in plan.segments:
+        patches = math.ceil(len(seg.timestamps) / 2)
+        assert seg.tokens == tokens_for(len(seg.timestamps), seg.height, seg.width)
+        cost = seg.tokens // patches
+        assert MIN_PX <= seg.height * seg.width <= MAX_PX
+        # no segment could take a larger size with what is left
+        bigger = [c for c in costs if c > cost]
+        if bigger:
+            assert patches * (bigger[0] - cost) > leftover
+            assert leftover < patches * max(seg.height, seg.width) // FACTOR
+
+
+def test_relevance_decides_the_shares():
+    segments = [image(1.0, 0.05), image(2.0, 0.9), image(3.0, 0.05)]
+    plan = allocate(segments, 1200, (720, 1280), MIN_PX, MAX_PX, clip_fps=2.0)
+    low, high, low2 = (s.tokens for s in plan.segments)
+    assert high > low and high > low2
+    assert plan.segments[1].tokens <= 720  # the cap: what smart_resize makes of 720p at max_pixels
+
+
+def test_a_clip_buys_length_before_resolution():
+    small = allocate([clip(10.0, 14.0)], 300, (720, 1280), MIN_PX, MAX_PX, clip_fps=2.0)
+    large = allocate([clip(10.0, 14.0)], 4000, (720, 1280), MIN_PX, MAX_PX, clip_fps=2.0)
+    floor = frame_grids((720, 1280), MIN_PX, MAX_PX)[0]
+    (s,), (l,) = small.segments, large.segments
+    assert len(s.timestamps) == 4 and (s.height // FACTOR) * (s.width // FACTOR) < 2 * floor[0] * floor[1]
+    assert len(l.timestamps) == 8  # 4 s at 2 fps: full length
+    assert l.height * l.width > s.height * s.width
+    assert all(10.0 < t < 14.0 for t in l.timestamps)
+    assert list(l.timestamps) == sorted(l.timestamps)
+    assert l.timestamps == pytest.approx(tuple(10.25 + 0.5 * k for k in range(8)))
+
+
+def test_image_timestamp_is_its_pts_and_order_is_by_time():
+    plan = allocate([image(9.0), clip(4.0, 6.0), image(1.5)], 2000, (720, 1280), MIN_PX, MAX_PX, 2.0)
+    assert [s.start for s in plan.segments] == [1.5, 4.0, 9.0]
+    assert plan.segments[0].timestamps == (1.5,)
+
+
+def test_small_video_is_not_upscaled_beyond_its_processor_size():
+    plan = allocate([image(1.0), image(2.0)], 8192, (240, 320), MIN_PX, MAX_PX, 2.0)
+    native = smart_resize(240, 320, FACTOR, MIN_PX, MAX_PX)
+    assert all(s.height * s.width <= native[0] * native[1] for s in plan.segments)
+    assert plan.total_tokens < 8192
+
+
+def test_caps_bound_the_total_when_the_budget_is_generous():
+    plan = allocate([image(1.0)], 100_000, (1080, 1920), MIN_PX, MAX_PX, 2.0)
+    (seg,) = plan.segments
+    largest = frame_grids((1080, 1920), MIN_PX, MAX_PX)[-1]
+    assert seg.height * seg.width <= MAX_PX and seg.tokens == largest[0] * largest[1]
+
+
+def test_lowest_weights_are_dropped_when_floors_do_not_fit():
+    floor = math.prod(frame_grids((720, 1280), MIN_PX, MAX_PX)[0])
+    segments = [image(float(t), weight=w) for t, w in enumerate([0.1, 0.5, 0.05, 0.3])]
+    plan = allocate(segments, 2 * floor + 1, (720, 1280), MIN_PX, MAX_PX, 2.0)
+    assert [s.start for s in plan.segments] == [1.0, 3.0]
+
+
+def test_budget_below_one_minimal_image_is_a_budget_error():
+    with pytest.raises(BudgetError, match="cannot hold one image"):
+        allocate([image(0.0)], 100, (720, 1280), MIN_PX, MAX_PX, 2.0)
+    with pytest.raises(BudgetError):
+        allocate([image(0.0)], 0, (720, 1280), MIN_PX, MAX_PX, 2.0)
+
+
+def test_bad_inputs_are_rejected():
+    with pytest.raises(ValueError, match="no duration"):
+        allocate([clip(3.0, 3.0)], 1000, (720, 1280), MIN_PX, MAX_PX, 2.0)
+    with pytest.raises(ValueError):
+        frame_grids((720, 1280), MAX_PX, MIN_PX)
+    with pytest.raises(ValueError):
+        frame_grids((0, 1280), MIN_PX, MAX_PX)
+
+
+def test_frame_equivalents():
+    assert frame_equivalents_to_tokens(16) == 4096
+    assert frame_equivalents_to_tokens(4, 128) == 512
+    with pytest.raises(ValueError):
+        frame_equivalents_to_tokens(0)

@@ -1,0 +1,104 @@
+"""Evidence planning: coarse frames in, a TokenSet out (score -> select -> merge -> allocate).
+
+The pure composition that the ask flow and the needle benchmark share; no decoding, no models:
+the caller has already embedded the coarse frames and the question.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidsift.pipeline.budget import VISION_SPECS, allocate, frame_grids
+from vidsift.pipeline.config import BudgetConfig, SelectionConfig
+from vidsift.pipeline.selection import get_selector
+from vidsift.pipeline.types import TokenSet
+
+
+def frame_relevance(text_vectors: np.ndarray, query_vector: np.ndarray | None) -> np.ndarray:
+    """Cosine similarity of each coarse frame to the question.
+
+    text_vectors: (N, Dt) unit vectors, each frame in the embedder's text-queryable space.
+    query_vector: (Dt,) unit vector of the question, or (M, Dt) for several phrasings (a frame
+    scores its best match), or None (no question: all zeros). Returns (N,) float64.
+    """
+    frames = np.asarray(text_vectors, dtype=np.float64)
+    if query_vector is None:
+        return np.zeros(len(frames))
+    query = np.atleast_2d(np.asarray(query_vector, dtype=np.float64))
+    if frames.ndim != 2 or query.shape[1] != frames.shape[1]:
+        raise ValueError(
+            f"frame_relevance: text vectors {frames.shape} and query {query.shape} disagree"
+        )
+    return (frames @ query.T).max(axis=1)
+
+
+def slot_count(
+    budget: BudgetConfig, frame_size: tuple[int, int], model: str | None = None
+) -> int:
+    """How many segments the selector plans for: one per budget.tokens_per_slot tokens, or per
+    full-size frame when the video's frames are smaller than that (no upscaling), and never more
+    than the budget can pay at min_pixels. At least 1."""
+    spec = VISION_SPECS[model or budget.model]
+    grids = frame_grids(frame_size, budget.min_pixels, budget.max_pixels, spec)
+    if not grids:
+        return 1
+    floor_cost = grids[0][0] * grids[0][1]
+    cap_cost = grids[-1][0] * grids[-1][1]
+    per_slot = min(budget.tokens_per_slot, cap_cost)
+    return max(1, min(budget.tokens // per_slot, budget.tokens // floor_cost))
+
+
+def plan_evidence(
+    times: np.ndarray,
+    visual: np.ndarray,
+    text_vectors: np.ndarray,
+    query_vector: np.ndarray | None,
+    start: float,
+    end: float,
+    selection: SelectionConfig,
+    budget: BudgetConfig,
+    frame_size: tuple[int, int],
+    video: str = "",
+) -> TokenSet:
+    """Plan what the VLM sees for one question.
+
+    times: (N,) PTS seconds of the coarse frames (any order). visual: (N, Dv) unit vectors.
+    text_vectors: (N, Dt) unit vectors in the question's space. query_vector: (Dt,) or (M, Dt),
+    or None. [start, end]: the video's timeline, seconds. frame_size: (height, width) of the
+    video's frames in pixels (display orientation).
+
+    Returns a TokenSet ordered by time whose PlannedSegments carry the timestamps to decode
+    (IMAGE: the picked coarse frame's PTS; CLIP: evenly spread inside the clip), the input size
+    and the exact token cost; total_tokens <= budget.tokens. Without coarse frames it falls back
+    to uniform times. Raises BudgetError when the budget
+    cannot hold one image at min_pixels.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    visual = np.asarray(visual, dtype=np.float32)
+    if not end >= start:
+        raise ValueError(f"plan_evidence: end {end} before start {start}")
+    if len(times) and (visual.ndim != 2 or len(visual) != len(times) or len(text_vectors) != len(times)):
+        raise ValueError(
+            f"plan_evidence: {len(times)} times but visual {visual.shape} and"
+            f" {len(text_vectors)} text vectors"
+        )
+    order = np.argsort(times, kind="stable")
+    times, visual = times[order], visual[order]
+    if len(times):
+        relevance = frame_relevance(np.asarray(text_vectors)[order], query_vector)
+    else:
+        relevance = np.zeros(0)
+
+    selector = get_selector(selection.selector if len(times) else "uniform")
+    n_slots = slot_count(budget, frame_size)
+    segments = selector(times, visual, relevance, start, end, selection, n_slots)
+    return allocate(
+        segments,
+        budget.tokens,
+        frame_size,
+        min_pixels=budget.min_pixels,
+        max_pixels=budget.max_pixels,
+        clip_fps=selection.clip_fps,
+        spec=VISION_SPECS[budget.model],
+        video=video,
+    )

@@ -1,0 +1,325 @@
+"""Selection: which stretches of a video the VLM should see, before the budget sizes them.
+
+Pure functions over the coarse pass's arrays:
+- times: (N,) float seconds, the PTS of each coarse frame, ascending;
+- visual: (N, Dv) float unit vectors, what each coarse frame looks like;
+- relevance: (N,) float cosine similarity of each coarse frame to the question.
+
+Every selector has the signature
+    (times, visual, relevance, start, end, config: SelectionConfig, n_slots) -> list[Segment]
+with [start, end] the video's timeline in seconds and n_slots how many segments the budget plans
+for. It returns Segments ordered by time: IMAGE segments at a frame time, CLIP segments over a
+range inside [start, end]; weight is the share of the token budget each deserves (summing to 1).
+
+Ideas and where they come from:
+- relevance weights (QuoTA): w = (100 s)^2 normalised, or a softmax with a temperature;
+- key clips (F2C): anchors at relevance peaks, suppressed within a radius in time, each expanded
+  into a short clip (the budget later trades its resolution against its length);
+- coverage (Spatial-MLLM's greedy maximum coverage, on visual features): add the frames that
+  cover most of what the picks do not;
+- temporal merge (B-VLLM): neighbouring picks that look the same are one pick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vidsift.pipeline.types import Segment, SegmentKind
+
+# Facility location keeps an (N, C) similarity matrix; beyond this many frames the covered
+# "clients" are an even subsample of the frames, which bounds memory and time on long videos.
+MAX_COVERAGE_CLIENTS = 2048
+
+
+def uniform_times(start: float, end: float, n: int) -> np.ndarray:
+    """n times (seconds) at the centres of n equal bins over [start, end]: (n,) float64."""
+    if n < 1:
+        raise ValueError(f"uniform_times: n must be >= 1, got {n}")
+    if end < start:
+        raise ValueError(f"uniform_times: end {end} before start {start}")
+    step = (end - start) / n
+    return start + (np.arange(n) + 0.5) * step
+
+
+def fps_times(start: float, end: float, fps: float) -> np.ndarray:
+    """Times (seconds) every 1/fps from start, strictly before end (end itself when the range
+    is empty): (K,) float64, K = ceil((end - start) * fps) or 1."""
+    if fps <= 0:
+        raise ValueError(f"fps_times: fps must be > 0, got {fps}")
+    if end < start:
+        raise ValueError(f"fps_times: end {end} before start {start}")
+    count = max(1, int(np.ceil((end - start) * fps - 1e-9)))
+    return start + np.arange(count) / fps
+
+
+def relevance_weights(
+    relevance: np.ndarray, weighting: str = "quota", temperature: float = 0.05
+) -> np.ndarray:
+    """(N,) cosine similarities -> (N,) non-negative weights summing to 1.
+
+    quota: w = (100 * max(s, 0))^2, normalised (QuoTA); squares sharpen the contrast between a
+        relevant frame and the rest. softmax: exp(s / temperature), normalised.
+    All-zero scores (no question, or nothing relevant) give equal weights.
+    """
+    scores = np.asarray(relevance, dtype=np.float64)
+    if scores.size == 0:
+        return scores
+    if weighting == "quota":
+        raw = (100.0 * np.clip(scores, 0.0, None)) ** 2
+    elif weighting == "softmax":
+        raw = np.exp((scores - scores.max()) / temperature)
+    else:
+        raise ValueError(f"relevance_weights: unknown weighting {weighting!r} (quota | softmax)")
+    total = raw.sum()
+    if not np.isfinite(total) or total <= 0:
+        return np.full(scores.shape, 1.0 / scores.size)
+    return raw / total
+
+
+def find_anchors(
+    times: np.ndarray, relevance: np.ndarray, max_anchors: int, min_gap_s: float
+) -> np.ndarray:
+    """Relevance peaks with temporal suppression: repeatedly take the most relevant frame not
+    within min_gap_s seconds of an anchor already taken. Returns indices into times, most
+    relevant first, at most max_anchors. Ties go to the earlier frame."""
+    order = np.lexsort((np.arange(len(relevance)), -np.asarray(relevance)))
+    anchors: list[int] = []
+    for i in order:
+        if len(anchors) >= max_anchors:
+            break
+        if all(abs(times[i] - times[a]) >= min_gap_s for a in anchors):
+            anchors.append(int(i))
+    return np.asarray(anchors, dtype=np.int64)
+
+
+def clip_around(t: float, seconds: float, start: float, end: float) -> tuple[float, float]:
+    """A clip of `seconds` centred on t, shifted to lie inside [start, end] (the whole video
+    when it is shorter). Returns (clip_start, clip_end) seconds."""
+    if end - start <= seconds:
+        return start, end
+    lo = min(max(t - seconds / 2, start), end - seconds)
+    return lo, lo + seconds
+
+
+def coverage_order(
+    visual: np.ndarray, n: int, covered: np.ndarray | None = None, candidates: np.ndarray | None = None
+) -> np.ndarray:
+    """Greedy maximum coverage (facility location) over visual features: repeatedly add the frame
+    that most raises sum_j max(0, max_{i picked} cos(v_j, v_i)) over all frames j, i.e. the frame
+    that covers most of what is not covered yet.
+
+    visual: (N, D) unit vectors. covered: indices already picked (they cover, are not returned).
+    candidates: (N,) bool, frames that may be picked (default all). Returns up to n indices in
+    pick order; fewer when the candidates run out.
+    """
+    count = len(visual)
+    allowed = np.ones(count, bool) if candidates is None else candidates.copy()
+    clients = np.arange(count)
+    if count > MAX_COVERAGE_CLIENTS:
+        clients = np.linspace(0, count - 1, MAX_COVERAGE_CLIENTS).round().astype(np.int64)
+    sim = np.clip(visual @ visual[clients].T, 0.0, None)  # (N, C)
+    best = np.zeros(len(clients))
+    if covered is not None and len(covered):
+        best = sim[np.asarray(covered)].max(axis=0)
+        allowed[np.asarray(covered)] = False
+    picks: list[int] = []
+    while len(picks) < n and allowed.any():
+        gains = np.clip(sim - best, 0.0, None).sum(axis=1)
+        gains[~allowed] = -1.0
+        pick = int(np.argmax(gains))
+        picks.append(pick)
+        allowed[pick] = False
+        best = np.maximum(best, sim[pick])
+    return np.asarray(picks, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pick:
+    """A segment and the coarse frame that represents it (for visual comparisons)."""
+
+    segment: Segment
+    frame: int
+
+
+def merge_similar_neighbours(picks: list[_Pick], visual: np.ndarray, threshold: float) -> list[_Pick]:
+    """Temporal merge (B-VLLM) over picks, walked in time order; weights of merged picks add.
+
+    - overlapping clips become their union (represented by the more relevant anchor);
+    - an image inside a clip, or next to a clip whose anchor it looks like (cosine > threshold),
+      joins the clip;
+    - neighbouring images that look alike (cosine > threshold) are one: the more relevant stays.
+    """
+    merged: list[_Pick] = []
+    for pick in sorted(picks, key=lambda p: (p.segment.start, p.segment.end)):
+        if not merged:
+            merged.append(pick)
+            continue
+        prev = merged[-1]
+        a, b = prev.segment, pick.segment
+        a_clip, b_clip = a.kind is SegmentKind.CLIP, b.kind is SegmentKind.CLIP
+        overlap = b.start <= a.end
+        similar = float(visual[prev.frame] @ visual[pick.frame]) > threshold
+        weight = a.weight + b.weight
+        if a_clip and b_clip and overlap:
+            frame = prev.frame if a.score >= b.score else pick.frame
+            union = replace(a, end=max(a.end, b.end), score=max(a.score, b.score), weight=weight)
+            merged[-1] = _Pick(union, frame)
+        elif a_clip != b_clip and (overlap or similar):
+            clip = prev if a_clip else pick
+            merged[-1] = _Pick(replace(clip.segment, weight=weight), clip.frame)
+        elif not a_clip and not b_clip and similar:
+            keep = prev if a.score >= b.score else pick
+            merged[-1] = _Pick(replace(keep.segment, weight=weight), keep.frame)
+        else:
+            merged.append(pick)
+    return merged
+
+
+def _check(times: np.ndarray, visual: np.ndarray, relevance: np.ndarray, n_slots: int) -> None:
+    if n_slots < 1:
+        raise ValueError(f"selection: n_slots must be >= 1, got {n_slots}")
+    if times.ndim != 1 or len(times) == 0:
+        raise ValueError("selection: need at least one coarse frame time, shape (N,)")
+    if visual.shape[0] != len(times) or relevance.shape != times.shape:
+        raise ValueError(
+            f"selection: shapes disagree: times {times.shape}, visual {visual.shape},"
+            f" relevance {relevance.shape}"
+        )
+
+
+def select_uniform(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
+    """Baseline: n_slots images at evenly spaced times over [start, end] (exact times, not
+    snapped to coarse frames: this is what a plain uniform sampler shows), equal weights."""
+    picks = uniform_times(start, end, n_slots)
+    nearest = np.abs(np.asarray(times)[None, :] - picks[:, None]).argmin(axis=1) if len(times) else None
+    return [
+        Segment(
+            start=float(t),
+            end=float(t),
+            kind=SegmentKind.IMAGE,
+            score=float(relevance[nearest[k]]) if nearest is not None else 0.0,
+            weight=1.0 / n_slots,
+            source="uniform",
+        )
+        for k, t in enumerate(picks)
+    ]
+
+
+def select_query(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
+    """QuoTA-style: the n_slots coarse frames most relevant to the question, as images weighted
+    by their relevance weights."""
+    _check(times, visual, relevance, n_slots)
+    weights = relevance_weights(relevance, config.weighting, config.temperature)
+    top = np.lexsort((np.arange(len(relevance)), -relevance))[:n_slots]
+    share = weights[top].sum()
+    segments = [
+        Segment(
+            start=float(times[i]),
+            end=float(times[i]),
+            kind=SegmentKind.IMAGE,
+            score=float(relevance[i]),
+            weight=float(weights[i] / share) if share > 0 else 1.0 / len(top),
+            source="query",
+        )
+        for i in top
+    ]
+    return sorted(segments, key=lambda s: s.start)
+
+
+def _anchor_clips(times, relevance, start, end, config, n_anchors) -> list[_Pick]:
+    """Key clips (F2C) around relevance peaks, weighted by the anchors' relevance weights."""
+    anchors = find_anchors(times, relevance, min(config.max_anchors, n_anchors), config.min_anchor_gap_s)
+    weights = relevance_weights(relevance[anchors], config.weighting, config.temperature)
+    picks = []
+    for i, weight in zip(anchors, weights):
+        lo, hi = clip_around(float(times[i]), config.clip_seconds, start, end)
+        kind = SegmentKind.CLIP if hi > lo else SegmentKind.IMAGE
+        segment = Segment(lo, hi, kind, score=float(relevance[i]), weight=float(weight), source="anchor")
+        picks.append(_Pick(segment, int(i)))
+    return picks
+
+
+def select_keyclips(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
+    """Key clips: up to min(max_anchors, n_slots) clips of clip_seconds around relevance peaks
+    at least min_anchor_gap_s apart; overlapping clips are joined."""
+    _check(times, visual, relevance, n_slots)
+    clips = merge_similar_neighbours(
+        _anchor_clips(times, relevance, start, end, config, n_slots), visual, threshold=np.inf
+    )
+    return [p.segment for p in clips]
+
+
+def select_coverage(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
+    """Space-aware coverage: n_slots images chosen by greedy maximum coverage of the visual
+    features, equal weights."""
+    _check(times, visual, relevance, n_slots)
+    picks = coverage_order(np.asarray(visual, dtype=np.float32), n_slots)
+    segments = [
+        Segment(
+            float(times[i]), float(times[i]), SegmentKind.IMAGE,
+            score=float(relevance[i]), weight=1.0 / len(picks), source="coverage",
+        )
+        for i in picks
+    ]
+    return sorted(segments, key=lambda s: s.start)
+
+
+def select_balanced(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
+    """Relevance share + coverage share + merge.
+
+    round(coverage_share * n_slots) slots (at most n_slots - 1) go to coverage images, the rest to
+    key clips at relevance peaks. Coverage starts from what the clips already show (their frames
+    count as covered and are not candidates), then neighbours that look alike are merged. Finally
+    the clips share 1 - coverage_share of the budget by relevance weight and the surviving
+    coverage images share coverage_share equally (the clips take everything when none survive).
+    """
+    _check(times, visual, relevance, n_slots)
+    visual = np.asarray(visual, dtype=np.float32)
+    n_cover = min(n_slots - 1, int(round(config.coverage_share * n_slots)))
+    clips = _anchor_clips(times, relevance, start, end, config, n_slots - n_cover)
+    inside = np.zeros(len(times), bool)
+    for pick in clips:
+        inside |= (times >= pick.segment.start) & (times <= pick.segment.end)
+        inside[pick.frame] = True
+    cover_frames = coverage_order(visual, n_cover, covered=np.flatnonzero(inside), candidates=~inside)
+    covers = [
+        _Pick(
+            Segment(float(times[i]), float(times[i]), SegmentKind.IMAGE,
+                    score=float(relevance[i]), weight=0.0, source="coverage"),
+            int(i),
+        )
+        for i in cover_frames
+    ]
+    merged = merge_similar_neighbours(clips + covers, visual, config.merge_threshold)
+
+    anchors = [p for p in merged if p.segment.source == "anchor"]
+    cover = [p for p in merged if p.segment.source != "anchor"]
+    anchor_share = 1.0 - config.coverage_share if cover else 1.0
+    anchor_weights = relevance_weights(
+        np.array([p.segment.score for p in anchors]), config.weighting, config.temperature
+    )
+    segments = [replace(p.segment, weight=float(anchor_share * w)) for p, w in zip(anchors, anchor_weights)]
+    segments += [replace(p.segment, weight=(1.0 - anchor_share) / len(cover)) for p in cover]
+    return sorted(segments, key=lambda s: (s.start, s.end))
+
+
+Selector = Callable[..., list[Segment]]
+
+SELECTORS: dict[str, Selector] = {
+    "uniform": select_uniform,
+    "query": select_query,
+    "keyclips": select_keyclips,
+    "coverage": select_coverage,
+    "balanced": select_balanced,
+}
+
+
+def get_selector(name: str) -> Selector:
+    try:
+        return SELECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown selector {name!r} ({' | '.join(SELECTORS)})") from None
+
