@@ -1,0 +1,158 @@
+"""Embedder backends: the packaged offline embedder on real pictures and rendered text, and the
+siglip/clip code path on tiny random-weight checkpoints loaded from disk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from skimage import data
+
+from vidsift.pipeline.config import EmbedConfig
+from vidsift.pipeline.errors import ConfigError, ModelLoadError
+from vidsift.workers.embed import EMBEDDERS, get_embedder
+from vidsift.workers.embed.hf import PixelSpec, prepare_pixels
+from vidsift.workers.embed.offline import text_likelihood
+
+
+def text_frame(text: str, size=(640, 360), font_px=40) -> np.ndarray:
+    """White text with a black outline over a dark blue-grey frame, as a title card would be."""
+    image = Image.new("RGB", size, (40, 50, 70))
+    draw = ImageDraw.Draw(image)
+    draw.text((30, size[1] // 2 - font_px), text, fill=(255, 255, 255),
+              font=ImageFont.load_default(size=font_px), stroke_width=2, stroke_fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def assert_unit_rows(matrix: np.ndarray, n: int, dim: int) -> None:
+    assert matrix.shape == (n, dim)
+    assert matrix.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def offline_frames(offline_embedder):
+    pelican = text_frame("the code word is PELICAN")
+    images = [pelican, data.chelsea(), data.coffee(), data.astronaut()]
+    return images, offline_embedder.encode_frames(images)
+
+
+def test_registry_names_the_three_backends():
+    assert set(EMBEDDERS) == {"offline", "siglip", "clip"}
+
+
+def test_offline_shapes_are_unit_vectors(offline_embedder, offline_frames):
+    images, embedded = offline_frames
+    assert_unit_rows(embedded.visual, len(images), offline_embedder.visual_dim)
+    assert_unit_rows(embedded.text, len(images), offline_embedder.text_dim)
+    assert len(embedded.descriptions) == len(images)
+    assert_unit_rows(offline_embedder.embed_images(images[:2]), 2, 1280)
+    assert_unit_rows(offline_embedder.embed_text(["a cat", "coffee"]), 2, 384)
+    assert offline_embedder.embed_text([]).shape == (0, 384)
+
+
+def test_offline_ocr_lets_a_query_find_on_screen_text(offline_embedder, offline_frames):
+    _, embedded = offline_frames
+    assert "PELICAN" in embedded.descriptions[0]
+    scores = offline_embedder.embed_text(["pelican code word"])[0] @ embedded.text.T
+    assert int(np.argmax(scores)) == 0
+    assert scores[0] > max(scores[1:]) + 0.2
+
+
+def test_offline_imagenet_labels_let_a_query_find_a_cat(offline_embedder, offline_frames):
+    _, embedded = offline_frames
+    assert "cat" in embedded.descriptions[1]
+    cat, coffee = offline_embedder.embed_text(["a cat", "a cup of coffee"])
+    assert cat @ embedded.text[1] > cat @ embedded.text[2]
+    assert coffee @ embedded.text[2] > coffee @ embedded.text[1]
+
+
+def test_offline_visual_vectors_tell_pictures_apart(offline_frames):
+    _, embedded = offline_frames
+    similarity = embedded.visual @ embedded.visual.T
+    off_diagonal = similarity[~np.eye(len(similarity), dtype=bool)]
+    assert off_diagonal.max() < 0.9
+
+
+def test_text_gate_passes_text_and_skips_photos():
+    assert text_likelihood(text_frame("the code word is PELICAN")) > EmbedConfig().ocr_gate
+    for photo in (data.chelsea(), data.coffee()):
+        assert text_likelihood(photo) < EmbedConfig().ocr_gate
+
+
+def test_gated_frames_get_no_ocr_text_and_repeated_frames_reuse_it(offline_embedder):
+    frame = text_frame("meeting in room forty two")
+    embedded = offline_embedder.encode_frames([data.coffee(), frame, frame.copy()])
+    assert "text:" not in embedded.descriptions[0]
+    assert "room" in embedded.descriptions[1]
+    assert embedded.descriptions[2] == embedded.descriptions[1]
+    np.testing.assert_allclose(embedded.text[2], embedded.text[1], atol=1e-6)
+
+
+def test_offline_rejects_non_rgb_uint8(offline_embedder):
+    with pytest.raises(ValueError, match="image 1"):
+        offline_embedder.embed_images([data.coffee(), np.zeros((8, 8), np.uint8)])
+
+
+@pytest.mark.parametrize("family, dim", [("siglip", 32), ("clip", 24)])
+def test_hf_tiny_models_load_from_disk(family, dim, request):
+    model_dir = request.getfixturevalue(f"tiny_{family}_dir")
+    cfg = EmbedConfig(backend=family, model=str(model_dir), device="cpu")
+    embedder = get_embedder(cfg)
+    assert (embedder.name, embedder.visual_dim, embedder.text_dim) == (family, dim, dim)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (48 + 8 * i, 64, 3), dtype=np.uint8) for i in range(3)]
+    visual = embedder.embed_images(images)
+    assert_unit_rows(visual, 3, dim)
+    texts = embedder.embed_text(["a cat on the street", "the code word is pelican"])
+    assert_unit_rows(texts, 2, dim)
+    assert not np.allclose(texts[0], texts[1])
+    embedded = embedder.encode_frames(images)
+    np.testing.assert_array_equal(embedded.text, embedded.visual)
+    # A second load of the same checkpoint gives the same numbers: the weights come from disk.
+    again = get_embedder(cfg)
+    np.testing.assert_allclose(again.embed_images(images), visual, atol=1e-6)
+    np.testing.assert_allclose(again.embed_text(["a cat on the street"])[0], texts[0], atol=1e-6)
+
+
+def test_siglip_reads_mean_and_std_from_the_checkpoint(tiny_siglip_dir, tiny_clip_dir):
+    siglip = get_embedder(EmbedConfig(backend="siglip", model=str(tiny_siglip_dir)))
+    clip = get_embedder(EmbedConfig(backend="clip", model=str(tiny_clip_dir)))
+    assert siglip.spec == PixelSpec(32, False, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert clip.spec.center_crop and clip.spec.mean[0] == pytest.approx(0.48145466)
+
+
+def test_center_crop_keeps_the_middle_and_squash_keeps_everything():
+    image = np.zeros((30, 90, 3), np.uint8)
+    image[:, :30, 0] = 255  # red left third
+    image[:, 30:60, 1] = 255  # green middle
+    image[:, 60:, 2] = 255  # blue right third
+    identity = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    cropped = prepare_pixels([image], PixelSpec(10, True, **identity))[0]
+    assert cropped.shape == (3, 10, 10)
+    np.testing.assert_allclose(cropped[:, :, 2:8].mean(axis=(1, 2)), [0, 1, 0], atol=0.02)
+    squashed = prepare_pixels([image], PixelSpec(9, False, **identity))[0]
+    np.testing.assert_allclose(squashed[:, 4, [0, 4, 8]].T, np.eye(3), atol=0.02)
+
+
+def test_siglip_without_a_model_is_a_config_error():
+    with pytest.raises(ConfigError, match="embed.model"):
+        get_embedder(EmbedConfig(backend="siglip"))
+
+
+def test_missing_checkpoint_is_a_model_load_error(tmp_path):
+    with pytest.raises(ModelLoadError, match=str(tmp_path / "nope")):
+        get_embedder(EmbedConfig(backend="clip", model=str(tmp_path / "nope")))
+
+
+def test_embed_actor_serves_the_configured_embedder(ray_cluster, tiny_clip_dir):
+    from vidsift.workers.embed import start_embed_actor
+
+    cfg = EmbedConfig(backend="clip", model=str(tiny_clip_dir), num_cpus_per_actor=0.5)
+    actor = start_embed_actor(cfg)
+    images = [np.full((40, 40, 3), v, np.uint8) for v in (0, 128, 255)]
+    embedded = ray_cluster.get(actor.encode_frames.remote(images))
+    local = get_embedder(cfg).embed_images(images)
+    np.testing.assert_allclose(embedded.visual, local, atol=1e-5)
+    assert ray_cluster.get(actor.dims.remote()) == (24, 24)
+    ray_cluster.kill(actor)

@@ -1,0 +1,64 @@
+"""Embedder backends behind one registry: offline (packaged EfficientNet-Lite0 + MiniLM text
+bridge, zero downloads), siglip and clip (transformers, by local path or hub id).
+
+get_embedder(cfg) builds one in this process; EmbedActor hosts one in a Ray actor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from vidsift.pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vidsift.pipeline.config import EmbedConfig
+    from vidsift.workers.embed.base import Embedder
+
+
+def _offline(cfg: EmbedConfig) -> Embedder:
+    from vidsift.workers.embed.offline import OfflineEmbedder
+
+    return OfflineEmbedder(cfg)
+
+
+def _siglip(cfg: EmbedConfig) -> Embedder:
+    from vidsift.workers.embed.hf import HFEmbedder
+
+    return HFEmbedder(cfg, family="siglip")
+
+
+def _clip(cfg: EmbedConfig) -> Embedder:
+    from vidsift.workers.embed.hf import HFEmbedder
+
+    return HFEmbedder(cfg, family="clip")
+
+
+EMBEDDERS: dict[str, Callable[[EmbedConfig], Embedder]] = {
+    "offline": _offline,
+    "siglip": _siglip,
+    "clip": _clip,
+}
+
+
+def get_embedder(cfg: EmbedConfig) -> Embedder:
+    """Build the embedder cfg.backend names (loads its models now)."""
+    try:
+        factory = EMBEDDERS[cfg.backend]
+    except KeyError:
+        raise ConfigError(
+            f"embed.backend {cfg.backend!r}: unknown (choose from {', '.join(EMBEDDERS)})"
+        ) from None
+    return factory(cfg)
+
+
+def __getattr__(name: str):
+    # The Ray actor class is imported on first use so that importing this package needs no Ray.
+    if name in ("EmbedActor", "start_embed_actor"):
+        from vidsift.workers.embed import actor
+
+        return getattr(actor, name)
+    raise AttributeError(name)
+
+
+__all__ = ["EMBEDDERS", "EmbedActor", "get_embedder", "start_embed_actor"]
