@@ -135,6 +135,12 @@ class BaseDecoder:
         """Every keyframe, ascending, without decoding the frames between them."""
         return self._decode_indices(scan, scan.key_indices, out_hw)
 
+    def _decode_near(self, scan: StreamScan, indices: np.ndarray, out_hw: tuple[int, int]) -> list[Frame]:
+        """For the coarse pass: a frame at or shortly after each wanted index (each returned
+        Frame still carries its own exact PTS and index). A backend that can skip work for this
+        overrides it; the default decodes exactly."""
+        return self._decode_indices(scan, indices, out_hw)
+
     # --- shared helpers -------------------------------------------------------------------
     def _scan(self, path) -> StreamScan:
         return scan_video(path, self.max_pixels)
@@ -182,12 +188,16 @@ class BaseDecoder:
         return self.sample(path, fps, size=size, max_side=max_side, start=start, end=end)
 
     def coarse(self, path, max_side: int, max_gap_s: float, fill_fps: float) -> list[Frame]:
-        """Every keyframe plus fill_fps samples inside keyframe gaps longer than max_gap_s."""
+        """Every keyframe plus fill_fps samples inside keyframe gaps longer than max_gap_s (a
+        fill may land a few frames after its target where the backend skips undecodable-cheaply
+        frames; see _decode_near)."""
         scan = self._scan(path)
         scan.check_readable(scan.end_time)
         out_hw = output_size(scan.display_size, None, max_side)
         keys = self._decode_keyframes(scan, out_hw)
         fill = scan.indices_at(gap_fill_times(scan.times[scan.is_key], scan.end_time, max_gap_s, fill_fps))
         fill = np.setdiff1d(fill, scan.key_indices)
-        frames = keys + (self._decode_indices(scan, fill, out_hw) if fill.size else [])
-        return sorted(frames, key=lambda f: f.index)
+        by_index = {f.index: f for f in keys}
+        for frame in self._decode_near(scan, fill, out_hw) if fill.size else []:
+            by_index.setdefault(frame.index, frame)
+        return [by_index[i] for i in sorted(by_index)]
