@@ -1,0 +1,190 @@
+"""A tiny random-weight Qwen2.5-VL checkpoint for tests: real model classes, a real tokenizer with
+the special tokens and chat template Qwen2.5-VL uses, saved with save_pretrained so tests load it
+through the same from_pretrained code users run on real checkpoints.
+
+The tokenizer is byte-level BPE with no merges (every UTF-8 byte is one token), built offline with
+`tokenizers`, so any text tokenizes without a trained vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# The special tokens of Qwen2.5-VL's tokenizer, in their real order.
+SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+# Qwen2.5-VL-Instruct's chat template, reduced to what vidsift sends (text, image, video parts).
+CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _byte_vocab() -> dict[str, int]:
+    """GPT-2 byte-to-unicode table: 256 printable characters, one per byte."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    chars = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return {chars[b]: b for b in range(256)}
+
+
+def build_tokenizer():
+    """A PreTrainedTokenizerFast: 256 byte tokens then the special tokens (ids 256..269)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE(vocab=_byte_vocab(), merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    core.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=list(SPECIAL_TOKENS[1:]),
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS[1:])})
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_config(tokenizer, text: dict | None = None, vision: dict | None = None):
+    """A Qwen2_5_VLConfig whose special token ids are the tokenizer's. Defaults are tiny (text
+    hidden 64, 2 layers; vision hidden 32, depth 2); `text` / `vision` override config fields
+    (e.g. Qwen2.5-VL-3B's vision tower for benchmarks)."""
+    from transformers import Qwen2_5_VLConfig
+
+    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
+    text_config = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+        **(text or {}),
+    }
+    # M-RoPE splits head_dim / 2 frequencies over (t, h, w) as 2:3:3, like [16, 24, 24] of 64.
+    unit = text_config["hidden_size"] // text_config["num_attention_heads"] // 16
+    text_config["rope_parameters"] = {"rope_type": "default", "rope_theta": 1_000_000.0,
+                                      "mrope_section": [unit * 2, unit * 3, unit * 3]}
+    vision_config = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "window_size": 112,
+        "tokens_per_second": 2,
+        **(vision or {}),
+    }
+    vision_config["out_hidden_size"] = text_config["hidden_size"]
+    vision_config.setdefault("fullatt_block_indexes", [vision_config["depth"] - 1])
+    return Qwen2_5_VLConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+
+
+# Qwen2.5-VL's preprocessor_config.json (the fields vidsift's own preprocessing reads).
+PREPROCESSOR_CONFIG = {
+    "image_processor_type": "Qwen2VLImageProcessor",
+    "do_resize": True,
+    "do_rescale": True,
+    "rescale_factor": 1 / 255,
+    "do_normalize": True,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "min_pixels": 3136,
+    "max_pixels": 12845056,
+    "patch_size": 14,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+}
+
+
+def save_tiny_qwen(directory: str | Path, seed: int = 0, text: dict | None = None,
+                   vision: dict | None = None) -> Path:
+    """Build, randomly initialise (seeded) and save a Qwen2.5-VL checkpoint to `directory`
+    (tiny unless `text` / `vision` override the config, see build_config)."""
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(build_config(tokenizer, text, vision))
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    (directory / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_CONFIG, indent=2))
+    return directory
+
+
+def random_segment(kind, times: list[float], height: int, width: int, seed: int):
+    """A PlannedSegment with decoded random frames at `times` (seconds), height x width pixels
+    (multiples of 28), its token cost by the budget's arithmetic."""
+    import numpy as np
+
+    from vidsift.pipeline.budget import tokens_for
+    from vidsift.pipeline.types import Frame, PlannedSegment
+
+    rng = np.random.default_rng(seed)
+    frames = tuple(
+        Frame(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), t, int(round(t * 25)))
+        for t in times
+    )
+    return PlannedSegment(kind, times[0], times[-1], tuple(times), height, width,
+                          tokens_for(len(times), height, width), frames=frames)
+
+
+def random_token_set(seed: int = 0, video: str = "video.mp4"):
+    """An image at 1.0 s (56x84), a 3-frame clip at 2 fps from 2.0 s (56x56, odd: padded), and
+    an image at 7.5 s (84x56): 6 + 8 + 6 = 20 visual tokens."""
+    from vidsift.pipeline.types import SegmentKind, TokenSet
+
+    segments = [
+        random_segment(SegmentKind.IMAGE, [1.0], 56, 84, seed),
+        random_segment(SegmentKind.CLIP, [2.0, 2.5, 3.0], 56, 56, seed + 1),
+        random_segment(SegmentKind.IMAGE, [7.5], 84, 56, seed + 2),
+    ]
+    return TokenSet(video, segments, budget=20)

@@ -1,0 +1,133 @@
+"""The Qwen2.5-VL backend on a tiny random-weight checkpoint loaded by path through get_vlm."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vidsift.pipeline.budget import tokens_for
+from vidsift.pipeline.config import VLMConfig
+from vidsift.pipeline.errors import ModelLoadError
+from vidsift.pipeline.types import TokenSet, VLMRequest
+from vidsift.workers.vlm import get_vlm
+
+from tests.tiny_vlm import random_token_set
+
+CAP = 6
+
+
+@pytest.fixture(scope="module")
+def vlm(tiny_qwen_dir):
+    return get_vlm(VLMConfig(model=str(tiny_qwen_dir), device="cpu", dtype="float32",
+                             max_new_tokens=CAP))
+
+
+@pytest.fixture(scope="module")
+def pruned_vlm(tiny_qwen_dir):
+    return get_vlm(VLMConfig(model=str(tiny_qwen_dir), device="cpu", dtype="float32",
+                             max_new_tokens=CAP, pruner="divprune", prune_ratio=0.5))
+
+
+def test_missing_model_is_a_typed_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="vlm.model is not set"):
+        get_vlm(VLMConfig(model=None))
+    with pytest.raises(ModelLoadError, match=str(tmp_path / "absent")):
+        get_vlm(VLMConfig(model=str(tmp_path / "absent")))
+
+
+def test_prompt_has_time_tags_and_one_placeholder_per_token(vlm):
+    token_set = random_token_set()
+    inputs = vlm.build_inputs(VLMRequest(token_set, "What moves? <|image_pad|>"))
+    text = vlm.tokenizer.decode(inputs.input_ids.tolist())
+    assert text.index("<t=1.0s>") < text.index("<t=2.0s-3.0s>") < text.index("<t=7.5s>")
+    assert text.endswith("What moves? <|im_end|>\n<|im_start|>assistant\n")  # forged pad dropped
+    ids = inputs.input_ids
+    assert int((ids == vlm.image_token_id).sum()) == tokens_for(1, 56, 84) + tokens_for(1, 84, 56)
+    assert int((ids == vlm.video_token_id).sum()) == tokens_for(3, 56, 56)
+    assert inputs.video_grid_thw.tolist() == [[2, 4, 4]]
+    assert inputs.second_per_grid_ts.tolist() == pytest.approx([1.0])
+
+
+def test_embeds_path_matches_plain_forward_logits(vlm):
+    inputs = vlm.build_inputs(VLMRequest(random_token_set(), "Describe the scene."))
+    with torch.inference_mode():
+        plain = vlm.model(**inputs.model_kwargs()).logits
+        prefill = vlm.prefill_inputs(inputs)
+        batch = vlm.left_pad([prefill])
+        mine = vlm.model(**batch).logits
+    assert prefill.visual_tokens == prefill.visual_tokens_kept == 20
+    assert mine.shape == plain.shape
+    assert float((mine - plain).abs().max()) <= 1e-5
+
+
+def test_pruned_tokens_keep_original_positions_and_decode_after_them(pruned_vlm):
+    inputs = pruned_vlm.build_inputs(VLMRequest(random_token_set(), "Where is the ball?"))
+    full = pruned_vlm.prefill_inputs(inputs, prune=False)
+    pruned = pruned_vlm.prefill_inputs(inputs)
+    total = random_token_set().total_tokens
+    assert (pruned.visual_tokens, pruned.visual_tokens_kept) == (total, round(total * 0.5))
+    assert torch.equal(pruned.position_ids, full.position_ids[:, pruned.kept_index])
+    assert torch.equal(pruned.inputs_embeds, full.inputs_embeds[pruned.kept_index])
+    assert pruned.next_position == full.next_position == int(full.position_ids.max()) + 1
+
+    # Greedy decoding without a cache, each new token at original max + 1, + 2, ...
+    tokens, _, _, _ = pruned_vlm.generate_tokens([VLMRequest(random_token_set(), "Where is the ball?")])
+    embeds, positions, expected = pruned.inputs_embeds, pruned.position_ids, []
+    embedding = pruned_vlm.model.get_input_embeddings()
+    with torch.inference_mode():
+        for step in range(len(tokens[0])):
+            logits = pruned_vlm.model(inputs_embeds=embeds[None],
+                                      position_ids=positions[:, None]).logits
+            token = int(logits[0, -1].argmax())
+            expected.append(token)
+            embeds = torch.cat([embeds, embedding(torch.tensor([token]))])
+            step_position = torch.full((3, 1), pruned.next_position + step)
+            positions = torch.cat([positions, step_position], dim=1)
+    assert tokens[0] == expected
+    # ...and the model's own rope delta agrees, for forwards given no positions.
+    delta = pruned.next_position - len(pruned.kept_index)
+    assert pruned_vlm.model.model.rope_deltas.tolist() == [[delta]]
+
+
+def test_batch_equals_one_by_one(vlm):
+    requests = [
+        VLMRequest(random_token_set(0), "What happens first?", request_id="a"),
+        VLMRequest(TokenSet("v.mp4", random_token_set(5).segments[:1]), "Colour?", request_id="b"),
+        VLMRequest(random_token_set(9), "A much longer question about what the man does next?",
+                   request_id="c"),
+    ]
+    batched, _, _, _ = vlm.generate_tokens(requests)
+    alone = [vlm.generate_tokens([request])[0][0] for request in requests]
+    assert batched == alone
+    results = vlm.generate(requests)
+    assert [r.request_id for r in results] == ["a", "b", "c"]
+    assert [r.visual_tokens for r in results] == [r.token_set.total_tokens for r in requests]
+    assert all(r.prefill_s > 0 and r.decode_s >= 0 for r in results)
+
+
+def test_max_new_tokens_is_capped_by_config(vlm):
+    token_set = TokenSet("v.mp4", random_token_set().segments[:1])
+    unbounded, short = vlm.generate_tokens([
+        VLMRequest(token_set, "Tell me everything.", max_new_tokens=10_000),
+        VLMRequest(token_set, "Tell me everything.", max_new_tokens=2),
+    ])[0]
+    assert len(unbounded) <= CAP and len(short) <= 2
+    assert short == unbounded[: len(short)]
+
+
+def test_chat_template_from_processor_file(tiny_qwen_dir, tmp_path):
+    """Checkpoints may keep the template in chat_template.json beside the processor config."""
+    import json
+    import shutil
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny_qwen_dir, checkpoint)
+    template = (checkpoint / "chat_template.jinja").read_text()
+    (checkpoint / "chat_template.jinja").unlink()
+    config = json.loads((checkpoint / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (checkpoint / "tokenizer_config.json").write_text(json.dumps(config))
+    (checkpoint / "chat_template.json").write_text(json.dumps({"chat_template": template}))
+    backend = get_vlm(VLMConfig(model=str(checkpoint), device="cpu", max_new_tokens=2))
+    inputs = backend.build_inputs(VLMRequest(random_token_set(), "Why?"))
+    assert backend.tokenizer.decode(inputs.input_ids.tolist()).startswith("<|im_start|>system")

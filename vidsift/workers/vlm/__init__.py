@@ -1,0 +1,31 @@
+"""VLM backends behind a registry: name -> factory(VLMConfig) -> VLMBackend, imported lazily so
+choosing a backend (or none) costs no torch/transformers import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vidsift.pipeline.config import VLMConfig
+from vidsift.pipeline.errors import ConfigError, ModelLoadError
+from vidsift.workers.vlm.base import VLMBackend
+
+
+def _qwen2_5_vl(cfg: VLMConfig) -> VLMBackend:
+    from vidsift.workers.vlm.qwen2_5_vl import QwenVLBackend
+
+    return QwenVLBackend(cfg)
+
+
+VLMS: dict[str, Callable[[VLMConfig], VLMBackend]] = {"qwen2_5_vl": _qwen2_5_vl}
+
+
+def get_vlm(cfg: VLMConfig) -> VLMBackend:
+    """Load the configured VLM backend (raises ModelLoadError when no model is set)."""
+    if cfg.backend not in VLMS:
+        raise ConfigError(f"vlm.backend {cfg.backend!r}: unknown (known: {', '.join(VLMS)})")
+    if cfg.model is None or str(cfg.model).lower() == "none":
+        raise ModelLoadError("vlm.model is not set: point it at a checkpoint dir or hub id")
+    return VLMS[cfg.backend](cfg)
+
+
+__all__ = ["VLMS", "VLMBackend", "get_vlm"]

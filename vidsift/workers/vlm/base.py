@@ -1,0 +1,21 @@
+"""The interface every VLM backend offers the pool and the flows."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from vidsift.pipeline.types import VLMRequest, VLMResult
+
+
+@runtime_checkable
+class VLMBackend(Protocol):
+    """A loaded vision-language model that answers questions over token sets.
+
+    generate() runs the requests together (one batched call where the backend can) and returns
+    one result per request, in order. Greedy decoding: the same request gives the same text
+    alone or in a batch. max_new_tokens is always capped by the backend's config.
+    """
+
+    name: str
+
+    def generate(self, requests: list[VLMRequest]) -> list[VLMResult]: ...

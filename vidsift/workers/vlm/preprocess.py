@@ -1,0 +1,144 @@
+"""vidsift's own pixel preparation for Qwen2.5-VL's vision tower.
+
+vidsift decides every frame's size itself (the budget), and transformers' video processors need
+torchvision, so the patches are built here: resize to the planned (height, width) with PIL bicubic
+(as HF's image processor does), rescale by 1/255 and normalize with the checkpoint's mean/std
+(same float64-then-float32 steps as HF, so values are bit-identical), then cut into patches in the
+exact order the vision tower reads them.
+
+Layout (Qwen2-VL family): a clip of T frames at H x W pixels, padded to a multiple of the temporal
+patch (tp = 2) by repeating its last frame, becomes a grid (t, h, w) = (ceil(T / tp), H / ps, W / ps)
+of patches (ps = 14), flattened to rows of C * tp * ps * ps values; rows are ordered by t, then by
+2 x 2 merge window (row-major), then inside the window. A still image is one frame repeated to
+the temporal patch, so its grid is (1, H / ps, W / ps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vidsift.pipeline.types import PlannedSegment
+
+# Qwen2.5-VL's preprocessor_config.json values (OpenAI CLIP mean/std).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True, slots=True)
+class PixelSpec:
+    """How a checkpoint wants its pixels: patch sizes and normalization."""
+
+    patch_size: int = 14
+    temporal_patch_size: int = 2
+    merge_size: int = 2
+    image_mean: tuple[float, float, float] = CLIP_MEAN
+    image_std: tuple[float, float, float] = CLIP_STD
+    rescale_factor: float = 1 / 255
+
+    @property
+    def factor(self) -> int:
+        return self.patch_size * self.merge_size
+
+    @classmethod
+    def from_pretrained(cls, model: str) -> PixelSpec:
+        """Read preprocessor_config.json of a local checkpoint dir or hub id (no torchvision)."""
+        from transformers.image_processing_base import ImageProcessingMixin
+
+        data, _ = ImageProcessingMixin.get_image_processor_dict(model)
+        default = cls()
+        return cls(
+            patch_size=int(data.get("patch_size", default.patch_size)),
+            temporal_patch_size=int(data.get("temporal_patch_size", default.temporal_patch_size)),
+            merge_size=int(data.get("merge_size", default.merge_size)),
+            image_mean=tuple(float(v) for v in data.get("image_mean", default.image_mean)),
+            image_std=tuple(float(v) for v in data.get("image_std", default.image_std)),
+            rescale_factor=float(data.get("rescale_factor", default.rescale_factor)),
+        )
+
+
+@dataclass(slots=True, eq=False)
+class SegmentPixels:
+    """One segment ready for the vision tower.
+
+    patches: (t * h * w, C * tp * ps * ps) float32.
+    grid_thw: (t, h, w) patch grid. is_video: shown as a clip (else a still image).
+    second_per_grid: seconds spanned by one temporal patch (clips; 0.0 for images).
+    """
+
+    patches: np.ndarray
+    grid_thw: tuple[int, int, int]
+    is_video: bool
+    second_per_grid: float
+
+
+def resize_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (height, width, 3) uint8 with PIL bicubic; unchanged if already sized."""
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    from PIL import Image
+
+    resized = Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BICUBIC)
+    return np.asarray(resized)
+
+
+def normalize(frames: np.ndarray, spec: PixelSpec) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float32: x * rescale_factor, then (x - mean) / std."""
+    scaled = (frames.astype(np.float64) * spec.rescale_factor).astype(np.float32)
+    mean = np.asarray(spec.image_mean, dtype=np.float32)
+    std = np.asarray(spec.image_std, dtype=np.float32)
+    return np.ascontiguousarray(((scaled - mean) / std).transpose(0, 3, 1, 2))
+
+
+def patchify(frames: np.ndarray, spec: PixelSpec) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """(T, C, H, W) float32 normalized frames -> (patches (t*h*w, C*tp*ps*ps), grid (t, h, w)).
+
+    T is padded up to a multiple of the temporal patch by repeating the last frame.
+    """
+    num_frames, channels, height, width = frames.shape
+    ps, tp, m = spec.patch_size, spec.temporal_patch_size, spec.merge_size
+    if height % spec.factor or width % spec.factor:
+        raise ValueError(f"patchify: {height}x{width} is not a multiple of {spec.factor}")
+    if pad := -num_frames % tp:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)], axis=0)
+    grid_t, grid_h, grid_w = frames.shape[0] // tp, height // ps, width // ps
+    patches = frames.reshape(grid_t, tp, channels, grid_h // m, m, ps, grid_w // m, m, ps)
+    patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    flat = patches.reshape(grid_t * grid_h * grid_w, channels * tp * ps * ps)
+    return np.ascontiguousarray(flat), (grid_t, grid_h, grid_w)
+
+
+def prepare_frames(
+    images: list[np.ndarray], height: int, width: int, spec: PixelSpec
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """RGB uint8 frames (any size) -> patches and grid at height x width. One frame = an image."""
+    if not images:
+        raise ValueError("prepare_frames: no frames")
+    stacked = np.stack([resize_frame(image, height, width) for image in images])
+    return patchify(normalize(stacked, spec), spec)
+
+
+def prepare_segment(segment: PlannedSegment, spec: PixelSpec) -> SegmentPixels:
+    """A planned segment with its decoded frames -> pixels for the vision tower.
+
+    A segment with two or more frames is a clip (second_per_grid = temporal patch / its fps);
+    a single frame is a still image.
+    """
+    if not segment.frames:
+        raise ValueError(
+            f"segment {segment.start:.3f}-{segment.end:.3f} s has no decoded frames "
+            "(run the fine decode pass before the VLM)"
+        )
+    patches, grid = prepare_frames(
+        [frame.image for frame in segment.frames], segment.height, segment.width, spec
+    )
+    is_video = len(segment.frames) >= 2
+    second_per_grid = 0.0
+    if is_video:
+        pts = [frame.pts for frame in segment.frames]
+        span = pts[-1] - pts[0]
+        fps = (len(pts) - 1) / span if span > 0 else 1.0
+        second_per_grid = spec.temporal_patch_size / fps
+    return SegmentPixels(patches, grid, is_video, second_per_grid)
+

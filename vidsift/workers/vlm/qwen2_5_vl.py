@@ -1,0 +1,385 @@
+"""Qwen2.5-VL through transformers: token sets in, answers out, with post-encoder token pruning.
+
+One request becomes one chat turn: for every segment a short time tag ("<t=12.5s-16.5s>" for a
+clip, "<t=3.0s>" for a still image) then the segment's visual placeholder, then the question.
+Clips carry second_per_grid_ts (temporal patch / their fps) so M-RoPE spaces their temporal
+positions in real seconds.
+
+Generation always goes through inputs_embeds: the vision tower and merger run once, the visual
+embeddings are scattered into the text embeddings, and (optionally) a pruner keeps a subset of the
+visual tokens. 3D M-RoPE positions are computed by the model's own get_rope_index on the FULL
+sequence before pruning, and the kept tokens keep their original (t, h, w) positions; decoding
+continues from the original maximum position + 1 (the rope delta of the unpruned prompt), so text
+after the pruned visuals sits where it would have been. With no pruning this path produces the
+same logits as model(input_ids, pixel_values, ...) (tested).
+
+Batching: requests are left-padded into one generate call; greedy decoding, so each request's
+text equals what it gets alone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vidsift.pipeline.config import VLMConfig
+from vidsift.pipeline.errors import ModelLoadError
+from vidsift.pipeline.types import PlannedSegment, VLMRequest, VLMResult
+from vidsift.workers.vlm.preprocess import PixelSpec, SegmentPixels, prepare_segment
+
+TEXT, IMAGE, VIDEO = 0, 1, 2  # mm_token_type_ids values, as the model's get_rope_index reads them
+
+
+def time_tag(segment: PlannedSegment) -> str:
+    """Absolute time of a segment as the model reads it: <t=12.5s-16.5s> or <t=3.0s>."""
+    if len(segment.frames) >= 2:
+        return f"<t={segment.start:.1f}s-{segment.end:.1f}s>"
+    return f"<t={segment.start:.1f}s>"
+
+
+@dataclass(slots=True, eq=False)
+class PromptInputs:
+    """The plain (processor-style) inputs of one request, on the model's device.
+
+    input_ids / mm_token_type_ids: (L,) with one placeholder token per visual token.
+    pixel_values / pixel_values_videos: patches of all images / all clips (None when absent),
+    with image_grid_thw / video_grid_thw (n, 3) and second_per_grid_ts (n_clips,).
+    segment_pixels: per segment, in prompt order.
+    question_ids: (M,) token ids of the question alone (the pruners' text query).
+    """
+
+    input_ids: torch.Tensor
+    mm_token_type_ids: torch.Tensor
+    pixel_values: torch.Tensor | None
+    image_grid_thw: torch.Tensor | None
+    pixel_values_videos: torch.Tensor | None
+    video_grid_thw: torch.Tensor | None
+    second_per_grid_ts: torch.Tensor | None
+    segment_pixels: list[SegmentPixels]
+    question_ids: torch.Tensor
+
+    def model_kwargs(self) -> dict:
+        """Batch-of-one kwargs for the model's own forward (the plain path)."""
+        kwargs = {"input_ids": self.input_ids[None], "mm_token_type_ids": self.mm_token_type_ids[None]}
+        for name in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw",
+                     "second_per_grid_ts"):
+            if (value := getattr(self, name)) is not None:
+                kwargs[name] = value
+        return kwargs
+
+
+@dataclass(slots=True, eq=False)
+class PrefillInputs:
+    """One request's sequence after the vision tower and pruning.
+
+    inputs_embeds: (L', D). position_ids: (3, L') M-RoPE (t, h, w) positions, each kept token's
+    original one. next_position: the position decoding starts at (original max + 1).
+    kept_index: (L',) indices of the kept tokens in the unpruned sequence.
+    """
+
+    inputs_embeds: torch.Tensor
+    position_ids: torch.Tensor
+    next_position: int
+    kept_index: torch.Tensor
+    visual_tokens: int
+    visual_tokens_kept: int
+
+
+class _FirstStepClock:
+    """A stopping criterion that never stops; it notes when the first token exists (end of
+    prefill), so prefill and decode times are measured inside one generate call."""
+
+    def __init__(self) -> None:
+        self.first_token_at: float | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        # bf16 halves memory and is native on GPUs; CPUs are exact and fastest in float32.
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _processor_chat_template(model_id: str) -> str:
+    """The chat template a checkpoint keeps beside its processor (chat_template.json or .jinja)
+    when its tokenizer config has none."""
+    import json
+
+    from transformers.utils import cached_file
+
+    for name in ("chat_template.jinja", "chat_template.json"):
+        path = cached_file(model_id, name, _raise_exceptions_for_missing_entries=False)
+        if path:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+            return json.loads(text)["chat_template"] if name.endswith(".json") else text
+    raise ModelLoadError(f"{model_id}: no chat template (tokenizer config or chat_template.*)")
+
+
+class QwenVLBackend:
+    """Qwen2.5-VL loaded by local path or hub id (see module docstring)."""
+
+    name = "qwen2_5_vl"
+
+    def __init__(self, cfg: VLMConfig) -> None:
+        from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+        self.cfg = cfg
+        self.device = _resolve_device(cfg.device)
+        self.dtype = _resolve_dtype(cfg.dtype, self.device)
+        model_id = str(cfg.model)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model_id)
+            self.pixel_spec = PixelSpec.from_pretrained(model_id)
+            kwargs = {"dtype": self.dtype}
+            if cfg.attn_implementation:
+                kwargs["attn_implementation"] = cfg.attn_implementation
+            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"{model_id}: cannot load Qwen2.5-VL ({exc})") from exc
+        if not self.tokenizer.chat_template:
+            self.tokenizer.chat_template = _processor_chat_template(model_id)
+        self.model.to(self.device).eval()
+        config = self.model.config
+        self.image_token_id = int(config.image_token_id)
+        self.video_token_id = int(config.video_token_id)
+        eos = self.model.generation_config.eos_token_id
+        self.eos_token_ids = set(eos if isinstance(eos, list) else [eos or self.tokenizer.eos_token_id])
+        pad = self.tokenizer.pad_token_id
+        self.pad_token_id = int(pad if pad is not None else next(iter(self.eos_token_ids)))
+        self.pruner = None
+        if cfg.pruner != "none":
+            from vidsift.pipeline.pruning import get_pruner
+
+            self.pruner = get_pruner(cfg.pruner)
+        self.model_name = model_id
+
+    # ---- prompt and pixels ------------------------------------------------------------------
+
+    def _clean(self, text: str) -> str:
+        """Drop special-token strings from user text so it cannot forge placeholders."""
+        for token in self.tokenizer.get_added_vocab():
+            text = text.replace(token, "")
+        return text
+
+    def build_inputs(self, request: VLMRequest) -> PromptInputs:
+        """The request as the model's plain inputs: chat prompt with expanded placeholders,
+        patches, grids, and second_per_grid_ts."""
+        segments = request.token_set.segments
+        pixels = [prepare_segment(segment, self.pixel_spec) for segment in segments]
+        content: list[dict] = []
+        for segment, segment_pixels in zip(segments, pixels):
+            content.append({"type": "text", "text": time_tag(segment)})
+            content.append({"type": "video" if segment_pixels.is_video else "image"})
+        question = self._clean(request.question)
+        content.append({"type": "text", "text": question})
+        prompt = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        merge_unit = self.pixel_spec.merge_size**2
+        expanded: list[int] = []
+        types: list[int] = []
+        placeholders = iter(pixels)
+        for token in ids:
+            if token in (self.image_token_id, self.video_token_id):
+                segment_pixels = next(placeholders)
+                count = int(np.prod(segment_pixels.grid_thw)) // merge_unit
+                expanded.extend([token] * count)
+                types.extend([VIDEO if segment_pixels.is_video else IMAGE] * count)
+            else:
+                expanded.append(token)
+                types.append(TEXT)
+        if next(placeholders, None) is not None:
+            raise ValueError("the chat template dropped visual placeholders")
+
+        def stack(rows: list[SegmentPixels]):
+            if not rows:
+                return None, None
+            values = torch.from_numpy(np.concatenate([r.patches for r in rows]))
+            grids = torch.tensor([r.grid_thw for r in rows], dtype=torch.long)
+            return values.to(self.device, self.dtype), grids.to(self.device)
+
+        images = [p for p in pixels if not p.is_video]
+        videos = [p for p in pixels if p.is_video]
+        pixel_values, image_grid_thw = stack(images)
+        pixel_values_videos, video_grid_thw = stack(videos)
+        second_per_grid_ts = (
+            torch.tensor([v.second_per_grid for v in videos], device=self.device) if videos else None
+        )
+        question_ids = self.tokenizer(question, add_special_tokens=False)["input_ids"]
+        return PromptInputs(
+            input_ids=torch.tensor(expanded, dtype=torch.long, device=self.device),
+            mm_token_type_ids=torch.tensor(types, dtype=torch.int32, device=self.device),
+            pixel_values=pixel_values,
+            image_grid_thw=image_grid_thw,
+            pixel_values_videos=pixel_values_videos,
+            video_grid_thw=video_grid_thw,
+            second_per_grid_ts=second_per_grid_ts,
+            segment_pixels=pixels,
+            question_ids=torch.tensor(question_ids, dtype=torch.long, device=self.device),
+        )
+
+    # ---- vision tower, positions, pruning ---------------------------------------------------
+
+    @torch.inference_mode()
+    def prefill_inputs(self, inputs: PromptInputs, prune: bool = True) -> PrefillInputs:
+        """Encode the visuals, place them in the text embeddings, compute original M-RoPE
+        positions on the full sequence, then drop pruned visual tokens (when a pruner is set)."""
+        core = self.model.model
+        input_ids = inputs.input_ids
+        embeds = self.model.get_input_embeddings()(input_ids)
+        features: dict[int, list[torch.Tensor]] = {IMAGE: [], VIDEO: []}
+        if inputs.pixel_values is not None:
+            features[IMAGE] = list(core.get_image_features(
+                inputs.pixel_values, inputs.image_grid_thw, return_dict=True).pooler_output)
+        if inputs.pixel_values_videos is not None:
+            features[VIDEO] = list(core.get_video_features(
+                inputs.pixel_values_videos, inputs.video_grid_thw, return_dict=True).pooler_output)
+        # Features per segment in prompt order (images and clips interleave as the segments do).
+        pools = {IMAGE: iter(features[IMAGE]), VIDEO: iter(features[VIDEO])}
+        visual_rows = [next(pools[VIDEO if p.is_video else IMAGE]) for p in inputs.segment_pixels]
+        visual_mask = inputs.mm_token_type_ids > 0
+        visual_tokens = int(visual_mask.sum())
+        if visual_rows:
+            visual = torch.cat(visual_rows).to(embeds.dtype)
+            embeds = embeds.masked_scatter(visual_mask[:, None], visual)
+        position_ids, _ = core.get_rope_index(
+            input_ids[None],
+            mm_token_type_ids=inputs.mm_token_type_ids[None],
+            image_grid_thw=inputs.image_grid_thw,
+            video_grid_thw=inputs.video_grid_thw,
+            second_per_grid_ts=inputs.second_per_grid_ts,
+        )
+        position_ids = position_ids[:, 0]  # (3, L)
+        next_position = int(position_ids.max()) + 1
+        keep_mask = torch.ones_like(visual_mask)
+        if prune and self.pruner is not None and visual_tokens > 0:
+            keep = max(1, round(visual_tokens * self.cfg.prune_ratio))
+            token_thw, segment_ids = self._visual_token_grid(inputs)
+            text_features = self.model.get_input_embeddings()(inputs.question_ids)
+            kept = self.pruner(
+                embeds[visual_mask].float(), keep, token_thw=token_thw, segment_ids=segment_ids,
+                text_features=text_features.float() if len(inputs.question_ids) else None,
+            )
+            visual_keep = torch.zeros(visual_tokens, dtype=torch.bool, device=embeds.device)
+            visual_keep[kept.to(embeds.device)] = True
+            keep_mask[visual_mask] = visual_keep
+        kept_index = torch.nonzero(keep_mask).flatten()
+        return PrefillInputs(
+            inputs_embeds=embeds[kept_index],
+            position_ids=position_ids[:, kept_index],
+            next_position=next_position,
+            kept_index=kept_index,
+            visual_tokens=visual_tokens,
+            visual_tokens_kept=int(keep_mask[visual_mask].sum()),
+        )
+
+    def _visual_token_grid(self, inputs: PromptInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per visual token, in prompt order: (t, h, w) in its segment's merged token grid, and
+        the index of its segment. Shapes (N, 3) and (N,), long."""
+        merge = self.pixel_spec.merge_size
+        grids, segment_ids = [], []
+        for index, p in enumerate(inputs.segment_pixels):
+            t, h, w = p.grid_thw[0], p.grid_thw[1] // merge, p.grid_thw[2] // merge
+            grid = torch.stack(torch.meshgrid(
+                torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij"), dim=-1)
+            grids.append(grid.reshape(-1, 3))
+            segment_ids.append(torch.full((t * h * w,), index, dtype=torch.long))
+        return torch.cat(grids), torch.cat(segment_ids)
+
+    # ---- generation ---------------------------------------------------------------------------
+
+    def _cap(self, request: VLMRequest) -> int:
+        wanted = request.max_new_tokens or self.cfg.max_new_tokens
+        return max(1, min(int(wanted), self.cfg.max_new_tokens))
+
+    @staticmethod
+    def left_pad(prefills: list[PrefillInputs]) -> dict[str, torch.Tensor]:
+        """Left-pad requests into one batch: inputs_embeds (B, L, D), attention_mask (B, L), and
+        position_ids (4, B, L): row 0 the text positions generate uses for the mask, rows 1-3
+        M-RoPE (t, h, w). Padding sits at position 0 and is masked out."""
+        length = max(p.inputs_embeds.shape[0] for p in prefills)
+        first = prefills[0].inputs_embeds
+        batch = len(prefills)
+        embeds = first.new_zeros(batch, length, first.shape[-1])
+        mask = torch.zeros(batch, length, dtype=torch.long, device=first.device)
+        positions = torch.zeros(4, batch, length, dtype=torch.long, device=first.device)
+        for row, p in enumerate(prefills):
+            n = p.inputs_embeds.shape[0]
+            embeds[row, length - n:] = p.inputs_embeds
+            mask[row, length - n:] = 1
+            positions[0, row, length - n:] = torch.arange(n, device=first.device)
+            positions[1:, row, length - n:] = p.position_ids
+        return {"inputs_embeds": embeds, "attention_mask": mask, "position_ids": positions}
+
+    def _set_rope_deltas(self, prefills: list[PrefillInputs]) -> None:
+        """Where the model puts decoded text when not given positions: (real tokens so far) +
+        delta, as in its get_rope_index. After pruning the delta is original max + 1 - kept
+        length, larger than the unpruned prompt's."""
+        deltas = [p.next_position - p.inputs_embeds.shape[0] for p in prefills]
+        self.model.model.rope_deltas = torch.tensor(deltas, device=self.device).unsqueeze(1)
+
+    @torch.inference_mode()
+    def generate_tokens(self, requests: list[VLMRequest]) -> tuple[list[list[int]], list[PrefillInputs], float, float]:
+        """One batched greedy generate call -> (new token ids per request, cut at its cap and
+        before EOS; the prefill inputs; prefill seconds (pixels, vision tower, pruning, LLM
+        prefill up to the first token); decode seconds)."""
+        started = time.perf_counter()
+        clock = _FirstStepClock()
+        prefills = [self.prefill_inputs(self.build_inputs(request)) for request in requests]
+        batch = self.left_pad(prefills)
+        self._set_rope_deltas(prefills)
+        caps = [self._cap(request) for request in requests]
+        output = self.model.generate(
+            **batch,
+            max_new_tokens=max(caps),
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=sorted(self.eos_token_ids),
+            pad_token_id=self.pad_token_id,
+            stopping_criteria=[clock],
+        )
+        finished = time.perf_counter()
+        first = clock.first_token_at or finished
+        # Given inputs_embeds only, generate returns just the new tokens.
+        token_lists = []
+        for cap, tokens in zip(caps, output.tolist()):
+            tokens = tokens[:cap]
+            for index, token in enumerate(tokens):
+                if token in self.eos_token_ids:
+                    tokens = tokens[:index]
+                    break
+            token_lists.append(tokens)
+        return token_lists, prefills, first - started, finished - first
+
+    def generate(self, requests: list[VLMRequest]) -> list[VLMResult]:
+        if not requests:
+            return []
+        token_lists, prefills, prefill_s, decode_s = self.generate_tokens(requests)
+        return [
+            VLMResult(
+                text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                visual_tokens=prefill.visual_tokens,
+                visual_tokens_kept=prefill.visual_tokens_kept,
+                prefill_s=prefill_s,
+                decode_s=decode_s,
+                request_id=request.request_id,
+                model=self.model_name,
+            )
+            for request, prefill, tokens in zip(requests, prefills, token_lists)
+        ]
