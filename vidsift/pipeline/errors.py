@@ -79,6 +79,11 @@ class PathNotAllowedError(VidsiftError):
         return (type(self), (self.path,))
 
 
+class ClipIndexError(VidsiftError):
+    """The clip index cannot do what was asked (locked by another writer, vectors of another
+    embedder or dimension, unreadable files)."""
+
+
 class BudgetError(VidsiftError):
     """The token budget cannot hold the requested segments (e.g. below one image's minimum)."""
 

@@ -1,0 +1,120 @@
+"""End to end: generated videos -> `vidsift index` -> `vidsift search`, with the real offline
+embedder (EfficientNet-Lite0 + OCR/labels bridge through MiniLM)."""
+
+import json
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from typer.testing import CliRunner
+
+from tests.videos import run_ffmpeg
+from vidsift.pipeline.cli import app
+
+pytestmark = pytest.mark.slow
+
+SIZE = "320x240"
+TEXT = "QUARTERLY BUDGET REVIEW"
+
+
+def text_card(path):
+    image = Image.new("RGB", (320, 240), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=34)
+    for row, word in enumerate(TEXT.split()):
+        draw.text((20, 30 + row * 60), word, fill="black", font=font)
+    image.save(path)
+    return path
+
+
+def make_scenes(path, sources):
+    """Concatenate 5 s scenes; each source is a lavfi graph or a still image path."""
+    args, parts = [], []
+    for i, source in enumerate(sources):
+        if str(source).endswith(".png"):
+            args += ["-loop", "1", "-t", "5", "-framerate", "10", "-i", str(source)]
+        else:
+            options = f"s={SIZE}:r=10"
+            args += ["-f", "lavfi", "-t", "5", "-i",
+                     f"{source}:{options}" if "=" in source else f"{source}={options}"]
+        parts.append(f"[{i}:v]scale={SIZE},setsar=1,format=yuv420p[v{i}]")
+    graph = ";".join(parts) + ";" + "".join(f"[v{i}]" for i in range(len(sources)))
+    graph += f"concat=n={len(sources)}:v=1:a=0[out]"
+    run_ffmpeg(*args, "-filter_complex", graph, "-map", "[out]", "-c:v", "libx264",
+               "-preset", "veryfast", "-g", "50", str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("library")
+    card = text_card(root / "card.png")
+    videos = root / "videos"
+    (videos / "nested").mkdir(parents=True)
+    make_scenes(videos / "bars.mp4", ["smptebars", "testsrc"])
+    make_scenes(videos / "nested" / "slides.mp4", ["color=c=red", card, "color=c=blue"])
+    make_scenes(videos / "plain.mp4", ["color=c=green", "rgbtestsrc"])
+    (videos / "broken.mp4").write_bytes(b"this is not a video")
+    (videos / "notes.txt").write_text("not a video and not a video extension")
+    return root
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, list(args))
+    return result
+
+
+@pytest.fixture(scope="module")
+def indexed(library):
+    index_dir = library / "index"
+    result = invoke("index", str(library / "videos"), "--index-dir", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    return index_dir, json.loads(result.stdout)
+
+
+def test_index_reports_every_video(indexed, library):
+    _, summary = indexed
+    videos = library / "videos"
+    assert sorted(summary["indexed"]) == sorted(
+        str(p.resolve()) for p in [videos / "bars.mp4", videos / "nested/slides.mp4", videos / "plain.mp4"])
+    [failed] = summary["failed"]
+    assert failed["path"].endswith("broken.mp4") and "broken.mp4" in failed["error"]
+    # scene cuts every 5 s: bars 2 clips, slides 3, plain 2
+    assert summary["clips"] == 7
+
+
+def test_text_query_finds_the_one_clip_showing_it(indexed, library):
+    index_dir, _ = indexed
+    result = invoke("search", "quarterly budget review", "-k", "3", "--index-dir", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)["hits"]
+    top = hits[0]
+    assert top["video"].endswith("nested/slides.mp4")
+    assert top["start"] == pytest.approx(5.0, abs=0.15) and top["end"] == pytest.approx(10.0, abs=0.15)
+    assert "QUARTERLY" in top["text"].upper()
+    assert top["score"] > hits[1]["score"] + 0.1
+    thumb = Image.open(top["thumbnail"])
+    assert max(thumb.size) <= 256 and thumb.format == "JPEG"
+
+
+def test_rerun_skips_indexed_videos_and_search_filters_by_video(indexed, library):
+    index_dir, _ = indexed
+    result = invoke("index", str(library / "videos" / "bars.mp4"), "--index-dir", str(index_dir), "--json")
+    summary = json.loads(result.stdout)
+    assert summary["indexed"] == [] and len(summary["skipped"]) == 1
+    bars = str(library / "videos" / "bars.mp4")
+    result = invoke("search", "quarterly budget review", "--video", bars, "--index-dir", str(index_dir), "--json")
+    hits = json.loads(result.stdout)["hits"]
+    assert len(hits) == 2 and {h["video"] for h in hits} == {str((library / "videos/bars.mp4").resolve())}
+
+
+def test_search_table_shows_times(indexed):
+    index_dir, _ = indexed
+    result = invoke("search", "quarterly budget review", "-k", "1", "--index-dir", str(index_dir))
+    assert result.exit_code == 0, result.output
+    assert "0:00:05-0:00:10" in result.stdout and "…" not in result.stdout  # paths fold, never cut
+
+
+def test_search_without_index_is_a_clear_error(tmp_path):
+    result = invoke("search", "anything", "--index-dir", str(tmp_path / "none"))
+    assert result.exit_code == 1
+    assert "no clip index here" in " ".join(result.output.split())  # rich wraps long lines
