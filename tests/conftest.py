@@ -41,3 +41,92 @@ def ray_cluster():
     yield ray
     ray.shutdown()
     shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight Qwen2.5-VL checkpoint (model, tokenizer with chat template,
+    preprocessor config) saved with save_pretrained; load it by path like a real one."""
+    from tests.tiny_vlm import save_tiny_qwen
+
+    return save_tiny_qwen(tmp_path_factory.mktemp("tiny_qwen"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory) -> Path:
+    """A random-weight SiglipModel + tokenizer saved with save_pretrained (tests/tiny_embedders)."""
+    from tests.tiny_embedders import build_tiny_siglip
+
+    return build_tiny_siglip(tmp_path_factory.mktemp("tiny-siglip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    """A random-weight CLIPModel + tokenizer saved with save_pretrained (tests/tiny_embedders)."""
+    from tests.tiny_embedders import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def offline_embedder():
+    """The packaged offline embedder (EfficientNet-Lite0 + MiniLM + OCR), loaded once per run."""
+    from vidsift.pipeline.config import EmbedConfig
+    from vidsift.workers.embed import get_embedder
+
+    return get_embedder(EmbedConfig(backend="offline"))
+
+
+@pytest.fixture(scope="session")
+def vfr_video(media_dir) -> Path:
+    """Variable frame rate: 60 coded frames, 40 ms apart up to frame 20, then 80 ms apart."""
+    from tests.videos import make_vfr_video
+
+    return make_vfr_video(media_dir / "vfr.mp4")
+
+
+@pytest.fixture(scope="session")
+def rotated_video(media_dir, coded_video) -> Path:
+    """coded_video with a 90-degree display matrix (stream copy)."""
+    from tests.videos import make_rotated_video
+
+    return make_rotated_video(coded_video, media_dir / "rotated.mp4", 90)
+
+
+@pytest.fixture(scope="session")
+def vp9_video(media_dir) -> Path:
+    """3 s, 25 fps coded VP9 in WebM, keyframe every 25 frames."""
+    return make_coded_video(media_dir / "coded.webm", n_frames=75, fps=25, codec="libvpx-vp9", gop=25)
+
+
+@pytest.fixture(scope="session")
+def truncated_video(media_dir) -> Path:
+    """First half of a 4 s faststart coded H.264 file."""
+    from tests.videos import make_truncated_copy
+
+    whole = make_coded_video(
+        media_dir / "whole_faststart.mp4", n_frames=100, fps=25, gop=25,
+        output_args=("-movflags", "+faststart"),
+    )
+    return make_truncated_copy(whole, media_dir / "truncated.mp4", 0.5)
+
+
+@pytest.fixture(scope="session")
+def audio_only_file(media_dir) -> Path:
+    from tests.videos import make_audio_only
+
+    return make_audio_only(media_dir / "tone.m4a")
+
+
+@pytest.fixture(scope="session")
+def text_file_video(media_dir) -> Path:
+    from tests.videos import make_text_file
+
+    return make_text_file(media_dir / "notes.mp4")
+
+
+@pytest.fixture(scope="session")
+def empty_video(media_dir) -> Path:
+    from tests.videos import make_empty_file
+
+    return make_empty_file(media_dir / "empty.mp4")

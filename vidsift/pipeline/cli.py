@@ -70,6 +70,311 @@ def show_config(config: ConfigOpt = "default", overrides: SetOpt = None) -> None
     sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
+@app.command("ask")
+def ask_command(
+    video: Annotated[str, typer.Argument(help="Video file.")],
+    question: Annotated[str, typer.Argument(help="The question.")],
+    budget: Annotated[Optional[int], typer.Option(help="Visual-token budget.")] = None,
+    selector: Annotated[Optional[str], typer.Option(help="Frame/clip selector.")] = None,
+    pruner: Annotated[Optional[str], typer.Option(help="Post-encoder token pruner.")] = None,
+    model: Annotated[
+        Optional[str], typer.Option(help="Qwen2.5-VL path or hub id; 'none': evidence only.")
+    ] = None,
+    thumbnails: Annotated[
+        Optional[str], typer.Option(help="Write the evidence thumbnails into this folder.")
+    ] = None,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question about a video; prints the answer and the evidence timestamps."""
+    try:
+        cfg = resolve_config(
+            config, overrides, **{"budget.tokens": budget, "selection.selector": selector,
+                                  "vlm.pruner": pruner, "vlm.model": model},
+        )
+        from vidsift.pipeline.flows.ask import ask, hms
+
+        result = ask(cfg, video, question, thumbnails_dir=thumbnails)
+    except VidsiftError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if result.answer is None:
+        console.print("[bold]evidence only[/] (no VLM: pass --model PATH_OR_ID for an answer)")
+    else:
+        console.print(f"[bold]answer:[/] {result.answer}", highlight=False)
+    console.print(f"evidence ({result.tokens} of {result.budget} visual tokens):")
+    for seg in result.segments:
+        span = hms(seg["start"]) if seg["kind"] == "image" else (
+            f"{hms(seg['start'])}-{hms(seg['end'])}")
+        console.print(f"  {span}  {seg['kind']:5s} {len(seg['timestamps'])} frame(s) "
+                      f"{seg['width']}x{seg['height']}  {seg['tokens']} tokens", highlight=False)
+    timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
+    console.print(f"timings: {timing}", highlight=False)
+
+
+@app.command("caption")
+def caption_command(
+    source: Annotated[str, typer.Argument(help="A folder of videos, or a .jsonl/.csv manifest.")],
+    out: Annotated[str, typer.Option("--out", help="Output folder (resumable).")],
+    model: Annotated[Optional[str], typer.Option(help="Qwen2.5-VL path or hub id.")] = None,
+    to_index: Annotated[
+        bool, typer.Option("--to-index", help="Add the captions to the clip index's text space.")
+    ] = False,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Caption every clip of every video: Parquet rows plus SRT and WebVTT per video."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    try:
+        cfg = resolve_config(config, overrides, **{"vlm.model": model})
+        from vidsift.pipeline.flows.caption import list_videos, run_caption
+
+        total = len(list_videos(source))
+        with Progress(TextColumn("captioning"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.description}"), console=err_console,
+                      disable=as_json) as bar:
+            task = bar.add_task("", total=total)
+
+            def progress(report, video, status):
+                bar.update(task, completed=report.skipped + report.captioned + report.failed,
+                           description=f"{status}: {video}")
+
+            report = run_caption(source, out, cfg, progress=progress)
+        payload = report.to_dict()
+        if to_index:
+            from vidsift.pipeline.flows.caption import add_captions_to_index
+
+            payload["index"] = add_captions_to_index(out, cfg)
+    except VidsiftError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print_json(payload)
+        return
+    console.print(f"{report.captioned} captioned ({report.clips} clips), {report.skipped} already "
+                  f"done, {report.failed} failed, in {report.seconds:.1f} s -> {out}")
+    for video, error in report.failures.items():
+        console.print(f"  failed: {video}: {error}", highlight=False)
+    if to_index:
+        added = payload["index"]
+        console.print(f"clip index: {added['clips']} caption clips of {added['added']} videos "
+                      f"added ({added['skipped']} already there) -> {cfg.index.dir}")
+
+
+IndexDirOpt = Annotated[
+    Optional[str], typer.Option("--index-dir", help="Clip index folder (default: index.dir).")
+]
+
+
+@app.command("index")
+def index_command(
+    paths: Annotated[list[str], typer.Argument(help="Video files or folders (walked for videos).")],
+    index_dir: IndexDirOpt = None,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add videos to the clip index (resumable: videos already indexed are skipped)."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    try:
+        cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
+        from vidsift.pipeline.flows.index import index_videos
+
+        counts = {"clips": 0, "frames": 0, "busy_s": 0.0}
+        with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("videos  {task.fields[clips]} clips  {task.fields[fps]} frames/s"),
+                      TimeElapsedColumn(), TextColumn("{task.description}"),
+                      console=err_console, disable=as_json) as bar:
+            task = bar.add_task("", total=None, clips=0, fps="-")
+            video_started = [time.perf_counter()]
+
+            def progress(event) -> None:
+                if event.kind == "start":
+                    video_started[0] = time.perf_counter()
+                    bar.update(task, total=event.total, completed=event.done,
+                               description=event.path.rsplit("/", 1)[-1])
+                    return
+                if event.kind == "indexed":
+                    counts["clips"] += event.clips
+                    counts["frames"] += event.frames
+                    counts["busy_s"] += time.perf_counter() - video_started[0]
+                elif event.kind == "failed":
+                    err_console.print(f"[yellow]skipped[/] {event.error}", highlight=False)
+                fps = f"{counts['frames'] / counts['busy_s']:.1f}" if counts["busy_s"] else "-"
+                bar.update(task, completed=event.done, clips=counts["clips"], fps=fps)
+
+            summary = index_videos(paths, cfg, progress=progress)
+    except VidsiftError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        console.print(
+            f"{len(summary.indexed)} indexed ({summary.clips} clips, {summary.frames} frames), "
+            f"{len(summary.skipped)} already indexed, {len(summary.failed)} failed, "
+            f"in {summary.wall_s:.1f} s -> {summary.index_dir}", highlight=False)
+    if summary.failed and not summary.indexed and not summary.skipped:
+        raise typer.Exit(1)
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Number of clips.")] = 10,
+    video: Annotated[
+        Optional[list[str]], typer.Option("--video", help="Only clips of this video (repeatable).")
+    ] = None,
+    index_dir: IndexDirOpt = None,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the clips of indexed videos that best match a text query."""
+    try:
+        cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
+        from vidsift.pipeline.flows.ask import hms
+        from vidsift.pipeline.flows.index import search_clips
+
+        hits = search_clips(query, cfg, k=k, videos=video)
+    except VidsiftError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print_json({"query": query, "hits": [h.to_dict() for h in hits]})
+        return
+    from rich.table import Column, Table
+
+    # paths fold onto more lines rather than lose their middle: users copy them
+    table = Table("rank", Column("video", overflow="fold"), Column("clip", no_wrap=True),
+                  Column("score", no_wrap=True), Column("thumbnail", overflow="fold"))
+    for rank, hit in enumerate(hits, 1):
+        table.add_row(str(rank), hit.video, f"{hms(hit.start)}-{hms(hit.end)}",
+                      f"{hit.score:.3f}", hit.thumbnail)
+    console.print(table)
+    if not hits:
+        console.print("no clips found (is the index empty?)")
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[Optional[str], typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default 8000).")] = None,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+) -> None:
+    """Run the HTTP service (Ray Serve + FastAPI, OpenAPI at /docs)."""
+    try:
+        cfg = resolve_config(config, overrides, **{"serve.host": host, "serve.port": port})
+        from vidsift.pipeline.http import serve_forever
+
+        console.print(f"vidsift serving on http://{cfg.serve.host}:{cfg.serve.port} (docs: /docs)")
+        serve_forever(cfg)
+    except VidsiftError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[str, typer.Option("--out", help="Folder for the demo's index and outputs.")],
+    video: Annotated[
+        Optional[str], typer.Option(help="Video to use; default: generate a sample with ffmpeg.")
+    ] = None,
+    question: Annotated[str, typer.Option(help="Question for the ask step.")] = (
+        "Where does the text appear?"
+    ),
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+) -> None:
+    """Index a video, search it, and ask it (evidence only): the whole pipeline, no downloads."""
+    from pathlib import Path
+
+    try:
+        out_dir = Path(out).expanduser().resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cfg = resolve_config(config, overrides, **{"index.dir": str(out_dir / "index"),
+                                                   "vlm.model": "none"})
+        from vidsift.pipeline.demo import run_demo
+
+        run_demo(cfg, out_dir, video, question, console)
+    except VidsiftError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command("probe")
+def probe_command(
+    video: Annotated[str, typer.Argument(help="Video file.")],
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a video's container facts: duration, rates, frames, size, rotation, keyframes."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from vidsift.pipeline.probe import probe
+
+    cfg = resolve_config(config, overrides)
+    try:
+        info = probe(video, max_pixels=cfg.decode.max_pixels)
+    except VidsiftError as exc:
+        raise fail(str(exc)) from None
+    facts = dataclasses.asdict(info)
+    if as_json:
+        print_json(facts)
+        return
+    keyframes = facts.pop("keyframe_times")
+    table = Table(show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    gaps = [b - a for a, b in zip(keyframes, keyframes[1:])]
+    table.add_row("keyframes", f"{len(keyframes)}" + (f" (max gap {max(gaps):.2f} s)" if gaps else ""))
+    console.print(table)
+
+
+@app.command("sample")
+def sample_command(
+    video: Annotated[str, typer.Argument(help="Video file.")],
+    fps: Annotated[float, typer.Option("--fps", help="Frames per second to sample.")] = 1.0,
+    max_side: Annotated[Optional[int], typer.Option("--max-side", help="Longest side, px.")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="Directory to save JPEGs in.")] = None,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+) -> None:
+    """Decode frames at a fixed rate (config decode.backend) and optionally save them as JPEGs."""
+    import time
+    from pathlib import Path
+
+    from vidsift.workers.decode import get_decoder
+
+    cfg = resolve_config(config, overrides)
+    decoder = get_decoder(cfg.decode.backend, threads=cfg.decode.threads, max_pixels=cfg.decode.max_pixels)
+    started = time.perf_counter()
+    try:
+        frames = decoder.sample(video, fps, max_side=max_side if max_side else cfg.decode.coarse_max_side)
+    except VidsiftError as exc:
+        raise fail(str(exc)) from None
+    elapsed = time.perf_counter() - started
+    if out:
+        from PIL import Image
+
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        for frame in frames:
+            Image.fromarray(frame.image).save(folder / f"frame_{frame.index:06d}_{frame.pts:010.3f}.jpg", quality=90)
+    size = f"{frames[0].width}x{frames[0].height}" if frames else "-"
+    console.print(
+        f"{len(frames)} frames ({size}) with {decoder.name} in {elapsed:.2f} s"
+        + (f", saved to {out}" if out else "")
+    )
+
+
 def main() -> None:
     try:
         app()

@@ -37,6 +37,17 @@ class EmbedConfig(_Section):
     batch_size: int = Field(32, ge=1)
     ocr: bool = True  # offline bridge: read on-screen text with rapidocr
     top_labels: int = Field(5, ge=1, le=50)  # offline bridge: ImageNet labels per frame
+    image_size: int = Field(224, ge=32, le=1024)  # offline: EfficientNet input side, pixels
+    # offline: frames whose text-likelihood (dense high-contrast strokes in a row band, 0..1) is
+    # below this skip OCR; 0 runs OCR on every frame
+    ocr_gate: float = Field(0.35, ge=0, le=1)
+    ocr_det_side: int = Field(320, ge=32, le=2048)  # offline: OCR detection input, shorter side
+    # offline: a frame whose visual cosine to the previous OCR'd frame is above this reuses its text
+    ocr_reuse_similarity: float = Field(0.97, gt=0, le=1)
+    # siglip/clip weights; auto: float16 on GPU, float32 on CPU
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    num_cpus_per_actor: float = Field(0.5, gt=0)  # EmbedActor's Ray resources
+    num_gpus_per_actor: float = Field(0.0, ge=0)
 
 
 class SelectionConfig(_Section):
@@ -59,6 +70,8 @@ class BudgetConfig(_Section):
     tokens: int = Field(4096, ge=1)  # total visual tokens for one question
     min_pixels: int = Field(128 * 28 * 28, ge=28 * 28)  # per frame floor
     max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)  # per frame cap
+    # the selector plans one segment per this many tokens (fewer, larger frames when raised)
+    tokens_per_slot: int = Field(256, ge=1)
 
 
 class VLMConfig(_Section):
@@ -89,12 +102,18 @@ class IndexConfig(_Section):
     flat_max_vectors: int = Field(50_000, ge=1)  # exact search up to this many vectors
     visual_weight: float = Field(0.5, ge=0, le=1)  # fusion of visual and text scores
     gpu: Literal["auto", "never"] = "auto"
+    memory_mb: int = Field(4096, ge=1)  # RAM for the vector codes of both spaces together
+    target_recall: float = Field(0.95, gt=0, le=1)  # recall@10 an approximate index is tuned to
+    cut_threshold: float = Field(0.2, gt=0, le=2)  # cosine distance between coarse frames = cut
 
 
 class CaptionConfig(_Section):
     prompt: str = "Describe what happens in this clip in one or two sentences."
     max_new_tokens: int = Field(96, ge=1)
     tokens_per_clip: int = Field(1024, ge=1)
+    frames_per_clip: int = Field(4, ge=1, le=64)  # frames decoded and shown per clip
+    clips: Literal["scenes", "fixed"] = "scenes"  # scene cuts on the coarse pass, or fixed length
+    clip_s: float = Field(8.0, gt=0)  # clip length when clips == fixed
 
 
 class ServeConfig(_Section):

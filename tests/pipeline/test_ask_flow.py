@@ -1,0 +1,98 @@
+"""ask end to end on Ray: a generated video, the offline embedder, the tiny random Qwen2.5-VL; and
+the evidence-only mode through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from vidsift.pipeline.cli import app
+from vidsift.pipeline.config import load_config
+from vidsift.pipeline.flows.ask import Asker, hms
+
+DURATION = 10.0  # the coded_video fixture: 250 frames at 25 fps
+
+
+def _config(*extra):
+    return load_config("default", ["embed.ocr=false", "budget.tokens=512",
+                                   "vlm.device=cpu", "vlm.dtype=float32", *extra])
+
+
+def test_hms():
+    assert [hms(0), hms(59.99), hms(61), hms(3725.5)] == [
+        "0:00:00", "0:00:59", "0:01:01", "1:02:05"]
+
+
+def test_ask_answers_with_evidence_inside_the_video(ray_cluster, coded_video, tiny_qwen_dir,
+                                                    tmp_path):
+    cfg = _config(f"vlm.model={tiny_qwen_dir}", "vlm.max_new_tokens=6",
+                  f"index.dir={tmp_path / 'no-index'}")
+    result = Asker(cfg).ask(str(coded_video), "which frame shows the most bars?",
+                            thumbnails_dir=tmp_path / "thumbs")
+    assert isinstance(result.answer, str) and not result.evidence_only
+    assert result.model
+    assert result.segments and 0 < result.tokens <= 512
+    assert result.tokens == sum(s["tokens"] for s in result.segments)
+    # The VLM saw exactly the visual tokens the budget planned.
+    assert result.vlm["visual_tokens"] == result.tokens
+    for seg in result.segments:
+        assert 0.0 <= seg["start"] <= seg["end"] <= DURATION
+        assert all(seg["start"] - 1e-6 <= t <= seg["end"] + 1e-6 for t in seg["timestamps"])
+        assert seg["height"] % 28 == 0 and seg["width"] % 28 == 0
+        assert (tmp_path / "thumbs").joinpath(seg["thumbnail"].rsplit("/", 1)[-1]).is_file()
+    for stage in ("probe", "coarse", "embed", "plan", "fine", "vlm", "total"):
+        assert result.timings[stage] >= 0
+
+
+def test_cli_ask_model_none_returns_segments(ray_cluster, coded_video, tmp_path):
+    runner = CliRunner()
+    args = ["ask", str(coded_video), "where are the bars?", "--model", "none", "--json",
+            "--budget", "300", "--set", "embed.ocr=false",
+            "--set", f"index.dir={tmp_path / 'no-index'}"]
+    outcome = runner.invoke(app, args)
+    assert outcome.exit_code == 0, outcome.output
+    payload = json.loads(outcome.stdout)
+    assert payload["answer"] is None and payload["evidence_only"] and payload["model"] == "none"
+    assert isinstance(payload["segments"], list) and payload["segments"]
+    for seg in payload["segments"]:
+        assert 0.0 <= seg["start"] <= seg["end"] <= DURATION
+    assert payload["tokens"] == sum(s["tokens"] for s in payload["segments"]) <= 300
+    assert payload["budget"] == 300
+    assert "vlm" not in payload["timings"] and payload["timings"]["fine"] >= 0
+
+
+def test_cli_ask_missing_video_is_one_clear_line(ray_cluster, tmp_path):
+    outcome = CliRunner().invoke(app, ["ask", str(tmp_path / "missing.mp4"), "q",
+                                       "--model", "none"])
+    assert outcome.exit_code == 1
+    assert "missing.mp4: file not found" in " ".join(outcome.output.split())  # rich wraps
+    assert "Traceback" not in outcome.output
+
+
+@pytest.mark.parametrize("model", [None, "none", "NONE"])
+def test_evidence_only_mode_is_chosen_by_the_model_field(model):
+    from vidsift.pipeline.flows.ask import vlm_enabled
+
+    assert not vlm_enabled(load_config("default", [f"vlm.model={model}"] if model else []).vlm)
+    assert vlm_enabled(load_config("default", ["vlm.model=/models/qwen"]).vlm)
+
+
+def test_ask_starts_from_the_clip_index_when_the_video_is_indexed(ray_cluster, coded_video,
+                                                                  tmp_path):
+    from vidsift.pipeline.flows.index import index_videos, search_clips
+
+    cfg = _config("vlm.model=none", f"index.dir={tmp_path / 'index'}",
+                  "index.min_clip_s=1", "index.max_clip_s=3")
+    assert index_videos([str(coded_video)], cfg).indexed == [str(coded_video)]
+    indexed = {(h.start, h.end) for h in search_clips("bars", cfg, k=100)}
+    asker = Asker(cfg)
+    try:
+        result = asker.ask(str(coded_video), "where are the bars?")
+        assert result.retrieved and {(h["start"], h["end"]) for h in result.retrieved} <= indexed
+        assert len(result.retrieved) == min(len(indexed), cfg.selection.max_anchors)
+        # Without the index the same question reads the whole coarse pass and retrieves nothing.
+        assert asker.ask(str(coded_video), "where are the bars?", use_index=False).retrieved == []
+    finally:
+        asker.close()

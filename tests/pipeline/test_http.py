@@ -1,0 +1,190 @@
+"""The HTTP service over real HTTP on 127.0.0.1 (uvicorn in a thread, and Ray Serve): concurrent
+jobs, a restart with jobs queued, path traversal, malformed requests, the API key."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from tests.videos import make_coded_video
+from vidsift.pipeline.config import load_config
+from vidsift.pipeline.errors import ConfigError
+from vidsift.pipeline.http import create_app
+from vidsift.pipeline.jobs import FINAL_STATUSES, SUCCEEDED, JobStore
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running(cfg):
+    """The app on a real socket at 127.0.0.1; yields an httpx client bound to it."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def media_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served_media")
+    make_coded_video(root / "short.mp4", n_frames=40, fps=10, size=(160, 120), gop=10)
+    (root.parent / "outside.mp4").write_bytes(b"secret")
+    os.symlink(root.parent / "outside.mp4", root / "escape.mp4")
+    return root
+
+
+def _config(media_root, data_dir, *extra):
+    return load_config("default", [
+        f"serve.data_dir={data_dir}", f"serve.media_roots=[{media_root}]",
+        f"index.dir={data_dir}/index", "vlm.model=none", "embed.ocr=false",
+        "budget.tokens=256", "serve.workers=2", *extra,
+    ])
+
+
+def _wait_all(client, ids, timeout_s=150):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        jobs = {i: client.get(f"/v1/jobs/{i}").json() for i in ids}
+        if all(j["status"] in FINAL_STATUSES for j in jobs.values()):
+            return jobs
+        assert time.monotonic() < deadline, {i: j["status"] for i, j in jobs.items()}
+        time.sleep(0.3)
+
+
+def test_twenty_concurrent_jobs_then_a_restart_with_jobs_queued(ray_cluster, media_root,
+                                                                 tmp_path):
+    cfg = _config(media_root, tmp_path / "svc")
+    video = str(media_root / "short.mp4")
+    body = {"video": video, "question": "what is shown?", "options": {"budget": 256}}
+    with running(cfg) as client:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            responses = list(pool.map(lambda _: client.post("/v1/jobs", json=body), range(20)))
+        assert [r.status_code for r in responses] == [202] * 20
+        ids = [r.json()["id"] for r in responses]
+        assert len(set(ids)) == 20
+        jobs = _wait_all(client, ids)
+        errors = [j["error"] for j in jobs.values()]
+        assert {j["status"] for j in jobs.values()} == {SUCCEEDED}, errors
+        for job in jobs.values():
+            result = job["result"]
+            assert result["answer"] is None and result["segments"]
+            for seg in result["segments"]:
+                assert 0.0 <= seg["start"] <= seg["end"] <= 4.0 + 1e-6
+            assert result["tokens"] <= 256 and "total" in result["timings"]
+        thumb = jobs[ids[0]]["result"]["segments"][0]["thumbnail_url"]
+        image = client.get(thumb)
+        assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"  # a JPEG
+        pages = [client.get("/v1/jobs", params={"limit": 6, "offset": o}).json()
+                 for o in range(0, 24, 6)]
+        assert [p["total"] for p in pages] == [20] * 4
+        assert [len(p["jobs"]) for p in pages] == [6, 6, 6, 2]
+        paged = [j["id"] for p in pages for j in p["jobs"]]
+        assert sorted(paged) == sorted(ids)  # every job once across the pages
+
+        # Submit more, then stop the service before its workers can finish them.
+        later = [client.post("/v1/jobs", json=body).json()["id"] for _ in range(6)]
+    store = JobStore(tmp_path / "svc")
+    pending = [i for i in later if store.get(i).status not in FINAL_STATUSES]
+    assert pending, "every job finished before the restart; nothing was left to pick up"
+    with running(cfg) as client:
+        jobs = _wait_all(client, later)
+        assert {j["status"] for j in jobs.values()} == {SUCCEEDED}
+        # Results from before the restart are still there.
+        assert client.get(f"/v1/jobs/{ids[0]}").json()["result"]["segments"]
+
+
+@pytest.fixture()
+def client(media_root, tmp_path):
+    with running(_config(media_root, tmp_path / "svc")) as http:
+        yield http
+
+
+@pytest.mark.parametrize("video", ["../../etc/passwd", "/etc/passwd", "escape.mp4"])
+def test_paths_outside_the_media_root_are_403(client, video):
+    response = client.post("/v1/jobs", json={"video": video, "question": "q"})
+    assert response.status_code == 403
+    assert "outside the allowed media roots" in response.json()["error"]
+    response = client.post("/v1/index", json={"paths": [video]})
+    assert response.status_code == 403
+
+
+def test_malformed_and_unknown_fields_are_422_with_a_message(client, media_root):
+    bad_json = client.post("/v1/jobs", content=b'{"video": "short.mp4", "question": ',
+                           headers={"content-type": "application/json"})
+    assert bad_json.status_code == 422
+    assert "JSON" in bad_json.json()["error"] and "Traceback" not in bad_json.text
+    unknown = client.post("/v1/jobs", json={"video": "short.mp4", "question": "q", "colour": 1})
+    assert unknown.status_code == 422 and "colour" in unknown.json()["error"]
+    nested = client.post("/v1/jobs", json={"video": "short.mp4", "question": "q",
+                                           "options": {"temperature": 2}})
+    assert nested.status_code == 422 and "temperature" in nested.json()["error"]
+    too_long = client.post("/v1/jobs", json={"video": "short.mp4", "question": "q" * 2001})
+    assert too_long.status_code == 422 and "2000" in too_long.json()["error"]
+    assert client.get("/v1/jobs/nope").status_code == 404
+    assert client.get("/v1/jobs/nope").json() == {"error": "no job 'nope'"}
+    assert client.get("/v1/jobs", params={"limit": 10_000}).status_code == 422
+
+
+def test_max_new_tokens_is_capped_and_cancel_works(client):
+    created = client.post("/v1/jobs", json={"video": "short.mp4", "question": "q",
+                                            "options": {"max_new_tokens": 10**6}})
+    assert created.status_code == 202
+    job_id = created.json()["id"]
+    job = client.delete(f"/v1/jobs/{job_id}").json()
+    assert job["request"]["options"]["max_new_tokens"] == 256  # vlm.max_new_tokens
+    assert job["status"] in FINAL_STATUSES  # cancelled, unless it had already finished
+    assert client.get("/docs").status_code == 200
+    assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]
+
+
+def test_api_key_rule(media_root, tmp_path):
+    with pytest.raises(ConfigError, match="api_key"):
+        create_app(_config(media_root, tmp_path, "serve.host=0.0.0.0"))
+    with running(_config(media_root, tmp_path / "svc", "serve.api_key=s3cret")) as http:
+        assert http.get("/v1/jobs").status_code == 401
+        assert "X-API-Key" in http.get("/v1/jobs").json()["error"]
+        assert http.get("/v1/jobs", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert http.get("/v1/jobs", headers={"X-API-Key": "s3cret"}).status_code == 200
+
+
+def test_ray_serve_hosts_the_app_on_loopback(ray_cluster, media_root, tmp_path):
+    from ray import serve
+
+    from vidsift.pipeline.http import build_deployment
+
+    port = _free_port()
+    cfg = _config(media_root, tmp_path / "svc", f"serve.port={port}")
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(build_deployment(cfg), name="vidsift", route_prefix="/")
+        response = httpx.get(f"http://127.0.0.1:{port}/v1/jobs", timeout=30)
+        assert response.status_code == 200 and response.json()["total"] == 0
+        bad = httpx.post(f"http://127.0.0.1:{port}/v1/jobs", json={"video": "../../etc/passwd",
+                                                                   "question": "q"}, timeout=30)
+        assert bad.status_code == 403
+    finally:
+        serve.shutdown()

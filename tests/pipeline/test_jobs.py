@@ -1,0 +1,111 @@
+"""The SQLite job store: ordering, paging, atomic claims across threads and processes, cancel,
+restart recovery, results kept."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+from vidsift.pipeline.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore
+
+
+def test_create_get_and_page_newest_first(tmp_path):
+    store = JobStore(tmp_path)
+    ids = [store.create("ask", {"question": f"q{i}"}).id for i in range(7)]
+    job = store.get(ids[3])
+    assert job.status == QUEUED and job.request == {"question": "q3"} and job.attempts == 0
+    page, total = store.list(limit=3, offset=0)
+    assert total == 7 and [j.id for j in page] == ids[::-1][:3]
+    page, _ = store.list(limit=3, offset=6)
+    assert [j.id for j in page] == [ids[0]]
+    assert store.get("nope") is None
+
+
+def test_claim_is_fifo_and_results_survive_a_new_store(tmp_path):
+    store = JobStore(tmp_path)
+    first, second = store.create("ask", {"n": 1}), store.create("ask", {"n": 2})
+    claimed = store.claim_next()
+    assert claimed.id == first.id and claimed.status == RUNNING and claimed.attempts == 1
+    assert store.mark_succeeded(first.id, {"answer": "yes"})
+    assert store.claim_next().id == second.id
+    assert store.mark_failed(second.id, "video.mp4: corrupt")
+    assert store.claim_next() is None
+    reopened = JobStore(tmp_path)
+    assert reopened.get(first.id).result == {"answer": "yes"}
+    assert reopened.get(first.id).status == SUCCEEDED
+    assert reopened.get(second.id).status == FAILED
+    assert reopened.get(second.id).error == "video.mp4: corrupt"
+
+
+def test_cancel_queued_running_and_finished(tmp_path):
+    store = JobStore(tmp_path)
+    queued, running, finished = (store.create("ask", {"n": i}) for i in range(3))
+    assert store.cancel(queued.id).status == CANCELLED
+    assert store.claim_next().id == running.id
+    assert store.claim_next().id == finished.id
+    store.mark_succeeded(finished.id, {"answer": "kept"})
+    assert store.cancel(running.id).status == CANCELLED
+    # The worker's late result does not overwrite the cancel.
+    assert not store.mark_succeeded(running.id, {"answer": "late"})
+    assert store.get(running.id).result is None
+    # Cancelling a finished job keeps its result.
+    assert store.cancel(finished.id).result == {"answer": "kept"}
+    assert store.cancel("missing") is None
+
+
+def test_restart_requeues_running_jobs_only(tmp_path):
+    store = JobStore(tmp_path)
+    a, b, c = (store.create("ask", {"n": i}) for i in range(3))
+    store.claim_next()  # a running
+    store.claim_next()  # b running
+    store.mark_succeeded(b.id, {"answer": "b"})
+    restarted = JobStore(tmp_path)
+    assert restarted.requeue_interrupted() == 1
+    assert restarted.get(a.id).status == QUEUED and restarted.get(c.id).status == QUEUED
+    again = restarted.claim_next()
+    assert again.id == a.id and again.attempts == 2
+    assert restarted.get(b.id).result == {"answer": "b"}
+
+
+def test_concurrent_claims_from_threads_take_each_job_once(tmp_path):
+    store = JobStore(tmp_path)
+    ids = {store.create("ask", {"n": i}).id for i in range(60)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker():
+        while (job := store.claim_next()) is not None:
+            store.mark_succeeded(job.id, {"by": threading.get_ident()})
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)
+    assert store.counts()[SUCCEEDED] == 60
+
+
+def _claim_all(data_dir: str, out: multiprocessing.Queue) -> None:
+    store = JobStore(data_dir)
+    taken = []
+    while (job := store.claim_next()) is not None:
+        store.mark_succeeded(job.id, {"ok": True})
+        taken.append(job.id)
+    out.put(taken)
+
+
+def test_concurrent_claims_from_processes_take_each_job_once(tmp_path):
+    store = JobStore(tmp_path)
+    ids = {store.create("ask", {"n": i}).id for i in range(40)}
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(str(tmp_path), out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    taken = [job_id for _ in procs for job_id in out.get(timeout=60)]
+    for p in procs:
+        p.join(timeout=60)
+    assert sorted(taken) == sorted(ids)

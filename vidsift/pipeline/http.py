@@ -1,0 +1,360 @@
+"""The HTTP service: a FastAPI app over a persistent job store, with worker threads that run the
+ask flow (and indexing) for queued jobs. `vidsift serve` hosts it on Ray Serve; tests and
+embedders can run it with any ASGI server (create_app(cfg)).
+
+Routes (OpenAPI at /docs):
+  POST   /v1/jobs                {video, question, options} -> {id, status}
+  GET    /v1/jobs?limit&offset&status                       -> a page of jobs, newest first
+  GET    /v1/jobs/{id}                                      -> status, answer, evidence, timings
+  DELETE /v1/jobs/{id}                                      -> cancels a queued or running job
+  GET    /v1/jobs/{id}/thumbnails/{n}.jpg                   -> the n-th evidence thumbnail
+  POST   /v1/index               {paths}                    -> {id} of an index job
+  GET    /v1/search?q&k                                     -> clips from the clip index
+  GET    /v1/index/thumbs/{folder}/{name}                   -> a clip's thumbnail
+Security: every video path must resolve inside serve.media_roots (else 403); when serve.api_key
+is set (it must be when the host is not loopback) requests carry it in the X-API-Key header.
+Errors are JSON {"error": message, ...}; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from vidsift.pipeline.config import Config
+from vidsift.pipeline.errors import PathNotAllowedError, VidsiftError
+from vidsift.pipeline.jobs import STATUSES, JobStore
+from vidsift.pipeline.security import (
+    API_KEY_HEADER,
+    MediaRoots,
+    api_key_matches,
+    validate_serve_security,
+)
+
+log = logging.getLogger("vidsift.http")
+
+MAX_PATH_CHARS = 4096
+MAX_INDEX_PATHS = 1000
+MAX_BUDGET_TOKENS = 65536
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AskOptions(_Strict):
+    budget: int | None = Field(None, ge=1, le=MAX_BUDGET_TOKENS, description="visual tokens")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="answer length; capped at the server's vlm.max_new_tokens"
+    )
+
+
+class JobRequest(_Strict):
+    video: str = Field(..., min_length=1, max_length=MAX_PATH_CHARS)
+    question: str = Field(..., min_length=1, max_length=20_000)
+    options: AskOptions = Field(default_factory=AskOptions)
+
+
+class IndexRequest(_Strict):
+    paths: list[Annotated[str, Field(min_length=1, max_length=MAX_PATH_CHARS)]] = Field(
+        ..., min_length=1, max_length=MAX_INDEX_PATHS
+    )
+
+
+class JobCreated(BaseModel):
+    id: str
+    status: str
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status, self.message = status, message
+        super().__init__(message)
+
+
+class Service:
+    """The job store, media roots, the Asker (lazy: Ray pools) and the worker threads."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.data_dir = Path(cfg.serve.data_dir).expanduser()
+        self.store = JobStore(self.data_dir)
+        self.roots = MediaRoots(cfg.serve.media_roots)
+        self._asker = None
+        self._asker_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def asker(self):
+        with self._asker_lock:
+            if self._asker is None:
+                from vidsift.pipeline.flows.ask import Asker
+
+                self._asker = Asker(self.cfg)
+            return self._asker
+
+    def start(self) -> int:
+        """Re-queue jobs a previous run left running, then start the workers."""
+        requeued = self.store.requeue_interrupted()
+        for number in range(self.cfg.serve.workers):
+            thread = threading.Thread(target=self._work, name=f"vidsift-job-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return requeued
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop taking jobs. A job still running stays 'running' in the store and is re-queued by
+        the next start, so nothing is lost."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=timeout_s)
+        with self._asker_lock:
+            if self._asker is not None:
+                self._asker.close()
+                self._asker = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            job = self.store.claim_next()
+            if job is None:
+                self._wake.wait(timeout=0.5)
+                self._wake.clear()
+                continue
+            try:
+                result = self._run(job)
+            except Exception as exc:  # a job's failure must never kill the worker
+                if self._stop.is_set():
+                    return  # torn down mid-job: leave it running, the next start re-queues it
+                if isinstance(exc, VidsiftError):
+                    self.store.mark_failed(job.id, str(exc))
+                else:
+                    log.exception("job %s failed", job.id)
+                    self.store.mark_failed(job.id, f"internal error: {type(exc).__name__}: {exc}")
+            else:
+                self.store.mark_succeeded(job.id, result)
+
+    def _run(self, job) -> dict[str, Any]:
+        request = job.request
+        if job.kind == "ask":
+            options = request.get("options", {})
+            result = self.asker.ask(
+                request["video"], request["question"],
+                budget=options.get("budget"), max_new_tokens=options.get("max_new_tokens"),
+                thumbnails_dir=self.data_dir / "thumbnails" / job.id,
+            )
+            payload = result.to_dict()
+            for number, segment in enumerate(payload["segments"]):
+                if segment.pop("thumbnail", None):
+                    segment["thumbnail_url"] = f"/v1/jobs/{job.id}/thumbnails/{number}.jpg"
+            return payload
+        if job.kind == "index":
+            from vidsift.pipeline.flows.index import index_videos
+
+            return dataclasses.asdict(index_videos(request["paths"], self.cfg))
+        raise VidsiftError(f"unknown job kind {job.kind!r}")
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message, **extra})
+
+
+def _validation_messages(exc: RequestValidationError) -> list[str]:
+    messages = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
+        messages.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", ""))
+    return messages
+
+
+def create_app(cfg: Config) -> FastAPI:
+    validate_serve_security(cfg.serve.host, cfg.serve.api_key)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service = Service(cfg)
+        app.state.service = service
+        requeued = service.start()
+        if requeued:
+            log.info("re-queued %d interrupted jobs", requeued)
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(
+        title="vidsift",
+        version="0.1.0",
+        description="Ask questions about long videos, search clips, over a persistent job store.",
+        lifespan=lifespan,
+    )
+
+    async def check_key(x_api_key: Annotated[str | None, Header(alias=API_KEY_HEADER)] = None):
+        if not api_key_matches(cfg.serve.api_key, x_api_key):
+            raise ApiError(
+                401, f"missing or wrong API key (send it in the {API_KEY_HEADER} header)"
+            )
+
+    def service_of(request: Request) -> Service:
+        return request.app.state.service
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_request: Request, exc: RequestValidationError):
+        messages = _validation_messages(exc)
+        return _error(422, "invalid request: " + "; ".join(messages), details=messages)
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(_request: Request, exc: ApiError):
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(PathNotAllowedError)
+    async def on_forbidden(_request: Request, exc: PathNotAllowedError):
+        return _error(403, str(exc))
+
+    @app.exception_handler(VidsiftError)
+    async def on_vidsift_error(_request: Request, exc: VidsiftError):
+        return _error(400, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def on_http_error(_request: Request, exc: HTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, exc: Exception):
+        log.exception("unhandled error")
+        return _error(500, "internal error")
+
+    auth = [Depends(check_key)]
+
+    @app.post("/v1/jobs", status_code=202, response_model=JobCreated, dependencies=auth)
+    def submit_job(body: JobRequest, request: Request) -> JobCreated:
+        service = service_of(request)
+        if len(body.question) > cfg.serve.max_question_chars:
+            raise ApiError(422, f"question: at most {cfg.serve.max_question_chars} characters")
+        video = service.roots.check(body.video)
+        options = body.options.model_dump(exclude_none=True)
+        if "max_new_tokens" in options:
+            options["max_new_tokens"] = min(options["max_new_tokens"], cfg.vlm.max_new_tokens)
+        job = service.store.create(
+            "ask", {"video": str(video), "question": body.question, "options": options}
+        )
+        service.notify()
+        return JobCreated(id=job.id, status=job.status)
+
+    @app.get("/v1/jobs", dependencies=auth)
+    def list_jobs(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        status: Annotated[str | None, Query(pattern=f"^({'|'.join(STATUSES)})$")] = None,
+    ) -> dict:
+        jobs, total = service_of(request).store.list(limit=limit, offset=offset, status=status)
+        return {
+            "jobs": [j.to_dict() for j in jobs], "total": total, "limit": limit, "offset": offset,
+        }
+
+    def _job_or_404(service: Service, job_id: str):
+        job = service.store.get(job_id)
+        if job is None:
+            raise ApiError(404, f"no job {job_id!r}")
+        return job
+
+    @app.get("/v1/jobs/{job_id}", dependencies=auth)
+    def get_job(job_id: str, request: Request) -> dict:
+        return _job_or_404(service_of(request), job_id).to_dict()
+
+    @app.delete("/v1/jobs/{job_id}", dependencies=auth)
+    def cancel_job(job_id: str, request: Request) -> dict:
+        job = service_of(request).store.cancel(job_id)
+        if job is None:
+            raise ApiError(404, f"no job {job_id!r}")
+        return job.to_dict()
+
+    @app.get("/v1/jobs/{job_id}/thumbnails/{number}.jpg", dependencies=auth)
+    def job_thumbnail(job_id: str, number: int, request: Request):
+        service = service_of(request)
+        _job_or_404(service, job_id)
+        path = service.data_dir / "thumbnails" / job_id / f"{number}.jpg"
+        if not path.is_file():
+            raise ApiError(404, f"job {job_id!r} has no thumbnail {number}")
+        return FileResponse(path, media_type="image/jpeg")
+
+    @app.post("/v1/index", status_code=202, response_model=JobCreated, dependencies=auth)
+    def index(body: IndexRequest, request: Request) -> JobCreated:
+        service = service_of(request)
+        paths = [str(service.roots.check(p)) for p in body.paths]
+        job = service.store.create("index", {"paths": paths})
+        service.notify()
+        return JobCreated(id=job.id, status=job.status)
+
+    @app.get("/v1/search", dependencies=auth)
+    def search(
+        request: Request,
+        q: Annotated[str, Query(min_length=1, max_length=2000)],
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> dict:
+        from vidsift.pipeline.flows.index import search_clips
+
+        index_dir = Path(cfg.index.dir).expanduser().resolve()
+        hits = []
+        for hit in search_clips(q, cfg, k=k):
+            record = dataclasses.asdict(hit)
+            thumbnail = Path(record.pop("thumbnail"))
+            record["thumbnail_url"] = f"/v1/index/{thumbnail.relative_to(index_dir)}"
+            hits.append(record)
+        return {"query": q, "hits": hits}
+
+    @app.get("/v1/index/thumbs/{folder}/{name}", dependencies=auth)
+    def clip_thumbnail(folder: str, name: str):
+        index_dir = Path(cfg.index.dir).expanduser().resolve()
+        path = (index_dir / "thumbs" / folder / name).resolve()
+        if not path.is_relative_to(index_dir / "thumbs") or not path.is_file():
+            raise ApiError(404, f"no thumbnail {folder}/{name}")
+        return FileResponse(path, media_type="image/jpeg")
+
+    return app
+
+
+def serve_forever(cfg: Config) -> None:
+    """`vidsift serve`: the app as a Ray Serve FastAPI ingress deployment on host:port."""
+    from ray import serve
+
+    from vidsift.workers.ray_runtime import ensure_ray
+
+    validate_serve_security(cfg.serve.host, cfg.serve.api_key)
+    ensure_ray(cfg.ray)
+    deployment = build_deployment(cfg)
+    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
+    serve.run(deployment, name="vidsift", route_prefix="/", blocking=True)
+
+
+def build_deployment(cfg: Config):
+    """A bound Serve application: one replica (the job store's workers live in it)."""
+    from ray import serve
+
+    # Resolve the media roots here: the replica's working directory is not the caller's.
+    cfg = cfg.model_copy(deep=True)
+    cfg.serve.media_roots = [str(root) for root in MediaRoots(cfg.serve.media_roots).roots]
+    app = create_app(cfg)
+
+    @serve.deployment(name="vidsift", num_replicas=1, ray_actor_options={"num_cpus": 0.5})
+    @serve.ingress(app)
+    class VidsiftIngress:
+        pass
+
+    return VidsiftIngress.bind()

@@ -1,0 +1,203 @@
+"""A persistent job store on SQLite (WAL): the HTTP service's queue and its record of results.
+
+Every operation opens its own short connection, so the store is safe to share between threads
+and between processes (SQLite's file locks serialise writers; WAL lets readers run beside them).
+Claiming a job is one atomic UPDATE ... RETURNING, so two workers never take the same job.
+A job's result, once written, is never deleted or overwritten: a cancel after the finish is a
+no-op, and a restart only re-queues jobs that were queued or running.
+
+Statuses: queued -> running -> succeeded | failed; queued or running -> cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+FINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    request TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    seq INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);
+"""
+_COLUMNS = "id, kind, status, request, result, error, attempts, created_at, started_at, finished_at"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    kind: str  # what the job does, e.g. "ask"
+    status: str  # one of STATUSES
+    request: dict[str, Any]  # what was asked, as submitted (JSON)
+    result: dict[str, Any] | None  # set once when the job succeeds
+    error: str | None  # set once when the job fails
+    attempts: int  # times a worker claimed it (a restart mid-run makes it 2)
+    created_at: float  # unix seconds
+    started_at: float | None
+    finished_at: float | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "request": self.request,
+            "result": self.result,
+            "error": self.error,
+            "attempts": self.attempts,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+def _row_to_job(row: tuple) -> Job:
+    id_, kind, status, request, result, error, attempts, created, started, finished = row
+    return Job(
+        id=id_,
+        kind=kind,
+        status=status,
+        request=json.loads(request),
+        result=json.loads(result) if result is not None else None,
+        error=error,
+        attempts=attempts,
+        created_at=created,
+        started_at=started,
+        finished_at=finished,
+    )
+
+
+class JobStore:
+    """Jobs in `data_dir/jobs.sqlite3`. Cheap to construct; holds no open connection."""
+
+    def __init__(self, data_dir: str | Path, busy_timeout_s: float = 30.0) -> None:
+        self.data_dir = Path(data_dir).expanduser()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / "jobs.sqlite3"
+        self.busy_timeout_s = busy_timeout_s
+        with closing(self._connect()) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves where a read-then-write must
+        # be atomic; single statements are atomic on their own.
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable across crashes of the process in WAL
+        return conn
+
+    def create(self, kind: str, request: dict[str, Any]) -> Job:
+        job_id = uuid.uuid4().hex
+        now = time.time()
+        with closing(self._connect()) as conn:
+            conn.execute(
+                "INSERT INTO jobs (id, kind, status, request, seq, created_at) VALUES "
+                "(?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?)",
+                (job_id, kind, QUEUED, json.dumps(request), now),
+            )
+        return Job(job_id, kind, QUEUED, request, None, None, 0, now, None, None)
+
+    def get(self, job_id: str) -> Job | None:
+        with closing(self._connect()) as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _row_to_job(row) if row else None
+
+    def list(
+        self, limit: int = 50, offset: int = 0, status: str | None = None
+    ) -> tuple[list[Job], int]:
+        """A page of jobs, newest first, and the total count (of that status, if given)."""
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        with closing(self._connect()) as conn:
+            total = conn.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            ).fetchall()
+        return [_row_to_job(r) for r in rows], total
+
+    def claim_next(self) -> Job | None:
+        """Atomically take the oldest queued job and mark it running; None when none is queued."""
+        with closing(self._connect()) as conn:
+            row = conn.execute(
+                f"UPDATE jobs SET status = ?, started_at = ?, attempts = attempts + 1 "
+                f"WHERE id = (SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1) "
+                f"RETURNING {_COLUMNS}",
+                (RUNNING, time.time(), QUEUED),
+            ).fetchone()
+        return _row_to_job(row) if row else None
+
+    def _finish(self, job_id: str, status: str, result: dict | None, error: str | None) -> bool:
+        # Only a running job can finish: a job cancelled meanwhile stays cancelled.
+        with closing(self._connect()) as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ? "
+                "WHERE id = ? AND status = ?",
+                (
+                    status,
+                    json.dumps(result) if result is not None else None,
+                    error,
+                    time.time(),
+                    job_id,
+                    RUNNING,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def mark_succeeded(self, job_id: str, result: dict[str, Any]) -> bool:
+        """Record the result; False when the job was no longer running (e.g. cancelled)."""
+        return self._finish(job_id, SUCCEEDED, result, None)
+
+    def mark_failed(self, job_id: str, error: str) -> bool:
+        return self._finish(job_id, FAILED, None, error)
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a queued or running job (a running one's result is then discarded). A finished
+        job is returned unchanged. None when there is no such job."""
+        with closing(self._connect()) as conn:
+            conn.execute(
+                "UPDATE jobs SET status = ?, finished_at = ? WHERE id = ? AND status IN (?, ?)",
+                (CANCELLED, time.time(), job_id, QUEUED, RUNNING),
+            )
+        return self.get(job_id)
+
+    def requeue_interrupted(self) -> int:
+        """On start-up: jobs left running by a stopped service go back to the queue (queued ones
+        stay queued). Returns how many were re-queued."""
+        with closing(self._connect()) as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET status = ?, started_at = NULL WHERE status = ?", (QUEUED, RUNNING)
+            )
+            return cur.rowcount
+
+    def counts(self) -> dict[str, int]:
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {status: 0 for status in STATUSES} | dict(rows)
