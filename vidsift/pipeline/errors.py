@@ -8,8 +8,8 @@ class VidsiftError(Exception):
     """Base of every error vidsift raises on purpose."""
 
 
-class ConfigError(VidsiftError):
-    """A config file or override is invalid."""
+class ConfigError(VidsiftError, ValueError):
+    """A config file, override or named choice is invalid."""
 
 
 class VideoError(VidsiftError):

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from vidsift.pipeline.registry import lookup
+
 # MMTok's visual term: tokens are scored on how well they cover this many reference tokens (an
 # even subsample of all of them), bounding its (N, C) similarity matrix.
 COVERAGE_REFERENCES = 256
@@ -249,7 +251,4 @@ PRUNERS: dict[str, Pruner] = {
 
 
 def get_pruner(name: str) -> Pruner:
-    try:
-        return PRUNERS[name]
-    except KeyError:
-        raise ValueError(f"unknown pruner {name!r} ({' | '.join(PRUNERS)})") from None
+    return lookup(PRUNERS, name, "pruner")

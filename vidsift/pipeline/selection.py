@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from vidsift.pipeline.registry import lookup
 from vidsift.pipeline.types import Segment, SegmentKind
 
 # Facility location keeps an (N, C) similarity matrix; beyond this many frames the covered
@@ -318,8 +319,5 @@ SELECTORS: dict[str, Selector] = {
 
 
 def get_selector(name: str) -> Selector:
-    try:
-        return SELECTORS[name]
-    except KeyError:
-        raise ValueError(f"unknown selector {name!r} ({' | '.join(SELECTORS)})") from None
+    return lookup(SELECTORS, name, "selector")
 

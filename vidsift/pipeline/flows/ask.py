@@ -178,13 +178,13 @@ class Asker:
             ]
         segments = [_segment_dict(s) for s in token_set.segments]
         if thumbnails_dir is not None:
-            from vidsift.pipeline.flows.index import _save_thumbnail  # the index's JPEG format
+            from vidsift.pipeline.flows.index import save_thumbnail
 
             with timer.stage("thumbnails"):
                 for number, (seg, planned) in enumerate(zip(segments, token_set.segments)):
                     if planned.frames:
                         path = Path(thumbnails_dir) / f"{number}.jpg"
-                        _save_thumbnail(planned.frames[len(planned.frames) // 2].image, path)
+                        save_thumbnail(planned.frames[len(planned.frames) // 2].image, path)
                         seg["thumbnail"] = str(path)
         answer, model, vlm_info = None, "none", {}
         if vlm_enabled(cfg.vlm):

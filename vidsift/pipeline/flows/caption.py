@@ -417,7 +417,7 @@ def add_captions_to_index(out: str | Path, cfg: Config) -> dict:
     skipped, so this is resumable like the caption run. Returns {"added", "skipped", "clips"}."""
     from vidsift.index.clip_index import ClipIndex, VideoClips
     from vidsift.index.store import NewClip
-    from vidsift.pipeline.flows.index import _save_thumbnail, content_hash, embedder_id
+    from vidsift.pipeline.flows.index import save_thumbnail, content_hash, embedder_id
     from vidsift.workers.decode import get_decoder
     from vidsift.workers.embed import get_embedder
 
@@ -442,7 +442,7 @@ def add_captions_to_index(out: str | Path, cfg: Config) -> dict:
             new_clips = []
             for number, (row, frame) in enumerate(zip(clips, frames)):
                 absolute, relative = index.thumbnail_path(digest, number)
-                _save_thumbnail(frame.image, absolute)
+                save_thumbnail(frame.image, absolute)
                 new_clips.append(NewClip(row["start"], row["end"], relative, row["caption"]))
             index.add_video(VideoClips(
                 path=video, content_hash=digest, duration=clips[-1]["end"] - clips[0]["start"],

@@ -115,7 +115,9 @@ def embedder_id(cfg: Config) -> str:
     return cfg.embed.backend + (f":{cfg.embed.model}" if cfg.embed.model else "")
 
 
-def _save_thumbnail(image: np.ndarray, path: Path) -> None:
+def save_thumbnail(image: np.ndarray, path: Path) -> None:
+    """Write an (H, W, 3) uint8 RGB frame as the small JPEG that the index, ask and caption
+    results point to (longest side THUMBNAIL_MAX_SIDE)."""
     from PIL import Image
 
     thumb = Image.fromarray(image)
@@ -167,7 +169,7 @@ def clip_video(path: str, digest: str, cfg: Config, embedder, index):
     clips = []
     for number, (span, idx) in enumerate(zip(spans, members)):
         absolute, relative = index.thumbnail_path(digest, number)
-        _save_thumbnail(frames[middle_frame(times, idx, span)].image, absolute)
+        save_thumbnail(frames[middle_frame(times, idx, span)].image, absolute)
         clips.append(NewClip(span[0], span[1], relative, texts[number]))
     record = VideoClips(
         path=path, content_hash=digest, duration=info.duration, clips=clips,

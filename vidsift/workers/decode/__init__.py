@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from vidsift.pipeline.probe import DEFAULT_MAX_PIXELS
+from vidsift.pipeline.registry import lookup
 from vidsift.workers.decode.base import Decoder
 
 
@@ -36,11 +37,7 @@ DECODERS: dict[str, Callable[..., Decoder]] = {"pyav": _pyav, "decord": _decord,
 
 def get_decoder(name: str, threads: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoder:
     """A decoder by registry name; threads=0 lets the backend choose."""
-    try:
-        factory = DECODERS[name]
-    except KeyError:
-        raise ValueError(f"unknown decoder {name!r}; choose one of {sorted(DECODERS)}") from None
-    return factory(threads=threads, max_pixels=max_pixels)
+    return lookup(DECODERS, name, "decoder")(threads=threads, max_pixels=max_pixels)
 
 
 __all__ = ["DECODERS", "Decoder", "get_decoder"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from vidsift.pipeline.errors import ConfigError
+from vidsift.pipeline.registry import lookup
 
 if TYPE_CHECKING:
     from vidsift.pipeline.config import EmbedConfig
@@ -43,13 +43,7 @@ EMBEDDERS: dict[str, Callable[[EmbedConfig], Embedder]] = {
 
 def get_embedder(cfg: EmbedConfig) -> Embedder:
     """Build the embedder cfg.backend names (loads its models now)."""
-    try:
-        factory = EMBEDDERS[cfg.backend]
-    except KeyError:
-        raise ConfigError(
-            f"embed.backend {cfg.backend!r}: unknown (choose from {', '.join(EMBEDDERS)})"
-        ) from None
-    return factory(cfg)
+    return lookup(EMBEDDERS, cfg.backend, "embedder")(cfg)
 
 
 def __getattr__(name: str):

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vidsift.pipeline.config import VLMConfig
-from vidsift.pipeline.errors import ConfigError, ModelLoadError
+from vidsift.pipeline.errors import ModelLoadError
+from vidsift.pipeline.registry import lookup
 from vidsift.workers.vlm.base import VLMBackend
 
 
@@ -21,11 +22,10 @@ VLMS: dict[str, Callable[[VLMConfig], VLMBackend]] = {"qwen2_5_vl": _qwen2_5_vl}
 
 def get_vlm(cfg: VLMConfig) -> VLMBackend:
     """Load the configured VLM backend (raises ModelLoadError when no model is set)."""
-    if cfg.backend not in VLMS:
-        raise ConfigError(f"vlm.backend {cfg.backend!r}: unknown (known: {', '.join(VLMS)})")
+    factory = lookup(VLMS, cfg.backend, "VLM backend")
     if cfg.model is None or str(cfg.model).lower() == "none":
         raise ModelLoadError("vlm.model is not set: point it at a checkpoint dir or hub id")
-    return VLMS[cfg.backend](cfg)
+    return factory(cfg)
 
 
 __all__ = ["VLMS", "VLMBackend", "get_vlm"]
