@@ -152,12 +152,12 @@ PRESETS = ("default", "gpu", "cluster")
 
 
 def presets_dir() -> Path:
-    """configs/ of a source checkout, or the copy packaged into an installed wheel."""
-    package_dir = Path(__file__).resolve().parents[1]
-    for candidate in (package_dir.parent / "configs", package_dir / "configs"):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError(f"no configs directory beside {package_dir}")
+    """The presets: vidsift/configs, a link to the repository's configs/ in a checkout and a copy
+    of it inside an installed wheel."""
+    directory = Path(__file__).resolve().parents[1] / "configs"
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: presets directory missing from the installation")
+    return directory
 
 
 def _read_yaml(source: str | Path) -> dict[str, Any]:
