@@ -14,18 +14,35 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from typer.core import TyperGroup
+
 from vidsift.pipeline.config import Config, load_config
 from vidsift.pipeline.errors import VidsiftError
 
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _Commands(TyperGroup):
+    """Every command's typed errors (bad input, bad config, failed requests) end here: one red
+    line naming the file and the cause, exit code 1, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except VidsiftError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="vidsift",
     help="Long-video understanding: ask questions, caption archives, search clips.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 ConfigOpt = Annotated[
     str, typer.Option("--config", "-c", help="Preset (default, gpu, cluster) or a YAML file.")
@@ -49,11 +66,6 @@ def resolve_config(config: str, overrides: list[str] | None, **flags: object) ->
     return load_config(config, [*(overrides or []), *extra])
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
 def print_json(payload: object) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
 
@@ -63,10 +75,7 @@ def show_config(config: ConfigOpt = "default", overrides: SetOpt = None) -> None
     """Print the resolved configuration (preset + overrides) as YAML."""
     import yaml
 
-    try:
-        cfg = resolve_config(config, overrides)
-    except VidsiftError as exc:
-        raise fail(str(exc)) from None
+    cfg = resolve_config(config, overrides)
     sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
@@ -88,16 +97,13 @@ def ask_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question about a video; prints the answer and the evidence timestamps."""
-    try:
-        cfg = resolve_config(
-            config, overrides, **{"budget.tokens": budget, "selection.selector": selector,
-                                  "vlm.pruner": pruner, "vlm.model": model},
-        )
-        from vidsift.pipeline.flows.ask import ask, hms
+    cfg = resolve_config(
+        config, overrides, **{"budget.tokens": budget, "selection.selector": selector,
+                              "vlm.pruner": pruner, "vlm.model": model},
+    )
+    from vidsift.pipeline.flows.ask import ask, hms
 
-        result = ask(cfg, video, question, thumbnails_dir=thumbnails)
-    except VidsiftError as exc:
-        raise fail(str(exc)) from None
+    result = ask(cfg, video, question, thumbnails_dir=thumbnails)
     if as_json:
         print_json(result.to_dict())
         return
@@ -130,28 +136,25 @@ def caption_command(
     """Caption every clip of every video: Parquet rows plus SRT and WebVTT per video."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    try:
-        cfg = resolve_config(config, overrides, **{"vlm.model": model})
-        from vidsift.pipeline.flows.caption import list_videos, run_caption
+    cfg = resolve_config(config, overrides, **{"vlm.model": model})
+    from vidsift.pipeline.flows.caption import list_videos, run_caption
 
-        total = len(list_videos(source))
-        with Progress(TextColumn("captioning"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.description}"), console=err_console,
-                      disable=as_json) as bar:
-            task = bar.add_task("", total=total)
+    total = len(list_videos(source))
+    with Progress(TextColumn("captioning"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.description}"), console=err_console,
+                  disable=as_json) as bar:
+        task = bar.add_task("", total=total)
 
-            def progress(report, video, status):
-                bar.update(task, completed=report.skipped + report.captioned + report.failed,
-                           description=f"{status}: {video}")
+        def progress(report, video, status):
+            bar.update(task, completed=report.skipped + report.captioned + report.failed,
+                       description=f"{status}: {video}")
 
-            report = run_caption(source, out, cfg, progress=progress)
-        payload = report.to_dict()
-        if to_index:
-            from vidsift.pipeline.flows.caption import add_captions_to_index
+        report = run_caption(source, out, cfg, progress=progress)
+    payload = report.to_dict()
+    if to_index:
+        from vidsift.pipeline.flows.caption import add_captions_to_index
 
-            payload["index"] = add_captions_to_index(out, cfg)
-    except VidsiftError as exc:
-        raise fail(str(exc)) from None
+        payload["index"] = add_captions_to_index(out, cfg)
     if as_json:
         print_json(payload)
         return
@@ -183,36 +186,33 @@ def index_command(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    try:
-        cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
-        from vidsift.pipeline.flows.index import index_videos
+    cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
+    from vidsift.pipeline.flows.index import index_videos
 
-        counts = {"clips": 0, "frames": 0, "busy_s": 0.0}
-        with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("videos  {task.fields[clips]} clips  {task.fields[fps]} frames/s"),
-                      TimeElapsedColumn(), TextColumn("{task.description}"),
-                      console=err_console, disable=as_json) as bar:
-            task = bar.add_task("", total=None, clips=0, fps="-")
-            video_started = [time.perf_counter()]
+    counts = {"clips": 0, "frames": 0, "busy_s": 0.0}
+    with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("videos  {task.fields[clips]} clips  {task.fields[fps]} frames/s"),
+                  TimeElapsedColumn(), TextColumn("{task.description}"),
+                  console=err_console, disable=as_json) as bar:
+        task = bar.add_task("", total=None, clips=0, fps="-")
+        video_started = [time.perf_counter()]
 
-            def progress(event) -> None:
-                if event.kind == "start":
-                    video_started[0] = time.perf_counter()
-                    bar.update(task, total=event.total, completed=event.done,
-                               description=event.path.rsplit("/", 1)[-1])
-                    return
-                if event.kind == "indexed":
-                    counts["clips"] += event.clips
-                    counts["frames"] += event.frames
-                    counts["busy_s"] += time.perf_counter() - video_started[0]
-                elif event.kind == "failed":
-                    err_console.print(f"[yellow]skipped[/] {event.error}", highlight=False)
-                fps = f"{counts['frames'] / counts['busy_s']:.1f}" if counts["busy_s"] else "-"
-                bar.update(task, completed=event.done, clips=counts["clips"], fps=fps)
+        def progress(event) -> None:
+            if event.kind == "start":
+                video_started[0] = time.perf_counter()
+                bar.update(task, total=event.total, completed=event.done,
+                           description=event.path.rsplit("/", 1)[-1])
+                return
+            if event.kind == "indexed":
+                counts["clips"] += event.clips
+                counts["frames"] += event.frames
+                counts["busy_s"] += time.perf_counter() - video_started[0]
+            elif event.kind == "failed":
+                err_console.print(f"[yellow]skipped[/] {event.error}", highlight=False)
+            fps = f"{counts['frames'] / counts['busy_s']:.1f}" if counts["busy_s"] else "-"
+            bar.update(task, completed=event.done, clips=counts["clips"], fps=fps)
 
-            summary = index_videos(paths, cfg, progress=progress)
-    except VidsiftError as exc:
-        raise fail(str(exc)) from None
+        summary = index_videos(paths, cfg, progress=progress)
     if as_json:
         print_json(summary.to_dict())
     else:
@@ -237,14 +237,11 @@ def search_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Find the clips of indexed videos that best match a text query."""
-    try:
-        cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
-        from vidsift.pipeline.flows.ask import hms
-        from vidsift.pipeline.flows.index import search_clips
+    cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
+    from vidsift.pipeline.flows.ask import hms
+    from vidsift.pipeline.flows.index import search_clips
 
-        hits = search_clips(query, cfg, k=k, videos=video)
-    except VidsiftError as exc:
-        raise fail(str(exc)) from None
+    hits = search_clips(query, cfg, k=k, videos=video)
     if as_json:
         print_json({"query": query, "hits": [h.to_dict() for h in hits]})
         return
@@ -269,14 +266,11 @@ def serve_command(
     overrides: SetOpt = None,
 ) -> None:
     """Run the HTTP service (Ray Serve + FastAPI, OpenAPI at /docs)."""
-    try:
-        cfg = resolve_config(config, overrides, **{"serve.host": host, "serve.port": port})
-        from vidsift.pipeline.http import serve_forever
+    cfg = resolve_config(config, overrides, **{"serve.host": host, "serve.port": port})
+    from vidsift.pipeline.http import serve_forever
 
-        console.print(f"vidsift serving on http://{cfg.serve.host}:{cfg.serve.port} (docs: /docs)")
-        serve_forever(cfg)
-    except VidsiftError as exc:
-        raise fail(str(exc)) from None
+    console.print(f"vidsift serving on http://{cfg.serve.host}:{cfg.serve.port} (docs: /docs)")
+    serve_forever(cfg)
 
 
 @app.command("demo")
@@ -294,16 +288,13 @@ def demo_command(
     """Index a video, search it, and ask it (evidence only): the whole pipeline, no downloads."""
     from pathlib import Path
 
-    try:
-        out_dir = Path(out).expanduser().resolve()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        cfg = resolve_config(config, overrides, **{"index.dir": str(out_dir / "index"),
-                                                   "vlm.model": "none"})
-        from vidsift.pipeline.demo import run_demo
+    out_dir = Path(out).expanduser().resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = resolve_config(config, overrides, **{"index.dir": str(out_dir / "index"),
+                                               "vlm.model": "none"})
+    from vidsift.pipeline.demo import run_demo
 
-        run_demo(cfg, out_dir, video, question, console)
-    except VidsiftError as exc:
-        raise fail(str(exc)) from None
+    run_demo(cfg, out_dir, video, question, console)
 
 
 @app.command("probe")
@@ -321,10 +312,7 @@ def probe_command(
     from vidsift.pipeline.probe import probe
 
     cfg = resolve_config(config, overrides)
-    try:
-        info = probe(video, max_pixels=cfg.decode.max_pixels)
-    except VidsiftError as exc:
-        raise fail(str(exc)) from None
+    info = probe(video, max_pixels=cfg.decode.max_pixels)
     facts = dataclasses.asdict(info)
     if as_json:
         print_json(facts)
@@ -356,10 +344,7 @@ def sample_command(
     cfg = resolve_config(config, overrides)
     decoder = get_decoder(cfg.decode.backend, threads=cfg.decode.threads, max_pixels=cfg.decode.max_pixels)
     started = time.perf_counter()
-    try:
-        frames = decoder.sample(video, fps, max_side=max_side if max_side else cfg.decode.coarse_max_side)
-    except VidsiftError as exc:
-        raise fail(str(exc)) from None
+    frames = decoder.sample(video, fps, max_side=max_side if max_side else cfg.decode.coarse_max_side)
     elapsed = time.perf_counter() - started
     if out:
         from PIL import Image
@@ -376,11 +361,8 @@ def sample_command(
 
 
 def main() -> None:
-    try:
-        app()
-    except VidsiftError as exc:  # typed errors print as one clear line, never a traceback
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
+    """The `vidsift` console script."""
+    app()
 
 
 if __name__ == "__main__":
