@@ -23,12 +23,14 @@ INTERPOLATION = "BILINEAR"  # the ffmpeg backend uses the same swscale flag
 class PyAVDecoder(BaseDecoder):
     name = "pyav"
 
-    def _open(self, scan: StreamScan, skip_frame: str = "DEFAULT"):
+    def _open(self, scan: StreamScan, skip_frame: str = "DEFAULT", deblock: bool = True):
         container = open_container(scan.path)
         stream = video_stream(container, scan.path)
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = self.threads
         stream.codec_context.skip_frame = skip_frame
+        if not deblock:
+            stream.codec_context.options = {"skip_loop_filter": "all"}
         return container, stream
 
     @staticmethod
@@ -72,9 +74,14 @@ class PyAVDecoder(BaseDecoder):
         return [frames[i] for i in sorted(frames)]
 
     def _decode_near(self, scan: StreamScan, indices: np.ndarray, out_hw: tuple[int, int]) -> list[Frame]:
-        """Non-reference frames (most B-frames) are skipped, not decoded: about half the work
-        on x264 encodes (1.6x faster on bbb.mp4); each wanted index gets the first decodable
-        frame at or after it."""
+        """Two shortcuts that only the coarse pass may take, since its frames are only scored:
+        - non-reference frames (most B-frames) are skipped, not decoded: about half the work on
+          x264 encodes (1.6x faster on bbb.mp4); each wanted index gets the first decodable
+          frame at or after it;
+        - the in-loop deblocking filter is skipped (H.264/HEVC): another ~1.3x; the error it
+          leaves drifts until the next keyframe but stayed at 42 dB PSNR median, 35 dB worst, at
+          the end of 10 s GOPs of the needle video, far below what scoring or OCR notices.
+        Frames the VLM sees come from frames_at/clip, which decode exactly."""
         return self._decode_indices(scan, indices, out_hw, nearest=True)
 
     def _decode_indices(
@@ -91,7 +98,9 @@ class PyAVDecoder(BaseDecoder):
         wanted = 0
         decoded = None  # one frame iterator per seek: frames a packet yields are never dropped
         sought = -1  # keyframe index of the last seek; the demuxer may land on an earlier one
-        container, stream = self._open(scan, skip_frame="NONREF" if nearest else "DEFAULT")
+        container, stream = (
+            self._open(scan, skip_frame="NONREF", deblock=False) if nearest else self._open(scan)
+        )
         try:
             while wanted < indices.size:
                 if decoded is None or (
