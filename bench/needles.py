@@ -155,13 +155,13 @@ def hit(token_set, needle: Needle) -> bool:
 def stage_costs(embedder, images: list[np.ndarray], n: int = 16) -> dict[str, float]:
     """Per-frame milliseconds of each offline stage on n coarse frames spread over the video:
     EfficientNet (+ label bridge), the OCR gate, OCR on every frame, MiniLM per text."""
-    from vidsift.workers.embed.offline import text_likelihood
+    from vidsift.workers.embed.offline import text_strokes
 
     picks = [images[i] for i in np.linspace(0, len(images) - 1, n).astype(int)]
     t0 = time.perf_counter()
     embedder.embed_images(picks)
     t1 = time.perf_counter()
-    gate = [text_likelihood(image) for image in picks]
+    gate = [text_strokes(image).likelihood for image in picks]
     t2 = time.perf_counter()
     for image in picks:
         embedder.read_text(image)

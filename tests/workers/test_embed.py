@@ -12,7 +12,7 @@ from vidsift.pipeline.config import EmbedConfig
 from vidsift.pipeline.errors import ConfigError, ModelLoadError
 from vidsift.workers.embed import EMBEDDERS, get_embedder
 from vidsift.workers.embed.hf import PixelSpec, prepare_pixels
-from vidsift.workers.embed.offline import text_likelihood
+from vidsift.workers.embed.offline import same_text, text_strokes
 
 
 def text_frame(text: str, size=(640, 360), font_px=40) -> np.ndarray:
@@ -74,19 +74,51 @@ def test_offline_visual_vectors_tell_pictures_apart(offline_frames):
     assert off_diagonal.max() < 0.9
 
 
+def caption_over(photo: np.ndarray, text: str, top: int = 40) -> np.ndarray:
+    """A 448x252 frame of `photo` with a semi-transparent caption band, as a broadcast overlay."""
+    frame = Image.fromarray(photo).resize((448, 252)).convert("RGBA")
+    layer = Image.new("RGBA", frame.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    font = ImageFont.load_default(size=19)
+    draw.rectangle((40, top - 6, 408, top + 26), fill=(0, 0, 0, 170))
+    draw.text((50, top), text, font=font, fill=(255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(frame, layer).convert("RGB"))
+
+
 def test_text_gate_passes_text_and_skips_photos():
-    assert text_likelihood(text_frame("the code word is PELICAN")) > EmbedConfig().ocr_gate
+    assert text_strokes(text_frame("the code word is PELICAN")).likelihood > EmbedConfig().ocr_gate
+    assert text_strokes(caption_over(data.chelsea(), "the code word is PELICAN")).likelihood > (
+        EmbedConfig().ocr_gate)
     for photo in (data.chelsea(), data.coffee()):
-        assert text_likelihood(photo) < EmbedConfig().ocr_gate
+        assert text_strokes(photo).likelihood < EmbedConfig().ocr_gate
 
 
-def test_gated_frames_get_no_ocr_text_and_repeated_frames_reuse_it(offline_embedder):
-    frame = text_frame("meeting in room forty two")
-    embedded = offline_embedder.encode_frames([data.coffee(), frame, frame.copy()])
+def test_same_caption_over_a_changing_picture_is_the_same_text():
+    iou = EmbedConfig().ocr_reuse_iou
+    on_cat = text_strokes(caption_over(data.chelsea(), "the password is TANGERINE"))
+    on_coffee = text_strokes(caption_over(data.coffee(), "the password is TANGERINE"))
+    assert on_cat.rows is not None and same_text(on_cat, on_coffee, iou)
+    other_words = text_strokes(caption_over(data.coffee(), "flight BA 287 is delayed"))
+    assert not same_text(on_coffee, other_words, iou)
+    scrolled = text_strokes(caption_over(data.coffee(), "the password is TANGERINE", top=120))
+    assert not same_text(on_coffee, scrolled, iou)
+    blank = text_strokes(np.full((252, 448, 3), 90, np.uint8))
+    assert blank.rows is None and not same_text(blank, blank, iou)
+
+
+def test_gated_frames_get_no_ocr_and_a_caption_is_read_once(offline_embedder, monkeypatch):
+    reads = []
+    read_text = offline_embedder.read_text
+    monkeypatch.setattr(offline_embedder, "read_text", lambda image: reads.append(1) or read_text(image))
+    frames = [data.coffee(), caption_over(data.chelsea(), "meeting in room forty two"),
+              caption_over(data.coffee(), "meeting in room forty two"),
+              caption_over(data.coffee(), "next stop Lisbon airport")]
+    embedded = offline_embedder.encode_frames(frames)
     assert "text:" not in embedded.descriptions[0]
-    assert "room" in embedded.descriptions[1]
-    assert embedded.descriptions[2] == embedded.descriptions[1]
-    np.testing.assert_allclose(embedded.text[2], embedded.text[1], atol=1e-6)
+    assert "room" in embedded.descriptions[1] and "Lisbon" in embedded.descriptions[3]
+    # the second frame shows the same caption over another picture: its text is reused
+    assert embedded.descriptions[2].split("| text:")[1] == embedded.descriptions[1].split("| text:")[1]
+    assert len(reads) == 2
 
 
 def test_offline_rejects_non_rgb_uint8(offline_embedder):

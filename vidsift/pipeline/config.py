@@ -44,8 +44,9 @@ class EmbedConfig(_Section):
     # below this skip OCR; 0 runs OCR on every frame
     ocr_gate: float = Field(0.35, ge=0, le=1)
     ocr_det_side: int = Field(320, ge=32, le=2048)  # offline: OCR detection input, shorter side
-    # offline: a frame whose visual cosine to the previous OCR'd frame is above this reuses its text
-    ocr_reuse_similarity: float = Field(0.97, gt=0, le=1)
+    # offline: a frame whose text strokes overlap the last OCR'd frame's (same rows) by this
+    # intersection-over-union reuses its text
+    ocr_reuse_iou: float = Field(0.8, gt=0, le=1)
     # siglip/clip weights; auto: float16 on GPU, float32 on CPU
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     num_cpus_per_actor: float = Field(0.5, gt=0)  # EmbedActor's Ray resources
