@@ -139,6 +139,8 @@ class OfflineEmbedder:
         self.class_names = _imagenet_names()
         self._label_vectors: dict[int, np.ndarray] = {}  # class index -> MiniLM vector, on demand
         self._ocr = None
+        if cfg.ocr:
+            self._ocr_engine()  # load now (~1 s), so the first video's embedding does not pay it
 
     # -- visual -------------------------------------------------------------------------------
 
