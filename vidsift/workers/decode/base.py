@@ -190,14 +190,22 @@ class BaseDecoder:
     def coarse(self, path, max_side: int, max_gap_s: float, fill_fps: float) -> list[Frame]:
         """Every keyframe plus fill_fps samples inside keyframe gaps longer than max_gap_s (a
         fill may land a few frames after its target where the backend skips undecodable-cheaply
-        frames; see _decode_near)."""
+        frames; see _decode_near).
+
+        Filling a gap decodes from the keyframe that opens it, so that keyframe comes from the
+        fill pass for free; the keyframe-only pass (a whole-file read) runs only when some
+        keyframe opens no filled gap. On streaming-style encodes every gap is filled."""
         scan = self._scan(path)
         scan.check_readable(scan.end_time)
         out_hw = output_size(scan.display_size, None, max_side)
-        keys = self._decode_keyframes(scan, out_hw)
+        keys = scan.key_indices
         fill = scan.indices_at(gap_fill_times(scan.times[scan.is_key], scan.end_time, max_gap_s, fill_fps))
-        fill = np.setdiff1d(fill, scan.key_indices)
-        by_index = {f.index: f for f in keys}
-        for frame in self._decode_near(scan, fill, out_hw) if fill.size else []:
+        fill = np.setdiff1d(fill, keys)
+        opening = np.unique(keys[np.clip(np.searchsorted(keys, fill, side="right") - 1, 0, None)])
+        by_index: dict[int, Frame] = {}
+        if opening.size < keys.size:
+            by_index.update((f.index, f) for f in self._decode_keyframes(scan, out_hw))
+        wanted = np.union1d(fill, opening)
+        for frame in self._decode_near(scan, wanted, out_hw) if wanted.size else []:
             by_index.setdefault(frame.index, frame)
         return [by_index[i] for i in sorted(by_index)]
