@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.pipeline.test_probe import ffprobe_frames
-from tests.videos import read_code
+from tests.videos import make_coded_video, read_code
 from vidsift.pipeline.errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoNotFoundError
 from vidsift.workers.decode import get_decoder
 
@@ -84,6 +84,22 @@ def test_coarse_fills_long_keyframe_gaps(decoder, coded_video):
         assert fills == [25 * s + offset for s in range(10) for offset in (6, 12, 18)]
     only_keys = decoder.coarse(coded_video, max_side=64, max_gap_s=2.0, fill_fps=4)
     assert [f.index for f in only_keys] == list(range(0, 250, 25))
+
+
+def test_coarse_mixes_short_and_filled_keyframe_gaps(decoder, tmp_path):
+    # keyframes at 0, 1, 4, 5 s of 8 s: the 1-4 s and 5-8 s gaps are filled at 1 fps, the
+    # keyframes at 0 s and 4 s open no filled gap and still come back
+    video = make_coded_video(tmp_path / "irregular.mp4", n_frames=200, gop=None,
+                             output_args=("-x264-params", "keyint=1000:scenecut=0",
+                                          "-force_key_frames", "0,1,4,5"))
+    assert [f.index for f in decoder.keyframes(str(video), max_side=64)] == [0, 25, 100, 125]
+    frames = decoder.coarse(str(video), max_side=64, max_gap_s=2.0, fill_fps=1)
+    indices = [f.index for f in frames]
+    assert codes(frames) == indices
+    assert [i for i in indices if i in (0, 25, 100, 125)] == [0, 25, 100, 125]
+    fills = [i for i in indices if i not in (0, 25, 100, 125)]
+    assert len(fills) == 4  # 2 s, 3 s; 6 s, 7 s
+    assert all(0 <= got - want <= 3 for got, want in zip(fills, (50, 75, 150, 175)))
 
 
 def test_coarse_fill_images_stay_close_to_the_exact_decode(decoder, coded_video):
