@@ -126,10 +126,14 @@ def main() -> None:
     info = probe(video)
     video_seconds = {"keyframes": info.duration, "fps1": info.duration,
                      "clips": N_CLIPS * CLIP_SECONDS, "coarse": info.duration}
-    table: dict[str, dict[str, dict]] = {}
+    # A run of some (work, runner) pairs replaces only those rows of an existing result file.
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    table: dict[str, dict[str, dict]] = (
+        previous.get("results", {}) if previous.get("video") == video else {})
     for work in args.works.split(","):
         runs = args.long_runs if work in ("fps1", "coarse") else args.runs
-        table[work] = {}
+        table.setdefault(work, {})
         for runner in args.runners.split(","):
             row = measure(runner, work, video, runs)
             if row is None:
@@ -147,8 +151,8 @@ def main() -> None:
     result = {"video": video, "duration_s": info.duration, "size": [info.width, info.height],
               "max_side": MAX_SIDE, "results": table,
               "note": "wall_s medians; vs_ffmpeg_cli = wall / CLI wall (lower is better); shared 2-core host"}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
 
 
