@@ -23,7 +23,6 @@ from vidsift.pipeline.errors import ConfigError, ModelLoadError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-FEATURE_DIM = 1280
 ONNX_OPSET = 17
 
 
@@ -113,7 +112,6 @@ class FeatureRunner:
     (B, 1280, S/32, S/32) on the embedder's device."""
 
     def __init__(self, backbone: Backbone, image_size: int, runtime: str, device: str) -> None:
-        self.runtime = runtime
         self.device = device
         self._backbone = backbone.to(device)
         self._session = _onnx_session(backbone, image_size) if runtime == "onnxruntime" else None
