@@ -32,7 +32,7 @@ def clip_starts(duration: float) -> list[float]:
 
 
 def run_backend(backend: str, work: str, video: str) -> int:
-    from vidsift.pipeline.probe import probe
+    from vidsift.core.probe import probe
     from vidsift.workers.decode import get_decoder
 
     info = probe(video)
@@ -51,7 +51,7 @@ def run_backend(backend: str, work: str, video: str) -> int:
 
 def run_cli(work: str, video: str) -> int:
     """The ffmpeg CLI producing the same frames as raw RGB into a pipe we drain."""
-    from vidsift.pipeline.probe import probe
+    from vidsift.core.probe import probe
 
     info = probe(video)
     scale = f"scale={MAX_SIDE}:-2:flags=bilinear"
@@ -121,7 +121,7 @@ def main() -> None:
         worker(*args.worker, video)
         return
 
-    from vidsift.pipeline.probe import probe
+    from vidsift.core.probe import probe
 
     info = probe(video)
     video_seconds = {"keyframes": info.duration, "fps1": info.duration,

@@ -71,7 +71,7 @@ def run_synthetic(cases: list[tuple[str, int]]) -> dict:
     import psutil
 
     from vidsift.index.factory import build_index, choose_index, recall_at_k
-    from vidsift.pipeline.config import IndexConfig
+    from vidsift.core.config import IndexConfig
 
     cfg = IndexConfig()
     memory_per_space = cfg.memory_mb * 1024 * 1024 // 2
@@ -120,9 +120,9 @@ def run_synthetic(cases: list[tuple[str, int]]) -> dict:
 
 
 def run_video(video: Path) -> dict:
-    from vidsift.pipeline.config import load_config
+    from vidsift.core.config import load_config
     from vidsift.pipeline.flows.index import index_videos, search_clips
-    from vidsift.pipeline.probe import probe
+    from vidsift.core.probe import probe
 
     info = probe(str(video))
     work = Path(tempfile.mkdtemp(prefix="vsidx"))

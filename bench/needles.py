@@ -188,9 +188,9 @@ def main() -> None:
                         help="timed repeats of coarse decode + embed; the median is reported")
     args = parser.parse_args()
 
-    from vidsift.pipeline.config import load_config
+    from vidsift.core.config import load_config
     from vidsift.pipeline.evidence import frame_relevance, plan_evidence
-    from vidsift.pipeline.probe import probe
+    from vidsift.core.probe import probe
     from vidsift.workers.decode import get_decoder
     from vidsift.workers.embed import get_embedder
 

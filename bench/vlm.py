@@ -54,7 +54,7 @@ def decode_at(path: str, times, height: int, width: int):
     keyframe before each time, decode forward to the frame whose display interval holds it."""
     import av
 
-    from vidsift.pipeline.types import Frame
+    from vidsift.core.types import Frame
 
     frames = []
     with av.open(path) as container:
@@ -76,7 +76,7 @@ def decode_at(path: str, times, height: int, width: int):
 def competitor_token_set(path: str, info):
     """(a): 64 uniform frames as one clip at qwen-vl-utils' default per-frame size."""
     from vidsift.pipeline.budget import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, smart_resize, tokens_for
-    from vidsift.pipeline.types import PlannedSegment, SegmentKind, TokenSet
+    from vidsift.core.types import PlannedSegment, SegmentKind, TokenSet
 
     max_pixels = max(
         min(VIDEO_MAX_PIXELS, QWEN_VL_UTILS_TOTAL_PIXELS / COMPETITOR_FRAMES * FRAME_FACTOR),
@@ -98,7 +98,7 @@ def vidsift_token_set(path: str, info):
 
     import numpy as np
 
-    from vidsift.pipeline.config import BudgetConfig, SelectionConfig
+    from vidsift.core.config import BudgetConfig, SelectionConfig
     from vidsift.pipeline.evidence import plan_evidence
 
     plan = plan_evidence(
@@ -113,7 +113,7 @@ def vidsift_token_set(path: str, info):
 
 
 def measure(backend, token_set, repeats: int) -> dict:
-    from vidsift.pipeline.types import VLMRequest
+    from vidsift.core.types import VLMRequest
 
     request = VLMRequest(token_set, QUESTION, max_new_tokens=1)
     runs = []
@@ -142,8 +142,8 @@ def main() -> None:
 
     import torch
 
-    from vidsift.pipeline.config import BudgetConfig, VLMConfig
-    from vidsift.pipeline.probe import probe
+    from vidsift.core.config import BudgetConfig, VLMConfig
+    from vidsift.core.probe import probe
     from vidsift.workers.vlm import get_vlm
 
     info = probe(args.video)

@@ -33,7 +33,7 @@ def ray_cluster():
     import shutil
     import tempfile
 
-    from vidsift.pipeline.config import RayConfig
+    from vidsift.core.config import RayConfig
     from vidsift.workers.ray_runtime import ensure_ray
 
     temp_dir = tempfile.mkdtemp(prefix="vsray")
@@ -71,7 +71,7 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def offline_embedder():
     """The packaged offline embedder (EfficientNet-Lite0 + MiniLM + OCR), loaded once per run."""
-    from vidsift.pipeline.config import EmbedConfig
+    from vidsift.core.config import EmbedConfig
     from vidsift.workers.embed import get_embedder
 
     return get_embedder(EmbedConfig(backend="offline"))

@@ -166,7 +166,7 @@ def random_segment(kind, times: list[float], height: int, width: int, seed: int)
     import numpy as np
 
     from vidsift.pipeline.budget import tokens_for
-    from vidsift.pipeline.types import Frame, PlannedSegment
+    from vidsift.core.types import Frame, PlannedSegment
 
     rng = np.random.default_rng(seed)
     frames = tuple(
@@ -180,7 +180,7 @@ def random_segment(kind, times: list[float], height: int, width: int, seed: int)
 def random_token_set(seed: int = 0, video: str = "video.mp4"):
     """An image at 1.0 s (56x84), a 3-frame clip at 2 fps from 2.0 s (56x56, odd: padded), and
     an image at 7.5 s (84x56): 6 + 8 + 6 = 20 visual tokens."""
-    from vidsift.pipeline.types import SegmentKind, TokenSet
+    from vidsift.core.types import SegmentKind, TokenSet
 
     segments = [
         random_segment(SegmentKind.IMAGE, [1.0], 56, 84, seed),

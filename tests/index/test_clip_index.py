@@ -5,8 +5,8 @@ import pytest
 
 from vidsift.index.clip_index import ClipIndex, VideoClips
 from vidsift.index.store import NewClip
-from vidsift.pipeline.config import IndexConfig
-from vidsift.pipeline.errors import ClipIndexError
+from vidsift.core.config import IndexConfig
+from vidsift.core.errors import ClipIndexError
 
 DV, DT = 48, 24
 

@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from vidsift.pipeline.cli import app
-from vidsift.pipeline.config import load_config
-from vidsift.pipeline.flows.ask import Asker, hms
+from vidsift.core.config import load_config
+from vidsift.core.timeline import hms
+from vidsift.pipeline.flows.ask import Asker
 
 DURATION = 10.0  # the coded_video fixture: 250 frames at 25 fps
 
@@ -42,7 +43,7 @@ def test_ask_answers_with_evidence_inside_the_video(ray_cluster, coded_video, ti
         assert all(seg["start"] - 1e-6 <= t <= seg["end"] + 1e-6 for t in seg["timestamps"])
         assert seg["height"] % 28 == 0 and seg["width"] % 28 == 0
         assert (tmp_path / "thumbs").joinpath(seg["thumbnail"].rsplit("/", 1)[-1]).is_file()
-    for stage in ("probe", "coarse", "embed", "plan", "fine", "vlm", "total"):
+    for stage in ("ingest", "embed_query", "plan", "fine", "vlm", "total"):
         assert result.timings[stage] >= 0
 
 
@@ -73,10 +74,8 @@ def test_cli_ask_missing_video_is_one_clear_line(ray_cluster, tmp_path):
 
 @pytest.mark.parametrize("model", [None, "none", "NONE"])
 def test_evidence_only_mode_is_chosen_by_the_model_field(model):
-    from vidsift.pipeline.flows.ask import vlm_enabled
-
-    assert not vlm_enabled(load_config("default", [f"vlm.model={model}"] if model else []).vlm)
-    assert vlm_enabled(load_config("default", ["vlm.model=/models/qwen"]).vlm)
+    assert not load_config("default", [f"vlm.model={model}"] if model else []).vlm.enabled
+    assert load_config("default", ["vlm.model=/models/qwen"]).vlm.enabled
 
 
 def test_ask_starts_from_the_clip_index_when_the_video_is_indexed(ray_cluster, coded_video,

@@ -14,8 +14,8 @@ from vidsift.pipeline.budget import (
     smart_resize,
     tokens_for,
 )
-from vidsift.pipeline.errors import BudgetError
-from vidsift.pipeline.types import Segment, SegmentKind
+from vidsift.core.errors import BudgetError
+from vidsift.core.types import Segment, SegmentKind
 
 MIN_PX, MAX_PX = VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS
 SIZES = [(720, 1280), (1080, 1920), (240, 320), (1280, 720), (480, 854), (100, 3000), (37, 53),

@@ -13,15 +13,15 @@ import pytest
 
 from tests.videos import make_coded_video
 from vidsift.pipeline import budget
-from vidsift.pipeline.config import load_config
-from vidsift.pipeline.errors import ConfigError
+from vidsift.core.config import load_config
+from vidsift.core.errors import ConfigError
+from vidsift.core.media import find_videos
 from vidsift.pipeline.flows.caption import (
     CaptionOutput,
     add_captions_to_index,
     clip_frame_size,
     clip_timestamps,
     fixed_clips,
-    list_videos,
     run_caption,
     video_key,
 )
@@ -53,17 +53,17 @@ def test_manifests_jsonl_and_csv(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.MKV").write_bytes(b"x")
     (tmp_path / "notes.txt").write_text("x")
-    assert list_videos(tmp_path) == [str(tmp_path / "a.mp4"), str(tmp_path / "sub" / "b.MKV")]
+    assert find_videos([tmp_path]) == [str(tmp_path / "a.mp4"), str(tmp_path / "sub" / "b.MKV")]
     (tmp_path / "m.jsonl").write_text('"a.mp4"\n{"path": "sub/b.MKV"}\n\n')
-    assert list_videos(tmp_path / "m.jsonl") == list_videos(tmp_path)
+    assert find_videos([tmp_path / "m.jsonl"]) == find_videos([tmp_path])
     (tmp_path / "m.csv").write_text("video,lang\na.mp4,en\n/abs/c.mp4,fr\n")
-    assert list_videos(tmp_path / "m.csv") == [str(tmp_path / "a.mp4"), "/abs/c.mp4"]
+    assert find_videos([tmp_path / "m.csv"]) == [str(tmp_path / "a.mp4"), "/abs/c.mp4"]
     (tmp_path / "bad.csv").write_text("file\na.mp4\n")
     with pytest.raises(ConfigError, match="'path' or 'video' column"):
-        list_videos(tmp_path / "bad.csv")
+        find_videos([tmp_path / "bad.csv"])
     (tmp_path / "bad.jsonl").write_text("{oops\n")
     with pytest.raises(ConfigError, match="bad.jsonl:1: invalid JSON"):
-        list_videos(tmp_path / "bad.jsonl")
+        find_videos([tmp_path / "bad.jsonl"])
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from vidsift.pipeline.config import Config, load_config
-from vidsift.pipeline.errors import ConfigError
+from vidsift.core.config import Config, load_config
+from vidsift.core.errors import ConfigError
 
 
 @pytest.mark.parametrize("preset", ["default", "gpu", "cluster"])

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from vidsift.pipeline.budget import tokens_for
-from vidsift.pipeline.config import BudgetConfig, SelectionConfig
-from vidsift.pipeline.errors import BudgetError
+from vidsift.core.config import BudgetConfig, SelectionConfig
+from vidsift.core.errors import BudgetError
 from vidsift.pipeline.evidence import frame_relevance, plan_evidence, slot_count
-from vidsift.pipeline.types import SegmentKind
+from vidsift.core.types import SegmentKind
 
 
 def unit(x):

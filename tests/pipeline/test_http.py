@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.videos import make_coded_video
-from vidsift.pipeline.config import load_config
-from vidsift.pipeline.errors import ConfigError
+from vidsift.core.config import load_config
+from vidsift.core.errors import ConfigError
 from vidsift.pipeline.http import create_app
 from vidsift.pipeline.jobs import FINAL_STATUSES, SUCCEEDED, JobStore
 

@@ -6,14 +6,14 @@ import subprocess
 
 import pytest
 
-from vidsift.pipeline.errors import (
+from vidsift.core.errors import (
     AbsurdDimensionsError,
     CorruptVideoError,
     EmptyVideoError,
     NotAVideoError,
     VideoNotFoundError,
 )
-from vidsift.pipeline.probe import probe
+from vidsift.core.probe import probe
 
 
 def ffprobe_frames(path) -> list[tuple[float, bool]]:

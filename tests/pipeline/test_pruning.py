@@ -3,7 +3,7 @@ import time
 import pytest
 import torch
 
-from vidsift.pipeline.pruning import PRUNERS, get_pruner
+from vidsift.workers.vlm.pruning import PRUNERS, get_pruner
 
 SELECTING = ["divprune", "kcenter", "coverage", "temporal"]
 

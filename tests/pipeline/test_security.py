@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from vidsift.pipeline.errors import ConfigError, PathNotAllowedError
+from vidsift.core.errors import ConfigError, PathNotAllowedError
 from vidsift.pipeline.security import (
     MediaRoots,
     api_key_matches,

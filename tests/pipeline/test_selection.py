@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vidsift.pipeline.config import SelectionConfig
+from vidsift.core.config import SelectionConfig
 from vidsift.pipeline.selection import (
     SELECTORS,
     clip_around,
@@ -12,7 +12,7 @@ from vidsift.pipeline.selection import (
     relevance_weights,
     uniform_times,
 )
-from vidsift.pipeline.types import SegmentKind
+from vidsift.core.types import SegmentKind
 
 
 def unit(x):

@@ -7,7 +7,7 @@ import pytest
 
 from tests.pipeline.test_probe import ffprobe_frames
 from tests.videos import make_coded_video, read_code
-from vidsift.pipeline.errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoNotFoundError
+from vidsift.core.errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoNotFoundError
 from vidsift.workers.decode import get_decoder
 
 BACKENDS = ["pyav", "decord", "ffmpeg"]

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data
 
-from vidsift.pipeline.config import EmbedConfig
-from vidsift.pipeline.errors import ConfigError, ModelLoadError
+from vidsift.core.config import EmbedConfig
+from vidsift.core.errors import ConfigError, ModelLoadError
 from vidsift.workers.embed import EMBEDDERS, get_embedder
 from vidsift.workers.embed.hf import PixelSpec, prepare_pixels
 from vidsift.workers.embed.offline import same_text, text_strokes
@@ -175,19 +175,6 @@ def test_siglip_without_a_model_is_a_config_error():
 def test_missing_checkpoint_is_a_model_load_error(tmp_path):
     with pytest.raises(ModelLoadError, match=str(tmp_path / "nope")):
         get_embedder(EmbedConfig(backend="clip", model=str(tmp_path / "nope")))
-
-
-def test_embed_actor_serves_the_configured_embedder(ray_cluster, tiny_clip_dir):
-    from vidsift.workers.embed import start_embed_actor
-
-    cfg = EmbedConfig(backend="clip", model=str(tiny_clip_dir), num_cpus_per_actor=0.5)
-    actor = start_embed_actor(cfg)
-    images = [np.full((40, 40, 3), v, np.uint8) for v in (0, 128, 255)]
-    embedded = ray_cluster.get(actor.encode_frames.remote(images))
-    local = get_embedder(cfg).embed_images(images)
-    np.testing.assert_allclose(embedded.visual, local, atol=1e-5)
-    assert ray_cluster.get(actor.dims.remote()) == (24, 24)
-    ray_cluster.kill(actor)
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from vidsift.pipeline.config import PoolConfig, VLMConfig
-from vidsift.pipeline.errors import RequestFailedError
-from vidsift.pipeline.types import SegmentKind, TokenSet, VLMRequest
+from vidsift.core.config import PoolConfig, VLMConfig
+from vidsift.core.errors import RequestFailedError
+from vidsift.core.types import SegmentKind, TokenSet, VLMRequest
 from vidsift.workers.pool import VLMPool
 
 from tests.tiny_vlm import random_segment, random_token_set

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vidsift.pipeline.budget import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, grid_thw, smart_resize
-from vidsift.pipeline.types import Frame, PlannedSegment, SegmentKind
+from vidsift.core.types import Frame, PlannedSegment, SegmentKind
 from vidsift.workers.vlm.preprocess import PixelSpec, prepare_frames, prepare_segment
 
 

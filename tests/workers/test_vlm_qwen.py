@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from vidsift.pipeline.budget import tokens_for
-from vidsift.pipeline.config import VLMConfig
-from vidsift.pipeline.errors import ModelLoadError
-from vidsift.pipeline.types import TokenSet, VLMRequest
+from vidsift.core.config import VLMConfig
+from vidsift.core.errors import ModelLoadError
+from vidsift.core.types import TokenSet, VLMRequest
 from vidsift.workers.vlm import get_vlm
 
 from tests.tiny_vlm import random_token_set

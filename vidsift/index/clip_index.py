@@ -30,8 +30,9 @@ import numpy as np
 from vidsift.index import factory as fx
 from vidsift.index.gpu import search_copy
 from vidsift.index.store import MetadataStore, NewClip
-from vidsift.pipeline.config import IndexConfig
-from vidsift.pipeline.errors import ClipIndexError
+from vidsift.core.config import IndexConfig
+from vidsift.core.errors import ClipIndexError
+from vidsift.core.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -80,27 +81,6 @@ class _Space:
     choice: fx.IndexChoice
     params: dict[str, int] = field(default_factory=dict)
     search_index: object | None = None  # GPU copy or the CPU index; None after a change
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write) -> None:
-    """write(temp_path) then fsync and rename over path, so path is either old or new, whole."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _unit(vector, dim: int, what: str) -> np.ndarray:
@@ -207,13 +187,13 @@ class ClipIndex:
         return manifest
 
     def _write_manifest(self, manifest: dict) -> None:
-        atomic_write(self.dir / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+        write_atomic(self.dir / MANIFEST, json.dumps(manifest, indent=1))
 
     def _write_faiss(self, name: str, space: _Space, generation: int) -> str:
         import faiss
 
         filename = f"{name}.{generation}.faiss"
-        atomic_write(self.dir / filename, lambda tmp: faiss.write_index(space.index, str(tmp)))
+        write_atomic(self.dir / filename, lambda tmp: faiss.write_index(space.index, str(tmp)))
         return filename
 
     def _remove_stray_files(self, manifest: dict) -> None:

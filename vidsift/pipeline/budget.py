@@ -19,8 +19,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vidsift.pipeline.errors import BudgetError
-from vidsift.pipeline.types import PlannedSegment, Segment, SegmentKind, TokenSet
+from vidsift.core.errors import BudgetError
+from vidsift.core.types import PlannedSegment, Segment, SegmentKind, TokenSet
 
 PATCH_SIZE = 14  # pixels per side of a vision patch
 MERGE_SIZE = 2  # patches per side merged into one LLM token

@@ -16,8 +16,8 @@ from rich.console import Console
 
 from typer.core import TyperGroup
 
-from vidsift.pipeline.config import Config, load_config
-from vidsift.pipeline.errors import VidsiftError
+from vidsift.core.config import Config, load_config
+from vidsift.core.errors import VidsiftError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -101,7 +101,8 @@ def ask_command(
         config, overrides, **{"budget.tokens": budget, "selection.selector": selector,
                               "vlm.pruner": pruner, "vlm.model": model},
     )
-    from vidsift.pipeline.flows.ask import ask, hms
+    from vidsift.core.timeline import hms
+    from vidsift.pipeline.flows.ask import ask
 
     result = ask(cfg, video, question, thumbnails_dir=thumbnails)
     if as_json:
@@ -137,9 +138,10 @@ def caption_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     cfg = resolve_config(config, overrides, **{"vlm.model": model})
-    from vidsift.pipeline.flows.caption import list_videos, run_caption
+    from vidsift.core.media import find_videos
+    from vidsift.pipeline.flows.caption import run_caption
 
-    total = len(list_videos(source))
+    total = len(find_videos([source]))
     with Progress(TextColumn("captioning"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.description}"), console=err_console,
                   disable=as_json) as bar:
@@ -238,7 +240,7 @@ def search_command(
 ) -> None:
     """Find the clips of indexed videos that best match a text query."""
     cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
-    from vidsift.pipeline.flows.ask import hms
+    from vidsift.core.timeline import hms
     from vidsift.pipeline.flows.index import search_clips
 
     hits = search_clips(query, cfg, k=k, videos=video)
@@ -309,7 +311,7 @@ def probe_command(
 
     from rich.table import Table
 
-    from vidsift.pipeline.probe import probe
+    from vidsift.core.probe import probe
 
     cfg = resolve_config(config, overrides)
     info = probe(video, max_pixels=cfg.decode.max_pixels)

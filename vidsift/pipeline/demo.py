@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from vidsift.pipeline.config import Config
-from vidsift.pipeline.errors import ConfigError, VidsiftError
+from vidsift.core.config import Config
+from vidsift.core.errors import ConfigError, VidsiftError
 
 # Three scenes of 8 s each from ffmpeg's built-in sources, so the index has cuts to find.
 SAMPLE_SCENES = (
@@ -40,7 +40,8 @@ def make_sample_video(path: Path) -> Path:
 
 def run_demo(cfg: Config, out: Path, video: str | None, question: str, console) -> dict:
     """Index, search, ask --model none; print each step; write out/demo.json. Returns it."""
-    from vidsift.pipeline.flows.ask import ask, hms
+    from vidsift.core.timeline import hms
+    from vidsift.pipeline.flows.ask import ask
     from vidsift.pipeline.flows.index import index_videos, search_clips
 
     if video is None:

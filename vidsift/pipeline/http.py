@@ -31,8 +31,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from vidsift.pipeline.config import Config
-from vidsift.pipeline.errors import PathNotAllowedError, VidsiftError
+from vidsift.core.config import Config
+from vidsift.core.errors import PathNotAllowedError, VidsiftError
 from vidsift.pipeline.jobs import STATUSES, JobStore
 from vidsift.pipeline.security import (
     API_KEY_HEADER,

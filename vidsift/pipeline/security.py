@@ -8,7 +8,7 @@ import ipaddress
 import os
 from pathlib import Path
 
-from vidsift.pipeline.errors import ConfigError, PathNotAllowedError
+from vidsift.core.errors import ConfigError, PathNotAllowedError
 
 API_KEY_HEADER = "X-API-Key"
 

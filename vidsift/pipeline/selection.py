@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vidsift.pipeline.registry import lookup
-from vidsift.pipeline.types import Segment, SegmentKind
+from vidsift.core.registry import lookup
+from vidsift.core.types import Segment, SegmentKind
 
 # Facility location keeps an (N, C) similarity matrix; beyond this many frames the covered
 # "clients" are an even subsample of the frames, which bounds memory and time on long videos.

@@ -7,9 +7,10 @@ clamped at 0, and written as HH:MM:SS,mmm (SRT) or HH:MM:SS.mmm (WebVTT); hours 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from vidsift.core.files import write_atomic
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +62,6 @@ def jsonl_text(cues: list[Cue]) -> str:
 
 
 WRITERS = {"srt": srt_text, "vtt": vtt_text, "jsonl": jsonl_text}
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temp file beside `path`, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_subtitles(

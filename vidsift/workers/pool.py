@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from vidsift.pipeline.config import PoolConfig, VLMConfig
-from vidsift.pipeline.errors import ModelLoadError, RequestFailedError
-from vidsift.pipeline.types import VLMRequest, VLMResult
+from vidsift.core.config import PoolConfig, VLMConfig
+from vidsift.core.errors import ModelLoadError, RequestFailedError
+from vidsift.core.types import VLMRequest, VLMResult
 
 MAX_ATTEMPTS = 2  # the first try and one retry on another worker
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from vidsift.pipeline.config import RayConfig
+from vidsift.core.config import RayConfig
 
 
 def ensure_ray(cfg: RayConfig | None = None):

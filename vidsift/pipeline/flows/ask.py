@@ -1,5 +1,8 @@
-"""The ask flow: probe -> coarse decode (decode pool) -> [clip index retrieval] -> embed ->
-plan_evidence (select + budget) -> fine decode at the planned sizes -> VLM pool -> answer.
+"""The ask flow: the video's memory (the shared ingest chain: stored once per content, else
+sharded coarse decode + embed on the ingest pool) -> [clip index retrieval] -> plan_evidence
+(select + budget) -> fine decode at the planned sizes -> VLM pool -> answer.
+
+A second question about a video reads its memory: nothing is decoded but the planned frames.
 
 With vlm.model None or "none" it stops before the VLM (evidence-only mode): the result is the
 evidence the VLM would be shown (segments with start/end seconds, token counts, thumbnails).
@@ -17,19 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vidsift.pipeline.config import Config, VLMConfig
-from vidsift.pipeline.errors import VidsiftError
-
-
-def vlm_enabled(cfg: VLMConfig) -> bool:
-    """False in evidence-only mode: no model configured, or the model is the word "none"."""
-    return bool(cfg.model) and cfg.model.strip().lower() != "none"
-
-
-def hms(seconds: float) -> str:
-    """seconds -> h:mm:ss (whole seconds, rounded down)."""
-    total = max(0, int(seconds))
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+from vidsift.core.config import Config
+from vidsift.core.errors import VidsiftError
+from vidsift.core.timeline import hms
 
 
 @dataclass
@@ -43,6 +36,7 @@ class AskResult:
     budget: int
     timings: dict[str, float]  # seconds per stage, and "total"
     retrieved: list[dict] = field(default_factory=list)  # clip-index hits the coarse pass used
+    reused: bool = False  # the video's memory was read, nothing ingested
     vlm: dict = field(default_factory=dict)  # visual tokens seen/kept, prefill/decode seconds
 
     @property
@@ -55,6 +49,7 @@ class AskResult:
             "model": self.model, "evidence_only": self.evidence_only,
             "segments": self.segments, "tokens": self.tokens, "budget": self.budget,
             "timings": self.timings, "retrieved": self.retrieved, "vlm": self.vlm,
+            "reused_memory": self.reused,
         }
 
 
@@ -72,19 +67,17 @@ class _Timer:
 
 
 class Asker:
-    """Decode pool, embedder and (unless evidence-only) VLM pool, on Ray; reused across asks."""
+    """The ingest pool (decode + embed actors, on Ray), the memory store and, unless
+    evidence-only, the VLM pool; reused across asks."""
 
-    def __init__(self, cfg: Config) -> None:
-        from vidsift.workers.decode.actor import DecodePool
-        from vidsift.workers.embed.actor import start_embed_actor
-        from vidsift.workers.ray_runtime import ensure_ray
+    def __init__(self, cfg: Config, pool=None) -> None:
+        from vidsift.index.memory import MemoryStore
+        from vidsift.pipeline.flows.index import start_pool
 
         self.cfg = cfg
-        ensure_ray(cfg.ray)
-        # The embedder loads its models in its actor while the decode pool starts and the coarse
-        # pass runs; the first ray.get on it waits only for what is left.
-        self.embed = start_embed_actor(cfg.embed)
-        self.decode = DecodePool(cfg.decode)
+        self._owns_pool = pool is None
+        self.pool = start_pool(cfg) if pool is None else pool
+        self.memory = MemoryStore(cfg.index.dir)
         self._vlm = None
 
     @property
@@ -96,26 +89,23 @@ class Asker:
         return self._vlm
 
     def close(self) -> None:
-        """Release the actors (decode pool, embedder, VLM pool)."""
-        import ray
-
+        """Release the actors (the ingest pool unless it was lent, the VLM pool)."""
         if self._vlm is not None:
             self._vlm.shutdown()
             self._vlm = None
-        ray.kill(self.embed, no_restart=True)
-        self.decode.close()
+        if self._owns_pool:
+            self.pool.close()
 
     def _retrieve(self, video: str, query_vector: np.ndarray, k: int) -> list[dict]:
         """Clips of this video from the clip index that match the question (Goldfish-style), or []
         when there is no index or the video is not in it."""
         from vidsift.index.clip_index import MANIFEST, ClipIndex
-        from vidsift.pipeline.flows.index import embedder_id
 
         index_dir = Path(self.cfg.index.dir).expanduser()
         if not (index_dir / MANIFEST).is_file():
             return []
         with ClipIndex(index_dir, self.cfg.index, readonly=True,
-                       embedder=embedder_id(self.cfg)) as index:
+                       embedder=self.cfg.embed.space_id) as index:
             hits = index.search(text=query_vector, k=k, videos=[video])
         return [{"start": h.start, "end": h.end, "score": h.score, "text": h.text} for h in hits]
 
@@ -127,50 +117,53 @@ class Asker:
         max_new_tokens: int | None = None,
         thumbnails_dir: str | Path | None = None,
         use_index: bool = True,
+        progress=None,
     ) -> AskResult:
-        import ray
-
+        """progress: called with each pipeline.ingest.IngestProgress while the video is
+        ingested (shards done / total)."""
         from vidsift.pipeline.evidence import plan_evidence
-        from vidsift.pipeline.types import VLMRequest
+        from vidsift.pipeline.ingest import ingest_one
+        from vidsift.core.types import VLMRequest
 
         cfg = self.cfg
         budget_cfg = cfg.budget.model_copy(update={"tokens": budget}) if budget else cfg.budget
         timer = _Timer()
         started = time.perf_counter()
         video = str(Path(video).expanduser().resolve())
+        reused = []
 
-        with timer.stage("probe"):
-            info = self.decode.probe(video)
-        with timer.stage("coarse"):
-            frames = self.decode.coarse(
-                video, cfg.decode.coarse_max_side, cfg.selection.max_coarse_gap_s,
-                cfg.selection.coarse_fps,
-            )
+        def track(event) -> None:
+            reused.append(event.reused)
+            if progress is not None:
+                progress(event)
+
+        with timer.stage("ingest"):
+            memory = ingest_one(video, cfg, self.pool, self.memory, track)
+        info, frames = memory.info, memory.frames
         with timer.stage("embed_query"):
-            query_vector = ray.get(self.embed.embed_text.remote([question]))[0]
+            query_vector = self.pool.embed_text([question])[0]
         retrieved: list[dict] = []
+        keep = np.ones(len(frames), dtype=bool)
         if use_index:
             with timer.stage("retrieve"):
                 retrieved = self._retrieve(video, query_vector, k=cfg.selection.max_anchors)
             if retrieved:
-                inside = [f for f in frames
-                          if any(h["start"] <= f.pts <= h["end"] for h in retrieved)]
-                frames = inside or frames
-        if not frames:
+                inside = np.zeros(len(frames), dtype=bool)
+                for hit in retrieved:
+                    inside |= (frames.times >= hit["start"]) & (frames.times <= hit["end"])
+                keep = inside if inside.any() else keep
+        if not keep.any():
             raise VidsiftError(f"{video}: the coarse pass decoded no frames")
-        with timer.stage("embed"):
-            embeddings = ray.get(self.embed.encode_frames.remote([f.image for f in frames]))
         with timer.stage("plan"):
             token_set = plan_evidence(
-                np.array([f.pts for f in frames], dtype=np.float64),
-                embeddings.visual, embeddings.text, query_vector,
-                info.start_time, info.end_time, cfg.selection, budget_cfg,
+                frames.times[keep], frames.embeddings.visual[keep], frames.embeddings.text[keep],
+                query_vector, info.start_time, info.end_time, cfg.selection, budget_cfg,
                 (info.height, info.width), video=video,
             )
-        with timer.stage("fine"), ThreadPoolExecutor(cfg.decode.num_actors) as threads:
-            # One call per segment, spread over the decode pool's actors.
+        with timer.stage("fine"), ThreadPoolExecutor(self.pool.size) as threads:
+            # One call per segment, spread over the pool's actors.
             decoded = list(threads.map(
-                lambda s: self.decode.frames_at(video, s.timestamps, size=(s.height, s.width)),
+                lambda s: self.pool.frames_at(video, s.timestamps, size=(s.height, s.width)),
                 token_set.segments,
             ))
             token_set.segments = [
@@ -178,7 +171,7 @@ class Asker:
             ]
         segments = [_segment_dict(s) for s in token_set.segments]
         if thumbnails_dir is not None:
-            from vidsift.pipeline.flows.index import save_thumbnail
+            from vidsift.core.files import save_thumbnail
 
             with timer.stage("thumbnails"):
                 for number, (seg, planned) in enumerate(zip(segments, token_set.segments)):
@@ -187,7 +180,7 @@ class Asker:
                         save_thumbnail(planned.frames[len(planned.frames) // 2].image, path)
                         seg["thumbnail"] = str(path)
         answer, model, vlm_info = None, "none", {}
-        if vlm_enabled(cfg.vlm):
+        if cfg.vlm.enabled:
             with timer.stage("vlm"):
                 result = self.vlm.generate([VLMRequest(token_set, question, max_new_tokens)])[0]
             answer, model = result.text.strip(), result.model or str(cfg.vlm.model)
@@ -200,7 +193,7 @@ class Asker:
         return AskResult(
             video=video, question=question, answer=answer, model=model, segments=segments,
             tokens=token_set.total_tokens, budget=budget_cfg.tokens, timings=timer.timings,
-            retrieved=retrieved, vlm=vlm_info,
+            retrieved=retrieved, vlm=vlm_info, reused=all(reused),
         )
 
 

@@ -21,8 +21,6 @@ nothing or a complete video; rows are keyed by (video, clip), so none can be dup
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import math
 import os
@@ -33,58 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vidsift.pipeline.config import Config
-from vidsift.pipeline.errors import ConfigError, VidsiftError
-from vidsift.pipeline.flows.index import VIDEO_EXTENSIONS
-from vidsift.pipeline.subtitles import Cue, write_atomic, write_subtitles
+from vidsift.core.config import Config
+from vidsift.core.errors import ConfigError, VidsiftError
+from vidsift.core.files import save_thumbnail, write_atomic
+from vidsift.core.media import content_hash, find_videos, video_key
+from vidsift.pipeline.subtitles import Cue, write_subtitles
 
 CAPTION_COLUMNS = ("video", "clip", "start", "end", "caption", "model", "tokens")
-
-
-def list_videos(source: str | Path) -> list[str]:
-    """A folder (every video file below it, sorted) or a manifest: .jsonl (one path per line, as
-    a JSON string or an object with "path" or "video") or .csv (a "path" or "video" column).
-    Relative manifest paths are taken relative to the manifest's folder. Absolute paths out."""
-    source = Path(source).expanduser()
-    if source.is_dir():
-        return sorted(
-            str(p.resolve())
-            for p in source.rglob("*")
-            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
-        )
-    if not source.is_file():
-        raise ConfigError(f"{source}: no such folder or manifest")
-    suffix = source.suffix.lower()
-    entries: list[str] = []
-    if suffix in (".jsonl", ".ndjson"):
-        for number, line in enumerate(source.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{source}:{number}: invalid JSON ({exc.msg})") from None
-            path = item if isinstance(item, str) else (item.get("path") or item.get("video"))
-            if not isinstance(path, str):
-                raise ConfigError(f"{source}:{number}: expected a path or {{\"path\": ...}}")
-            entries.append(path)
-    elif suffix == ".csv":
-        with source.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            column = next((c for c in ("path", "video") if c in (reader.fieldnames or [])), None)
-            if column is None:
-                raise ConfigError(f"{source}: CSV manifest needs a 'path' or 'video' column")
-            entries = [row[column] for row in reader if row.get(column)]
-    else:
-        raise ConfigError(f"{source}: a manifest must be .jsonl or .csv")
-    base = source.parent
-    return [str((base / Path(e).expanduser()).resolve()) for e in entries]
-
-
-def video_key(path: str) -> str:
-    """A file-name-safe key unique per absolute path: the stem plus a short hash."""
-    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(path).stem)[:60]
-    return f"{stem}-{hashlib.sha1(path.encode()).hexdigest()[:10]}"
 
 
 def fixed_clips(start: float, end: float, clip_s: float) -> list[tuple[float, float]]:
@@ -146,7 +99,7 @@ class ClipDecoder:
 
     def __call__(self, row: dict) -> list[dict]:
         from vidsift.pipeline import budget
-        from vidsift.pipeline.probe import probe
+        from vidsift.core.probe import probe
 
         path = row["video"]
         cap = self.cfg.caption
@@ -186,7 +139,7 @@ class CaptionActor:
         self.vlm = get_vlm(self.cfg.vlm)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from vidsift.pipeline.types import (
+        from vidsift.core.types import (
             Frame, PlannedSegment, SegmentKind, TokenSet, VLMRequest,
         )
 
@@ -329,15 +282,14 @@ def run_caption(
     progress: ProgressFn | None = None,
 ) -> CaptionReport:
     """Caption every video of `source` into `out`; see the module doc. Returns counts."""
-    from vidsift.pipeline.flows.ask import vlm_enabled
     from vidsift.workers.ray_runtime import ensure_ray
 
-    if not vlm_enabled(cfg.vlm):
+    if not cfg.vlm.enabled:
         raise ConfigError("caption needs a VLM: set --model (or vlm.model) to a Qwen2.5-VL "
                           "checkpoint path or hub id")
     started = time.perf_counter()
     output = CaptionOutput(out)
-    videos = list_videos(source)
+    videos = find_videos([source])
     report = CaptionReport(videos=len(videos))
     todo = [v for v in videos if not output.is_done(v)]
     report.skipped = len(videos) - len(todo)
@@ -358,8 +310,8 @@ def run_caption(
             .flat_map(
                 ClipDecoder,
                 fn_constructor_args=(cfg_json,),
-                compute=ray.data.ActorPoolStrategy(size=cfg.decode.num_actors),
-                num_cpus=cfg.decode.num_cpus_per_actor,
+                compute=ray.data.ActorPoolStrategy(size=cfg.ingest.num_actors),
+                num_cpus=cfg.ingest.num_cpus_per_actor,
             )
             .map_batches(
                 CaptionActor,
@@ -417,7 +369,6 @@ def add_captions_to_index(out: str | Path, cfg: Config) -> dict:
     skipped, so this is resumable like the caption run. Returns {"added", "skipped", "clips"}."""
     from vidsift.index.clip_index import ClipIndex, VideoClips
     from vidsift.index.store import NewClip
-    from vidsift.pipeline.flows.index import save_thumbnail, content_hash, embedder_id
     from vidsift.workers.decode import get_decoder
     from vidsift.workers.embed import get_embedder
 
@@ -429,7 +380,7 @@ def add_captions_to_index(out: str | Path, cfg: Config) -> dict:
     counts = {"added": 0, "skipped": 0, "clips": 0}
     embedder = None
     decoder = get_decoder(cfg.decode.backend, cfg.decode.threads, cfg.decode.max_pixels)
-    with ClipIndex(cfg.index.dir, cfg.index, embedder=embedder_id(cfg)) as index:
+    with ClipIndex(cfg.index.dir, cfg.index, embedder=cfg.embed.space_id) as index:
         for video, clips in sorted(by_video.items()):
             clips.sort(key=lambda r: r["clip"])
             digest = content_hash(video) + CAPTION_HASH_SUFFIX

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from vidsift.pipeline.probe import DEFAULT_MAX_PIXELS
-from vidsift.pipeline.registry import lookup
+from vidsift.core.probe import DEFAULT_MAX_PIXELS
+from vidsift.core.registry import lookup
 from vidsift.workers.decode.base import Decoder
 
 

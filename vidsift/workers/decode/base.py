@@ -4,7 +4,7 @@ Semantics (identical for every backend):
 - A timestamp t (seconds, on the video's PTS timeline) selects the frame whose display interval
   [pts_i, pts_i+1) contains t; t before the first frame selects the first frame, t at or after
   the end selects the last one. This is exact on variable-frame-rate video because it uses every
-  frame's real PTS from the packet scan (vidsift.pipeline.probe.scan_video).
+  frame's real PTS from the packet scan (vidsift.core.probe.scan_video).
 - size=(height, width) resizes exactly; max_side=N shrinks so the longest side is N keeping the
   aspect ratio (never enlarges); at most one of them. Sizes are of the displayed (rotated) image.
 - Every Frame has the container's PTS in seconds and its index in presentation order, and its
@@ -27,8 +27,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from vidsift.pipeline.probe import DEFAULT_MAX_PIXELS, StreamScan, scan_video
-from vidsift.pipeline.types import Frame
+from vidsift.core.probe import DEFAULT_MAX_PIXELS, StreamScan, scan_video
+from vidsift.core.types import Frame
 
 
 @runtime_checkable
@@ -53,7 +53,8 @@ class Decoder(Protocol):
     ) -> list[Frame]: ...
 
     def coarse(
-        self, path: str, max_side: int, max_gap_s: float, fill_fps: float
+        self, path: str, max_side: int, max_gap_s: float, fill_fps: float,
+        start: float | None = None, end: float | None = None,
     ) -> list[Frame]: ...
 
 
@@ -131,9 +132,10 @@ class BaseDecoder:
         """Frames for the given presentation indices (unique, ascending), in that order."""
         raise NotImplementedError
 
-    def _decode_keyframes(self, scan: StreamScan, out_hw: tuple[int, int]) -> list[Frame]:
-        """Every keyframe, ascending, without decoding the frames between them."""
-        return self._decode_indices(scan, scan.key_indices, out_hw)
+    def _decode_keyframes(self, scan: StreamScan, keys: np.ndarray, out_hw: tuple[int, int]) -> list[Frame]:
+        """The keyframes at presentation indices `keys` (ascending, consecutive keyframes of the
+        stream), without decoding the frames between them."""
+        return self._decode_indices(scan, keys, out_hw)
 
     def _decode_near(self, scan: StreamScan, indices: np.ndarray, out_hw: tuple[int, int]) -> list[Frame]:
         """For the coarse pass: a frame at or shortly after each wanted index (each returned
@@ -164,7 +166,7 @@ class BaseDecoder:
     def keyframes(self, path, max_side: int | None = None) -> list[Frame]:
         scan = self._scan(path)
         scan.check_readable(scan.end_time)
-        return self._decode_keyframes(scan, output_size(scan.display_size, None, max_side))
+        return self._decode_keyframes(scan, scan.key_indices, output_size(scan.display_size, None, max_side))
 
     def frames_at(self, path, timestamps, size=None, max_side=None) -> list[Frame]:
         scan = self._scan(path)
@@ -187,25 +189,38 @@ class BaseDecoder:
             raise ValueError(f"clip end {end} is before start {start}")
         return self.sample(path, fps, size=size, max_side=max_side, start=start, end=end)
 
-    def coarse(self, path, max_side: int, max_gap_s: float, fill_fps: float) -> list[Frame]:
+    def coarse(self, path, max_side: int, max_gap_s: float, fill_fps: float,
+               start: float | None = None, end: float | None = None) -> list[Frame]:
         """Every keyframe plus fill_fps samples inside keyframe gaps longer than max_gap_s (a
         fill may land a few frames after its target where the backend skips undecodable-cheaply
         frames; see _decode_near).
 
+        start/end (seconds) restrict the pass to one shard: the keyframes in [start, end), the
+        fills of the gaps they open, and only frames whose PTS lies in [start, end). With shard
+        bounds at keyframes (core.shards.plan_shards) every gap lies inside one shard, so the
+        shards' frames together are exactly the whole pass's, none missing or doubled.
+
         Filling a gap decodes from the keyframe that opens it, so that keyframe comes from the
-        fill pass for free; the keyframe-only pass (a whole-file read) runs only when some
-        keyframe opens no filled gap. On streaming-style encodes every gap is filled."""
+        fill pass for free; the keyframe-only pass runs only over keyframes that open no filled
+        gap. On streaming-style encodes every gap is filled."""
         scan = self._scan(path)
-        scan.check_readable(scan.end_time)
+        first, stop = scan.index_range(start, end)
+        scan.check_readable(scan.end_time if stop >= scan.frame_count else scan.time_of(stop - 1))
         out_hw = output_size(scan.display_size, None, max_side)
-        keys = scan.key_indices
-        fill = scan.indices_at(gap_fill_times(scan.times[scan.is_key], scan.end_time, max_gap_s, fill_fps))
+        all_keys = scan.key_indices
+        keys = all_keys[(all_keys >= first) & (all_keys < stop)]
+        if keys.size == 0:
+            return []
+        gap_ends = np.append(scan.times[all_keys], scan.end_time)
+        after = np.searchsorted(all_keys, keys[-1], side="right")
+        bounds = np.append(scan.times[keys], gap_ends[after])
+        fill = scan.indices_at(gap_fill_times(bounds[:-1], bounds[-1], max_gap_s, fill_fps))
         fill = np.setdiff1d(fill, keys)
         opening = np.unique(keys[np.clip(np.searchsorted(keys, fill, side="right") - 1, 0, None)])
         by_index: dict[int, Frame] = {}
         if opening.size < keys.size:
-            by_index.update((f.index, f) for f in self._decode_keyframes(scan, out_hw))
+            by_index.update((f.index, f) for f in self._decode_keyframes(scan, keys, out_hw))
         wanted = np.union1d(fill, opening)
         for frame in self._decode_near(scan, wanted, out_hw) if wanted.size else []:
             by_index.setdefault(frame.index, frame)
-        return [by_index[i] for i in sorted(by_index)]
+        return [by_index[i] for i in sorted(by_index) if first <= i < stop]

@@ -2,16 +2,16 @@
 
 decord applies the display matrix itself and scales inside its own FFmpeg filter graph, so it is
 asked for the displayed size directly. Its memory use grows on
-long videos and it can spin holding the GIL; run it in the decode actor, whose timeout kills it.
+long videos and it can spin holding the GIL; run it in the ingest pool, whose timeout kills it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vidsift.pipeline.errors import CorruptVideoError
-from vidsift.pipeline.probe import StreamScan
-from vidsift.pipeline.types import Frame
+from vidsift.core.errors import CorruptVideoError
+from vidsift.core.probe import StreamScan
+from vidsift.core.types import Frame
 from vidsift.workers.decode.base import BaseDecoder
 
 BATCH = 16  # frames per get_batch call: bounds decord's intermediate copy

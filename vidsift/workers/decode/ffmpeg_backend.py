@@ -17,9 +17,9 @@ import threading
 
 import numpy as np
 
-from vidsift.pipeline.errors import CorruptVideoError
-from vidsift.pipeline.probe import StreamScan
-from vidsift.pipeline.types import Frame
+from vidsift.core.errors import CorruptVideoError
+from vidsift.core.probe import StreamScan
+from vidsift.core.types import Frame
 from vidsift.workers.decode.base import BaseDecoder
 
 # A new ffmpeg process (input seek + start-up, ~30 ms) pays when the next wanted frame's keyframe
@@ -106,9 +106,9 @@ class FFmpegDecoder(BaseDecoder):
             frames.extend(got)
         return frames
 
-    def _decode_keyframes(self, scan: StreamScan, out_hw: tuple[int, int]) -> list[Frame]:
-        keys = scan.key_indices
-        frames = {f.index: f for f in self._run(scan, keys, out_hw, skip_nonkey=True)}
+    def _decode_keyframes(self, scan: StreamScan, keys: np.ndarray, out_hw: tuple[int, int]) -> list[Frame]:
+        frames = {f.index: f for f in self._run(scan, keys, out_hw, skip_nonkey=True,
+                                                seek_index=int(keys[0]))}
         # Some I-frames are refused in nokey mode (see the PyAV backend); decode them normally.
         missing = np.setdiff1d(keys, np.fromiter(frames, dtype=np.int64))
         if missing.size:

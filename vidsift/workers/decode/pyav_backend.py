@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidsift.pipeline.errors import CorruptVideoError
-from vidsift.pipeline.probe import StreamScan, open_container, video_stream
-from vidsift.pipeline.types import Frame
+from vidsift.core.errors import CorruptVideoError
+from vidsift.core.probe import StreamScan, open_container, video_stream
+from vidsift.core.types import Frame
 from vidsift.workers.decode.base import BaseDecoder, coded_size
 
 # A seek flushes the decoder and restarts at a keyframe; when the next wanted frame's keyframe is
@@ -45,17 +45,22 @@ class PyAVDecoder(BaseDecoder):
             width=coded_hw[1], height=coded_hw[0], format="rgb24", interpolation=INTERPOLATION
         )
 
-    def _decode_keyframes(self, scan: StreamScan, out_hw: tuple[int, int]) -> list[Frame]:
+    def _decode_keyframes(self, scan: StreamScan, keys: np.ndarray, out_hw: tuple[int, int]) -> list[Frame]:
         import av
 
         coded_hw = coded_size(out_hw, scan.rotation)
         is_key = scan.is_key
+        lo, hi = int(keys[0]), int(keys[-1])
         frames: dict[int, Frame] = {}
         container, stream = self._open(scan, skip_frame="NONKEY")
         try:
+            if lo > 0:
+                container.seek(int(scan.pts[lo]), stream=stream, backward=True)
             for frame in container.decode(stream):
                 index = self._index_of(scan, frame.pts)
-                if index >= 0 and is_key[index] and index not in frames:
+                if index > hi:
+                    break
+                if index >= lo and is_key[index] and index not in frames:
                     frames[index] = self._frame(scan, index, self._image(frame, coded_hw))
         except av.error.FFmpegError as exc:
             last = max(frames) if frames else None
@@ -67,7 +72,7 @@ class PyAVDecoder(BaseDecoder):
             container.close()
         # H.264 refuses some non-IDR I-frames in NONKEY mode (no recovery point before them):
         # decode those few from a seek instead.
-        missing = np.setdiff1d(scan.key_indices, np.fromiter(frames, dtype=np.int64))
+        missing = np.setdiff1d(keys, np.fromiter(frames, dtype=np.int64))
         if missing.size:
             for frame in self._decode_indices(scan, missing, out_hw):
                 frames[frame.index] = frame

@@ -1,7 +1,8 @@
 """Embedder backends behind one registry: offline (packaged EfficientNet-Lite0 + MiniLM text
 bridge, zero downloads), siglip and clip (transformers, by local path or hub id).
 
-get_embedder(cfg) builds one in this process; EmbedActor hosts one in a Ray actor.
+get_embedder(cfg) builds one in this process; the ingest pool's actors (workers/ingest.py)
+host one each.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from vidsift.pipeline.registry import lookup
+from vidsift.core.registry import lookup
 
 if TYPE_CHECKING:
-    from vidsift.pipeline.config import EmbedConfig
+    from vidsift.core.config import EmbedConfig
     from vidsift.workers.embed.base import Embedder
 
 
@@ -46,13 +47,4 @@ def get_embedder(cfg: EmbedConfig) -> Embedder:
     return lookup(EMBEDDERS, cfg.backend, "embedder")(cfg)
 
 
-def __getattr__(name: str):
-    # The Ray actor class is imported on first use so that importing this package needs no Ray.
-    if name in ("EmbedActor", "start_embed_actor"):
-        from vidsift.workers.embed import actor
-
-        return getattr(actor, name)
-    raise AttributeError(name)
-
-
-__all__ = ["EMBEDDERS", "EmbedActor", "get_embedder", "start_embed_actor"]
+__all__ = ["EMBEDDERS", "get_embedder"]

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from vidsift.pipeline.types import FrameEmbeddings
+from vidsift.core.types import FrameEmbeddings
 
 
 @runtime_checkable

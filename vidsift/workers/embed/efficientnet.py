@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from vidsift.pipeline.errors import ConfigError, ModelLoadError
+from vidsift.core.errors import ConfigError, ModelLoadError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vidsift.pipeline.config import EmbedConfig
-from vidsift.pipeline.errors import ConfigError, ModelLoadError
-from vidsift.pipeline.types import FrameEmbeddings
+from vidsift.core.config import EmbedConfig
+from vidsift.core.errors import ConfigError, ModelLoadError
+from vidsift.core.types import FrameEmbeddings
 from vidsift.workers.embed.base import check_images, resolve_device, unit_rows
 
 

@@ -23,9 +23,9 @@ from importlib import resources
 
 import numpy as np
 
-from vidsift.pipeline.config import EmbedConfig
-from vidsift.pipeline.errors import ModelLoadError
-from vidsift.pipeline.types import FrameEmbeddings
+from vidsift.core.config import EmbedConfig
+from vidsift.core.errors import ModelLoadError
+from vidsift.core.types import FrameEmbeddings
 from vidsift.workers.embed.base import check_images, resolve_device, unit_rows
 
 _OCR_MIN_SCORE = 0.6  # rapidocr recognition confidence below which a line is treated as noise

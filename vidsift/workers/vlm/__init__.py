@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vidsift.pipeline.config import VLMConfig
-from vidsift.pipeline.errors import ModelLoadError
-from vidsift.pipeline.registry import lookup
+from vidsift.core.config import VLMConfig
+from vidsift.core.errors import ModelLoadError
+from vidsift.core.registry import lookup
 from vidsift.workers.vlm.base import VLMBackend
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from vidsift.pipeline.types import VLMRequest, VLMResult
+from vidsift.core.types import VLMRequest, VLMResult
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidsift.pipeline.types import PlannedSegment
+from vidsift.core.types import PlannedSegment
 
 # Qwen2.5-VL's preprocessor_config.json values (OpenAI CLIP mean/std).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

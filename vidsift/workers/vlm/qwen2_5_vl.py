@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vidsift.pipeline.config import VLMConfig
-from vidsift.pipeline.errors import ModelLoadError
-from vidsift.pipeline.types import PlannedSegment, VLMRequest, VLMResult
+from vidsift.core.config import VLMConfig
+from vidsift.core.errors import ModelLoadError
+from vidsift.core.types import PlannedSegment, VLMRequest, VLMResult
 from vidsift.workers.vlm.preprocess import PixelSpec, SegmentPixels, prepare_segment
 
 TEXT, IMAGE, VIDEO = 0, 1, 2  # mm_token_type_ids values, as the model's get_rope_index reads them
@@ -163,7 +163,7 @@ class QwenVLBackend:
         self.pad_token_id = int(pad if pad is not None else next(iter(self.eos_token_ids)))
         self.pruner = None
         if cfg.pruner != "none":
-            from vidsift.pipeline.pruning import get_pruner
+            from vidsift.workers.vlm.pruning import get_pruner
 
             self.pruner = get_pruner(cfg.pruner)
         self.model_name = model_id

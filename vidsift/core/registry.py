@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
-from vidsift.pipeline.errors import ConfigError
+from vidsift.core.errors import ConfigError
 
 T = TypeVar("T")
 

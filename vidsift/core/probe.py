@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from vidsift.pipeline.errors import (
+from vidsift.core.errors import (
     AbsurdDimensionsError,
     CorruptVideoError,
     EmptyVideoError,
@@ -23,7 +23,7 @@ from vidsift.pipeline.errors import (
     VideoNotFoundError,
     ZeroDurationError,
 )
-from vidsift.pipeline.types import VideoInfo
+from vidsift.core.types import VideoInfo
 
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
@@ -108,6 +108,14 @@ class StreamScan:
         ticks = np.floor(np.asarray(timestamps, dtype=np.float64) / float(self.time_base) + 1e-6)
         found = np.searchsorted(self.pts, ticks.astype(np.int64), side="right") - 1
         return np.clip(found, 0, self.pts.size - 1)
+
+    def index_range(self, start: float | None = None, end: float | None = None) -> tuple[int, int]:
+        """[first, stop) presentation indices of the frames whose PTS lies in [start, end)
+        seconds (None: from the first frame / through the last)."""
+        times = self.times
+        first = 0 if start is None else int(np.searchsorted(times, start - 1e-9, side="left"))
+        stop = self.frame_count if end is None else int(np.searchsorted(times, end - 1e-9, side="left"))
+        return first, stop
 
     def check_readable(self, last_time: float) -> None:
         """Raise CorruptVideoError when a request needs frames past where the file breaks."""

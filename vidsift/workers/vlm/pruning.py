@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from vidsift.pipeline.registry import lookup
+from vidsift.core.registry import lookup
 
 # MMTok's visual term: tokens are scored on how well they cover this many reference tokens (an
 # even subsample of all of them), bounding its (N, C) similarity matrix.

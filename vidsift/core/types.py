@@ -167,3 +167,53 @@ class VLMResult:
     decode_s: float
     request_id: str = ""
     model: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class CoarseFrames:
+    """What ingest keeps of a run of coarse frames (one shard, or a whole video): no pixels
+    beyond a small thumbnail, so it travels between processes cheaply.
+
+    times: (N,) float64 PTS, seconds, ascending.
+    embeddings: the embedder's view of the N frames (visual, text, descriptions).
+    thumbnails: N JPEG images (bytes), longest side core.files.THUMBNAIL_MAX_SIDE.
+    """
+
+    times: np.ndarray
+    embeddings: FrameEmbeddings
+    thumbnails: list[bytes] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.times.size)
+
+    @classmethod
+    def concat(cls, parts: list[CoarseFrames]) -> CoarseFrames:
+        """Shards in time order -> one run (parts must not overlap)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            raise ValueError("CoarseFrames.concat: no frames")
+        return cls(
+            times=np.concatenate([p.times for p in parts]),
+            embeddings=FrameEmbeddings(
+                visual=np.concatenate([p.embeddings.visual for p in parts]),
+                text=np.concatenate([p.embeddings.text for p in parts]),
+                descriptions=[d for p in parts for d in p.embeddings.descriptions],
+            ),
+            thumbnails=[t for p in parts for t in p.thumbnails],
+        )
+
+
+@dataclass(slots=True, eq=False)
+class VideoMemory:
+    """Everything ingest learned about one video's content, stored once and reused by every
+    later ask, index and caption job on it.
+
+    content_hash: SHA-256 of the file. key: Config.memory_key() of the settings it was made with.
+    embedder: the embedder's space id. info: the probe. frames: the coarse frames' results.
+    """
+
+    content_hash: str
+    key: str
+    embedder: str
+    info: VideoInfo
+    frames: CoarseFrames

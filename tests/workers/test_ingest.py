@@ -1,5 +1,5 @@
-"""The decode pool on a real local Ray: calls work, a hang is killed by the timeout and the pool
-keeps serving, errors arrive typed."""
+"""The ingest pool on a real local Ray: calls work, a hang is killed by the timeout and the pool
+keeps serving, errors arrive typed, shards run on every actor."""
 
 from __future__ import annotations
 
@@ -8,15 +8,22 @@ import time
 import pytest
 
 from tests.videos import read_code
-from vidsift.pipeline.config import DecodeConfig
-from vidsift.pipeline.errors import CorruptVideoError, DecodeTimeoutError, NotAVideoError
+from vidsift.core.config import Config
+from vidsift.core.errors import CorruptVideoError, DecodeTimeoutError, NotAVideoError
 from vidsift.workers.decode import DECODERS
-from vidsift.workers.decode.actor import DecodePool
+from vidsift.workers.ingest import IngestPool, ShardTask
+
+
+def _cfg(backend="pyav", actors=1, **ingest) -> Config:
+    return Config.model_validate({
+        "decode": {"backend": backend, "timeout_s": 60},
+        "ingest": {"num_actors": actors, "num_cpus_per_actor": 0.5, **ingest},
+    })
 
 
 @pytest.fixture(scope="module")
 def pool(ray_cluster):
-    decode_pool = DecodePool(DecodeConfig(backend="pyav", num_cpus_per_actor=0.5, timeout_s=60))
+    decode_pool = IngestPool(_cfg(), embed=False)
     yield decode_pool
     decode_pool.close()
 
@@ -30,20 +37,20 @@ def test_pool_decodes_and_probes(pool, coded_video):
 
 def test_bad_files_arrive_typed(pool, truncated_video, text_file_video):
     with pytest.raises(CorruptVideoError) as err:
-        pool.keyframes(truncated_video)
+        pool.frames_at(truncated_video, [3.5])
     assert err.value.path == str(truncated_video) and err.value.readable_until is not None
     with pytest.raises(NotAVideoError):
         pool.probe(text_file_video)
 
 
 def _hanging_decoder(**kwargs):
-    """A pyav decoder whose sample() never returns, standing in for a spinning backend."""
+    """A pyav decoder whose frames_at() never returns, standing in for a spinning backend."""
     from vidsift.workers.decode.pyav_backend import PyAVDecoder
 
     class HangingDecoder(PyAVDecoder):
         name = "hanging"
 
-        def sample(self, *args, **kw):
+        def frames_at(self, *args, **kw):
             while True:
                 time.sleep(0.05)
 
@@ -52,16 +59,16 @@ def _hanging_decoder(**kwargs):
 
 def test_hanging_decode_is_killed_and_pool_recovers(ray_cluster, coded_video, monkeypatch):
     monkeypatch.setitem(DECODERS, "hanging", _hanging_decoder)
-    cfg = DecodeConfig(num_cpus_per_actor=0.5, timeout_s=60).model_copy(update={"backend": "hanging"})
-    hanging_pool = DecodePool(cfg)
+    cfg = _cfg()
+    cfg.decode = cfg.decode.model_copy(update={"backend": "hanging"})  # a test-only registry entry
+    hanging_pool = IngestPool(cfg, embed=False)
     try:
         started = time.monotonic()
         with pytest.raises(DecodeTimeoutError) as err:
-            hanging_pool.sample(coded_video, fps=1, timeout_s=1.5)
+            hanging_pool.frames_at(coded_video, [1.0], timeout_s=1.5)
         assert time.monotonic() - started < 20
         assert err.value.path == str(coded_video)
-        # the replacement actor answers the next call
-        frames = hanging_pool.frames_at(coded_video, [4.0], max_side=80)
-        assert read_code(frames[0].image) == 100
+        # the replacement actor answers the next call (a probe: this decoder only hangs on frames)
+        assert hanging_pool.probe(coded_video).frame_count == 250
     finally:
         hanging_pool.close()

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vidsift.pipeline.errors import ConfigError
+from vidsift.core.errors import ConfigError
 
 
 class _Section(BaseModel):
@@ -24,9 +24,7 @@ class DecodeConfig(_Section):
     backend: Literal["pyav", "decord", "ffmpeg"] = "pyav"
     coarse_max_side: int = Field(448, ge=16, le=4096)  # longest side of coarse-pass frames
     threads: int = Field(0, ge=0)  # decoder threads per call; 0 lets the backend choose
-    timeout_s: float = Field(120.0, gt=0)  # per decode call, enforced by the decode actor
-    num_actors: int = Field(1, ge=1)
-    num_cpus_per_actor: float = Field(0.5, gt=0)  # fractional: Ray on small machines
+    timeout_s: float = Field(120.0, gt=0)  # per fine-decode or probe call, enforced by the pool
     max_pixels: int = Field(8192 * 8192, gt=0)  # larger videos are rejected as absurd
 
 
@@ -49,14 +47,32 @@ class EmbedConfig(_Section):
     ocr_reuse_iou: float = Field(0.8, gt=0, le=1)
     # siglip/clip weights; auto: float16 on GPU, float32 on CPU
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    num_cpus_per_actor: float = Field(0.5, gt=0)  # EmbedActor's Ray resources
-    num_gpus_per_actor: float = Field(0.0, ge=0)
+
+    @property
+    def space_id(self) -> str:
+        """Names the vector spaces this embedder writes: vectors of another are not comparable."""
+        return self.backend + (f":{self.model}" if self.model else "")
+
+    def output_key(self) -> dict:
+        """The settings that change what this embedder outputs (not where or how fast it runs)."""
+        return self.model_dump(exclude={"device", "batch_size", "offline_runtime"})
+
+
+class IngestConfig(_Section):
+    """The ingest pool: actors that decode a video's time shards coarsely and embed each shard
+    where it was decoded (workers/ingest.py); they also serve probes and fine decodes."""
+
+    shard_minutes: float = Field(5.0, gt=0)  # shard length; cut at the next keyframe
+    num_actors: int = Field(2, ge=1)
+    num_cpus_per_actor: float = Field(0.5, gt=0)  # fractional: Ray on small machines
+    num_gpus_per_actor: float = Field(0.0, ge=0)  # siglip/clip embedders on GPUs
+    shard_timeout_s: float = Field(600.0, gt=0)  # per shard; the actor is replaced past it
+    max_retries: int = Field(2, ge=0)  # a shard whose actor died or timed out is run again
 
 
 class SelectionConfig(_Section):
     selector: Literal["uniform", "query", "keyclips", "coverage", "balanced"] = "balanced"
-    coarse: Literal["keyframes", "fps"] = "keyframes"
-    coarse_fps: float = Field(1.0, gt=0)  # used when coarse == fps, and to fill keyframe gaps
+    coarse_fps: float = Field(1.0, gt=0)  # coarse pass: the rate that fills keyframe gaps
     max_coarse_gap_s: float = Field(2.0, gt=0)  # add fps samples where keyframes are sparser
     weighting: Literal["quota", "softmax"] = "quota"
     temperature: float = Field(0.05, gt=0)  # softmax weighting temperature
@@ -84,6 +100,12 @@ class VLMConfig(_Section):
     device: str = "auto"
     attn_implementation: str | None = None  # e.g. "sdpa", "flash_attention_2"
     max_new_tokens: int = Field(256, ge=1, le=8192)  # hard cap; requests cannot exceed it
+
+    @property
+    def enabled(self) -> bool:
+        """False in evidence-only mode: no model configured, or the model is the word "none"."""
+        return bool(self.model) and self.model.strip().lower() != "none"
+
     pruner: Literal["none", "divprune", "kcenter", "coverage", "temporal"] = "none"
     prune_ratio: float = Field(0.5, gt=0, le=1)  # share of visual tokens kept when pruning
 
@@ -141,6 +163,7 @@ class Config(BaseModel):
 
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     vlm: VLMConfig = Field(default_factory=VLMConfig)
@@ -149,6 +172,22 @@ class Config(BaseModel):
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+
+
+    def coarse_settings(self) -> dict:
+        """What decides a video's coarse frames: the same settings give the same frames."""
+        return {"backend": self.decode.backend, "max_side": self.decode.coarse_max_side,
+                "max_gap_s": self.selection.max_coarse_gap_s, "fill_fps": self.selection.coarse_fps}
+
+    def memory_key(self) -> str:
+        """Names one ingest result of a video: a changed coarse or embedder setting is another
+        key, so a stored memory is never served for settings it was not made with."""
+        import hashlib
+        import json
+
+        payload = json.dumps({"coarse": self.coarse_settings(), "embed": self.embed.output_key()},
+                             sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 PRESETS = ("default", "gpu", "cluster")

@@ -1,0 +1,168 @@
+"""The one ingest chain every job shares: video -> content hash -> stored memory, or probe ->
+keyframe-aligned shards -> coarse decode + embed on the ingest pool -> memory (stored) -> clips.
+
+ask, index, caption and the HTTP service all call ingest_videos(); each video is decoded at most
+once per (content, settings): a later job reads its memory (index/memory.py). Shards of one video
+and of many videos share the pool, so a long video or an archive keeps every actor of the cluster
+busy, and the driver holds only the small per-shard results of the videos in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vidsift.core.config import Config
+from vidsift.core.errors import CorruptVideoError, VidsiftError
+from vidsift.core.media import content_hash
+from vidsift.core.shards import plan_shards
+from vidsift.core.types import CoarseFrames, VideoMemory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestProgress:
+    """One step of an ingest run: a shard finished (or a memory was found) for `path`.
+    shards_done / shards_total count this video's shards; reused means no decode was needed."""
+
+    path: str
+    shards_done: int
+    shards_total: int
+    reused: bool = False
+
+
+@dataclass(slots=True)
+class _InFlight:
+    digest: str
+    info: object
+    shards: list[tuple[float, float]]
+    done: dict[int, CoarseFrames] = field(default_factory=dict)
+    failed: bool = False
+
+
+def ingest_videos(
+    paths: Iterable[str],
+    cfg: Config,
+    pool,
+    store,
+    progress: Callable[[IngestProgress], None] | None = None,
+) -> Iterator[tuple[str, VideoMemory | Exception]]:
+    """Yield (path, VideoMemory) for every video, or (path, the error) for one that cannot be
+    ingested; the rest go on. Memories found in `store` (index.memory.MemoryStore) are reused;
+    new ones are made on `pool` (workers.ingest.IngestPool) and stored before they are yielded.
+    Videos are yielded as they complete, not in input order."""
+    from vidsift.core.probe import probe
+    from vidsift.workers.ingest import ShardTask
+
+    notify = progress or (lambda event: None)
+    key = cfg.memory_key()
+    shard_s = cfg.ingest.shard_minutes * 60.0
+    flights: dict[str, _InFlight] = {}
+    ready: list[tuple[str, VideoMemory | Exception]] = []
+
+    def tasks() -> Iterator[ShardTask]:
+        # Drawn lazily by the pool: a video is hashed and probed only when an actor is free.
+        for path in paths:
+            try:
+                digest = content_hash(path)
+                memory = store.get(digest, key)
+                if memory is not None:
+                    notify(IngestProgress(path, 1, 1, reused=True))
+                    ready.append((path, memory))
+                    continue
+                info = probe(path, max_pixels=cfg.decode.max_pixels)
+                shards = plan_shards(info.keyframe_times, info.start_time, info.end_time, shard_s)
+            except (VidsiftError, OSError, ValueError) as exc:
+                ready.append((path, exc))
+                continue
+            flights[path] = _InFlight(digest, info, shards)
+            notify(IngestProgress(path, 0, len(shards)))
+            for number, (start, end) in enumerate(shards):
+                yield ShardTask(path, start, end, tag=number)
+
+    for task, outcome in pool.run_shards(tasks()):
+        yield from _drain(ready)
+        flight = flights.get(task.path)
+        if flight is None or flight.failed:
+            continue  # another shard of this video already failed it
+        if isinstance(outcome, Exception):
+            flight.failed = True
+            flights.pop(task.path)
+            yield task.path, outcome
+            continue
+        flight.done[task.tag] = outcome
+        notify(IngestProgress(task.path, len(flight.done), len(flight.shards)))
+        if len(flight.done) == len(flight.shards):
+            flights.pop(task.path)
+            yield task.path, _finish(task.path, flight, cfg, key, store)
+    yield from _drain(ready)
+
+
+def _drain(ready: list) -> Iterator:
+    while ready:
+        yield ready.pop(0)
+
+
+def _finish(path: str, flight: _InFlight, cfg: Config, key: str, store) -> VideoMemory | Exception:
+    parts = [flight.done[n] for n in range(len(flight.shards))]
+    if not any(len(p) for p in parts):
+        return CorruptVideoError(path, "the coarse pass decoded no frames")
+    memory = VideoMemory(
+        content_hash=flight.digest, key=key, embedder=cfg.embed.space_id, info=flight.info,
+        frames=CoarseFrames.concat(parts),
+    )
+    store.put(memory)
+    return memory
+
+
+def ingest_one(path: str, cfg: Config, pool, store,
+               progress: Callable[[IngestProgress], None] | None = None) -> VideoMemory:
+    """ingest_videos for one video: its memory, or its error raised."""
+    for _, outcome in ingest_videos([path], cfg, pool, store, progress):
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+    raise CorruptVideoError(path, "ingest returned nothing")
+
+
+@dataclass(slots=True)
+class Clips:
+    """A video cut into clips from its memory: spans (start, end) seconds tiling the video,
+    members[i] the coarse frames inside clip i, middles[i] the frame nearest its middle (its
+    thumbnail), texts[i] its frames' descriptions, visual/text (C, D) unit mean vectors."""
+
+    spans: list[tuple[float, float]]
+    members: list[np.ndarray]
+    middles: list[int]
+    texts: list[str]
+    visual: np.ndarray
+    text: np.ndarray
+
+
+def cut_clips(memory: VideoMemory, cfg: Config) -> Clips:
+    """The one clip rule: scene cuts on the coarse frames (cfg.index settings), bounds snapped to
+    keyframes and stretched to cover every coarse frame, so index and caption clips line up."""
+    from vidsift.pipeline.clips import (
+        clip_texts, clip_vectors, frames_in_clips, middle_frame, segment_clips,
+    )
+
+    info, frames = memory.info, memory.frames
+    times = frames.times
+    start = min(info.start_time, float(times[0]))
+    end = max(info.end_time, float(times[-1]) + 1e-3)
+    spans = segment_clips(
+        times, frames.embeddings.visual, start, end, cfg.index.min_clip_s, cfg.index.max_clip_s,
+        cfg.index.cut_threshold, info.keyframe_times,
+    )
+    members = frames_in_clips(times, spans)
+    return Clips(
+        spans=spans, members=members,
+        middles=[middle_frame(times, idx, span) for idx, span in zip(members, spans)],
+        texts=clip_texts(frames.embeddings.descriptions, members),
+        visual=clip_vectors(frames.embeddings.visual, members),
+        text=clip_vectors(frames.embeddings.text, members),
+    )
