@@ -98,13 +98,23 @@ def ask_command(
 ) -> None:
     """Answer a question about a video; prints the answer and the evidence timestamps."""
     cfg = resolve_config(
-        config, overrides, **{"budget.tokens": budget, "selection.selector": selector,
-                              "vlm.pruner": pruner, "vlm.model": model},
+        config, overrides, **{"selection.selector": selector, "vlm.pruner": pruner,
+                              "vlm.model": model},
     )
-    from vidsift.core.timeline import hms
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from vidsift.pipeline.flows.ask import ask
 
-    result = ask(cfg, video, question, thumbnails_dir=thumbnails)
+    with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("shards"),
+                  TimeElapsedColumn(), console=err_console, disable=as_json,
+                  transient=True) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(event) -> None:
+            bar.update(task, total=event.shards_total, completed=event.shards_done)
+
+        result = ask(cfg, video, question, budget=budget, thumbnails_dir=thumbnails,
+                     progress=progress)
     if as_json:
         print_json(result.to_dict())
         return
@@ -112,14 +122,9 @@ def ask_command(
         console.print("[bold]evidence only[/] (no VLM: pass --model PATH_OR_ID for an answer)")
     else:
         console.print(f"[bold]answer:[/] {result.answer}", highlight=False)
-    console.print(f"evidence ({result.tokens} of {result.budget} visual tokens):")
-    for seg in result.segments:
-        span = hms(seg["start"]) if seg["kind"] == "image" else (
-            f"{hms(seg['start'])}-{hms(seg['end'])}")
-        console.print(f"  {span}  {seg['kind']:5s} {len(seg['timestamps'])} frame(s) "
-                      f"{seg['width']}x{seg['height']}  {seg['tokens']} tokens", highlight=False)
-    timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
-    console.print(f"timings: {timing}", highlight=False)
+    console.print("evidence:")
+    for line in result.evidence_lines():
+        console.print(f"  {line}", highlight=False)
 
 
 @app.command("caption")
@@ -177,7 +182,8 @@ IndexDirOpt = Annotated[
 
 @app.command("index")
 def index_command(
-    paths: Annotated[list[str], typer.Argument(help="Video files or folders (walked for videos).")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Video files, folders (walked for videos) or .jsonl/.csv manifests.")],
     index_dir: IndexDirOpt = None,
     config: ConfigOpt = "default",
     overrides: SetOpt = None,
@@ -191,28 +197,24 @@ def index_command(
     cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
     from vidsift.pipeline.flows.index import index_videos
 
-    counts = {"clips": 0, "frames": 0, "busy_s": 0.0}
+    counts = {"clips": 0, "frames": 0}
     with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("videos  {task.fields[clips]} clips  {task.fields[fps]} frames/s"),
                   TimeElapsedColumn(), TextColumn("{task.description}"),
                   console=err_console, disable=as_json) as bar:
         task = bar.add_task("", total=None, clips=0, fps="-")
-        video_started = [time.perf_counter()]
+        started = time.perf_counter()
 
         def progress(event) -> None:
-            if event.kind == "start":
-                video_started[0] = time.perf_counter()
-                bar.update(task, total=event.total, completed=event.done,
-                           description=event.path.rsplit("/", 1)[-1])
-                return
             if event.kind == "indexed":
                 counts["clips"] += event.clips
                 counts["frames"] += event.frames
-                counts["busy_s"] += time.perf_counter() - video_started[0]
             elif event.kind == "failed":
                 err_console.print(f"[yellow]skipped[/] {event.error}", highlight=False)
-            fps = f"{counts['frames'] / counts['busy_s']:.1f}" if counts["busy_s"] else "-"
-            bar.update(task, completed=event.done, clips=counts["clips"], fps=fps)
+            elapsed = time.perf_counter() - started
+            fps = f"{counts['frames'] / elapsed:.1f}" if counts["frames"] else "-"
+            bar.update(task, total=event.total, completed=event.done, clips=counts["clips"],
+                       fps=fps, description=event.path.rsplit("/", 1)[-1])
 
         summary = index_videos(paths, cfg, progress=progress)
     if as_json:

@@ -39,18 +39,29 @@ def make_sample_video(path: Path) -> Path:
 
 
 def run_demo(cfg: Config, out: Path, video: str | None, question: str, console) -> dict:
-    """Index, search, ask --model none; print each step; write out/demo.json. Returns it."""
-    from vidsift.core.timeline import hms
-    from vidsift.pipeline.flows.ask import ask
-    from vidsift.pipeline.flows.index import index_videos, search_clips
+    """Index, search, ask --model none; print each step; write out/demo.json. Returns it.
+    Index and ask share one ingest pool, and ask reads the memory the index step made."""
+    from vidsift.pipeline.flows.index import start_pool
 
     if video is None:
         console.print("generating a sample video with ffmpeg ...")
         video_path = make_sample_video(out / "sample.mp4")
     else:
         video_path = Path(video).expanduser().resolve()
+    pool = start_pool(cfg)
+    try:
+        return _steps(cfg, out, video_path, question, console, pool)
+    finally:
+        pool.close()
+
+
+def _steps(cfg: Config, out: Path, video_path: Path, question: str, console, pool) -> dict:
+    from vidsift.core.timeline import hms
+    from vidsift.pipeline.flows.ask import Asker
+    from vidsift.pipeline.flows.index import index_videos, search_clips
+
     console.print(f"[bold]1. index[/] {video_path} -> {cfg.index.dir}")
-    indexed = index_videos([str(video_path)], cfg)
+    indexed = index_videos([str(video_path)], cfg, pool=pool)
     if indexed.failed:
         raise VidsiftError(f"indexing failed: {indexed.failed[0][1]}")
     console.print(f"   {indexed.clips} clips from {indexed.frames} coarse frames in "
@@ -63,15 +74,9 @@ def run_demo(cfg: Config, out: Path, video: str | None, question: str, console) 
                       f"{hit.thumbnail}", highlight=False)
 
     console.print(f"[bold]3. ask[/] {question!r} (evidence only: no VLM weights here)")
-    result = ask(cfg, str(video_path), question, thumbnails_dir=out / "evidence")
-    for seg in result.segments:
-        span = hms(seg["start"]) if seg["kind"] == "image" else (
-            f"{hms(seg['start'])}-{hms(seg['end'])}")
-        console.print(f"   {span}  {seg['kind']}  "
-                      f"{len(seg['timestamps'])} frame(s) {seg['width']}x{seg['height']}  "
-                      f"{seg['tokens']} tokens  {seg.get('thumbnail', '')}", highlight=False)
-    console.print(f"   {result.tokens} of {result.budget} visual tokens; timings "
-                  + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()), highlight=False)
+    result = Asker(cfg, pool=pool).ask(str(video_path), question, thumbnails_dir=out / "evidence")
+    for line in result.evidence_lines():
+        console.print(f"   {line}", highlight=False)
 
     summary = {
         "video": str(video_path),

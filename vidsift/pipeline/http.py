@@ -166,7 +166,8 @@ class Service:
         if job.kind == "index":
             from vidsift.pipeline.flows.index import index_videos
 
-            return dataclasses.asdict(index_videos(request["paths"], self.cfg))
+            # The asker's ingest pool: one set of actors (and memories) for every job.
+            return dataclasses.asdict(index_videos(request["paths"], self.cfg, pool=self.asker.pool))
         raise VidsiftError(f"unknown job kind {job.kind!r}")
 
 

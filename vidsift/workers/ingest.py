@@ -144,6 +144,7 @@ class IngestPool:
         self._lock = threading.Lock()
         self._turn = 0
         self._actors = [self._start() for _ in range(ingest.num_actors)]
+        self.shards_done = [0] * ingest.num_actors  # shards each slot finished: how work spread
         ray.get([actor.ready.remote() for actor in self._actors])  # constructor errors surface here
 
     def _start(self):
@@ -261,6 +262,8 @@ class IngestPool:
                     outcome = exc.cause if isinstance(exc.cause, VidsiftError) else CorruptVideoError(
                         job.task.path, f"shard [{job.task.start:.1f}, {job.task.end:.1f}) s: {exc.cause!r}")
                 free.append(job.slot)
+                if isinstance(outcome, CoarseFrames):
+                    self.shards_done[job.slot] += 1
                 if outcome is not None:
                     yield job.task, outcome
             now = time.monotonic()

@@ -43,6 +43,21 @@ class AskResult:
     def evidence_only(self) -> bool:
         return self.answer is None
 
+    def evidence_lines(self) -> list[str]:
+        """One line per segment shown (time span, kind, frames, size, tokens, thumbnail), then
+        the token total and the timings: what the CLI and the demo print."""
+        lines = []
+        for seg in self.segments:
+            span = hms(seg["start"]) if seg["kind"] == "image" else (
+                f"{hms(seg['start'])}-{hms(seg['end'])}")
+            lines.append(f"{span}  {seg['kind']:5s} {len(seg['timestamps'])} frame(s) "
+                         f"{seg['width']}x{seg['height']}  {seg['tokens']} tokens  "
+                         f"{seg.get('thumbnail', '')}".rstrip())
+        lines.append(f"{self.tokens} of {self.budget} visual tokens"
+                     + (" (memory reused)" if self.reused else "") + "; timings "
+                     + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
+        return lines
+
     def to_dict(self) -> dict:
         return {
             "video": self.video, "question": self.question, "answer": self.answer,

@@ -1,0 +1,57 @@
+"""The per-video memory store: a round trip keeps every field, keys keep settings apart, a
+damaged file reads as absent (never a crash, never half a memory)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidsift.core.types import CoarseFrames, FrameEmbeddings, VideoInfo, VideoMemory
+from vidsift.index.memory import MemoryStore
+
+
+def _memory(key="k1", n=5) -> VideoMemory:
+    rng = np.random.default_rng(0)
+    info = VideoInfo(path="/v/a.mp4", duration=10.0, start_time=0.0, avg_fps=25.0, real_fps=25.0,
+                     frame_count=250, width=320, height=240, rotation=0, codec="h264",
+                     is_vfr=False, keyframe_times=(0.0, 1.0, 2.0), has_audio=True, size_bytes=123)
+    frames = CoarseFrames(
+        times=np.linspace(0, 9, n),
+        embeddings=FrameEmbeddings(visual=rng.random((n, 8), dtype=np.float32),
+                                   text=rng.random((n, 4), dtype=np.float32),
+                                   descriptions=[f"frame {i} ünïcode" for i in range(n)]),
+        thumbnails=[bytes([i]) * (i + 3) for i in range(n)],
+    )
+    return VideoMemory(content_hash="ab" * 32, key=key, embedder="offline", info=info, frames=frames)
+
+
+def test_round_trip_keeps_every_field(tmp_path):
+    store = MemoryStore(tmp_path)
+    original = _memory()
+    path = store.put(original)
+    assert path.parent.parent.name == "ab" and path.name == "k1.npz"
+    back = store.get(original.content_hash, "k1")
+    assert back.info == original.info
+    np.testing.assert_array_equal(back.frames.times, original.frames.times)
+    np.testing.assert_array_equal(back.frames.embeddings.visual, original.frames.embeddings.visual)
+    np.testing.assert_array_equal(back.frames.embeddings.text, original.frames.embeddings.text)
+    assert back.frames.embeddings.descriptions == original.frames.embeddings.descriptions
+    assert back.frames.thumbnails == original.frames.thumbnails
+    assert (back.embedder, back.key, back.content_hash) == ("offline", "k1", original.content_hash)
+
+
+def test_keys_keep_settings_apart(tmp_path):
+    store = MemoryStore(tmp_path)
+    store.put(_memory("k1"))
+    assert store.has("ab" * 32, "k1") and not store.has("ab" * 32, "k2")
+    assert store.get("ab" * 32, "k2") is None
+    assert store.get("cd" * 32, "k1") is None
+
+
+def test_a_damaged_memory_reads_as_absent(tmp_path):
+    store = MemoryStore(tmp_path)
+    path = store.put(_memory())
+    path.write_bytes(path.read_bytes()[:100])
+    assert store.get("ab" * 32, "k1") is None
+    store.put(_memory())  # ingest writes it anew
+    assert store.get("ab" * 32, "k1") is not None
+    assert not [p for p in path.parent.iterdir() if ".tmp" in p.name]
