@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,7 @@ class MemoryStore:
                         thumbnails=[blob[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])],
                     ),
                 )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             log.warning("%s: unreadable video memory, ingesting again (%s)", path, exc)
             return None
 
