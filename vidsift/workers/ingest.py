@@ -145,6 +145,7 @@ class IngestPool:
         self._turn = 0
         self._actors = [self._start() for _ in range(ingest.num_actors)]
         self.shards_done = [0] * ingest.num_actors  # shards each slot finished: how work spread
+        self.shards_rerun = 0  # shards run again after their actor died or timed out
         ray.get([actor.ready.remote() for actor in self._actors])  # constructor errors surface here
 
     def _start(self):
@@ -234,6 +235,7 @@ class IngestPool:
                 log.warning("shard %s [%.1f, %.1f) lost (%s); running it again",
                             job.task.path, job.task.start, job.task.end, why)
                 retry.append((job.task, job.attempt + 1))
+                self.shards_rerun += 1
                 return None
             if why == "timeout":
                 return DecodeTimeoutError(
