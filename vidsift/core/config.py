@@ -59,13 +59,16 @@ class EmbedConfig(_Section):
 
 
 class IngestConfig(_Section):
-    """The ingest pool: actors that decode a video's time shards coarsely and embed each shard
-    where it was decoded (workers/ingest.py); they also serve probes and fine decodes."""
+    """The ingest pool (workers/ingest.py): decode actors cut a video's time shards into
+    pieces, decode them coarsely and stream them to embed actors; the decode actors also serve
+    probes and fine decodes, the embed actors query embeddings."""
 
     shard_minutes: float = Field(5.0, gt=0)  # shard length; cut at the next keyframe
-    num_actors: int = Field(2, ge=1)
+    num_actors: int = Field(2, ge=1)  # decode actors: light (a decoder and one piece of frames)
     num_cpus_per_actor: float = Field(0.5, gt=0)  # fractional: Ray on small machines
-    num_gpus_per_actor: float = Field(0.0, ge=0)  # siglip/clip embedders on GPUs
+    embed_actors: int = Field(1, ge=1)  # each holds the embedder's models: one per GPU or node
+    embed_cpus_per_actor: float = Field(0.5, gt=0)
+    embed_gpus_per_actor: float = Field(0.0, ge=0)  # siglip/clip on GPUs
     shard_timeout_s: float = Field(600.0, gt=0)  # per shard; the actor is replaced past it
     max_retries: int = Field(2, ge=0)  # a shard whose actor died or timed out is run again
 

@@ -32,6 +32,11 @@ from vidsift.core.types import CoarseFrames, Frame, FrameEmbeddings, VideoInfo
 
 log = logging.getLogger(__name__)
 
+# A shard is decoded and embedded in pieces of about this many seconds (cut at keyframes): the
+# decode actor's memory is bounded by a piece, not by the shard (5 min of 448 px frames would be
+# ~100 MB in the actor and as much again in flight to the embedder).
+PIECE_S = 20.0
+
 
 def jpeg_thumbnail(image: np.ndarray) -> bytes:
     """(H, W, 3) uint8 RGB -> JPEG bytes, longest side at most THUMBNAIL_MAX_SIDE."""
@@ -44,63 +49,98 @@ def jpeg_thumbnail(image: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-class IngestActor:
-    """Hosts one decoder and (unless embed is None) one embedder in its own process (wrapped
-    with ray.remote by IngestPool)."""
+def _identity() -> tuple[str, int]:
+    """(Ray node id, process id) of the calling actor."""
+    import os
 
-    def __init__(self, factory: Callable[..., Any], cfg: Config, embed: bool = True) -> None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), os.getpid()
+
+
+class EmbedActor:
+    """Hosts the embedder (its models load once per actor: most of an ingest worker's memory),
+    fed frames by the decode actors (wrapped with ray.remote by IngestPool)."""
+
+    def __init__(self, cfg: Config) -> None:
+        from vidsift.workers.embed import get_embedder
+
+        self.embedder = get_embedder(cfg.embed)
+
+    def ready(self) -> tuple[int, int]:
+        return self.embedder.visual_dim, self.embedder.text_dim
+
+    def identity(self) -> tuple[str, int]:
+        return _identity()
+
+    def encode_frames(self, images: list[np.ndarray]) -> FrameEmbeddings:
+        return self.embedder.encode_frames(images)
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        return self.embedder.embed_text(texts)
+
+
+class DecodeActor:
+    """Hosts one decoder in its own process (wrapped with ray.remote by IngestPool): probes,
+    fine decodes, and the coarse pass of a shard, streamed to an EmbedActor piece by piece."""
+
+    def __init__(self, factory: Callable[..., Any], cfg: Config) -> None:
         self.cfg = cfg
         self.decoder = factory(threads=cfg.decode.threads, max_pixels=cfg.decode.max_pixels)
-        self.embedder = None
-        if embed:
-            from vidsift.workers.embed import get_embedder
-
-            self.embedder = get_embedder(cfg.embed)
 
     def ready(self) -> str:
         return self.decoder.name
 
-    def node(self) -> str:
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
+    def identity(self) -> tuple[str, int]:
+        return _identity()
 
     def call(self, method: str, args: tuple, kwargs: dict):
         if method == "probe":
             from vidsift.core.probe import probe
 
             return probe(*args, max_pixels=self.cfg.decode.max_pixels)
-        if method == "embed_text":
-            return self.embedder.embed_text(*args)
-        if method == "shard":
-            return self.shard(*args)
         return getattr(self.decoder, method)(*args, **kwargs)
 
-    def shard(self, path: str, start: float, end: float) -> CoarseFrames:
-        """Coarse-decode [start, end) of path and embed it in batches; the frames' pixels never
-        leave this process (only a JPEG thumbnail of each)."""
+    def shard(self, path: str, start: float, end: float, embedder) -> CoarseFrames:
+        """Coarse-decode [start, end) of path in keyframe-aligned pieces of about PIECE_S
+        seconds; each piece's frames go to `embedder` (an EmbedActor) while the next piece
+        decodes. At most two pieces' pixels are alive at once, whatever the shard's length, and
+        only times, vectors, text and JPEG thumbnails leave this process."""
+        import ray
+
+        from vidsift.core.probe import scan_video
+        from vidsift.core.shards import plan_shards
+
         cfg = self.cfg
-        frames: list[Frame] = self.decoder.coarse(
-            path, cfg.decode.coarse_max_side, cfg.selection.max_coarse_gap_s,
-            cfg.selection.coarse_fps, start=start, end=end,
-        )
-        visual, text, descriptions = [], [], []
-        batch = cfg.embed.batch_size
-        for lo in range(0, len(frames), batch):
-            emb = self.embedder.encode_frames([f.image for f in frames[lo : lo + batch]])
-            visual.append(emb.visual)
-            text.append(emb.text)
-            descriptions.extend(emb.descriptions or [""] * len(emb.visual))
-        dims = (self.embedder.visual_dim, self.embedder.text_dim)
-        return CoarseFrames(
-            times=np.array([f.pts for f in frames], dtype=np.float64),
-            embeddings=FrameEmbeddings(
-                visual=np.concatenate(visual) if visual else np.zeros((0, dims[0]), np.float32),
-                text=np.concatenate(text) if text else np.zeros((0, dims[1]), np.float32),
-                descriptions=descriptions,
-            ),
-            thumbnails=[jpeg_thumbnail(f.image) for f in frames],
-        )
+        scan = scan_video(path, cfg.decode.max_pixels)  # cached: coarse() reads the same scan
+        keys = scan.times[scan.is_key]
+        parts: list[CoarseFrames] = []
+        waiting = None  # (times, thumbnails, embedding ref) of the piece being embedded
+
+        def collect(piece) -> None:
+            times, thumbnails, ref = piece
+            parts.append(CoarseFrames(times=times, embeddings=ray.get(ref), thumbnails=thumbnails))
+
+        for lo, hi in plan_shards(keys[(keys > start) & (keys < end)], start, end, PIECE_S):
+            frames: list[Frame] = self.decoder.coarse(
+                path, cfg.decode.coarse_max_side, cfg.selection.max_coarse_gap_s,
+                cfg.selection.coarse_fps, start=lo, end=hi,
+            )
+            if not frames:
+                continue
+            piece = (np.array([f.pts for f in frames], dtype=np.float64),
+                     [jpeg_thumbnail(f.image) for f in frames],
+                     embedder.encode_frames.remote([f.image for f in frames]))
+            del frames
+            if waiting is not None:
+                collect(waiting)
+            waiting = piece
+        if waiting is not None:
+            collect(waiting)
+        if not parts:
+            empty = np.zeros((0, 0), np.float32)
+            return CoarseFrames(np.zeros(0), FrameEmbeddings(empty, empty, []), [])
+        return CoarseFrames.concat(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +163,9 @@ class _Running:
 
 
 class IngestPool:
-    """cfg.ingest.num_actors IngestActors spread over the cluster's nodes."""
+    """cfg.ingest.num_actors DecodeActors and cfg.ingest.embed_actors EmbedActors, spread over
+    the cluster's nodes. Decode actor i streams its shards to embed actor i mod embed_actors.
+    embed=False starts no embed actors (probes and fine decodes only)."""
 
     def __init__(self, cfg: Config, embed: bool = True) -> None:
         import ray
@@ -132,24 +174,23 @@ class IngestPool:
         from vidsift.workers.decode import DECODERS
 
         self.cfg = cfg
-        self._factory = lookup(DECODERS, cfg.decode.backend, "decoder")
         ingest = cfg.ingest
-        self._remote = ray.remote(
-            num_cpus=ingest.num_cpus_per_actor,
-            num_gpus=ingest.num_gpus_per_actor if embed else 0,
-            max_restarts=0,
-            scheduling_strategy="SPREAD",
-        )(IngestActor)
-        self._embed = embed
+        factory = lookup(DECODERS, cfg.decode.backend, "decoder")
+        decode = ray.remote(num_cpus=ingest.num_cpus_per_actor, max_restarts=0,
+                            scheduling_strategy="SPREAD")(DecodeActor)
+        self._start_decoder = lambda: decode.remote(factory, cfg)
+        embedder = ray.remote(num_cpus=ingest.embed_cpus_per_actor,
+                              num_gpus=ingest.embed_gpus_per_actor, max_restarts=0,
+                              scheduling_strategy="SPREAD")(EmbedActor)
+        self._start_embedder = lambda: embedder.remote(cfg)
         self._lock = threading.Lock()
         self._turn = 0
-        self._actors = [self._start() for _ in range(ingest.num_actors)]
+        self._actors = [self._start_decoder() for _ in range(ingest.num_actors)]
+        self._embedders = [self._start_embedder() for _ in range(ingest.embed_actors if embed else 0)]
         self.shards_done = [0] * ingest.num_actors  # shards each slot finished: how work spread
-        self.shards_rerun = 0  # shards run again after their actor died or timed out
-        ray.get([actor.ready.remote() for actor in self._actors])  # constructor errors surface here
-
-    def _start(self):
-        return self._remote.remote(self._factory, self.cfg, self._embed)
+        self.shards_rerun = 0  # shards run again after an actor died or timed out
+        # Constructor errors (a missing checkpoint, an unknown decoder) surface here.
+        ray.get([a.ready.remote() for a in self._actors + self._embedders])
 
     @property
     def size(self) -> int:
@@ -161,7 +202,18 @@ class IngestPool:
         ray.kill(actor, no_restart=True)
         with self._lock:
             if self._actors[slot] is actor:
-                self._actors[slot] = self._start()
+                self._actors[slot] = self._start_decoder()
+
+    def _heal_embedders(self) -> None:
+        """Replace every embed actor that no longer answers (its process or node is gone)."""
+        import ray
+
+        for number, actor in enumerate(list(self._embedders)):
+            try:
+                ray.get(actor.ready.remote(), timeout=self.cfg.decode.timeout_s)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                ray.kill(actor, no_restart=True)
+                self._embedders[number] = self._start_embedder()
 
     def _next_slot(self) -> tuple[int, Any]:
         with self._lock:
@@ -170,7 +222,7 @@ class IngestPool:
             return slot, self._actors[slot]
 
     def _call(self, method: str, path, *args, timeout_s: float | None = None, **kwargs):
-        """One call on the next actor in turn, with the timeout and replacement rules."""
+        """One call on the next decode actor in turn, with the timeout and replacement rules."""
         import ray
 
         path = str(path)
@@ -200,16 +252,21 @@ class IngestPool:
     def embed_text(self, texts: list[str]) -> np.ndarray:
         import ray
 
-        _, actor = self._next_slot()
-        return ray.get(actor.call.remote("embed_text", (list(texts),), {}))
+        try:
+            return ray.get(self._embedders[0].embed_text.remote(list(texts)))
+        except ray.exceptions.RayActorError:
+            self._heal_embedders()
+            return ray.get(self._embedders[0].embed_text.remote(list(texts)))
 
     def run_shards(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, CoarseFrames | Exception]]:
-        """Ingest every task on the pool's actors, one shard in flight per actor, and yield
-        (task, CoarseFrames) as each finishes, or (task, the error) for a shard that failed for
-        good. Tasks are drawn lazily, so a caller can stream an archive through without holding
-        its task list."""
+        """Ingest every task on the pool's actors, one shard in flight per decode actor, and
+        yield (task, CoarseFrames) as each finishes, or (task, the error) for a shard that
+        failed for good. Tasks are drawn lazily, so a caller can stream an archive through
+        without holding its task list."""
         import ray
 
+        if not self._embedders:
+            raise RuntimeError("this IngestPool was started with embed=False")
         pending = iter(tasks)
         retry: list[tuple[ShardTask, int]] = []
         running: dict[Any, _Running] = {}
@@ -225,24 +282,27 @@ class IngestPool:
                     return False
                 attempt = 0
             actor = self._actors[slot]
-            ref = actor.call.remote("shard", (task.path, task.start, task.end), {})
+            embedder = self._embedders[slot % len(self._embedders)]
+            ref = actor.shard.remote(task.path, task.start, task.end, embedder)
             running[ref] = _Running(task, slot, actor, time.monotonic(), attempt)
             return True
 
-        def lost(job: _Running, why: str):
-            self._replace(job.slot, job.actor)
+        def lost(job: _Running, why: str, replace_decoder: bool = True):
+            if replace_decoder:
+                self._replace(job.slot, job.actor)
+            self._heal_embedders()
             if job.attempt < self.cfg.ingest.max_retries:
                 log.warning("shard %s [%.1f, %.1f) lost (%s); running it again",
                             job.task.path, job.task.start, job.task.end, why)
                 retry.append((job.task, job.attempt + 1))
                 self.shards_rerun += 1
                 return None
+            span = f"shard [{job.task.start:.1f}, {job.task.end:.1f}) s"
             if why == "timeout":
                 return DecodeTimeoutError(
-                    job.task.path, f"shard [{job.task.start:.1f}, {job.task.end:.1f}) s took over "
-                    f"{timeout_s:g} s, {job.attempt + 1} times")
-            return CorruptVideoError(job.task.path, f"worker died on shard [{job.task.start:.1f}, "
-                                     f"{job.task.end:.1f}) s, {job.attempt + 1} times: {why}")
+                    job.task.path, f"{span} took over {timeout_s:g} s, {job.attempt + 1} times")
+            return CorruptVideoError(
+                job.task.path, f"a worker died on {span}, {job.attempt + 1} times: {why}")
 
         while True:
             while free and submit(free[0]):
@@ -259,10 +319,18 @@ class IngestPool:
                 try:
                     outcome: CoarseFrames | Exception | None = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
-                    outcome = lost(job, f"{type(exc).__name__}")
+                    outcome = lost(job, type(exc).__name__)
                 except ray.exceptions.RayTaskError as exc:
-                    outcome = exc.cause if isinstance(exc.cause, VidsiftError) else CorruptVideoError(
-                        job.task.path, f"shard [{job.task.start:.1f}, {job.task.end:.1f}) s: {exc.cause!r}")
+                    if isinstance(exc.cause, VidsiftError):
+                        outcome = exc.cause
+                    elif isinstance(exc.cause, ray.exceptions.RayActorError):
+                        # The decode actor lived; the embed actor it streamed to did not.
+                        outcome = lost(job, f"embedder {type(exc.cause).__name__}",
+                                       replace_decoder=False)
+                    else:
+                        outcome = CorruptVideoError(
+                            job.task.path, f"shard [{job.task.start:.1f}, {job.task.end:.1f}) s: "
+                            f"{exc.cause!r}")
                 free.append(job.slot)
                 if isinstance(outcome, CoarseFrames):
                     self.shards_done[job.slot] += 1
@@ -277,15 +345,20 @@ class IngestPool:
                     if outcome is not None:
                         yield job.task, outcome
 
-    def nodes(self) -> list[str]:
-        """The node id of every actor (to see the pool spread over a cluster)."""
+    def processes(self) -> list[tuple[str, int]]:
+        """(node id, pid) of every actor, decode actors first: where the pool runs, and what
+        to measure."""
         import ray
 
-        return ray.get([actor.node.remote() for actor in self._actors])
+        return ray.get([a.identity.remote() for a in self._actors + self._embedders])
+
+    def nodes(self) -> list[str]:
+        """The node id of every decode actor (to see the pool spread over a cluster)."""
+        return [node for node, _ in self.processes()[: len(self._actors)]]
 
     def close(self) -> None:
         import ray
 
-        for actor in self._actors:
+        for actor in self._actors + self._embedders:
             ray.kill(actor, no_restart=True)
-        self._actors = []
+        self._actors, self._embedders = [], []
