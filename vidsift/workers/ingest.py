@@ -49,6 +49,20 @@ def jpeg_thumbnail(image: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+def release_freed_memory() -> None:
+    """Hand the C heap's freed pages back to the OS (glibc malloc_trim). A long-lived worker that
+    embeds batch after batch otherwise keeps every batch's freed buffers: the embed actor's
+    resident memory grew by ~300 MB over one 10-minute video without it. No-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+
+
 def _identity() -> tuple[str, int]:
     """(Ray node id, process id) of the calling actor."""
     import os
@@ -66,6 +80,7 @@ class EmbedActor:
         from vidsift.workers.embed import get_embedder
 
         self.embedder = get_embedder(cfg.embed)
+        release_freed_memory()  # what loading and the ONNX export freed
 
     def ready(self) -> tuple[int, int]:
         return self.embedder.visual_dim, self.embedder.text_dim
@@ -74,7 +89,10 @@ class EmbedActor:
         return _identity()
 
     def encode_frames(self, images: list[np.ndarray]) -> FrameEmbeddings:
-        return self.embedder.encode_frames(images)
+        try:
+            return self.embedder.encode_frames(images)
+        finally:
+            release_freed_memory()
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed_text(texts)
@@ -137,6 +155,7 @@ class DecodeActor:
             waiting = piece
         if waiting is not None:
             collect(waiting)
+        release_freed_memory()
         if not parts:
             empty = np.zeros((0, 0), np.float32)
             return CoarseFrames(np.zeros(0), FrameEmbeddings(empty, empty, []), [])

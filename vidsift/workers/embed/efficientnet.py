@@ -147,6 +147,9 @@ def _onnx_session(backbone: Backbone, image_size: int):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
+    # ORT's CPU arena keeps the largest batch's activations for the process's life (~500 MB
+    # at batch 32, 224 px); without it each run frees them, at no measurable cost here.
+    options.enable_cpu_mem_arena = False
     return onnxruntime.InferenceSession(
         graph.getvalue(), options, providers=["CPUExecutionProvider"]
     )
