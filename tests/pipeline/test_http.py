@@ -106,7 +106,8 @@ def test_twenty_concurrent_jobs_then_a_restart_with_jobs_queued(ray_cluster, med
         assert sorted(paged) == sorted(ids)  # every job once across the pages
 
         # Submit more, then stop the service before its workers can finish them.
-        later = [client.post("/v1/jobs", json=body).json()["id"] for _ in range(6)]
+        # (40: a question about a video whose memory exists takes well under a second)
+        later = [client.post("/v1/jobs", json=body).json()["id"] for _ in range(40)]
     store = JobStore(tmp_path / "svc")
     pending = [i for i in later if store.get(i).status not in FINAL_STATUSES]
     assert pending, "every job finished before the restart; nothing was left to pick up"
@@ -188,3 +189,24 @@ def test_ray_serve_hosts_the_app_on_loopback(ray_cluster, media_root, tmp_path):
         assert bad.status_code == 403
     finally:
         serve.shutdown()
+
+
+def test_an_ask_completes_while_an_index_job_ingests(ray_cluster, media_root, tmp_path):
+    # A 90 s video in 3 s shards keeps the ingest pool busy; the ask's short video gets its
+    # shard between them and answers before the archive job is done.
+    long_video = make_coded_video(media_root / "long.mp4", n_frames=900, fps=10, size=(160, 120),
+                                  gop=10)
+    cfg = _config(media_root, tmp_path / "svc", "ingest.shard_minutes=0.05")
+    with running(cfg) as client:
+        indexing = client.post("/v1/index", json={"paths": [str(long_video)]}).json()["id"]
+        time.sleep(1.0)
+        asking = client.post("/v1/jobs", json={"video": str(media_root / "short.mp4"),
+                                               "question": "what is shown?"}).json()["id"]
+        jobs = _wait_all(client, [indexing, asking], timeout_s=300)
+        assert {j["status"] for j in jobs.values()} == {SUCCEEDED}, [j["error"] for j in jobs.values()]
+        assert jobs[asking]["result"]["segments"]
+        assert jobs[asking]["finished_at"] < jobs[indexing]["finished_at"]
+        assert jobs[indexing]["result"]["indexed"] == [str(long_video)]
+        # The index job left the long video's memory: asking about it now decodes nothing.
+        again = client.post("/v1/jobs", json={"video": str(long_video), "question": "q"}).json()["id"]
+        assert _wait_all(client, [again])[again]["result"]["reused_memory"] is True
