@@ -80,6 +80,26 @@ def test_index_reports_every_video(indexed, library):
     assert failed["path"].endswith("broken.mp4") and "broken.mp4" in failed["error"]
     # scene cuts every 5 s: bars 2 clips, slides 3, plain 2
     assert summary["clips"] == 7
+    # The unreadable video is recorded beside the index for the next run to report.
+    index_dir, _ = indexed
+    [record] = [json.loads(line) for line in (index_dir / "failures.jsonl").read_text().splitlines()]
+    assert record["video"].endswith("broken.mp4") and "broken.mp4" in record["error"]
+
+
+def test_a_manifest_names_the_videos_and_memories_are_reused(indexed, library, tmp_path):
+    # The index run left each video's memory beside the index; a manifest naming an indexed
+    # video re-runs nothing for it.
+    manifest = tmp_path / "list.jsonl"
+    manifest.write_text(json.dumps({"path": str(library / "videos" / "plain.mp4")}) + "\n")
+    index_dir, _ = indexed
+    from vidsift.core.config import load_config
+    from vidsift.core.media import content_hash
+    from vidsift.index.memory import MemoryStore
+
+    cfg = load_config("default", [f"index.dir={index_dir}"])
+    assert MemoryStore(index_dir).has(content_hash(library / "videos" / "plain.mp4"), cfg.memory_key())
+    result = invoke("index", str(manifest), "--index-dir", str(index_dir), "--json")
+    assert json.loads(result.stdout)["skipped"] == [str((library / "videos" / "plain.mp4").resolve())]
 
 
 def test_text_query_finds_the_one_clip_showing_it(indexed, library):

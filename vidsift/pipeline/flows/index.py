@@ -145,8 +145,34 @@ def index_videos(
             finally:
                 if owned:
                     pool.close()
+        _record_failures(index.dir, summary)
     summary.wall_s = time.perf_counter() - started
     return summary
+
+
+FAILURES = "failures.jsonl"
+
+
+def _record_failures(index_dir: Path, summary: IndexSummary) -> None:
+    """index_dir/failures.jsonl: one line per video whose last index run failed, with the
+    error; a video indexed (or found indexed) later leaves it, so the file lists what is left."""
+    import json
+
+    from vidsift.core.files import write_atomic
+
+    path = Path(index_dir) / FAILURES
+    failures = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                failures[record["video"]] = record["error"]
+    for video in summary.indexed + summary.skipped:
+        failures.pop(video, None)
+    failures.update(summary.failed)
+    if failures or path.exists():
+        write_atomic(path, "".join(json.dumps({"video": v, "error": e}) + "\n"
+                                   for v, e in failures.items()))
 
 
 def _done(summary: IndexSummary) -> int:
