@@ -10,8 +10,9 @@ twelve times (stream copy, no re-encode: 7158 s, 720p H.264) and uses bbb.mp4 it
   0.25 s), with Ray's own daemons (raylet, GCS, idle workers) listed apart;
 and the second ask over the HTTP service (uvicorn on 127.0.0.1, service warm), end to end.
 Then archive ingest throughput (video-seconds per wall-second) on a folder of bbb cut into four
-150 s parts: the in-process path (decode + embed in this process, one video after another: what
-`vidsift index` did before the ingest pool) against the ingest pool with 1 and 2 actors.
+~150 s parts: the in-process path (decode + embed in this process, one video after another: what
+`vidsift index` did before the ingest pool) against the ingest pool with one worker set (a decode
+and an embed actor) pinned to one core, and two sets on both cores.
 
     .venv/bin/python bench/long.py                  # everything; writes bench/results/long.json
     .venv/bin/python bench/long.py --skip-long      # the 10-minute video and the archive only
@@ -53,14 +54,21 @@ def build_long_video(copies: int = 12) -> Path:
 
 
 def build_archive(parts: int = 4, part_s: float = 150.0) -> Path:
+    """bbb.mp4 cut by stream copy into `parts` videos of about part_s seconds, each cut at a
+    keyframe (a copy cut elsewhere leaves leading frames that only an edit list hides)."""
+    from vidsift.core.probe import probe
+
     folder = WORK / "archive"
     if folder.is_dir() and len(list(folder.glob("*.mp4"))) == parts:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
+    keys = probe(str(SOURCE)).keyframe_times
+    cuts = [min(keys, key=lambda t: abs(t - number * part_s)) for number in range(parts + 1)]
     for number in range(parts):
         subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-                        "-ss", str(number * part_s), "-t", str(part_s), "-i", str(SOURCE),
-                        "-c", "copy", "-an", str(folder / f"part{number}.mp4")], check=True)
+                        "-ss", f"{cuts[number]:.6f}", "-to", f"{cuts[number + 1]:.6f}",
+                        "-i", str(SOURCE), "-c", "copy", "-an",
+                        str(folder / f"part{number}.mp4")], check=True)
     return folder
 
 
@@ -209,9 +217,14 @@ def _duration(video: Path) -> float:
 
 
 def measure_archive(folder: Path) -> dict:
-    """Video-seconds ingested per wall-second: in-process vs the ingest pool with 1 and 2 actors."""
+    """Video-seconds ingested per wall-second over an archive folder: the in-process path (decode
+    + embed in this process, one video after another: `vidsift index` before the ingest pool)
+    against the ingest pool with W worker sets (W decode + W embed actors) pinned to W cores, for
+    W = 1 and 2: how throughput scales with cores, as it would with nodes on a cluster."""
+    import psutil
+
     from vidsift.core.media import find_videos
-    from vidsift.pipeline.flows.index import index_videos
+    from vidsift.pipeline.flows.index import index_videos, start_pool
     from vidsift.workers.decode import get_decoder
     from vidsift.workers.embed import get_embedder
 
@@ -220,7 +233,7 @@ def measure_archive(folder: Path) -> dict:
     cfg = config(WORK / "unused", 1)
     decoder, embedder = get_decoder(cfg.decode.backend), get_embedder(cfg.embed)
     started = time.perf_counter()
-    for video in videos:  # the old `vidsift index` path: one process, one video at a time
+    for video in videos:
         frames = decoder.coarse(video, cfg.decode.coarse_max_side, cfg.selection.max_coarse_gap_s,
                                 cfg.selection.coarse_fps)
         for lo in range(0, len(frames), cfg.embed.batch_size):
@@ -229,25 +242,56 @@ def measure_archive(folder: Path) -> dict:
     del embedder
     rows = {"videos": len(videos), "video_s": round(total_s, 1),
             "in_process_video_s_per_s": round(total_s / in_process, 2)}
-    for actors in (1, 2):
+    for sets in (1, 2):
         index_dir = Path(tempfile.mkdtemp(prefix="vsarch", dir=WORK))
+        cfg = config(index_dir, sets, f"ingest.embed_actors={sets}")
         with fresh_ray():
-            from vidsift.pipeline.flows.index import start_pool
-
-            pool = start_pool(config(index_dir, actors))
+            pool = start_pool(cfg)
+            for _, pid in pool.processes():
+                psutil.Process(pid).cpu_affinity(list(range(sets)))
             try:
                 started = time.perf_counter()
-                summary = index_videos([folder], config(index_dir, actors), pool=pool)
+                summary = index_videos([folder], cfg, pool=pool)
                 wall = time.perf_counter() - started
             finally:
                 pool.close()
         assert len(summary.indexed) == len(videos), summary.failed
-        rows[f"pool_{actors}_video_s_per_s"] = round(total_s / wall, 2)
+        rows[f"pool_{sets}_cores_video_s_per_s"] = round(total_s / wall, 2)
         shutil.rmtree(index_dir, ignore_errors=True)
-    rows["speedup_1_to_2_actors"] = round(rows["pool_2_video_s_per_s"] / rows["pool_1_video_s_per_s"], 2)
-    rows["pool_2_vs_in_process"] = round(rows["pool_2_video_s_per_s"] / rows["in_process_video_s_per_s"], 2)
+    rows["speedup_1_to_2_cores"] = round(
+        rows["pool_2_cores_video_s_per_s"] / rows["pool_1_cores_video_s_per_s"], 2)
+    rows["pool_2_cores_vs_in_process"] = round(
+        rows["pool_2_cores_video_s_per_s"] / rows["in_process_video_s_per_s"], 2)
     print(json.dumps(rows), flush=True)
     return rows
+
+
+def save(update: dict) -> dict:
+    """Merge `update` into bench/results/long.json (a partial run replaces only its rows) and
+    recompute the targets from the rows there."""
+    report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    rows = {(r["video"], r["actors"]): r for r in report.get("asks", [])}
+    rows.update({(r["video"], r["actors"]): r for r in update.pop("asks", [])})
+    report.update(update)
+    report["asks"] = sorted(rows.values(), key=lambda r: (r["video_s"], r["actors"]))
+    long_rows = [r for r in report["asks"] if r["video_s"] > 3600]
+    short_rows = [r for r in report["asks"] if r["video_s"] < 3600]
+    if long_rows and short_rows:
+        best = min(long_rows, key=lambda r: r["first_ask_s"])
+        report["targets"] = {
+            "first_ask_vs_old_single_actor": round(best["first_ask_s"] / OLD_SINGLE_ACTOR_FIRST_ASK_S, 2),
+            "second_ask_s": best["second_ask_s_median"],
+            "http_second_ask_s": best.get("http_second_ask_s_median"),
+            "peak_rss_vidsift_mb": max(r["peak_rss_vidsift_mb"] for r in long_rows),
+            "peak_rss_long_vs_short": {
+                str(actors): round(
+                    max(r["peak_rss_vidsift_mb"] for r in long_rows if r["actors"] == actors)
+                    / max(r["peak_rss_vidsift_mb"] for r in short_rows if r["actors"] == actors), 2)
+                for actors in sorted({r["actors"] for r in long_rows})},
+        }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=1) + "\n")
+    return report
 
 
 def main() -> None:
@@ -255,40 +299,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="second asks to take the median of")
     parser.add_argument("--skip-long", action="store_true", help="leave out the 2-hour video")
     parser.add_argument("--skip-archive", action="store_true")
+    parser.add_argument("--only-archive", action="store_true", help="the archive rows only")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if not SOURCE.exists():
         sys.exit(f"{SOURCE} is missing (see ../shared/data/README.md)")
     WORK.mkdir(parents=True, exist_ok=True)
-    report: dict = {"machine": f"{os.cpu_count()} cores", "question": QUESTION, "asks": []}
-    videos = [SOURCE] + ([] if args.skip_long else [build_long_video()])
+    save({"machine": f"{os.cpu_count()} cores", "question": QUESTION})
+    videos = [] if args.only_archive else [SOURCE] + ([] if args.skip_long else [build_long_video()])
     for video in videos:
         for actors in (1, 2):
             row = measure_asks(video, actors, args.repeats)
-            report["asks"].append(row)
-        last = report["asks"][-1]
-        report["asks"][-1].update(measure_http_second_ask(video, Path(last["index_dir"]), args.repeats))
-    for row in report["asks"]:
-        shutil.rmtree(row.pop("index_dir"), ignore_errors=True)
+            if actors == 2:
+                row.update(measure_http_second_ask(video, Path(row["index_dir"]), args.repeats))
+            shutil.rmtree(row.pop("index_dir"), ignore_errors=True)
+            save({"asks": [row]})
     if not args.skip_archive:
-        report["archive"] = measure_archive(build_archive())
-    long_rows = [r for r in report["asks"] if r["video_s"] > 3600]
-    if long_rows:
-        best = min(long_rows, key=lambda r: r["first_ask_s"])
-        short_peak = max(r["peak_rss_vidsift_mb"] for r in report["asks"] if r["video_s"] < 3600)
-        report["targets"] = {
-            "first_ask_vs_old_single_actor": round(best["first_ask_s"] / OLD_SINGLE_ACTOR_FIRST_ASK_S, 2),
-            "second_ask_s": best["second_ask_s_median"],
-            "http_second_ask_s": long_rows[-1].get("http_second_ask_s_median"),
-            "peak_rss_vidsift_mb": max(r["peak_rss_vidsift_mb"] for r in long_rows),
-            "peak_rss_long_vs_short": round(
-                max(r["peak_rss_vidsift_mb"] for r in long_rows) / short_peak, 2),
-        }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    previous.update(report)
-    RESULTS.write_text(json.dumps(previous, indent=1) + "\n")
-    print(json.dumps(report.get("targets", {}), indent=1))
+        save({"archive": measure_archive(build_archive())})
+    print(json.dumps(save({}).get("targets", {}), indent=1))
 
 
 if __name__ == "__main__":
