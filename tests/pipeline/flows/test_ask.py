@@ -95,3 +95,22 @@ def test_ask_starts_from_the_clip_index_when_the_video_is_indexed(ray_cluster, c
         assert asker.ask(str(coded_video), "where are the bars?", use_index=False).retrieved == []
     finally:
         asker.close()
+
+
+def test_a_second_question_and_the_index_reuse_the_first_asks_memory(ray_cluster, coded_video,
+                                                                       tmp_path):
+    from vidsift.pipeline.flows.index import index_videos
+
+    cfg = _config("vlm.model=none", f"index.dir={tmp_path / 'index'}")
+    asker = Asker(cfg)
+    try:
+        first = asker.ask(str(coded_video), "where are the bars?")
+        shards = sum(asker.pool.shards_done)
+        assert not first.reused and shards >= 1
+        second = asker.ask(str(coded_video), "what colour is the top left?")
+        assert second.reused and second.to_dict()["reused_memory"]
+        summary = index_videos([str(coded_video)], cfg, pool=asker.pool)
+        assert summary.indexed == [str(coded_video)] and summary.clips >= 1
+        assert sum(asker.pool.shards_done) == shards  # neither decoded the video again
+    finally:
+        asker.close()
