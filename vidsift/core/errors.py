@@ -68,6 +68,12 @@ class DecodeTimeoutError(VideoError):
     reason = "decode timed out"
 
 
+class UnsupportedVideoError(VideoError):
+    """The chosen decoder cannot read this file correctly (another backend can)."""
+
+    reason = "not supported by this decoder"
+
+
 class PathNotAllowedError(VidsiftError):
     """A path resolves (after symlinks) outside the configured media roots."""
 
@@ -86,6 +92,11 @@ class ClipIndexError(VidsiftError):
 
 class BudgetError(VidsiftError):
     """The token budget cannot hold the requested segments (e.g. below one image's minimum)."""
+
+
+class TokenCountError(VidsiftError):
+    """A VLM would encode a different number of visual tokens than the token plan counted (the
+    frames or the model's vision spec disagree with what the budget planned)."""
 
 
 class ModelLoadError(VidsiftError):

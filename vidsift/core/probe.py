@@ -54,6 +54,10 @@ class StreamScan:
     rotation: clockwise degrees to apply to decoded images for display (0/90/180/270).
     coded_width/coded_height: decoded image size before rotation.
     readable_until: None for an intact file; else the last readable frame's PTS (seconds).
+    hidden_frames: frames before the visible start that an edit list hides (a stream-copy cut
+        between keyframes keeps the GOP's head and marks it discard); they are not in pts.
+    lead_in_pts: where decoding of the frames before the first visible keyframe starts: the
+        hidden keyframe that opens their GOP (None when there is none).
     """
 
     path: str
@@ -70,6 +74,8 @@ class StreamScan:
     has_audio: bool
     size_bytes: int
     readable_until: float | None
+    hidden_frames: int = 0
+    lead_in_pts: int | None = None
 
     @property
     def frame_count(self) -> int:
@@ -116,6 +122,20 @@ class StreamScan:
         first = 0 if start is None else int(np.searchsorted(times, start - 1e-9, side="left"))
         stop = self.frame_count if end is None else int(np.searchsorted(times, end - 1e-9, side="left"))
         return first, stop
+
+    def decode_starts(self, indices: np.ndarray) -> np.ndarray:
+        """For each frame index, the keyframe index its decode starts from (the last keyframe
+        at or before it); -1 for frames before the first keyframe, which decode from
+        lead_in_pts (or the first frame when the file has no hidden lead-in)."""
+        keys = self.key_indices
+        before = np.searchsorted(keys, np.asarray(indices, dtype=np.int64), side="right") - 1
+        return np.where(before >= 0, keys[np.clip(before, 0, None)] if keys.size else -1, -1)
+
+    def seek_pts(self, start: int) -> int:
+        """The PTS to seek to for a decode_starts() entry."""
+        if start >= 0:
+            return int(self.pts[start])
+        return int(self.lead_in_pts if self.lead_in_pts is not None else self.pts[0])
 
     def check_readable(self, last_time: float) -> None:
         """Raise CorruptVideoError when a request needs frames past where the file breaks."""
@@ -193,6 +213,8 @@ def _scan(path: str, max_pixels: int, size: int) -> StreamScan:
         pts: list[int] = []
         keys: list[bool] = []
         durations: list[int] = []
+        hidden_keys: list[int] = []  # PTS of keyframes an edit list hides
+        hidden = 0
         broken = False
         index_past_eof = any(e.pos + e.size > size for e in stream.index_entries if e.pos >= 0)
         try:
@@ -202,6 +224,11 @@ def _scan(path: str, max_pixels: int, size: int) -> StreamScan:
                     continue
                 if packet.is_corrupt:  # cut off by truncation: its frame cannot decode
                     broken = True
+                    continue
+                if packet.is_discard:  # decoded only as a reference, never shown
+                    hidden += 1
+                    if packet.is_keyframe:
+                        hidden_keys.append(int(stamp))
                     continue
                 pts.append(int(stamp))
                 keys.append(bool(packet.is_keyframe))
@@ -229,6 +256,8 @@ def _scan(path: str, max_pixels: int, size: int) -> StreamScan:
         if end_pts <= int(pts_sorted[0]):
             raise ZeroDurationError(path, f"{pts_sorted.size} frame(s) at one timestamp")
 
+        first_visible = int(pts_sorted[0])
+        lead_in = [k for k in hidden_keys if k < first_visible]
         rotation = _first_frame_rotation(container, stream)
         base_rate = stream.base_rate or stream.guessed_rate or stream.average_rate
         return StreamScan(
@@ -246,6 +275,8 @@ def _scan(path: str, max_pixels: int, size: int) -> StreamScan:
             has_audio=bool(container.streams.audio),
             size_bytes=size,
             readable_until=readable_until,
+            hidden_frames=hidden,
+            lead_in_pts=max(lead_in) if lead_in and not is_key[0] else None,
         )
     finally:
         container.close()

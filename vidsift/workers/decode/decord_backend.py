@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidsift.core.errors import CorruptVideoError
+from vidsift.core.errors import CorruptVideoError, UnsupportedVideoError
 from vidsift.core.probe import StreamScan
 from vidsift.core.types import Frame
 from vidsift.workers.decode.base import BaseDecoder
@@ -43,6 +43,12 @@ class DecordDecoder(BaseDecoder):
             reader = decord.VideoReader(
                 scan.path, ctx=decord.cpu(0), width=width, height=height, num_threads=self.threads
             )
+            if scan.hidden_frames:
+                # decord counts the frames an edit list hides, and past the first keyframe of
+                # such a file it returns frames from the wrong GOP (seen on stream-copy cuts).
+                raise UnsupportedVideoError(
+                    scan.path, f"{scan.hidden_frames} leading frames hidden by an edit list; "
+                    "decord misplaces frames in such files: use decode.backend=pyav")
             if len(reader) < scan.frame_count:
                 raise CorruptVideoError(
                     scan.path, f"decord sees {len(reader)} of {scan.frame_count} frames",

@@ -46,7 +46,8 @@ class FFmpegDecoder(BaseDecoder):
         graph = f"select='{_select_expr(scan.pts[indices])}',showinfo,scale={width}:{height}:flags=bilinear"
         with tempfile.NamedTemporaryFile("w", suffix=".ffgraph", delete=False) as script:
             script.write(graph)
-        seek = max(0.0, scan.time_of(seek_index) - scan.start_time)
+        # A frame before the first keyframe (-1) decodes from the file's start.
+        seek = max(0.0, scan.time_of(seek_index) - scan.start_time) if seek_index >= 0 else 0.0
         cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "info"]
         cmd += ["-threads", str(self.threads)]
         if skip_nonkey:
@@ -89,8 +90,7 @@ class FFmpegDecoder(BaseDecoder):
         return frames
 
     def _decode_indices(self, scan: StreamScan, indices: np.ndarray, out_hw: tuple[int, int]) -> list[Frame]:
-        keys = scan.key_indices
-        starts = keys[np.clip(np.searchsorted(keys, indices, side="right") - 1, 0, None)]
+        starts = scan.decode_starts(indices)
         # Split into runs; each run is one process seeking to its first frame's keyframe.
         breaks = np.flatnonzero(starts[1:] - indices[:-1] > NEW_PROCESS_MIN_SKIP) + 1
         frames: list[Frame] = []

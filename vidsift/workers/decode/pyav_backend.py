@@ -95,9 +95,8 @@ class PyAVDecoder(BaseDecoder):
         import av
 
         coded_hw = coded_size(out_hw, scan.rotation)
-        keys = scan.key_indices
         # The keyframe a wanted frame's decode must start from (the last one at or before it).
-        starts = keys[np.clip(np.searchsorted(keys, indices, side="right") - 1, 0, None)]
+        starts = scan.decode_starts(indices)
         frames: list[Frame] = []
         position = -1  # presentation index of the last frame decoded
         wanted = 0
@@ -112,7 +111,7 @@ class PyAVDecoder(BaseDecoder):
                     starts[wanted] > sought and position >= 0 and starts[wanted] - position > SEEK_MIN_SKIP
                 ):
                     sought = int(starts[wanted])
-                    container.seek(int(scan.pts[sought]), stream=stream, backward=True)
+                    container.seek(scan.seek_pts(sought), stream=stream, backward=True)
                     decoded = container.decode(stream)
                     position = -1
                 frame = next(decoded, None)
