@@ -75,7 +75,7 @@ def decode_at(path: str, times, height: int, width: int):
 
 def competitor_token_set(path: str, info):
     """(a): 64 uniform frames as one clip at qwen-vl-utils' default per-frame size."""
-    from vidsift.pipeline.budget import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, smart_resize, tokens_for
+    from vidsift.core.vision import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, smart_resize, tokens_for
     from vidsift.core.types import PlannedSegment, SegmentKind, TokenSet
 
     max_pixels = max(

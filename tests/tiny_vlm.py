@@ -1,6 +1,7 @@
 """A tiny random-weight Qwen2.5-VL checkpoint for tests: real model classes, a real tokenizer with
 the special tokens and chat template Qwen2.5-VL uses, saved with save_pretrained so tests load it
-through the same from_pretrained code users run on real checkpoints.
+through the same from_pretrained code users run on real checkpoints. Also the reference the token
+arithmetic and pixels are checked against: transformers' own Qwen2-VL image processor.
 
 The tokenizer is byte-level BPE with no merges (every UTF-8 byte is one token), built offline with
 `tokenizers`, so any text tokenizes without a trained vocabulary.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from vidsift.core.vision import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, tokens_for
 
 # The special tokens of Qwen2.5-VL's tokenizer, in their real order.
 SPECIAL_TOKENS = (
@@ -160,12 +163,34 @@ def save_tiny_qwen(directory: str | Path, seed: int = 0, text: dict | None = Non
     return directory
 
 
-def random_segment(kind, times: list[float], height: int, width: int, seed: int):
-    """A PlannedSegment with decoded random frames at `times` (seconds), height x width pixels
-    (multiples of 28), its token cost by the budget's arithmetic."""
+# (height, width) of frames the token arithmetic is checked on: common, portrait, tiny, extreme.
+FRAME_SIZES = [(720, 1280), (1080, 1920), (240, 320), (1280, 720), (480, 854), (100, 3000),
+               (37, 53), (2160, 3840), (576, 720), (1, 150), (333, 777)]
+
+
+def hf_image_processor(min_pixels: int = IMAGE_MIN_PIXELS, max_pixels: int = IMAGE_MAX_PIXELS):
+    """transformers' slow (PIL) Qwen2-VL image processor, the reference vidsift's arithmetic and
+    pixels are checked against; defaults are its own image min/max pixels."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels)
+
+
+def hf_image_tokens(processor, images) -> list[int]:
+    """LLM tokens the HF processor's grids give each of `images` ((H, W, 3) uint8 arrays)."""
     import numpy as np
 
-    from vidsift.pipeline.budget import tokens_for
+    out = processor(images=images, return_tensors="np", input_data_format="channels_last")
+    grids = out["image_grid_thw"]
+    assert out["pixel_values"].shape[0] == int(np.prod(grids, axis=1).sum())
+    return [int(t * h * w) // processor.merge_size**2 for t, h, w in grids]
+
+
+def random_segment(kind, times: list[float], height: int, width: int, seed: int):
+    """A PlannedSegment with decoded random frames at `times` (seconds), height x width pixels
+    (multiples of 28), its token cost by the model's arithmetic."""
+    import numpy as np
+
     from vidsift.core.types import Frame, PlannedSegment
 
     rng = np.random.default_rng(seed)

@@ -3,23 +3,15 @@ import math
 import numpy as np
 import pytest
 
-from vidsift.pipeline.budget import (
-    FACTOR,
-    VIDEO_MAX_PIXELS,
-    VIDEO_MIN_PIXELS,
-    allocate,
-    frame_equivalents_to_tokens,
-    frame_grids,
-    grid_thw,
-    smart_resize,
-    tokens_for,
-)
 from vidsift.core.errors import BudgetError
 from vidsift.core.types import Segment, SegmentKind
+from vidsift.core.vision import QWEN2_5_VL, VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, smart_resize, tokens_for
+from vidsift.pipeline.budget import allocate, frame_grids
+
+from tests.tiny_vlm import FRAME_SIZES, hf_image_processor, hf_image_tokens
 
 MIN_PX, MAX_PX = VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS
-SIZES = [(720, 1280), (1080, 1920), (240, 320), (1280, 720), (480, 854), (100, 3000), (37, 53),
-         (2160, 3840), (576, 720), (1, 150), (333, 777)]
+FACTOR = QWEN2_5_VL.factor
 
 
 def image(t, weight=1.0, score=0.0):
@@ -30,51 +22,19 @@ def clip(a, b, weight=1.0, score=0.0):
     return Segment(a, b, SegmentKind.CLIP, score=score, weight=weight)
 
 
-@pytest.fixture(scope="module")
-def processor():
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
-    return Qwen2VLImageProcessorPil(
-        min_pixels=MIN_PX, max_pixels=MAX_PX, patch_size=14, merge_size=2, temporal_patch_size=2
-    )
-
-
-def processor_tokens(processor, images):
-    out = processor(images=images, return_tensors="np", input_data_format="channels_last")
-    grids = out["image_grid_thw"]
-    assert out["pixel_values"].shape[0] == int(np.prod(grids, axis=1).sum())
-    return [int(t * h * w) // 4 for t, h, w in grids]
-
-
-def test_tokens_for_matches_the_hf_processor_on_many_sizes(processor):
-    rng = np.random.default_rng(0)
-    sizes = SIZES + [tuple(int(v) for v in rng.integers(30, 2000, 2)) for _ in range(20)]
-    images = [np.zeros((h, w, 3), np.uint8) for h, w in sizes]
-    expected = [tokens_for(1, *smart_resize(h, w, FACTOR, MIN_PX, MAX_PX)) for h, w in sizes]
-    assert processor_tokens(processor, images) == expected
-
-
-def test_planned_sizes_are_kept_by_the_processor_and_cost_what_the_plan_says(processor):
+def test_planned_sizes_are_kept_by_the_processor_and_cost_what_the_plan_says():
     segments = [image(1.0, 0.2), image(5.0, 0.5), image(9.0, 0.3)]
     plan = allocate(segments, 1500, (720, 1280), MIN_PX, MAX_PX, clip_fps=2.0)
     images = [np.zeros((s.height, s.width, 3), np.uint8) for s in plan.segments]
+    processor = hf_image_processor(MIN_PX, MAX_PX)
     out = processor(images=images, return_tensors="np", input_data_format="channels_last")
     assert [tuple(g) for g in out["image_grid_thw"]] == [
         (1, s.height // 14, s.width // 14) for s in plan.segments
     ]
-    assert processor_tokens(processor, images) == [s.tokens for s in plan.segments]
+    assert hf_image_tokens(processor, images) == [s.tokens for s in plan.segments]
 
 
-def test_clip_tokens_follow_the_video_grid_math():
-    # transformers' video processor needs torchvision (not installable here): its grid is
-    # t = ceil(frames / 2) (an odd count repeats the last frame), h = H / 14, w = W / 14,
-    # tokens = t * h * w / 4 (checked against Qwen2VLVideoProcessor.patchify's source).
-    assert grid_thw(7, 448, 812) == (4, 32, 58)
-    assert tokens_for(7, 448, 812) == 4 * 32 * 58 // 4 == tokens_for(8, 448, 812)
-    assert tokens_for(1, 448, 812) == tokens_for(2, 448, 812)
-
-
-@pytest.mark.parametrize("frame_size", SIZES)
+@pytest.mark.parametrize("frame_size", FRAME_SIZES)
 def test_grids_are_fixed_points_of_smart_resize(frame_size):
     grids = frame_grids(frame_size, MIN_PX, MAX_PX)
     assert grids
@@ -172,10 +132,3 @@ def test_bad_inputs_are_rejected():
         frame_grids((720, 1280), MAX_PX, MIN_PX)
     with pytest.raises(ValueError):
         frame_grids((0, 1280), MIN_PX, MAX_PX)
-
-
-def test_frame_equivalents():
-    assert frame_equivalents_to_tokens(16) == 4096
-    assert frame_equivalents_to_tokens(4, 128) == 512
-    with pytest.raises(ValueError):
-        frame_equivalents_to_tokens(0)

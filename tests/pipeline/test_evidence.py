@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from vidsift.pipeline.budget import tokens_for
 from vidsift.core.config import BudgetConfig, SelectionConfig
 from vidsift.core.errors import BudgetError
+from vidsift.core.vision import tokens_for
 from vidsift.pipeline.evidence import frame_relevance, plan_evidence, slot_count
 from vidsift.core.types import SegmentKind
 

@@ -7,10 +7,8 @@ from vidsift.pipeline.selection import (
     clip_around,
     coverage_order,
     find_anchors,
-    fps_times,
     get_selector,
     relevance_weights,
-    uniform_times,
 )
 from vidsift.core.types import SegmentKind
 
@@ -31,12 +29,6 @@ def video():
     relevance = np.full(100, 0.05) + 0.01 * rng.random(100)
     relevance[60:63] = [0.5, 0.6, 0.45]
     return times, unit(visual).astype(np.float32), relevance
-
-
-def test_time_grids():
-    assert uniform_times(0, 10, 4).tolist() == [1.25, 3.75, 6.25, 8.75]
-    assert fps_times(1.0, 3.0, 2.0).tolist() == [1.0, 1.5, 2.0, 2.5]
-    assert fps_times(5.0, 5.0, 1.0).tolist() == [5.0]
 
 
 def test_weights():

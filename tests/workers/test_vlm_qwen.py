@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
+
 import pytest
 import torch
 
-from vidsift.pipeline.budget import tokens_for
 from vidsift.core.config import VLMConfig
-from vidsift.core.errors import ModelLoadError
+from vidsift.core.errors import ConfigError, ModelLoadError, TokenCountError
 from vidsift.core.types import TokenSet, VLMRequest
+from vidsift.core.vision import tokens_for
 from vidsift.workers.vlm import get_vlm
 
-from tests.tiny_vlm import random_token_set
+from tests.tiny_vlm import random_token_set, save_tiny_qwen
 
 CAP = 6
 
@@ -117,9 +121,6 @@ def test_max_new_tokens_is_capped_by_config(vlm):
 
 def test_chat_template_from_processor_file(tiny_qwen_dir, tmp_path):
     """Checkpoints may keep the template in chat_template.json beside the processor config."""
-    import json
-    import shutil
-
     checkpoint = tmp_path / "ckpt"
     shutil.copytree(tiny_qwen_dir, checkpoint)
     template = (checkpoint / "chat_template.jinja").read_text()
@@ -131,3 +132,35 @@ def test_chat_template_from_processor_file(tiny_qwen_dir, tmp_path):
     backend = get_vlm(VLMConfig(model=str(checkpoint), device="cpu", max_new_tokens=2))
     inputs = backend.build_inputs(VLMRequest(random_token_set(), "Why?"))
     assert backend.tokenizer.decode(inputs.input_ids.tolist()).startswith("<|im_start|>system")
+
+
+def test_planned_tokens_that_disagree_with_the_frames_are_an_error(vlm):
+    """A plan that counted a clip's 3 frames (8 tokens) where only 1 was decoded (4 tokens), and
+    an image planned at 112x112 (16 tokens) whose frames are sized 56x84 (6 tokens)."""
+    image, clip, last = random_token_set().segments
+    short_clip = dataclasses.replace(clip, frames=clip.frames[:1])
+    with pytest.raises(TokenCountError, match=r"segment 1 .* 1 frames at 56x56\) encodes to 4 "
+                       r"visual tokens but the plan counted 8 \(request: 16 encoded, 20 planned\)"):
+        vlm.build_inputs(VLMRequest(TokenSet("v.mp4", [image, short_clip, last]), "Why?"))
+    overplanned = dataclasses.replace(image, tokens=tokens_for(1, 112, 112))
+    with pytest.raises(TokenCountError, match="encodes to 6 visual tokens but the plan counted 16"):
+        vlm.generate([VLMRequest(TokenSet("v.mp4", [overplanned]), "Why?")])
+
+
+def test_checkpoint_of_another_vision_geometry_is_a_config_error(tiny_qwen_dir, tmp_path):
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny_qwen_dir, checkpoint)
+    config = json.loads((checkpoint / "preprocessor_config.json").read_text())
+    (checkpoint / "preprocessor_config.json").write_text(json.dumps({**config, "merge_size": 4}))
+    with pytest.raises(ConfigError, match=r"\(14, 4, 2\) differs from the qwen2_5_vl spec the "
+                       r"budget plans with, \(14, 2, 2\)"):
+        get_vlm(VLMConfig(model=str(checkpoint), device="cpu", max_new_tokens=2))
+
+
+def test_vision_tower_disagreeing_with_the_plan_is_an_error(tmp_path):
+    """A checkpoint whose vision tower merges 1 x 1 patches while its preprocessor (and so the
+    plan) says 2 x 2: the tower's 80 tokens for a 20-token plan must not reach the LLM."""
+    checkpoint = save_tiny_qwen(tmp_path / "ckpt", vision={"spatial_merge_size": 1})
+    backend = get_vlm(VLMConfig(model=str(checkpoint), device="cpu", max_new_tokens=2))
+    with pytest.raises(TokenCountError, match="encoded 80 visual tokens for a request planned at 20"):
+        backend.generate([VLMRequest(random_token_set(), "Why?")])

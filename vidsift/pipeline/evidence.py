@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidsift.pipeline.budget import VISION_SPECS, allocate, frame_grids
 from vidsift.core.config import BudgetConfig, SelectionConfig
-from vidsift.pipeline.selection import get_selector
 from vidsift.core.types import TokenSet
+from vidsift.core.vision import VISION_SPECS
+from vidsift.pipeline.budget import allocate, frame_grids
+from vidsift.pipeline.selection import get_selector
 
 
 def frame_relevance(text_vectors: np.ndarray, query_vector: np.ndarray | None) -> np.ndarray:

@@ -28,32 +28,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vidsift.core.registry import lookup
+from vidsift.core.timeline import bin_centres
 from vidsift.core.types import Segment, SegmentKind
 
 # Facility location keeps an (N, C) similarity matrix; beyond this many frames the covered
 # "clients" are an even subsample of the frames, which bounds memory and time on long videos.
 MAX_COVERAGE_CLIENTS = 2048
-
-
-def uniform_times(start: float, end: float, n: int) -> np.ndarray:
-    """n times (seconds) at the centres of n equal bins over [start, end]: (n,) float64."""
-    if n < 1:
-        raise ValueError(f"uniform_times: n must be >= 1, got {n}")
-    if end < start:
-        raise ValueError(f"uniform_times: end {end} before start {start}")
-    step = (end - start) / n
-    return start + (np.arange(n) + 0.5) * step
-
-
-def fps_times(start: float, end: float, fps: float) -> np.ndarray:
-    """Times (seconds) every 1/fps from start, strictly before end (end itself when the range
-    is empty): (K,) float64, K = ceil((end - start) * fps) or 1."""
-    if fps <= 0:
-        raise ValueError(f"fps_times: fps must be > 0, got {fps}")
-    if end < start:
-        raise ValueError(f"fps_times: end {end} before start {start}")
-    count = max(1, int(np.ceil((end - start) * fps - 1e-9)))
-    return start + np.arange(count) / fps
 
 
 def relevance_weights(
@@ -194,7 +174,7 @@ def _check(times: np.ndarray, visual: np.ndarray, relevance: np.ndarray, n_slots
 def select_uniform(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
     """Baseline: n_slots images at evenly spaced times over [start, end] (exact times, not
     snapped to coarse frames: this is what a plain uniform sampler shows), equal weights."""
-    picks = uniform_times(start, end, n_slots)
+    picks = bin_centres(start, end, n_slots)
     nearest = np.abs(np.asarray(times)[None, :] - picks[:, None]).argmin(axis=1) if len(times) else None
     return [
         Segment(

@@ -3,8 +3,8 @@
 vidsift decides every frame's size itself (the budget), and transformers' video processors need
 torchvision, so the patches are built here: resize to the planned (height, width) with PIL bicubic
 (as HF's image processor does), rescale by 1/255 and normalize with the checkpoint's mean/std
-(same float64-then-float32 steps as HF, so values are bit-identical), then cut into patches in the
-exact order the vision tower reads them.
+(its core.vision.VisionSpec; same float64-then-float32 steps as HF, so values are bit-identical),
+then cut into patches in the exact order the vision tower reads them.
 
 Layout (Qwen2-VL family): a clip of T frames at H x W pixels, padded to a multiple of the temporal
 patch (tp = 2) by repeating its last frame, becomes a grid (t, h, w) = (ceil(T / tp), H / ps, W / ps)
@@ -15,47 +15,14 @@ the temporal patch, so its grid is (1, H / ps, W / ps).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from vidsift.core.errors import TokenCountError
 from vidsift.core.types import PlannedSegment
-
-# Qwen2.5-VL's preprocessor_config.json values (OpenAI CLIP mean/std).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-@dataclass(frozen=True, slots=True)
-class PixelSpec:
-    """How a checkpoint wants its pixels: patch sizes and normalization."""
-
-    patch_size: int = 14
-    temporal_patch_size: int = 2
-    merge_size: int = 2
-    image_mean: tuple[float, float, float] = CLIP_MEAN
-    image_std: tuple[float, float, float] = CLIP_STD
-    rescale_factor: float = 1 / 255
-
-    @property
-    def factor(self) -> int:
-        return self.patch_size * self.merge_size
-
-    @classmethod
-    def from_pretrained(cls, model: str) -> PixelSpec:
-        """Read preprocessor_config.json of a local checkpoint dir or hub id (no torchvision)."""
-        from transformers.image_processing_base import ImageProcessingMixin
-
-        data, _ = ImageProcessingMixin.get_image_processor_dict(model)
-        default = cls()
-        return cls(
-            patch_size=int(data.get("patch_size", default.patch_size)),
-            temporal_patch_size=int(data.get("temporal_patch_size", default.temporal_patch_size)),
-            merge_size=int(data.get("merge_size", default.merge_size)),
-            image_mean=tuple(float(v) for v in data.get("image_mean", default.image_mean)),
-            image_std=tuple(float(v) for v in data.get("image_std", default.image_std)),
-            rescale_factor=float(data.get("rescale_factor", default.rescale_factor)),
-        )
+from vidsift.core.vision import VisionSpec
 
 
 @dataclass(slots=True, eq=False)
@@ -63,12 +30,14 @@ class SegmentPixels:
     """One segment ready for the vision tower.
 
     patches: (t * h * w, C * tp * ps * ps) float32.
-    grid_thw: (t, h, w) patch grid. is_video: shown as a clip (else a still image).
+    grid_thw: (t, h, w) patch grid. tokens: LLM tokens the vision tower makes of it,
+    t * h * w / merge_size**2. is_video: shown as a clip (else a still image).
     second_per_grid: seconds spanned by one temporal patch (clips; 0.0 for images).
     """
 
     patches: np.ndarray
     grid_thw: tuple[int, int, int]
+    tokens: int
     is_video: bool
     second_per_grid: float
 
@@ -83,7 +52,7 @@ def resize_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(resized)
 
 
-def normalize(frames: np.ndarray, spec: PixelSpec) -> np.ndarray:
+def normalize(frames: np.ndarray, spec: VisionSpec) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, 3, H, W) float32: x * rescale_factor, then (x - mean) / std."""
     scaled = (frames.astype(np.float64) * spec.rescale_factor).astype(np.float32)
     mean = np.asarray(spec.image_mean, dtype=np.float32)
@@ -91,7 +60,7 @@ def normalize(frames: np.ndarray, spec: PixelSpec) -> np.ndarray:
     return np.ascontiguousarray(((scaled - mean) / std).transpose(0, 3, 1, 2))
 
 
-def patchify(frames: np.ndarray, spec: PixelSpec) -> tuple[np.ndarray, tuple[int, int, int]]:
+def patchify(frames: np.ndarray, spec: VisionSpec) -> tuple[np.ndarray, tuple[int, int, int]]:
     """(T, C, H, W) float32 normalized frames -> (patches (t*h*w, C*tp*ps*ps), grid (t, h, w)).
 
     T is padded up to a multiple of the temporal patch by repeating the last frame.
@@ -110,7 +79,7 @@ def patchify(frames: np.ndarray, spec: PixelSpec) -> tuple[np.ndarray, tuple[int
 
 
 def prepare_frames(
-    images: list[np.ndarray], height: int, width: int, spec: PixelSpec
+    images: list[np.ndarray], height: int, width: int, spec: VisionSpec
 ) -> tuple[np.ndarray, tuple[int, int, int]]:
     """RGB uint8 frames (any size) -> patches and grid at height x width. One frame = an image."""
     if not images:
@@ -119,7 +88,7 @@ def prepare_frames(
     return patchify(normalize(stacked, spec), spec)
 
 
-def prepare_segment(segment: PlannedSegment, spec: PixelSpec) -> SegmentPixels:
+def prepare_segment(segment: PlannedSegment, spec: VisionSpec) -> SegmentPixels:
     """A planned segment with its decoded frames -> pixels for the vision tower.
 
     A segment with two or more frames is a clip (second_per_grid = temporal patch / its fps);
@@ -140,5 +109,22 @@ def prepare_segment(segment: PlannedSegment, spec: PixelSpec) -> SegmentPixels:
         span = pts[-1] - pts[0]
         fps = (len(pts) - 1) / span if span > 0 else 1.0
         second_per_grid = spec.temporal_patch_size / fps
-    return SegmentPixels(patches, grid, is_video, second_per_grid)
+    tokens = math.prod(grid) // spec.merge_size**2
+    return SegmentPixels(patches, grid, tokens, is_video, second_per_grid)
+
+
+def check_planned_tokens(segments: list[PlannedSegment], pixels: list[SegmentPixels]) -> None:
+    """Raise TokenCountError unless each segment's pixels encode to exactly the visual tokens its
+    plan counted (PlannedSegment.tokens): the budget's promise that a request costs
+    TokenSet.total_tokens holds only if the model sees what was planned."""
+    planned_total = sum(segment.tokens for segment in segments)
+    encoded_total = sum(segment_pixels.tokens for segment_pixels in pixels)
+    for index, (segment, segment_pixels) in enumerate(zip(segments, pixels)):
+        if segment_pixels.tokens != segment.tokens:
+            raise TokenCountError(
+                f"segment {index} ({segment.start:.3f}-{segment.end:.3f} s, "
+                f"{len(segment.frames)} frames at {segment.height}x{segment.width}) encodes to "
+                f"{segment_pixels.tokens} visual tokens but the plan counted {segment.tokens} "
+                f"(request: {encoded_total} encoded, {planned_total} planned)"
+            )
 

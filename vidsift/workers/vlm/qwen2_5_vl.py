@@ -15,6 +15,10 @@ same logits as model(input_ids, pixel_values, ...) (tested).
 
 Batching: requests are left-padded into one generate call; greedy decoding, so each request's
 text equals what it gets alone.
+
+Token counts are the plan's: loading checks that the checkpoint's vision spec counts tokens as
+the budget's (core.vision.VISION_SPECS, else ConfigError), and every request checks that each
+segment encodes to the tokens its plan counted (else TokenCountError), before any model work.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ import numpy as np
 import torch
 
 from vidsift.core.config import VLMConfig
-from vidsift.core.errors import ModelLoadError
+from vidsift.core.errors import ConfigError, ModelLoadError, TokenCountError
 from vidsift.core.types import PlannedSegment, VLMRequest, VLMResult
-from vidsift.workers.vlm.preprocess import PixelSpec, SegmentPixels, prepare_segment
+from vidsift.core.vision import VisionSpec, check_checkpoint_spec
+from vidsift.workers.vlm.preprocess import SegmentPixels, check_planned_tokens, prepare_segment
 
 TEXT, IMAGE, VIDEO = 0, 1, 2  # mm_token_type_ids values, as the model's get_rope_index reads them
 
@@ -143,12 +148,16 @@ class QwenVLBackend:
         self.dtype = _resolve_dtype(cfg.dtype, self.device)
         model_id = str(cfg.model)
         try:
+            # Checked before the weights load, so a checkpoint of another geometry fails fast.
+            self.vision_spec = VisionSpec.from_pretrained(model_id)
+            check_checkpoint_spec(self.name, self.vision_spec, model_id)
             self.tokenizer = AutoTokenizer.from_pretrained(model_id)
-            self.pixel_spec = PixelSpec.from_pretrained(model_id)
             kwargs = {"dtype": self.dtype}
             if cfg.attn_implementation:
                 kwargs["attn_implementation"] = cfg.attn_implementation
             self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
+        except ConfigError:
+            raise  # a ValueError too, but the checkpoint was readable: its spec is what is wrong
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"{model_id}: cannot load Qwen2.5-VL ({exc})") from exc
         if not self.tokenizer.chat_template:
@@ -180,7 +189,8 @@ class QwenVLBackend:
         """The request as the model's plain inputs: chat prompt with expanded placeholders,
         patches, grids, and second_per_grid_ts."""
         segments = request.token_set.segments
-        pixels = [prepare_segment(segment, self.pixel_spec) for segment in segments]
+        pixels = [prepare_segment(segment, self.vision_spec) for segment in segments]
+        check_planned_tokens(segments, pixels)
         content: list[dict] = []
         for segment, segment_pixels in zip(segments, pixels):
             content.append({"type": "text", "text": time_tag(segment)})
@@ -191,16 +201,14 @@ class QwenVLBackend:
             [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
         )
         ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        merge_unit = self.pixel_spec.merge_size**2
         expanded: list[int] = []
         types: list[int] = []
         placeholders = iter(pixels)
         for token in ids:
             if token in (self.image_token_id, self.video_token_id):
                 segment_pixels = next(placeholders)
-                count = int(np.prod(segment_pixels.grid_thw)) // merge_unit
-                expanded.extend([token] * count)
-                types.extend([VIDEO if segment_pixels.is_video else IMAGE] * count)
+                expanded.extend([token] * segment_pixels.tokens)
+                types.extend([VIDEO if segment_pixels.is_video else IMAGE] * segment_pixels.tokens)
             else:
                 expanded.append(token)
                 types.append(TEXT)
@@ -255,6 +263,13 @@ class QwenVLBackend:
         visual_rows = [next(pools[VIDEO if p.is_video else IMAGE]) for p in inputs.segment_pixels]
         visual_mask = inputs.mm_token_type_ids > 0
         visual_tokens = int(visual_mask.sum())
+        encoded = sum(int(rows.shape[0]) for rows in visual_rows)
+        if encoded != visual_tokens:
+            # masked_scatter would silently drop surplus features: the tower must agree with the plan.
+            raise TokenCountError(
+                f"the vision tower encoded {encoded} visual tokens for a request planned at "
+                f"{visual_tokens} (the checkpoint's vision config disagrees with its preprocessor)"
+            )
         if visual_rows:
             visual = torch.cat(visual_rows).to(embeds.dtype)
             embeds = embeds.masked_scatter(visual_mask[:, None], visual)
@@ -292,7 +307,7 @@ class QwenVLBackend:
     def _visual_token_grid(self, inputs: PromptInputs) -> tuple[torch.Tensor, torch.Tensor]:
         """Per visual token, in prompt order: (t, h, w) in its segment's merged token grid, and
         the index of its segment. Shapes (N, 3) and (N,), long."""
-        merge = self.pixel_spec.merge_size
+        merge = self.vision_spec.merge_size
         grids, segment_ids = [], []
         for index, p in enumerate(inputs.segment_pixels):
             t, h, w = p.grid_thw[0], p.grid_thw[1] // merge, p.grid_thw[2] // merge

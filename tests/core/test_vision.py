@@ -1,0 +1,89 @@
+"""The token arithmetic of core.vision against transformers' Qwen2-VL image processor, and the
+VisionSpec a checkpoint's preprocessor_config.json yields."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vidsift.core.errors import ConfigError
+from vidsift.core.vision import (
+    QWEN2_5_VL,
+    VIDEO_MAX_PIXELS,
+    VIDEO_MIN_PIXELS,
+    VISION_SPECS,
+    VisionSpec,
+    check_checkpoint_spec,
+    grid_thw,
+    smart_resize,
+    tokens_for,
+)
+
+from tests.tiny_vlm import FRAME_SIZES, PREPROCESSOR_CONFIG, hf_image_processor, hf_image_tokens
+
+MIN_PX, MAX_PX = VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS
+
+
+def test_tokens_for_matches_the_hf_processor_on_many_sizes():
+    rng = np.random.default_rng(0)
+    sizes = FRAME_SIZES + [tuple(int(v) for v in rng.integers(30, 2000, 2)) for _ in range(20)]
+    images = [np.zeros((h, w, 3), np.uint8) for h, w in sizes]
+    expected = [tokens_for(1, *smart_resize(h, w, QWEN2_5_VL.factor, MIN_PX, MAX_PX)) for h, w in sizes]
+    assert hf_image_tokens(hf_image_processor(MIN_PX, MAX_PX), images) == expected
+
+
+def test_clip_tokens_follow_the_video_grid_math():
+    # transformers' video processor needs torchvision (not installable here): its grid is
+    # t = ceil(frames / 2) (an odd count repeats the last frame), h = H / 14, w = W / 14,
+    # tokens = t * h * w / 4 (checked against Qwen2VLVideoProcessor.patchify's source).
+    assert grid_thw(7, 448, 812) == (4, 32, 58)
+    assert tokens_for(7, 448, 812) == 4 * 32 * 58 // 4 == tokens_for(8, 448, 812)
+    assert tokens_for(1, 448, 812) == tokens_for(2, 448, 812)
+
+
+def test_arithmetic_follows_the_spec():
+    coarse = VisionSpec(patch_size=16, merge_size=2, temporal_patch_size=4)
+    assert coarse.factor == 32
+    assert grid_thw(5, 64, 96, coarse) == (2, 4, 6)
+    assert tokens_for(5, 64, 96, coarse) == 2 * 4 * 6 // 4
+    with pytest.raises(ValueError, match="not a multiple of 32"):
+        grid_thw(1, 56, 56, coarse)
+
+
+def test_bad_sizes_are_rejected():
+    with pytest.raises(ValueError, match="positive"):
+        smart_resize(0, 100)
+    with pytest.raises(ValueError, match="aspect ratio"):
+        smart_resize(10, 2500)
+    with pytest.raises(ValueError, match="at least one frame"):
+        grid_thw(0, 56, 56)
+
+
+def test_spec_reads_the_checkpoint(tmp_path):
+    (tmp_path / "preprocessor_config.json").write_text(
+        '{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "patch_size": 16,'
+        ' "temporal_patch_size": 2, "merge_size": 2}'
+    )
+    spec = VisionSpec.from_pretrained(str(tmp_path))
+    assert spec.image_mean == (0.5, 0.5, 0.5) and spec.image_std == (0.25, 0.25, 0.25)
+    assert (spec.patch_size, spec.factor, spec.rescale_factor) == (16, 32, 1 / 255)
+
+
+def test_qwen_checkpoint_config_is_the_family_spec(tmp_path):
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_CONFIG))
+    assert VisionSpec.from_pretrained(str(tmp_path)) == VISION_SPECS["qwen2_5_vl"] == QWEN2_5_VL
+
+
+def test_checkpoint_of_another_geometry_is_a_config_error():
+    check_checkpoint_spec("qwen2_5_vl", VisionSpec(image_mean=(0.5, 0.5, 0.5)), "ckpt")
+    with pytest.raises(ConfigError, match=r"ckpt: .*\(14, 2, 4\) differs .* \(14, 2, 2\)"):
+        check_checkpoint_spec("qwen2_5_vl", VisionSpec(temporal_patch_size=4), "ckpt")
+
+
+def test_importing_the_spec_loads_no_model_library():
+    code = ("import sys, vidsift.core.vision; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
