@@ -74,15 +74,17 @@ def build_archive(parts: int = 4, part_s: float = 150.0) -> Path:
 
 class RssSampler:
     """Peak summed RSS of this process + the given pids (vidsift), and of every other
-    descendant of this process (Ray's daemons and idle workers), sampled in a thread."""
+    descendant of this process (Ray's daemons and idle workers), sampled in a thread; and each
+    role's own peak (roles: pid -> name, e.g. "decode", "embed")."""
 
-    def __init__(self, pids_of=lambda: []) -> None:
+    def __init__(self, roles: dict[int, str]) -> None:
         import psutil
 
         self._psutil = psutil
-        self._pids_of = pids_of
+        self._roles = {os.getpid(): "driver", **roles}
         self.peak_vidsift = 0
         self.peak_ray = 0
+        self.peak_by_role: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -94,13 +96,17 @@ class RssSampler:
 
     def _run(self) -> None:
         me = self._psutil.Process()
+        ours = set(self._roles)
         while not self._stop.is_set():
-            ours = {os.getpid(), *self._pids_of()}
             try:
                 others = {p.pid for p in me.children(recursive=True)} - ours
             except self._psutil.NoSuchProcess:
                 others = set()
-            self.peak_vidsift = max(self.peak_vidsift, sum(self._rss(p) for p in ours))
+            sizes = {pid: self._rss(pid) for pid in ours}
+            self.peak_vidsift = max(self.peak_vidsift, sum(sizes.values()))
+            for pid, size in sizes.items():
+                role = self._roles[pid]
+                self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), size)
             self.peak_ray = max(self.peak_ray, sum(self._rss(p) for p in others))
             self._stop.wait(0.25)
 
@@ -142,9 +148,10 @@ def measure_asks(video: Path, actors: int, repeats: int) -> dict:
     cfg = config(index_dir, actors)
     with fresh_ray():
         asker = Asker(cfg)
-        pids = [pid for _, pid in asker.pool.processes()]
+        roles = {pid: ("decode" if n < asker.pool.size else "embed") + str(n)
+                 for n, (_, pid) in enumerate(asker.pool.processes())}
         try:
-            with RssSampler(lambda: pids) as rss:
+            with RssSampler(roles) as rss:
                 started = time.perf_counter()
                 first = asker.ask(str(video), QUESTION)
                 first_wall = time.perf_counter() - started
@@ -160,6 +167,7 @@ def measure_asks(video: Path, actors: int, repeats: int) -> dict:
         "second_ask_s_runs": [round(s, 3) for s in seconds],
         "peak_rss_vidsift_mb": round(rss.peak_vidsift / 2**20),
         "peak_rss_ray_daemons_mb": round(rss.peak_ray / 2**20),
+        "peak_rss_by_process_mb": {k: round(v / 2**20) for k, v in rss.peak_by_role.items()},
         "index_dir": str(index_dir),
     }
     print(json.dumps(row), flush=True)

@@ -101,14 +101,18 @@ def coverage_order(
     clients = np.arange(count)
     if count > MAX_COVERAGE_CLIENTS:
         clients = np.linspace(0, count - 1, MAX_COVERAGE_CLIENTS).round().astype(np.int64)
-    sim = np.clip(visual @ visual[clients].T, 0.0, None)  # (N, C)
-    best = np.zeros(len(clients))
+    sim = visual @ visual[clients].T  # (N, C) float32
+    np.maximum(sim, 0.0, out=sim)
+    best = np.zeros(len(clients), dtype=sim.dtype)
     if covered is not None and len(covered):
         best = sim[np.asarray(covered)].max(axis=0)
         allowed[np.asarray(covered)] = False
     picks: list[int] = []
+    gain_terms = np.empty_like(sim)  # one (N, C) buffer for every round: memory stays 2 N C
     while len(picks) < n and allowed.any():
-        gains = np.clip(sim - best, 0.0, None).sum(axis=1)
+        np.subtract(sim, best, out=gain_terms)
+        np.maximum(gain_terms, 0.0, out=gain_terms)
+        gains = gain_terms.sum(axis=1, dtype=np.float64)
         gains[~allowed] = -1.0
         pick = int(np.argmax(gains))
         picks.append(pick)
