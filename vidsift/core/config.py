@@ -23,7 +23,9 @@ class _Section(BaseModel):
 class DecodeConfig(_Section):
     backend: Literal["pyav", "decord", "ffmpeg"] = "pyav"
     coarse_max_side: int = Field(448, ge=16, le=4096)  # longest side of coarse-pass frames
-    threads: int = Field(0, ge=0)  # decoder threads per call; 0 lets the backend choose
+    # decoder threads per call; 0 lets the backend choose. 1: decode actors hold a fraction of a
+    # core each, and frame threads only added memory there (~80 MB an actor), no speed
+    threads: int = Field(1, ge=0)
     timeout_s: float = Field(120.0, gt=0)  # per fine-decode or probe call, enforced by the pool
     max_pixels: int = Field(8192 * 8192, gt=0)  # larger videos are rejected as absurd
 
