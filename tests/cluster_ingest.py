@@ -50,7 +50,9 @@ def main(video: str, workdir: str, out_json: str) -> None:
 
         lossy_cfg = cfg(work / "lossy")
         pool = IngestPool(lossy_cfg)
-        victim = workers[0]
+        # A worker node that hosts a decode actor of this pool (SPREAD may double one up).
+        decode_nodes = set(pool.nodes())
+        victim = next(w for w in workers if w.node_id in decode_nodes)
         removed = []
 
         def remove_a_node(event) -> None:
