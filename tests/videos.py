@@ -126,3 +126,24 @@ def make_text_file(path: Path) -> Path:
 def make_empty_file(path: Path) -> Path:
     Path(path).write_bytes(b"")
     return path
+
+
+def make_scene_cut_video(
+    path: Path, cut_frames: tuple[int, ...], n_frames: int = 250, fps: float = 25
+) -> Path:
+    """Coded video (frame N shows N) cut into scenes at the frame indices cut_frames: each scene
+    paints the bottom half its own grey, and a keyframe starts every scene (and frame 0) and no
+    other frame, so the keyframe gaps are as irregular as the cuts."""
+    cuts = sorted(set(cut_frames) - {0})
+    boxes = [
+        f"drawbox=x=0:y=ih/2:w=iw:h=ih/2:t=fill:color=0x{level:02x}{level:02x}{level:02x}"
+        f":enable='gte(n,{cut})'"
+        for cut, level in zip(cuts, range(80, 256, max(1, 170 // max(1, len(cuts)))))
+    ]
+    key_times = ",".join(f"{frame / fps:.6f}" for frame in [0, *cuts])
+    return make_coded_video(
+        path, n_frames=n_frames, fps=fps, gop=None,
+        video_filter=",".join(boxes) or None,
+        output_args=("-x264-params", f"keyint={n_frames + 1}:scenecut=0",
+                     "-force_key_frames", key_times),
+    )

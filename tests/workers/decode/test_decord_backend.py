@@ -1,0 +1,70 @@
+"""vidsift.workers.decode.decord_backend: what only the decord decoder does (the shared semantics
+run over it in test_base.py)."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+import pytest
+
+from tests.videos import read_code, run_ffmpeg
+from vidsift.core.errors import CorruptVideoError, UnsupportedVideoError
+from vidsift.workers.decode import get_decoder
+from vidsift.workers.decode.decord_backend import DecordDecoder
+
+
+@pytest.fixture
+def decoder():
+    return get_decoder("decord")
+
+
+def codes(frames) -> list[int]:
+    return [read_code(f.image) for f in frames]
+
+
+def test_registry_builds_the_decord_decoder(decoder):
+    assert isinstance(decoder, DecordDecoder) and decoder.name == "decord"
+
+
+def test_missing_decord_fails_at_construction_with_the_fix(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_decord(name, *args, **kwargs):
+        if name == "decord":
+            raise ImportError("No module named 'decord'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_decord)
+    with pytest.raises(ImportError, match=r"vidsift\[decord\]"):
+        DecordDecoder()
+
+
+def test_coarse_fills_are_exact(decoder, coded_video):
+    frames = decoder.coarse(coded_video, max_side=64, max_gap_s=0.5, fill_fps=4)
+    fills = [f.index for f in frames if f.index % 25]
+    assert fills == [25 * s + offset for s in range(10) for offset in (6, 12, 18)]
+    assert codes(frames) == [f.index for f in frames]
+
+
+def test_coarse_fill_images_equal_the_exact_decode(decoder, coded_video):
+    frames = decoder.coarse(coded_video, max_side=320, max_gap_s=0.5, fill_fps=4)
+    exact = decoder.frames_at(coded_video, [f.pts for f in frames], max_side=320)
+    assert [e.index for e in exact] == [f.index for f in frames]
+    assert all(np.array_equal(f.image, e.image) for f, e in zip(frames, exact))
+
+
+def test_truncated_file_is_all_or_nothing(decoder, truncated_video):
+    # decord reads the whole file on open: even the readable part fails
+    with pytest.raises(CorruptVideoError):
+        decoder.frames_at(truncated_video, [0.0, 0.5])
+
+
+def test_edit_list_lead_in_is_unsupported(decoder, coded_video, tmp_path):
+    # a stream-copy cut starting between keyframes hides its leading frames with an edit list,
+    # and decord misplaces frames in such files: refused, pointing at pyav
+    cut = tmp_path / "cut.mp4"
+    run_ffmpeg("-ss", "1.5", "-i", str(coded_video), "-c", "copy", str(cut))
+    with pytest.raises(UnsupportedVideoError, match="pyav") as err:
+        decoder.frames_at(cut, [0.5])
+    assert err.value.path == str(cut)
