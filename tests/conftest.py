@@ -130,3 +130,15 @@ def empty_video(media_dir) -> Path:
     from tests.videos import make_empty_file
 
     return make_empty_file(media_dir / "empty.mp4")
+
+
+@pytest.fixture(scope="session")
+def copy_cut_video(media_dir) -> Path:
+    """coded frames 0..149 (keyframe every 25) stream-copied from 1.5 s: the cut lands mid-GOP,
+    so the file keeps the GOP's head hidden by an edit list and shows frame 38 at 0 s."""
+    from tests.videos import run_ffmpeg
+
+    whole = make_coded_video(media_dir / "cut_source.mp4", n_frames=150, gop=25)
+    cut = media_dir / "copy_cut.mp4"
+    run_ffmpeg("-ss", "1.5", "-i", str(whole), "-c", "copy", str(cut))
+    return cut

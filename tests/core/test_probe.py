@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
+import numpy as np
 import pytest
 
 from vidsift.core.errors import (
@@ -13,7 +14,7 @@ from vidsift.core.errors import (
     NotAVideoError,
     VideoNotFoundError,
 )
-from vidsift.core.probe import probe
+from vidsift.core.probe import probe, scan_video
 
 
 def ffprobe_frames(path) -> list[tuple[float, bool]]:
@@ -96,3 +97,15 @@ def test_probe_truncated_says_where_it_breaks(truncated_video):
         probe(truncated_video)
     assert 0.5 < err.value.readable_until < 3.0
     assert "readable until" in str(err.value)
+
+
+def test_frames_an_edit_list_hides_are_not_frames(copy_cut_video):
+    scan = scan_video(copy_cut_video)
+    assert scan.hidden_frames > 0 and scan.lead_in_pts is not None
+    assert scan.start_time == pytest.approx(0.0, abs=1e-6) and not scan.is_key[0]
+    assert scan.frame_count == len(ffprobe_frames(copy_cut_video))
+    # Frames before the first keyframe start their decode at the hidden lead-in.
+    first_key = int(scan.key_indices[0])
+    starts = scan.decode_starts(np.array([0, first_key - 1, first_key, first_key + 1]))
+    assert starts.tolist() == [-1, -1, first_key, first_key]
+    assert scan.seek_pts(-1) == scan.lead_in_pts and scan.seek_pts(first_key) == scan.pts[first_key]

@@ -141,42 +141,6 @@ def test_a_hanging_shard_times_out_alone_and_the_pool_goes_on(ray_cluster, coded
         hanging.close()
 
 
-@pytest.fixture(scope="module")
-def copy_cut_video(tmp_path_factory):
-    """coded frames 0..149 (keyframe every 25), stream-copied from 1.5 s: the cut lands mid-GOP,
-    so the file keeps frames 25..37 hidden by an edit list and shows frames 38.. from 0 s."""
-    from tests.videos import run_ffmpeg
-
-    folder = tmp_path_factory.mktemp("copycut")
-    whole = make_coded_video(folder / "whole.mp4", n_frames=150, gop=25)
-    cut = folder / "cut.mp4"
-    run_ffmpeg("-ss", "1.5", "-i", str(whole), "-c", "copy", str(cut))
-    return cut
-
-
-@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
-def test_a_stream_copy_cut_decodes_its_leading_frames(copy_cut_video, backend):
-    from tests.videos import read_code
-    from vidsift.core.probe import scan_video
-
-    scan = scan_video(copy_cut_video)
-    assert scan.hidden_frames > 0 and scan.lead_in_pts is not None
-    assert scan.start_time == pytest.approx(0.0, abs=0.05) and not scan.is_key[0]
-    frames = get_decoder(backend).frames_at(str(copy_cut_video), [0.0, 0.2, 2.0], max_side=160)
-    codes = [read_code(f.image) for f in frames]
-    first = codes[0]
-    assert codes == [first, first + 5, first + 50]
-    assert [f.index for f in frames] == [0, 5, 50]
-
-
-def test_decord_refuses_a_stream_copy_cut_by_name(copy_cut_video):
-    from vidsift.core.errors import UnsupportedVideoError
-
-    with pytest.raises(UnsupportedVideoError, match="edit list.*decode.backend=pyav") as err:
-        get_decoder("decord").frames_at(str(copy_cut_video), [2.0])
-    assert err.value.path == str(copy_cut_video)
-
-
 def test_a_stream_copy_cut_ingests(pool, copy_cut_video, tmp_path):
     cfg = _cfg(tmp_path)
     memory = ingest_one(str(copy_cut_video), cfg, pool, MemoryStore(cfg.index.dir))

@@ -263,3 +263,13 @@ def test_sample_times(coded_video):
     for fps in (0, -1, float("nan"), float("inf"), None):
         with pytest.raises(ValueError):
             sample_times(scan, fps, None, None)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])  # decord refuses such files
+def test_a_stream_copy_cut_decodes_its_leading_frames(copy_cut_video, backend):
+    # The frames before the first visible keyframe decode from the keyframe the edit list hides.
+    frames = get_decoder(backend).frames_at(str(copy_cut_video), [0.0, 0.2, 2.0], max_side=160)
+    first = read_code(frames[0].image)
+    assert codes(frames) == [first, first + 5, first + 50]
+    assert [f.index for f in frames] == [0, 5, 50]
+    assert [f.pts for f in frames] == pytest.approx([0.0, 0.2, 2.0], abs=1e-6)
