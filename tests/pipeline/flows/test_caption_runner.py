@@ -1,6 +1,6 @@
 """Batch captioning on Ray Data with a tiny random Qwen2.5-VL: every clip captioned once, a corrupt
 file recorded and skipped, a killed caption actor loses and duplicates nothing, a re-run redoes
-nothing. Also the pure parts: manifests, clip tiling, frame sizes by the token arithmetic."""
+nothing; a video the ingest chain already read is captioned on its memory's scene clips."""
 
 from __future__ import annotations
 
@@ -11,59 +11,26 @@ import signal
 import psutil
 import pytest
 
-from tests.videos import make_coded_video
-from vidsift.pipeline import budget
+from tests.videos import make_coded_video, make_scene_cut_video
+from vidsift.core import vision
 from vidsift.core.config import load_config
 from vidsift.core.errors import ConfigError
-from vidsift.core.media import find_videos
+from vidsift.core.media import content_hash, video_key
+from vidsift.index.clip_index import ClipIndex
+from vidsift.index.memory import MemoryStore
+from vidsift.pipeline.clips import frames_in_clips, middle_frame
 from vidsift.pipeline.flows.caption import (
+    CAPTION_HASH_SUFFIX,
     CaptionOutput,
     add_captions_to_index,
     clip_frame_size,
-    clip_timestamps,
-    fixed_clips,
     run_caption,
-    video_key,
 )
 from vidsift.pipeline.flows.index import search_clips
+from vidsift.pipeline.ingest import cut_clips, ingest_one
 
 VIDEOS = 5
 CLIPS_PER_VIDEO = 2  # 6 s videos cut into 3 s clips
-
-
-def test_fixed_clips_tile_the_video_exactly():
-    assert fixed_clips(0.0, 6.0, 3.0) == [(0.0, 3.0), (3.0, 6.0)]
-    bounds = [t for clip in fixed_clips(0.04, 7.04, 3.0) for t in clip]
-    assert bounds == pytest.approx([0.04, 2.3733, 2.3733, 4.7067, 4.7067, 7.04], abs=1e-4)
-    assert fixed_clips(0.0, 2.0, 8.0) == [(0.0, 2.0)]
-    assert clip_timestamps(0.0, 4.0, 4) == (0.5, 1.5, 2.5, 3.5)
-
-
-def test_clip_frame_size_follows_the_token_arithmetic():
-    # 320x240, 4 frames, 1024 tokens: the natural size (252x308) fits: 2 temporal x 9 x 11.
-    assert clip_frame_size(240, 320, 4, 1024) == (252, 308)
-    assert budget.tokens_for(4, 252, 308) == 198
-    # 2 frames within 64 tokens: shrunk to 168x252 = 6 x 9 = 54 tokens (<= 64).
-    assert clip_frame_size(240, 320, 2, 64) == (168, 252)
-    assert budget.tokens_for(2, 168, 252) == 54
-
-
-def test_manifests_jsonl_and_csv(tmp_path):
-    (tmp_path / "a.mp4").write_bytes(b"x")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b.MKV").write_bytes(b"x")
-    (tmp_path / "notes.txt").write_text("x")
-    assert find_videos([tmp_path]) == [str(tmp_path / "a.mp4"), str(tmp_path / "sub" / "b.MKV")]
-    (tmp_path / "m.jsonl").write_text('"a.mp4"\n{"path": "sub/b.MKV"}\n\n')
-    assert find_videos([tmp_path / "m.jsonl"]) == find_videos([tmp_path])
-    (tmp_path / "m.csv").write_text("video,lang\na.mp4,en\n/abs/c.mp4,fr\n")
-    assert find_videos([tmp_path / "m.csv"]) == [str(tmp_path / "a.mp4"), "/abs/c.mp4"]
-    (tmp_path / "bad.csv").write_text("file\na.mp4\n")
-    with pytest.raises(ConfigError, match="'path' or 'video' column"):
-        find_videos([tmp_path / "bad.csv"])
-    (tmp_path / "bad.jsonl").write_text("{oops\n")
-    with pytest.raises(ConfigError, match="bad.jsonl:1: invalid JSON"):
-        find_videos([tmp_path / "bad.jsonl"])
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +43,12 @@ def video_folder(tmp_path_factory):
     return folder
 
 
-def _caption_config(model_dir):
+def _caption_config(model_dir, index_dir, *extra):
     return load_config("default", [
-        f"vlm.model={model_dir}", "vlm.max_new_tokens=8", "vlm.device=cpu", "vlm.dtype=float32",
+        f"index.dir={index_dir}", f"vlm.model={model_dir}", "vlm.max_new_tokens=8", "vlm.device=cpu", "vlm.dtype=float32",
         "caption.clips=fixed", "caption.clip_s=3", "caption.frames_per_clip=2",
         "caption.tokens_per_clip=32", "caption.max_new_tokens=4",
-        "pool.max_batch_size=1", "pool.num_actors=1", "pool.num_cpus_per_actor=0.5",
+        "pool.max_batch_size=1", "pool.num_actors=1", "pool.num_cpus_per_actor=0.5", *extra,
     ])
 
 
@@ -96,7 +63,7 @@ def _caption_actor_pids() -> set[int]:
 
 def test_caption_folder_kill_an_actor_then_rerun(ray_cluster, video_folder, tiny_qwen_dir,
                                                  tmp_path):
-    cfg = _caption_config(tiny_qwen_dir)
+    cfg = _caption_config(tiny_qwen_dir, tmp_path / "memories")
     out = tmp_path / "out"
     killed: list[int] = []
 
@@ -124,7 +91,7 @@ def test_caption_folder_kill_an_actor_then_rerun(ray_cluster, video_folder, tiny
         assert row["start"] == pytest.approx(3.0 * row["clip"], abs=1e-6)
         assert row["end"] == pytest.approx(3.0 * row["clip"] + 3.0, abs=1e-6)
         assert row["model"]
-        assert row["tokens"] == budget.tokens_for(2, *clip_frame_size(120, 160, 2, 32)) == 24
+        assert row["tokens"] == vision.tokens_for(2, *clip_frame_size(120, 160, 2, 32)) == 24
         assert isinstance(row["caption"], str)
 
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
@@ -160,4 +127,43 @@ def test_caption_folder_kill_an_actor_then_rerun(ray_cluster, video_folder, tiny
 
 def test_caption_without_a_model_is_a_config_error(video_folder, tmp_path):
     with pytest.raises(ConfigError, match="caption needs a VLM"):
-        run_caption(video_folder, tmp_path / "out", load_config("default"))
+        run_caption(video_folder, tmp_path / "out",
+                    load_config("default", [f"index.dir={tmp_path / 'index'}"]))
+
+
+def test_an_ingested_video_is_captioned_on_its_memory(ray_cluster, tiny_qwen_dir, tmp_path,
+                                                      monkeypatch):
+    from vidsift.workers.ingest import IngestPool
+
+    video = str(make_scene_cut_video(tmp_path / "scenes.mp4", cut_frames=(60, 150)))
+    # max_clip_s=4 splits the 10 s video into several clips whatever cuts the embedder sees.
+    cfg = _caption_config(tiny_qwen_dir, tmp_path / "index", "caption.clips=scenes",
+                          "embed.ocr=false", "index.max_clip_s=4", "ingest.num_actors=1")
+    out = tmp_path / "out"
+    pool = IngestPool(cfg)
+    try:
+        memory = ingest_one(video, cfg, pool, MemoryStore(cfg.index.dir))  # as ask or index do
+        shards = sum(pool.shards_done)
+        report = run_caption(video, out, cfg, pool=pool)
+        assert sum(pool.shards_done) == shards  # the memory was read: no shard ran again
+    finally:
+        pool.close()
+    spans = cut_clips(memory, cfg).spans
+    assert len(spans) > 1
+    assert (report.captioned, report.failed, report.clips) == (1, 0, len(spans))
+    rows = CaptionOutput(out).read_rows().to_pylist()
+    assert [(r["start"], r["end"]) for r in rows] == [pytest.approx(span) for span in spans]
+
+    # Fed to the index from the same memory: thumbnails are its JPEGs, nothing is decoded.
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("add_captions_to_index decoded a video that has a memory")
+
+    monkeypatch.setattr("vidsift.workers.decode.get_decoder", no_decoding)
+    assert add_captions_to_index(out, cfg) == {"added": 1, "skipped": 0, "clips": len(spans)}
+    members = frames_in_clips(memory.frames.times, spans)
+    digest = content_hash(video) + CAPTION_HASH_SUFFIX
+    with ClipIndex(cfg.index.dir, cfg.index, readonly=True, embedder=cfg.embed.space_id) as index:
+        for number, (idx, span) in enumerate(zip(members, spans)):
+            thumbnail, _ = index.thumbnail_path(digest, number)
+            middle = middle_frame(memory.frames.times, idx, span)
+            assert thumbnail.read_bytes() == memory.frames.thumbnails[middle]
