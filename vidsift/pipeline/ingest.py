@@ -131,12 +131,11 @@ def ingest_one(path: str, cfg: Config, pool, store,
 
 @dataclass(slots=True)
 class Clips:
-    """A video cut into clips from its memory: spans (start, end) seconds tiling the video,
-    members[i] the coarse frames inside clip i, middles[i] the frame nearest its middle (its
-    thumbnail), texts[i] its frames' descriptions, visual/text (C, D) unit mean vectors."""
+    """A video cut into clips from its memory: spans (start, end) seconds, middles[i] the index
+    of the coarse frame nearest clip i's middle (its thumbnail), texts[i] its frames'
+    descriptions, visual/text (C, D) unit mean vectors of its frames."""
 
     spans: list[tuple[float, float]]
-    members: list[np.ndarray]
     middles: list[int]
     texts: list[str]
     visual: np.ndarray
@@ -146,22 +145,28 @@ class Clips:
 def cut_clips(memory: VideoMemory, cfg: Config) -> Clips:
     """The one clip rule: scene cuts on the coarse frames (cfg.index settings), bounds snapped to
     keyframes and stretched to cover every coarse frame, so index and caption clips line up."""
-    from vidsift.pipeline.clips import (
-        clip_texts, clip_vectors, frames_in_clips, middle_frame, segment_clips,
-    )
+    from vidsift.pipeline.clips import segment_clips
 
-    info, frames = memory.info, memory.frames
-    times = frames.times
+    info, times = memory.info, memory.frames.times
     start = min(info.start_time, float(times[0]))
     end = max(info.end_time, float(times[-1]) + 1e-3)
     spans = segment_clips(
-        times, frames.embeddings.visual, start, end, cfg.index.min_clip_s, cfg.index.max_clip_s,
-        cfg.index.cut_threshold, info.keyframe_times,
+        times, memory.frames.embeddings.visual, start, end, cfg.index.min_clip_s,
+        cfg.index.max_clip_s, cfg.index.cut_threshold, info.keyframe_times,
     )
-    members = frames_in_clips(times, spans)
+    return clips_of(memory, spans)
+
+
+def clips_of(memory: VideoMemory, spans: list[tuple[float, float]]) -> Clips:
+    """Clips with the given (start, end) spans, summarised from the memory's coarse frames: the
+    frames inside each, its middle frame (thumbnail), its text and its mean vectors."""
+    from vidsift.pipeline.clips import clip_texts, clip_vectors, frames_in_clips, middle_frame
+
+    frames = memory.frames
+    members = frames_in_clips(frames.times, spans)
     return Clips(
-        spans=spans, members=members,
-        middles=[middle_frame(times, idx, span) for idx, span in zip(members, spans)],
+        spans=list(spans),
+        middles=[middle_frame(frames.times, idx, span) for idx, span in zip(members, spans)],
         texts=clip_texts(frames.embeddings.descriptions, members),
         visual=clip_vectors(frames.embeddings.visual, members),
         text=clip_vectors(frames.embeddings.text, members),

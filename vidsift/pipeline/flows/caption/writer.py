@@ -144,6 +144,7 @@ def add_captions_to_index(out: str | Path, cfg: Config) -> dict:
     from vidsift.index.store import NewClip
     from vidsift.workers.decode import get_decoder
     from vidsift.workers.embed import get_embedder
+    from vidsift.pipeline.ingest import clips_of
 
     table = CaptionOutput(out).read_rows()
     rows = table.to_pylist() if table is not None else []
@@ -165,7 +166,9 @@ def add_captions_to_index(out: str | Path, cfg: Config) -> dict:
             spans = [(r["start"], r["end"]) for r in clips]
             memory = store.get(video_hash, cfg.memory_key())
             if memory is not None:
-                thumbnails, visual = _pictures_from_memory(memory, spans)
+                clips_seen = clips_of(memory, spans)  # nothing decoded
+                thumbnails = [memory.frames.thumbnails[m] for m in clips_seen.middles]
+                visual = clips_seen.visual
             else:
                 decoder = decoder or get_decoder(cfg.decode.backend, cfg.decode.threads,
                                                  cfg.decode.max_pixels)
@@ -184,18 +187,6 @@ def add_captions_to_index(out: str | Path, cfg: Config) -> dict:
             counts["added"] += 1
             counts["clips"] += len(clips)
     return counts
-
-
-def _pictures_from_memory(memory, spans) -> tuple[list[bytes], np.ndarray]:
-    """JPEG thumbnails and (C, D) visual vectors of clips from a video's memory: the coarse
-    frames inside each clip, as the clip index's own clips are made (nothing is decoded)."""
-    from vidsift.pipeline.clips import clip_vectors, frames_in_clips, middle_frame
-
-    times = memory.frames.times
-    members = frames_in_clips(times, spans)
-    thumbnails = [memory.frames.thumbnails[middle_frame(times, idx, span)]
-                  for idx, span in zip(members, spans)]
-    return thumbnails, clip_vectors(memory.frames.embeddings.visual, members)
 
 
 def _pictures_decoded(video, spans, cfg: Config, decoder, embedder) -> tuple[list[bytes], np.ndarray]:
