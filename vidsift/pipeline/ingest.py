@@ -108,14 +108,22 @@ def _drain(ready: list) -> Iterator:
 
 
 def _finish(path: str, flight: _InFlight, cfg: Config, key: str, store) -> VideoMemory | Exception:
-    parts = [flight.done[n] for n in range(len(flight.shards))]
+    from vidsift.workers.ingest import release_freed_memory
+
+    parts = [flight.done.pop(n) for n in range(len(flight.shards))]
     if not any(len(p) for p in parts):
         return CorruptVideoError(path, "the coarse pass decoded no frames")
     memory = VideoMemory(
         content_hash=flight.digest, key=key, embedder=cfg.embed.space_id, info=flight.info,
         frames=CoarseFrames.concat(parts),
     )
-    store.put(memory)
+    del parts  # the shards' arrays (some mapped from Ray's object store) now live in memory
+    try:
+        store.put(memory)
+    except OSError as exc:  # a full or read-only index dir fails this video, not the run
+        return exc
+    finally:
+        release_freed_memory()  # a long video's shard results and the write's buffers
     return memory
 
 
