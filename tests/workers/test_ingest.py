@@ -11,7 +11,7 @@ from tests.videos import read_code
 from vidsift.core.config import Config
 from vidsift.core.errors import CorruptVideoError, DecodeTimeoutError, NotAVideoError
 from vidsift.workers.decode import DECODERS
-from vidsift.workers.ingest import IngestPool, ShardTask
+from vidsift.workers.ingest import IngestPool
 
 
 def _cfg(backend="pyav", actors=1, **ingest) -> Config:
