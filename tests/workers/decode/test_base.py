@@ -273,3 +273,16 @@ def test_a_stream_copy_cut_decodes_its_leading_frames(copy_cut_video, backend):
     assert codes(frames) == [first, first + 5, first + 50]
     assert [f.index for f in frames] == [0, 5, 50]
     assert [f.pts for f in frames] == pytest.approx([0.0, 0.2, 2.0], abs=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["decord", "ffmpeg"])  # pyav's fills skip work: its own file
+def test_coarse_fills_are_exact(backend, coded_video):
+    decoder = get_decoder(backend)
+    frames = decoder.coarse(coded_video, max_side=64, max_gap_s=0.5, fill_fps=4)
+    fills = [f.index for f in frames if f.index % 25]
+    assert fills == [25 * s + offset for s in range(10) for offset in (6, 12, 18)]
+    assert codes(frames) == [f.index for f in frames]
+    frames = decoder.coarse(coded_video, max_side=320, max_gap_s=0.5, fill_fps=4)
+    exact = decoder.frames_at(coded_video, [f.pts for f in frames], max_side=320)
+    assert [e.index for e in exact] == [f.index for f in frames]
+    assert all(np.array_equal(f.image, e.image) for f, e in zip(frames, exact))

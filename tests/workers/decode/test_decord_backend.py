@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import builtins
 
-import numpy as np
 import pytest
 
 from tests.videos import read_code, run_ffmpeg
@@ -38,20 +37,6 @@ def test_missing_decord_fails_at_construction_with_the_fix(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_decord)
     with pytest.raises(ImportError, match=r"vidsift\[decord\]"):
         DecordDecoder()
-
-
-def test_coarse_fills_are_exact(decoder, coded_video):
-    frames = decoder.coarse(coded_video, max_side=64, max_gap_s=0.5, fill_fps=4)
-    fills = [f.index for f in frames if f.index % 25]
-    assert fills == [25 * s + offset for s in range(10) for offset in (6, 12, 18)]
-    assert codes(frames) == [f.index for f in frames]
-
-
-def test_coarse_fill_images_equal_the_exact_decode(decoder, coded_video):
-    frames = decoder.coarse(coded_video, max_side=320, max_gap_s=0.5, fill_fps=4)
-    exact = decoder.frames_at(coded_video, [f.pts for f in frames], max_side=320)
-    assert [e.index for e in exact] == [f.index for f in frames]
-    assert all(np.array_equal(f.image, e.image) for f, e in zip(frames, exact))
 
 
 def test_truncated_file_is_all_or_nothing(decoder, truncated_video):

@@ -40,20 +40,6 @@ def test_select_expr_is_true_exactly_on_the_given_pts():
         assert _evaluate(expr, pts) == (pts in set(wanted.tolist())), pts
 
 
-def test_coarse_fills_are_exact(decoder, coded_video):
-    frames = decoder.coarse(coded_video, max_side=64, max_gap_s=0.5, fill_fps=4)
-    fills = [f.index for f in frames if f.index % 25]
-    assert fills == [25 * s + offset for s in range(10) for offset in (6, 12, 18)]
-    assert codes(frames) == [f.index for f in frames]
-
-
-def test_coarse_fill_images_equal_the_exact_decode(decoder, coded_video):
-    frames = decoder.coarse(coded_video, max_side=320, max_gap_s=0.5, fill_fps=4)
-    exact = decoder.frames_at(coded_video, [f.pts for f in frames], max_side=320)
-    assert [e.index for e in exact] == [f.index for f in frames]
-    assert all(np.array_equal(f.image, e.image) for f, e in zip(frames, exact))
-
-
 def test_far_apart_frames_use_separate_processes(decoder, coded_video):
     # frames more than NEW_PROCESS_MIN_SKIP apart are read by separate seeking processes
     assert 240 - 1 > NEW_PROCESS_MIN_SKIP
