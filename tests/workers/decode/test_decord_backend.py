@@ -7,7 +7,7 @@ import builtins
 
 import pytest
 
-from tests.videos import read_code, run_ffmpeg
+from tests.videos import run_ffmpeg
 from vidsift.core.errors import CorruptVideoError, UnsupportedVideoError
 from vidsift.workers.decode import get_decoder
 from vidsift.workers.decode.decord_backend import DecordDecoder
@@ -16,10 +16,6 @@ from vidsift.workers.decode.decord_backend import DecordDecoder
 @pytest.fixture
 def decoder():
     return get_decoder("decord")
-
-
-def codes(frames) -> list[int]:
-    return [read_code(f.image) for f in frames]
 
 
 def test_registry_builds_the_decord_decoder(decoder):
