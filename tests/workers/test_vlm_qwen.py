@@ -14,6 +14,7 @@ from vidsift.core.errors import ConfigError, ModelLoadError, TokenCountError
 from vidsift.core.types import TokenSet, VLMRequest
 from vidsift.core.vision import tokens_for
 from vidsift.workers.vlm import get_vlm
+from vidsift.workers.vlm.prompt import CITE_INSTRUCTION
 
 from tests.tiny_vlm import random_token_set, save_tiny_qwen
 
@@ -44,6 +45,10 @@ def test_prompt_has_time_tags_and_one_placeholder_per_token(vlm):
     inputs = vlm.build_inputs(VLMRequest(token_set, "What moves? <|image_pad|>"))
     text = vlm.tokenizer.decode(inputs.input_ids.tolist())
     assert text.index("<t=1.0s>") < text.index("<t=2.0s-3.0s>") < text.index("<t=7.5s>")
+    # Laid out by workers.vlm.prompt: numbered labels, each before its visual; then the instruction.
+    assert "[1] <t=1.0s><|vision_start|><|image_pad|>" in text
+    assert "\n[2] <t=2.0s-3.0s><|vision_start|><|video_pad|>" in text
+    assert f"<|vision_end|>\n{CITE_INSTRUCTION}\nWhat moves?" in text
     assert text.endswith("What moves? <|im_end|>\n<|im_start|>assistant\n")  # forged pad dropped
     ids = inputs.input_ids
     assert int((ids == vlm.image_token_id).sum()) == tokens_for(1, 56, 84) + tokens_for(1, 84, 56)

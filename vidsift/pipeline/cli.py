@@ -121,7 +121,11 @@ def ask_command(
     if result.answer is None:
         console.print("[bold]evidence only[/] (no VLM: pass --model PATH_OR_ID for an answer)")
     else:
-        console.print(f"[bold]answer:[/] {result.answer}", highlight=False)
+        from rich.markup import escape  # the model's text may hold brackets like [segment 2]
+
+        console.print(f"[bold]answer:[/] {escape(result.answer)}", highlight=False)
+        console.print(f"[bold]cited:[/] {result.citation_line() or 'none (all evidence below)'}",
+                      highlight=False)
     console.print("evidence:")
     for line in result.evidence_lines():
         console.print(f"  {line}", highlight=False)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from vidsift.pipeline.cli import app
 from vidsift.core.config import load_config
 from vidsift.core.timeline import hms
-from vidsift.pipeline.flows.ask import Asker
+from vidsift.pipeline.flows.ask import Asker, AskResult
 
 DURATION = 10.0  # the coded_video fixture: 250 frames at 25 fps
 
@@ -38,6 +38,10 @@ def test_ask_answers_with_evidence_inside_the_video(ray_cluster, coded_video, ti
     assert result.tokens == sum(s["tokens"] for s in result.segments)
     # The VLM saw exactly the visual tokens the budget planned.
     assert result.vlm["visual_tokens"] == result.tokens
+    # Whatever the (random) model cited is read back against the numbered segments.
+    numbered = {n: (s["start"], s["end"]) for n, s in enumerate(result.segments, start=1)}
+    assert result.to_dict()["citations"] == result.citations
+    assert all(numbered[c["segment"]] == (c["start"], c["end"]) for c in result.citations)
     for seg in result.segments:
         assert 0.0 <= seg["start"] <= seg["end"] <= DURATION
         assert all(seg["start"] - 1e-6 <= t <= seg["end"] + 1e-6 for t in seg["timestamps"])
@@ -114,3 +118,35 @@ def test_a_second_question_and_the_index_reuse_the_first_asks_memory(ray_cluster
         assert sum(asker.pool.shards_done) == shards  # neither decoded the video again
     finally:
         asker.close()
+
+
+def _answered(citations: list[dict]) -> AskResult:
+    segments = [
+        {"kind": "image", "start": 3.0, "end": 3.0, "timestamps": [3.0], "height": 56,
+         "width": 56, "tokens": 4},
+        {"kind": "clip", "start": 62.5, "end": 66.5, "timestamps": [62.5, 66.5], "height": 56,
+         "width": 84, "tokens": 6},
+    ]
+    return AskResult(video="/v/talk.mp4", question="q", answer="It waves [2], see [segment 1].",
+                     model="m", segments=segments, tokens=10, budget=16, timings={"total": 1.0},
+                     citations=citations)
+
+
+def test_cited_answers_print_timestamps_and_uncited_ones_keep_the_evidence(monkeypatch):
+    cited = _answered([{"segment": 2, "start": 62.5, "end": 66.5, "video": "/v/talk.mp4"},
+                       {"segment": 1, "start": 3.0, "end": 3.0, "video": "/v/talk.mp4"}])
+    assert cited.citation_line() == "[2] 0:01:02-0:01:06, [1] 0:00:03"
+    assert cited.to_dict()["citations"] == cited.citations
+    assert [line.split()[0] for line in cited.evidence_lines()[:2]] == ["[1]", "[2]"]
+
+    import vidsift.pipeline.flows.ask as ask_flow
+
+    for result, cited_text in [(cited, "cited: [2] 0:01:02-0:01:06, [1] 0:00:03"),
+                               (_answered([]), "cited: none (all evidence below)")]:
+        monkeypatch.setattr(ask_flow, "ask", lambda cfg, video, question, **kw: result)
+        outcome = CliRunner().invoke(app, ["ask", "talk.mp4", "q"])
+        assert outcome.exit_code == 0, outcome.output
+        # The answer's own brackets print as written (not read as rich markup).
+        assert "answer: It waves [2], see [segment 1]." in outcome.output
+        assert cited_text in outcome.output
+        assert "[2] 0:01:02-0:01:06  clip" in outcome.output  # every segment, cited or not

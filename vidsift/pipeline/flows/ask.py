@@ -38,19 +38,30 @@ class AskResult:
     retrieved: list[dict] = field(default_factory=list)  # clip-index hits the coarse pass used
     reused: bool = False  # the video's memory was read, nothing ingested
     vlm: dict = field(default_factory=dict)  # visual tokens seen/kept, prefill/decode seconds
+    # the evidence the answer cites: {segment (1-based, as numbered in the prompt), start, end,
+    # video}, in order of first mention; [] when it cites none (the segments are still all here)
+    citations: list[dict] = field(default_factory=list)
 
     @property
     def evidence_only(self) -> bool:
         return self.answer is None
 
+    def citation_line(self) -> str:
+        """The cited evidence as timestamps: "[2] 0:00:12-0:00:16, [5] 0:01:03"; "" if none."""
+        return ", ".join(
+            f"[{c['segment']}] " + (hms(c["start"]) if c["start"] == c["end"]
+                                    else f"{hms(c['start'])}-{hms(c['end'])}")
+            for c in self.citations
+        )
+
     def evidence_lines(self) -> list[str]:
         """One line per segment shown (time span, kind, frames, size, tokens, thumbnail), then
         the token total and the timings: what the CLI and the demo print."""
         lines = []
-        for seg in self.segments:
+        for number, seg in enumerate(self.segments, start=1):
             span = hms(seg["start"]) if seg["kind"] == "image" else (
                 f"{hms(seg['start'])}-{hms(seg['end'])}")
-            lines.append(f"{span}  {seg['kind']:5s} {len(seg['timestamps'])} frame(s) "
+            lines.append(f"[{number}] {span}  {seg['kind']:5s} {len(seg['timestamps'])} frame(s) "
                          f"{seg['width']}x{seg['height']}  {seg['tokens']} tokens  "
                          f"{seg.get('thumbnail', '')}".rstrip())
         lines.append(f"{self.tokens} of {self.budget} visual tokens"
@@ -64,7 +75,7 @@ class AskResult:
             "model": self.model, "evidence_only": self.evidence_only,
             "segments": self.segments, "tokens": self.tokens, "budget": self.budget,
             "timings": self.timings, "retrieved": self.retrieved, "vlm": self.vlm,
-            "reused_memory": self.reused,
+            "reused_memory": self.reused, "citations": self.citations,
         }
 
 
@@ -139,6 +150,7 @@ class Asker:
         from vidsift.pipeline.evidence import plan_evidence
         from vidsift.pipeline.ingest import ingest_one
         from vidsift.core.types import VLMRequest
+        from vidsift.workers.vlm.prompt import parse_citations
 
         cfg = self.cfg
         budget_cfg = cfg.budget.model_copy(update={"tokens": budget}) if budget else cfg.budget
@@ -194,11 +206,12 @@ class Asker:
                         path = Path(thumbnails_dir) / f"{number}.jpg"
                         save_thumbnail(planned.frames[len(planned.frames) // 2].image, path)
                         seg["thumbnail"] = str(path)
-        answer, model, vlm_info = None, "none", {}
+        answer, model, vlm_info, citations = None, "none", {}, []
         if cfg.vlm.enabled:
             with timer.stage("vlm"):
                 result = self.vlm.generate([VLMRequest(token_set, question, max_new_tokens)])[0]
             answer, model = result.text.strip(), result.model or str(cfg.vlm.model)
+            citations = parse_citations(answer, token_set)
             vlm_info = {
                 "visual_tokens": result.visual_tokens,
                 "visual_tokens_kept": result.visual_tokens_kept,
@@ -208,7 +221,7 @@ class Asker:
         return AskResult(
             video=video, question=question, answer=answer, model=model, segments=segments,
             tokens=token_set.total_tokens, budget=budget_cfg.tokens, timings=timer.timings,
-            retrieved=retrieved, vlm=vlm_info, reused=all(reused),
+            retrieved=retrieved, vlm=vlm_info, reused=all(reused), citations=citations,
         )
 
 

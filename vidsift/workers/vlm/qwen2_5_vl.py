@@ -1,7 +1,8 @@
 """Qwen2.5-VL through transformers: token sets in, answers out, with post-encoder token pruning.
 
-One request becomes one chat turn: for every segment a short time tag ("<t=12.5s-16.5s>" for a
-clip, "<t=3.0s>" for a still image) then the segment's visual placeholder, then the question.
+One request becomes one chat turn laid out by workers.vlm.prompt (numbered segments, each a time
+tag "[2] <t=12.5s-16.5s>" then its visual placeholder, the instruction to cite evidence by number,
+then the question).
 Clips carry second_per_grid_ts (temporal patch / their fps) so M-RoPE spaces their temporal
 positions in real seconds.
 
@@ -31,18 +32,12 @@ import torch
 
 from vidsift.core.config import VLMConfig
 from vidsift.core.errors import ConfigError, ModelLoadError, TokenCountError
-from vidsift.core.types import PlannedSegment, VLMRequest, VLMResult
+from vidsift.core.types import VLMRequest, VLMResult
 from vidsift.core.vision import VisionSpec, check_checkpoint_spec
 from vidsift.workers.vlm.preprocess import SegmentPixels, check_planned_tokens, prepare_segment
+from vidsift.workers.vlm.prompt import Visual, evidence_parts
 
 TEXT, IMAGE, VIDEO = 0, 1, 2  # mm_token_type_ids values, as the model's get_rope_index reads them
-
-
-def time_tag(segment: PlannedSegment) -> str:
-    """Absolute time of a segment as the model reads it: <t=12.5s-16.5s> or <t=3.0s>."""
-    if len(segment.frames) >= 2:
-        return f"<t={segment.start:.1f}s-{segment.end:.1f}s>"
-    return f"<t={segment.start:.1f}s>"
 
 
 @dataclass(slots=True, eq=False)
@@ -180,7 +175,8 @@ class QwenVLBackend:
     # ---- prompt and pixels ------------------------------------------------------------------
 
     def _clean(self, text: str) -> str:
-        """Drop special-token strings from user text so it cannot forge placeholders."""
+        """Drop special-token strings from text the user controls (the question, file names in
+        labels) so it cannot forge placeholders."""
         for token in self.tokenizer.get_added_vocab():
             text = text.replace(token, "")
         return text
@@ -191,12 +187,12 @@ class QwenVLBackend:
         segments = request.token_set.segments
         pixels = [prepare_segment(segment, self.vision_spec) for segment in segments]
         check_planned_tokens(segments, pixels)
-        content: list[dict] = []
-        for segment, segment_pixels in zip(segments, pixels):
-            content.append({"type": "text", "text": time_tag(segment)})
-            content.append({"type": "video" if segment_pixels.is_video else "image"})
         question = self._clean(request.question)
-        content.append({"type": "text", "text": question})
+        content = [
+            {"type": "video" if pixels[part.segment].is_video else "image"}
+            if isinstance(part, Visual) else {"type": "text", "text": self._clean(part)}
+            for part in evidence_parts(request.token_set, question)
+        ]
         prompt = self.tokenizer.apply_chat_template(
             [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
         )

@@ -1,0 +1,141 @@
+"""The one layout of an evidence request, shared by every VLM backend, and the parser of the
+citations in its answer.
+
+A request is laid out as numbered evidence segments in time order, each a text label then its
+visual (an image, or a clip), then an instruction to cite evidence by number, then the question:
+
+    [1] <t=1.0s>          <image>
+    [2] <t=2.0s-3.0s>     <clip>
+    [3] <t=7.5s>          <image>
+    Cite the evidence you use by its number in square brackets, e.g. [2] or [1, 3].
+    <question>
+
+When the segments come from more than one video, each label names its video's file name:
+"[2] lecture.mp4 <t=2.0s-3.0s>". Backends turn the parts into their own message format (a chat
+template's image/video placeholders, or OpenAI content parts); none lays out text of its own, so
+the numbers the model cites are the numbers parse_citations() reads back.
+
+Pure: no model, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from vidsift.core.types import PlannedSegment, TokenSet
+
+CITE_INSTRUCTION = (
+    "Cite the evidence you use by its number in square brackets, e.g. [2] or [1, 3]."
+)
+
+
+def time_tag(segment: PlannedSegment) -> str:
+    """Absolute time of a segment as the model reads it: <t=12.5s-16.5s> or <t=3.0s>."""
+    if len(segment.frames or segment.timestamps) >= 2:  # a clip (planned, or decoded)
+        return f"<t={segment.start:.1f}s-{segment.end:.1f}s>"
+    return f"<t={segment.start:.1f}s>"
+
+
+def segment_videos(token_set: TokenSet) -> list[str]:
+    """The video each segment of `token_set` comes from, in segment order.
+
+    The one place a segment's video is looked up: today every segment of a TokenSet belongs to
+    token_set.video; a token set planned over several videos gives its segments their own video
+    here, and labels and citations follow.
+    """
+    return [token_set.video] * len(token_set.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class Visual:
+    """The visual of one segment in the layout: index into token_set.segments."""
+
+    segment: int
+
+
+Part = str | Visual  # a text part, or where a segment's visual goes
+
+
+def segment_labels(
+    token_set: TokenSet, time_format: Callable[[PlannedSegment], str] = time_tag
+) -> list[str]:
+    """Per segment: "[n] <t=...>", with the video's file name before the time when the token set
+    spans several videos. time_format: the backend's time tag (the default suits Qwen2.5-VL)."""
+    videos = segment_videos(token_set)
+    several = len(set(videos)) > 1
+    labels = []
+    for number, (segment, video) in enumerate(zip(token_set.segments, videos), start=1):
+        name = f"{PurePath(video).name} " if several else ""
+        labels.append(f"[{number}] {name}{time_format(segment)}")
+    return labels
+
+
+def evidence_parts(
+    token_set: TokenSet,
+    question: str,
+    time_format: Callable[[PlannedSegment], str] = time_tag,
+) -> list[Part]:
+    """The request in order: per segment its label (text) then its Visual; then the citation
+    instruction and the question as text parts. No segments: the question alone."""
+    parts: list[Part] = []
+    for index, label in enumerate(segment_labels(token_set, time_format)):
+        parts.append(label if index == 0 else "\n" + label)
+        parts.append(Visual(index))
+    if token_set.segments:
+        parts.append("\n" + CITE_INSTRUCTION + "\n")
+    parts.append(question)
+    return parts
+
+
+# A bracketed group whose content is only segment numbers: [2], [1, 3], [1-3], [segments 2 and 4].
+_BRACKET = re.compile(r"\[([^\[\]]{1,200})\]")
+_RANGE_DASH = re.compile(r"\s*(?:[-\u2010-\u2014]|\bto\b)\s*")
+_SEPARATORS = re.compile(r"(?:[,;&/]|\band\b|\s)+")
+_ITEM = re.compile(r"#?(\d{1,6})(?:-#?(\d{1,6}))?")
+_PREFIX = re.compile(r"^\s*(?:segments?|segs?\.?|evidence|clips?|images?)\s*", re.IGNORECASE)
+
+
+def _bracket_ranges(content: str) -> list[tuple[int, int]]:
+    """The (first, last) number ranges a bracket's content cites; [] when it is not a citation
+    ([t=3s], [2.5], [see above])."""
+    text = _RANGE_DASH.sub("-", _PREFIX.sub("", content.strip()).lower())
+    items = [item for item in _SEPARATORS.split(text) if item]
+    ranges: list[tuple[int, int]] = []
+    for item in items:
+        match = _ITEM.fullmatch(item)
+        if match is None:
+            return []
+        low = int(match.group(1))
+        ranges.append((low, int(match.group(2)) if match.group(2) else low))
+    return ranges
+
+
+def parse_citations(answer_text: str, token_set: TokenSet) -> list[dict]:
+    """The evidence an answer cites: [{segment, start, end, video}] in order of first mention,
+    each segment once. segment is the number the prompt showed (1-based: segment n is
+    token_set.segments[n - 1]); start/end are its seconds.
+
+    Reads bracketed numbers as laid out by evidence_parts: [1], [2,3], [1-3] (ranges inclusive,
+    also [1 to 3] and en dashes), [segment 2]. Numbers outside 1..len(segments) are ignored, and
+    brackets holding anything else ([t=3s], [2.5], [a]) are not citations.
+    """
+    count = len(token_set.segments)
+    videos = segment_videos(token_set)
+    seen: list[int] = []
+    for match in _BRACKET.finditer(answer_text or ""):
+        for low, high in _bracket_ranges(match.group(1)):
+            for number in range(max(low, 1), min(high, count) + 1):
+                if number not in seen:
+                    seen.append(number)
+    return [
+        {
+            "segment": number,
+            "start": token_set.segments[number - 1].start,
+            "end": token_set.segments[number - 1].end,
+            "video": videos[number - 1],
+        }
+        for number in seen
+    ]
