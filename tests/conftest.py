@@ -78,6 +78,16 @@ def offline_embedder():
 
 
 @pytest.fixture(scope="session")
+def onnx_exports():
+    """This machine's ONNX export of the offline models (the default cache, made if missing)."""
+    from vidsift.core.config import EmbedConfig
+    from vidsift.workers.embed.onnx_models import exported_models
+
+    cfg = EmbedConfig()
+    return exported_models(cfg.onnx_cache_dir, cfg.image_size)
+
+
+@pytest.fixture(scope="session")
 def vfr_video(media_dir) -> Path:
     """Variable frame rate: 60 coded frames, 40 ms apart up to frame 20, then 80 ms apart."""
     from tests.videos import make_vfr_video
@@ -142,3 +152,35 @@ def copy_cut_video(media_dir) -> Path:
     cut = media_dir / "copy_cut.mp4"
     run_ffmpeg("-ss", "1.5", "-i", str(whole), "-c", "copy", str(cut))
     return cut
+
+
+PHOTO_SCENES = ("smptebars", "chelsea", "testsrc", "coffee", "rocket")  # 5 s each
+
+
+@pytest.fixture(scope="session")
+def photo_library(tmp_path_factory, ray_cluster):
+    """A media root holding photos.mp4: 5 s scenes of PHOTO_SCENES (scikit-image's sample
+    photos between lavfi test patterns), indexed into root/index with the offline embedder
+    (OCR off). Returns (media root, index dir, the config overrides used)."""
+    from PIL import Image
+    from skimage import data
+
+    from tests.videos import make_scene_video
+    from vidsift.core.config import load_config
+    from vidsift.pipeline.flows.index import index_videos
+
+    root = tmp_path_factory.mktemp("photo_library")
+    stills = root / "stills"
+    stills.mkdir()
+    sources = []
+    for scene in PHOTO_SCENES:
+        if hasattr(data, scene):
+            Image.fromarray(getattr(data, scene)()).save(stills / f"{scene}.png")
+            sources.append(stills / f"{scene}.png")
+        else:
+            sources.append(scene)
+    make_scene_video(root / "photos.mp4", sources)
+    overrides = [f"index.dir={root / 'index'}", "embed.ocr=false"]
+    summary = index_videos([root / "photos.mp4"], load_config("default", overrides))
+    assert summary.indexed == [str(root / "photos.mp4")], summary.failed
+    return root, root / "index", overrides

@@ -3,6 +3,9 @@ siglip/clip code path on tiny random-weight checkpoints loaded from disk."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -178,7 +181,7 @@ def test_missing_checkpoint_is_a_model_load_error(tmp_path):
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
-def test_offline_backbone_keeps_the_packaged_models_outputs(runtime):
+def test_offline_backbone_keeps_the_packaged_models_outputs(runtime, onnx_exports):
     # BatchNorm folding, padding folding, in-place ReLU6, normalization inside the graph and the
     # ONNX export must not change the packaged model's features.
     import torch
@@ -186,8 +189,9 @@ def test_offline_backbone_keeps_the_packaged_models_outputs(runtime):
     from efficientnet_lite_pytorch import EfficientNet
 
     from vidsift.workers.embed.efficientnet import (
-        IMAGENET_MEAN, IMAGENET_STD, FeatureRunner, load_efficientnet,
+        IMAGENET_MEAN, IMAGENET_STD, TorchBackbone, load_efficientnet,
     )
+    from vidsift.workers.embed.onnx_models import OnnxBackbone
 
     size = EmbedConfig().image_size
     reference = EfficientNet.from_name("efficientnet-lite0", image_size=size)
@@ -198,17 +202,80 @@ def test_offline_backbone_keeps_the_packaged_models_outputs(runtime):
     normalized = (pixels / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
     with torch.inference_mode():
         expected = reference.extract_features(
-            torch.from_numpy(normalized.astype(np.float32)).permute(0, 3, 1, 2))
-    backbone, _head = load_efficientnet(size)
-    runner = FeatureRunner(backbone, size, runtime, "cpu")
+            torch.from_numpy(normalized.astype(np.float32)).permute(0, 3, 1, 2)).numpy()
+    if runtime == "torch":
+        runner = TorchBackbone(load_efficientnet(size)[0], "cpu")
+    else:
+        runner = OnnxBackbone(onnx_exports.backbone)
     got = runner(pixels)
     assert got.shape == (3, 1280, size // 32, size // 32)
-    assert torch.allclose(got, expected, atol=1e-3, rtol=1e-3)
-    assert torch.allclose(runner(pixels[:1]), expected[:1], atol=1e-3, rtol=1e-3)  # any batch
+    np.testing.assert_allclose(got, expected, atol=1e-3, rtol=1e-3)
+    np.testing.assert_allclose(runner(pixels[:1]), expected[:1], atol=1e-3, rtol=1e-3)
+
+
+def test_onnx_minilm_equals_sentence_transformers(onnx_exports):
+    from sentence_transformers import SentenceTransformer
+
+    from vidsift.workers.embed.export import minilm_dir
+    from vidsift.workers.embed.onnx_models import OnnxSentenceEncoder
+
+    texts = ["a cat on a mat", "the code word is PELICAN", "Egyptian cat, tabby", "word " * 400]
+    reference = SentenceTransformer(str(minilm_dir()), device="cpu", local_files_only=True)
+    expected = reference.encode(texts, normalize_embeddings=True)
+    encoder = OnnxSentenceEncoder(onnx_exports.minilm, onnx_exports.tokenizer, batch_size=3)
+    got = encoder.encode(texts)  # two batches, the long text truncated to 256 tokens as ST does
+    assert got.shape == (4, 384)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_offline_embedder_on_cpu_never_imports_torch(tmp_path, onnx_exports):
+    # The embed actor's process: ONNX Runtime and tokenizers only (torch alone is ~200 MB).
+    script = f"""
+import sys
+from vidsift.core.config import EmbedConfig
+from vidsift.workers.embed import get_embedder
+import numpy as np
+embedder = get_embedder(EmbedConfig(device="auto", onnx_cache_dir={str(onnx_exports.folder.parent)!r}))
+frames = embedder.encode_frames([np.zeros((120, 160, 3), np.uint8)])
+vector = embedder.embed_text(["a cat"])
+assert frames.visual.shape == (1, 1280) and vector.shape == (1, 384)
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "sentence_transformers")))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_onnx_export_is_made_once_and_reused(tmp_path):
+    from vidsift.workers.embed.onnx_models import export_key, exported_models
+
+    first = exported_models(tmp_path / "cache", 64)
+    assert first.folder.name == export_key(64)
+    stamps = {p.name: p.stat().st_mtime_ns for p in first.folder.iterdir()}
+    assert set(stamps) == {"backbone.onnx", "head.npz", "minilm.onnx", "tokenizer.json"}
+    again = exported_models(tmp_path / "cache", 64)
+    assert {p.name: p.stat().st_mtime_ns for p in again.folder.iterdir()} == stamps
+    # no staging folder or partial export is left behind
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
+        first.folder.name, f"{first.folder.name}.lock"]
+
+
+def test_a_failed_onnx_export_is_a_model_load_error_and_leaves_nothing(tmp_path, monkeypatch):
+    from vidsift.workers.embed.onnx_models import exported_models
+
+    # an interpreter that cannot run the exporter (a broken environment on some node)
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named torch' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(broken))
+    with pytest.raises(ModelLoadError, match="exporting to ONNX failed: ModuleNotFoundError"):
+        exported_models(tmp_path / "cache", 224)
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_offline_runtime_defaults_to_onnxruntime_on_cpu_and_torch_on_gpu():
-    from vidsift.workers.embed.efficientnet import resolve_runtime
+    from vidsift.workers.embed.offline import resolve_runtime
 
     assert resolve_runtime("auto", "cpu") == "onnxruntime"
     assert resolve_runtime("auto", "cuda") == "torch"

@@ -40,6 +40,9 @@ class EmbedConfig(_Section):
     image_size: int = Field(224, ge=32, le=1024)  # offline: EfficientNet input side, pixels
     # offline: where EfficientNet runs; auto = ONNX Runtime on CPU (about 2x torch), torch on GPU
     offline_runtime: Literal["auto", "torch", "onnxruntime"] = "auto"
+    # offline, onnxruntime: where each node keeps its ONNX export of the packaged models (made
+    # once per package version, in a subprocess, so the embedding processes never load torch)
+    onnx_cache_dir: str = "~/.cache/vidsift/onnx"
     # offline: frames whose text-likelihood (dense high-contrast strokes in a row band, 0..1) is
     # below this skip OCR; 0 runs OCR on every frame
     ocr_gate: float = Field(0.35, ge=0, le=1)
@@ -57,7 +60,7 @@ class EmbedConfig(_Section):
 
     def output_key(self) -> dict:
         """The settings that change what this embedder outputs (not where or how fast it runs)."""
-        return self.model_dump(exclude={"device", "batch_size", "offline_runtime"})
+        return self.model_dump(exclude={"device", "batch_size", "offline_runtime", "onnx_cache_dir"})
 
 
 class IngestConfig(_Section):
@@ -99,8 +102,11 @@ class BudgetConfig(_Section):
 
 
 class VLMConfig(_Section):
-    backend: Literal["qwen2_5_vl"] = "qwen2_5_vl"
-    model: str | None = None  # local path or hub id; None or "none" = evidence-only mode
+    # qwen2_5_vl: in-process (transformers) on the VLM pool's actors; openai: a remote
+    # OpenAI-compatible server (vLLM, SGLang) called from the asking process, no pool
+    backend: Literal["qwen2_5_vl", "openai"] = "qwen2_5_vl"
+    # local path or hub id (openai: the served model's name); None or "none" = evidence-only mode
+    model: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
     attn_implementation: str | None = None  # e.g. "sdpa", "flash_attention_2"
@@ -113,6 +119,33 @@ class VLMConfig(_Section):
 
     pruner: Literal["none", "divprune", "kcenter", "coverage", "temporal"] = "none"
     prune_ratio: float = Field(0.5, gt=0, le=1)  # share of visual tokens kept when pruning
+
+    # ---- openai (remote server) ----
+    base_url: str | None = None  # e.g. http://gpu-node:8000 (requests go to {base_url}/v1/...)
+    api_key_env: str | None = None  # NAME of the environment variable holding the API key
+    concurrency: int = Field(4, ge=1)  # requests in flight to the server at once
+    timeout_s: float = Field(120.0, gt=0)  # per HTTP attempt
+    retries: int = Field(3, ge=0)  # more attempts after a 429, 5xx, timeout or dropped connection
+    backoff_s: float = Field(1.0, ge=0)  # first retry's wait, doubling (a Retry-After overrides)
+    image_format: Literal["jpeg", "png"] = "jpeg"  # frames' encoding; png is lossless, larger
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    # a clip as a run of image parts (each frame costs a full image, and the budget plans so),
+    # or as one video part of JPEG frames (vLLM's data:video/jpeg; the temporal merge applies)
+    clips: Literal["images", "video"] = "images"
+    # the served model's tokenizer (dir or hub id): lets the server's usage.prompt_tokens be
+    # checked exactly against the plan; None reports the server's count beside the plan's
+    tokenizer: str | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)  # merged into every request body
+
+    @property
+    def remote(self) -> bool:
+        """Served over HTTP: called in-process with a thread pool, no VLM actor pool."""
+        return self.backend == "openai"
+
+    @property
+    def clips_as_images(self) -> bool:
+        """A clip reaches the model as separate still images (no temporal merging)."""
+        return self.remote and self.clips == "images"
 
 
 class PoolConfig(_Section):
@@ -178,6 +211,17 @@ class Config(BaseModel):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
+
+    def vision_spec(self):
+        """The token arithmetic plans are made with (a core.vision.VisionSpec): budget.model's
+        family, without temporal merging when the VLM is shown a clip's frames as separate
+        images (vlm.clips_as_images), so a remote server counts exactly the planned tokens."""
+        import dataclasses
+
+        from vidsift.core.vision import VISION_SPECS
+
+        spec = VISION_SPECS[self.budget.model]
+        return dataclasses.replace(spec, temporal_patch_size=1) if self.vlm.clips_as_images else spec
 
     def coarse_settings(self) -> dict:
         """What decides a video's coarse frames: the same settings give the same frames."""

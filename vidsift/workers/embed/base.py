@@ -57,10 +57,29 @@ def check_images(images: Sequence[np.ndarray]) -> list[np.ndarray]:
     return checked
 
 
+def cuda_driver_devices() -> int:
+    """How many CUDA devices the NVIDIA driver shows this process (0 without a driver), asked of
+    libcuda itself: a process on a CPU-only node learns there is no GPU without importing torch
+    (about 200 MB)."""
+    import ctypes
+
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
 def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; anything else is passed through."""
+    """'auto' -> 'cuda' when the driver shows a GPU and torch can use it, else 'cpu'; anything
+    else is passed through."""
     if device != "auto":
         return device
+    if cuda_driver_devices() == 0:
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

