@@ -147,3 +147,24 @@ def make_scene_cut_video(
         output_args=("-x264-params", f"keyint={n_frames + 1}:scenecut=0",
                      "-force_key_frames", key_times),
     )
+
+
+def make_scene_video(
+    path: Path, sources, size: str = "320x240", seconds: float = 5, fps: float = 10
+) -> Path:
+    """Concatenate scenes of `seconds` each: a source is a lavfi graph ("smptebars",
+    "color=c=red") or a still image file (.png/.jpg) shown for the whole scene."""
+    args, parts = [], []
+    for i, source in enumerate(sources):
+        if Path(str(source)).suffix.lower() in (".png", ".jpg", ".jpeg"):
+            args += ["-loop", "1", "-t", str(seconds), "-framerate", str(fps), "-i", str(source)]
+        else:
+            options = f"s={size}:r={fps}"
+            args += ["-f", "lavfi", "-t", str(seconds), "-i",
+                     f"{source}:{options}" if "=" in source else f"{source}={options}"]
+        parts.append(f"[{i}:v]scale={size.replace('x', ':')},setsar=1,format=yuv420p[v{i}]")
+    graph = ";".join(parts) + ";" + "".join(f"[v{i}]" for i in range(len(sources)))
+    graph += f"concat=n={len(sources)}:v=1:a=0[out]"
+    run_ffmpeg(*args, "-filter_complex", graph, "-map", "[out]", "-c:v", "libx264",
+               "-preset", "veryfast", "-g", str(int(5 * fps)), str(path))
+    return path

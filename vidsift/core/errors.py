@@ -105,3 +105,14 @@ class ModelLoadError(VidsiftError):
 
 class RequestFailedError(VidsiftError):
     """A VLM request failed on every attempt it was allowed."""
+
+
+class ImageError(VidsiftError):
+    """A query image (a file or an upload, named by `source`) is not a readable picture."""
+
+    def __init__(self, source: str, detail: str) -> None:
+        self.source, self.detail = str(source), detail
+        super().__init__(f"{self.source}: {detail}")
+
+    def __reduce__(self):
+        return (type(self), (self.source, self.detail))

@@ -234,7 +234,12 @@ def index_command(
 
 @app.command("search")
 def search_command(
-    query: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    query: Annotated[
+        Optional[str], typer.Argument(help="What to look for, in words (optional with --image).")
+    ] = None,
+    image: Annotated[
+        Optional[str], typer.Option("--image", help="A photo: find clips that look like it.")
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Number of clips.")] = 10,
     video: Annotated[
         Optional[list[str]], typer.Option("--video", help="Only clips of this video (repeatable).")
@@ -244,14 +249,19 @@ def search_command(
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find the clips of indexed videos that best match a text query."""
+    """Find the clips of indexed videos that best match a text query, a photo, or both (the
+    photo searches the index's visual space; with both, scores fuse by index.visual_weight)."""
+    if not query and not image:
+        raise typer.BadParameter("give a QUERY, an --image, or both")
     cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
+    from vidsift.core.images import read_image
     from vidsift.core.timeline import hms
     from vidsift.pipeline.flows.index import search_clips
 
-    hits = search_clips(query, cfg, k=k, videos=video)
+    pixels = read_image(image) if image else None
+    hits = search_clips(query, cfg, k=k, videos=video, image=pixels)
     if as_json:
-        print_json({"query": query, "hits": [h.to_dict() for h in hits]})
+        print_json({"query": query, "image": image, "hits": [h.to_dict() for h in hits]})
         return
     from rich.table import Column, Table
 

@@ -10,6 +10,7 @@ Routes (OpenAPI at /docs):
   GET    /v1/jobs/{id}/thumbnails/{n}.jpg                   -> the n-th evidence thumbnail
   POST   /v1/index               {paths}                    -> {id} of an index job
   GET    /v1/search?q&k                                     -> clips from the clip index
+  POST   /v1/search?q&k          body: a photo              -> clips that look like it (and q)
   GET    /v1/index/thumbs/{folder}/{name}                   -> a clip's thumbnail
 Security: every video path must resolve inside serve.media_roots (else 403); when serve.api_key
 is set (it must be when the host is not loopback) requests carry it in the X-API-Key header.
@@ -46,6 +47,7 @@ log = logging.getLogger("vidsift.http")
 MAX_PATH_CHARS = 4096
 MAX_INDEX_PATHS = 1000
 MAX_BUDGET_TOKENS = 65536
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a search photo; a phone's JPEG is 2-8 MB
 
 
 class _Strict(BaseModel):
@@ -303,22 +305,44 @@ def create_app(cfg: Config) -> FastAPI:
         service.notify()
         return JobCreated(id=job.id, status=job.status)
 
-    @app.get("/v1/search", dependencies=auth)
-    def search(
-        request: Request,
-        q: Annotated[str, Query(min_length=1, max_length=2000)],
-        k: Annotated[int, Query(ge=1, le=100)] = 10,
-    ) -> dict:
+    def search_payload(query: str | None, k: int, image=None) -> dict:
         from vidsift.pipeline.flows.index import search_clips
 
         index_dir = Path(cfg.index.dir).expanduser().resolve()
         hits = []
-        for hit in search_clips(q, cfg, k=k):
+        for hit in search_clips(query, cfg, k=k, image=image):
             record = dataclasses.asdict(hit)
             thumbnail = Path(record.pop("thumbnail"))
             record["thumbnail_url"] = f"/v1/index/{thumbnail.relative_to(index_dir)}"
             hits.append(record)
-        return {"query": q, "hits": hits}
+        return {"query": query, "image": image is not None, "hits": hits}
+
+    @app.get("/v1/search", dependencies=auth)
+    def search(
+        q: Annotated[str, Query(min_length=1, max_length=2000)],
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> dict:
+        return search_payload(q, k)
+
+    @app.post("/v1/search", dependencies=auth)
+    async def search_by_image(
+        request: Request,
+        q: Annotated[str | None, Query(max_length=2000)] = None,
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> dict:
+        """The body is a photo (JPEG, PNG, WebP, ...; at most MAX_IMAGE_BYTES): clips that look
+        like it, in the index's visual space; with q too, text and image scores fused."""
+        from starlette.concurrency import run_in_threadpool
+
+        from vidsift.core.images import read_image
+
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_IMAGE_BYTES:
+                raise ApiError(413, f"image: at most {MAX_IMAGE_BYTES} bytes")
+        image = await run_in_threadpool(read_image, bytes(data), "uploaded image")
+        return await run_in_threadpool(search_payload, q or None, k, image)
 
     @app.get("/v1/index/thumbs/{folder}/{name}", dependencies=auth)
     def clip_thumbnail(folder: str, name: str):

@@ -7,12 +7,11 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from typer.testing import CliRunner
 
-from tests.videos import run_ffmpeg
+from tests.videos import make_scene_video
 from vidsift.pipeline.cli import app
 
 pytestmark = pytest.mark.slow
 
-SIZE = "320x240"
 TEXT = "QUARTERLY BUDGET REVIEW"
 
 
@@ -26,33 +25,15 @@ def text_card(path):
     return path
 
 
-def make_scenes(path, sources):
-    """Concatenate 5 s scenes; each source is a lavfi graph or a still image path."""
-    args, parts = [], []
-    for i, source in enumerate(sources):
-        if str(source).endswith(".png"):
-            args += ["-loop", "1", "-t", "5", "-framerate", "10", "-i", str(source)]
-        else:
-            options = f"s={SIZE}:r=10"
-            args += ["-f", "lavfi", "-t", "5", "-i",
-                     f"{source}:{options}" if "=" in source else f"{source}={options}"]
-        parts.append(f"[{i}:v]scale={SIZE},setsar=1,format=yuv420p[v{i}]")
-    graph = ";".join(parts) + ";" + "".join(f"[v{i}]" for i in range(len(sources)))
-    graph += f"concat=n={len(sources)}:v=1:a=0[out]"
-    run_ffmpeg(*args, "-filter_complex", graph, "-map", "[out]", "-c:v", "libx264",
-               "-preset", "veryfast", "-g", "50", str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
     root = tmp_path_factory.mktemp("library")
     card = text_card(root / "card.png")
     videos = root / "videos"
     (videos / "nested").mkdir(parents=True)
-    make_scenes(videos / "bars.mp4", ["smptebars", "testsrc"])
-    make_scenes(videos / "nested" / "slides.mp4", ["color=c=red", card, "color=c=blue"])
-    make_scenes(videos / "plain.mp4", ["color=c=green", "rgbtestsrc"])
+    make_scene_video(videos / "bars.mp4", ["smptebars", "testsrc"])
+    make_scene_video(videos / "nested" / "slides.mp4", ["color=c=red", card, "color=c=blue"])
+    make_scene_video(videos / "plain.mp4", ["color=c=green", "rgbtestsrc"])
     (videos / "broken.mp4").write_bytes(b"this is not a video")
     (videos / "notes.txt").write_text("not a video and not a video extension")
     return root

@@ -1,6 +1,6 @@
 """The index flow: video files (folders, manifests) -> the shared ingest chain (memory reused,
 else sharded decode + embed on the ingest pool) -> clips -> ClipIndex; and search_clips(), a text
-query against that index.
+query, a query image or both against that index.
 
 Videos already in the index (by content hash) are skipped; the rest stream through the ingest
 pool, every actor busy with shards of whichever videos are in flight, and the one writer (this
@@ -203,19 +203,26 @@ def shared_embedder(cfg: Config):
 
 
 def search_clips(
-    query: str,
+    query: str | None,
     cfg: Config,
     k: int = 10,
     videos: Sequence[str] | None = None,
     embedder=None,
+    image=None,
 ):
-    """The k clips of the index at cfg.index.dir best matching a text query (ClipHit list,
-    best first). videos: restrict to these video paths or content hashes."""
+    """The k clips of the index at cfg.index.dir best matching a text query, a query image
+    ((H, W, 3) uint8 RGB, searched in the index's visual space), or both (fused by
+    index.visual_weight); ClipHit list, best first. videos: restrict to these video paths or
+    content hashes."""
+    from vidsift.core.errors import ClipIndexError
     from vidsift.index.clip_index import ClipIndex
 
+    if not query and image is None:
+        raise ClipIndexError("search needs a text query, an image, or both")
     with ClipIndex(cfg.index.dir, cfg.index, readonly=True, embedder=cfg.embed.space_id) as index:
         embedder = embedder or shared_embedder(cfg)
-        vector = embedder.embed_text([query])[0]
+        text_vector = embedder.embed_text([query])[0] if query else None
+        visual_vector = embedder.embed_images([image])[0] if image is not None else None
         resolved = [str(Path(v).expanduser().resolve()) if Path(v).expanduser().exists() else v
                     for v in videos] if videos else None
-        return index.search(text=vector, k=k, videos=resolved)
+        return index.search(text=text_vector, visual=visual_vector, k=k, videos=resolved)
