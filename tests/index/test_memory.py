@@ -27,15 +27,18 @@ def _memory(key="k1", n=5) -> VideoMemory:
 def test_round_trip_keeps_every_field(tmp_path):
     store = MemoryStore(tmp_path)
     original = _memory()
-    path = store.put(original)
-    assert path.parent.parent.name == "ab" and path.name == "k1.npz"
+    stored = store.put(original)
+    path = store.path(original.content_hash, "k1")
+    assert path.parent.parent.name == "ab" and path.name == "k1.npz" and path.is_file()
+    assert list(stored.frames.thumbnails) == original.frames.thumbnails
     back = store.get(original.content_hash, "k1")
     assert back.info == original.info
     np.testing.assert_array_equal(back.frames.times, original.frames.times)
     np.testing.assert_array_equal(back.frames.embeddings.visual, original.frames.embeddings.visual)
     np.testing.assert_array_equal(back.frames.embeddings.text, original.frames.embeddings.text)
     assert back.frames.embeddings.descriptions == original.frames.embeddings.descriptions
-    assert back.frames.thumbnails == original.frames.thumbnails
+    assert list(back.frames.thumbnails) == original.frames.thumbnails
+    assert back.frames.thumbnails[-1] == original.frames.thumbnails[-1]
     assert (back.embedder, back.key, back.content_hash) == ("offline", "k1", original.content_hash)
 
 
@@ -49,9 +52,35 @@ def test_keys_keep_settings_apart(tmp_path):
 
 def test_a_damaged_memory_reads_as_absent(tmp_path):
     store = MemoryStore(tmp_path)
-    path = store.put(_memory())
+    store.put(_memory())
+    path = store.path("ab" * 32, "k1")
     path.write_bytes(path.read_bytes()[:100])
     assert store.get("ab" * 32, "k1") is None
     store.put(_memory())  # ingest writes it anew
     assert store.get("ab" * 32, "k1") is not None
     assert not [p for p in path.parent.iterdir() if ".tmp" in p.name]
+
+
+def test_thumbnails_that_do_not_match_their_memory_read_as_absent(tmp_path):
+    store = MemoryStore(tmp_path)
+    store.put(_memory())
+    store.thumbnails_path("ab" * 32, "k1").write_bytes(b"short")
+    assert store.get("ab" * 32, "k1") is None
+    store.thumbnails_path("ab" * 32, "k1").unlink()
+    assert store.get("ab" * 32, "k1") is None
+
+
+def test_staged_thumbnails_land_in_frame_order_whatever_order_shards_finish(tmp_path):
+    store = MemoryStore(tmp_path)
+    memory = _memory(n=5)
+    thumbs = memory.frames.thumbnails
+    stage = store.stage(memory.content_hash, memory.key)
+    stage.add(2, thumbs[3:])  # the last shard lands first
+    stage.add(0, thumbs[:1])
+    stage.add(1, thumbs[1:3])
+    stored = store.put(memory, staged=(stage, [0, 1, 2]))
+    stage.discard()
+    assert list(stored.frames.thumbnails) == thumbs
+    assert list(store.get(memory.content_hash, memory.key).frames.thumbnails) == thumbs
+    assert sorted(p.name for p in store.path(memory.content_hash, "k1").parent.iterdir()) == [
+        "k1.jpg", "k1.npz"]  # no stage file left

@@ -10,6 +10,7 @@ applied. These are plain dataclasses so Ray can pickle them between actors.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +104,9 @@ class PlannedSegment:
     score: float = 0.0
     source: str = "uniform"
     frames: tuple[Frame, ...] = ()
+    # the file its frames come from; "" means the TokenSet's video (a token set planned over
+    # several videos names each segment's own)
+    video: str = ""
 
     @property
     def fps(self) -> float:
@@ -148,6 +152,19 @@ class FrameEmbeddings:
     descriptions: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryTurn:
+    """An earlier question of a conversation and its answer, shown to the VLM as text.
+
+    evidence: (video, start, end) seconds of the segments that turn's prompt numbered 1, 2, ...
+    in order, so the [n] citations in its answer can be read back as times.
+    """
+
+    question: str
+    answer: str
+    evidence: tuple[tuple[str, float, float], ...] = ()
+
+
 @dataclass(slots=True)
 class VLMRequest:
     """One question over one decoded token set (every segment's frames filled)."""
@@ -156,6 +173,8 @@ class VLMRequest:
     question: str
     max_new_tokens: int | None = None  # None: the config's cap; never above the cap
     request_id: str = ""
+    # earlier turns of the conversation, oldest first, already fitted to the text allowance
+    history: tuple[HistoryTurn, ...] = ()
 
 
 @dataclass(slots=True)
@@ -167,6 +186,9 @@ class VLMResult:
     decode_s: float
     request_id: str = ""
     model: str = ""
+    # a remote server's accounting: prompt/completion tokens it reported, the prompt tokens the
+    # plan expects and the difference, request bytes, round-trip seconds, attempts; {} in-process
+    usage: dict = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -176,31 +198,43 @@ class CoarseFrames:
 
     times: (N,) float64 PTS, seconds, ascending.
     embeddings: the embedder's view of the N frames (visual, text, descriptions).
-    thumbnails: N JPEG images (bytes), longest side core.files.THUMBNAIL_MAX_SIDE.
+    thumbnails: N JPEG images (bytes), longest side core.files.THUMBNAIL_MAX_SIDE: a list while
+        a shard travels, read from disk on demand once the memory is stored.
     """
 
     times: np.ndarray
     embeddings: FrameEmbeddings
-    thumbnails: list[bytes] = field(default_factory=list)
+    thumbnails: Sequence[bytes] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.times.size)
 
     @classmethod
     def concat(cls, parts: list[CoarseFrames]) -> CoarseFrames:
-        """Shards in time order -> one run (parts must not overlap)."""
-        parts = [p for p in parts if len(p)]
-        if not parts:
+        """Shards in time order -> one run (parts must not overlap). `parts` is emptied as it
+        is copied, so the peak is the result plus one shard, not two copies of a video's worth."""
+        sizes = [len(p) for p in parts]
+        if not any(sizes):
             raise ValueError("CoarseFrames.concat: no frames")
-        return cls(
-            times=np.concatenate([p.times for p in parts]),
-            embeddings=FrameEmbeddings(
-                visual=np.concatenate([p.embeddings.visual for p in parts]),
-                text=np.concatenate([p.embeddings.text for p in parts]),
-                descriptions=[d for p in parts for d in p.embeddings.descriptions],
-            ),
-            thumbnails=[t for p in parts for t in p.thumbnails],
-        )
+        first = next(p for p in parts if len(p))
+        times = np.empty(sum(sizes), first.times.dtype)
+        visual = np.empty((len(times), first.embeddings.visual.shape[1]), first.embeddings.visual.dtype)
+        text = np.empty((len(times), first.embeddings.text.shape[1]), first.embeddings.text.dtype)
+        descriptions: list[str] = []
+        thumbnails: list[bytes] = []
+        at = 0
+        while parts:
+            part = parts.pop(0)
+            if not len(part):
+                continue
+            end = at + len(part)
+            times[at:end] = part.times
+            visual[at:end] = part.embeddings.visual
+            text[at:end] = part.embeddings.text
+            descriptions.extend(part.embeddings.descriptions)
+            thumbnails.extend(part.thumbnails)
+            at = end
+        return cls(times, FrameEmbeddings(visual, text, descriptions), thumbnails)
 
 
 @dataclass(slots=True, eq=False)

@@ -19,7 +19,7 @@ from vidsift.core.config import Config
 from vidsift.core.errors import CorruptVideoError, VidsiftError
 from vidsift.core.media import content_hash
 from vidsift.core.shards import plan_shards
-from vidsift.core.types import CoarseFrames, VideoMemory
+from vidsift.core.types import CoarseFrames, FrameEmbeddings, VideoMemory
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,27 @@ class IngestProgress:
 
 @dataclass(slots=True)
 class _InFlight:
+    """A video being ingested: its finished shards' times, vectors and descriptions (copied out
+    of Ray's object store), and its thumbnails, collected on disk."""
+
     digest: str
     info: object
     shards: list[tuple[float, float]]
+    thumbnails: object  # index.memory.ThumbnailStage
     done: dict[int, CoarseFrames] = field(default_factory=dict)
     failed: bool = False
+
+
+def _owned(frames: CoarseFrames) -> CoarseFrames:
+    """A shard result's arrays copied into this process and its thumbnails left out: ray.get
+    maps arrays zero-copy from the object store, which would keep every shard's result (and the
+    shared pages the decode actor wrote it to) alive until the video is done."""
+    embeddings = frames.embeddings
+    return CoarseFrames(
+        times=np.array(frames.times),
+        embeddings=FrameEmbeddings(np.array(embeddings.visual), np.array(embeddings.text),
+                                   list(embeddings.descriptions)),
+    )
 
 
 def ingest_videos(
@@ -79,27 +95,33 @@ def ingest_videos(
             except (VidsiftError, OSError, ValueError) as exc:
                 ready.append((path, exc))
                 continue
-            flights[path] = _InFlight(digest, info, shards)
+            flights[path] = _InFlight(digest, info, shards, store.stage(digest, key))
             notify(IngestProgress(path, 0, len(shards)))
             for number, (start, end) in enumerate(shards):
                 yield ShardTask(path, start, end, tag=number)
 
-    for task, outcome in pool.run_shards(tasks()):
+    try:
+        for task, outcome in pool.run_shards(tasks()):
+            yield from _drain(ready)
+            flight = flights.get(task.path)
+            if flight is None or flight.failed:
+                continue  # another shard of this video already failed it
+            if isinstance(outcome, Exception):
+                flight.failed = True
+                flights.pop(task.path).thumbnails.discard()
+                yield task.path, outcome
+                continue
+            flight.thumbnails.add(task.tag, outcome.thumbnails)
+            flight.done[task.tag] = _owned(outcome)
+            del outcome
+            notify(IngestProgress(task.path, len(flight.done), len(flight.shards)))
+            if len(flight.done) == len(flight.shards):
+                flights.pop(task.path)
+                yield task.path, _finish(task.path, flight, cfg, key, store)
         yield from _drain(ready)
-        flight = flights.get(task.path)
-        if flight is None or flight.failed:
-            continue  # another shard of this video already failed it
-        if isinstance(outcome, Exception):
-            flight.failed = True
-            flights.pop(task.path)
-            yield task.path, outcome
-            continue
-        flight.done[task.tag] = outcome
-        notify(IngestProgress(task.path, len(flight.done), len(flight.shards)))
-        if len(flight.done) == len(flight.shards):
-            flights.pop(task.path)
-            yield task.path, _finish(task.path, flight, cfg, key, store)
-    yield from _drain(ready)
+    finally:  # a failed run or a caller that stopped early leaves no staged thumbnails
+        for flight in flights.values():
+            flight.thumbnails.discard()
 
 
 def _drain(ready: list) -> Iterator:
@@ -110,21 +132,21 @@ def _drain(ready: list) -> Iterator:
 def _finish(path: str, flight: _InFlight, cfg: Config, key: str, store) -> VideoMemory | Exception:
     from vidsift.workers.ingest import release_freed_memory
 
-    parts = [flight.done.pop(n) for n in range(len(flight.shards))]
-    if not any(len(p) for p in parts):
-        return CorruptVideoError(path, "the coarse pass decoded no frames")
-    memory = VideoMemory(
-        content_hash=flight.digest, key=key, embedder=cfg.embed.space_id, info=flight.info,
-        frames=CoarseFrames.concat(parts),
-    )
-    del parts  # the shards' arrays (some mapped from Ray's object store) now live in memory
+    order = range(len(flight.shards))
+    parts = [flight.done.pop(n) for n in order]
     try:
-        store.put(memory)
+        if not any(len(p) for p in parts):
+            return CorruptVideoError(path, "the coarse pass decoded no frames")
+        memory = VideoMemory(
+            content_hash=flight.digest, key=key, embedder=cfg.embed.space_id, info=flight.info,
+            frames=CoarseFrames.concat(parts),  # empties parts as it copies
+        )
+        return store.put(memory, staged=(flight.thumbnails, order))
     except OSError as exc:  # a full or read-only index dir fails this video, not the run
         return exc
     finally:
+        flight.thumbnails.discard()
         release_freed_memory()  # a long video's shard results and the write's buffers
-    return memory
 
 
 def ingest_one(path: str, cfg: Config, pool, store,
