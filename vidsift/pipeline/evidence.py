@@ -10,7 +10,7 @@ import numpy as np
 
 from vidsift.core.config import BudgetConfig, SelectionConfig
 from vidsift.core.types import TokenSet
-from vidsift.core.vision import VISION_SPECS
+from vidsift.core.vision import VISION_SPECS, VisionSpec
 from vidsift.pipeline.budget import allocate, frame_grids
 from vidsift.pipeline.selection import get_selector
 
@@ -60,13 +60,15 @@ def plan_evidence(
     budget: BudgetConfig,
     frame_size: tuple[int, int],
     video: str = "",
+    spec: VisionSpec | None = None,
 ) -> TokenSet:
     """Plan what the VLM sees for one question.
 
     times: (N,) PTS seconds of the coarse frames (any order). visual: (N, Dv) unit vectors.
     text_vectors: (N, Dt) unit vectors in the question's space. query_vector: (Dt,) or (M, Dt),
     or None. [start, end]: the video's timeline, seconds. frame_size: (height, width) of the
-    video's frames in pixels (display orientation).
+    video's frames in pixels (display orientation). spec: the token arithmetic (default
+    budget.model's; Config.vision_spec() says how the configured VLM counts).
 
     Returns a TokenSet ordered by time whose PlannedSegments carry the timestamps to decode
     (IMAGE: the picked coarse frame's PTS; CLIP: evenly spread inside the clip), the input size
@@ -100,6 +102,6 @@ def plan_evidence(
         min_pixels=budget.min_pixels,
         max_pixels=budget.max_pixels,
         clip_fps=selection.clip_fps,
-        spec=VISION_SPECS[budget.model],
+        spec=spec or VISION_SPECS[budget.model],
         video=video,
     )

@@ -108,10 +108,16 @@ class Asker:
 
     @property
     def vlm(self):
+        """The VLM pool's actors, or a remote backend called in-process (its own thread pool)."""
         if self._vlm is None:
-            from vidsift.workers.pool import VLMPool
+            if self.cfg.vlm.remote:
+                from vidsift.workers.vlm import get_vlm
 
-            self._vlm = VLMPool(self.cfg.vlm, self.cfg.pool)
+                self._vlm = get_vlm(self.cfg.vlm)
+            else:
+                from vidsift.workers.pool import VLMPool
+
+                self._vlm = VLMPool(self.cfg.vlm, self.cfg.pool)
         return self._vlm
 
     def close(self) -> None:
@@ -185,7 +191,7 @@ class Asker:
             token_set = plan_evidence(
                 frames.times[keep], frames.embeddings.visual[keep], frames.embeddings.text[keep],
                 query_vector, info.start_time, info.end_time, cfg.selection, budget_cfg,
-                (info.height, info.width), video=video,
+                (info.height, info.width), video=video, spec=cfg.vision_spec(),
             )
         with timer.stage("fine"), ThreadPoolExecutor(self.pool.size) as threads:
             # One call per segment, spread over the pool's actors.
@@ -216,6 +222,7 @@ class Asker:
                 "visual_tokens": result.visual_tokens,
                 "visual_tokens_kept": result.visual_tokens_kept,
                 "prefill_s": round(result.prefill_s, 4), "decode_s": round(result.decode_s, 4),
+                **({"usage": result.usage} if result.usage else {}),
             }
         timer.timings["total"] = round(time.perf_counter() - started, 4)
         return AskResult(

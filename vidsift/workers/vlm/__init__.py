@@ -17,14 +17,21 @@ def _qwen2_5_vl(cfg: VLMConfig) -> VLMBackend:
     return QwenVLBackend(cfg)
 
 
-VLMS: dict[str, Callable[[VLMConfig], VLMBackend]] = {"qwen2_5_vl": _qwen2_5_vl}
+def _openai(cfg: VLMConfig) -> VLMBackend:
+    from vidsift.workers.vlm.remote import OpenAIBackend
+
+    return OpenAIBackend(cfg)
+
+
+VLMS: dict[str, Callable[[VLMConfig], VLMBackend]] = {"qwen2_5_vl": _qwen2_5_vl, "openai": _openai}
 
 
 def get_vlm(cfg: VLMConfig) -> VLMBackend:
     """Load the configured VLM backend (raises ModelLoadError when no model is set)."""
     factory = lookup(VLMS, cfg.backend, "VLM backend")
     if cfg.model is None or str(cfg.model).lower() == "none":
-        raise ModelLoadError("vlm.model is not set: point it at a checkpoint dir or hub id")
+        raise ModelLoadError("vlm.model is not set: point it at a checkpoint dir or hub id "
+                             "(openai: the served model's name)")
     return factory(cfg)
 
 

@@ -19,3 +19,9 @@ class VLMBackend(Protocol):
     name: str
 
     def generate(self, requests: list[VLMRequest]) -> list[VLMResult]: ...
+
+
+def token_cap(wanted: int | None, cap: int) -> int:
+    """New tokens a request may generate: what it wants (None: the config's cap), never above
+    the backend config's cap, at least 1."""
+    return max(1, min(int(wanted or cap), cap))

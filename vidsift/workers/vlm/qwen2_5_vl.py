@@ -34,6 +34,7 @@ from vidsift.core.config import VLMConfig
 from vidsift.core.errors import ConfigError, ModelLoadError, TokenCountError
 from vidsift.core.types import VLMRequest, VLMResult
 from vidsift.core.vision import VisionSpec, check_checkpoint_spec
+from vidsift.workers.vlm.base import token_cap
 from vidsift.workers.vlm.preprocess import SegmentPixels, check_planned_tokens, prepare_segment
 from vidsift.workers.vlm.prompt import Visual, evidence_parts
 
@@ -187,12 +188,21 @@ class QwenVLBackend:
         segments = request.token_set.segments
         pixels = [prepare_segment(segment, self.vision_spec) for segment in segments]
         check_planned_tokens(segments, pixels)
-        question = self._clean(request.question)
         content = [
             {"type": "video" if pixels[part.segment].is_video else "image"}
-            if isinstance(part, Visual) else {"type": "text", "text": self._clean(part)}
-            for part in evidence_parts(request.token_set, question)
+            if isinstance(part, Visual) else {"type": "text", "text": part}
+            for part in evidence_parts(request.token_set, request.question)
         ]
+        return self.encode_chat(content, pixels, request.question)
+
+    def encode_chat(self, content: list[dict], pixels: list[SegmentPixels], query: str) -> PromptInputs:
+        """One user turn as the model's plain inputs. content: chat parts in order, {"type":
+        "text", "text": ...} or {"type": "image" | "video"}, one visual part per `pixels` entry
+        (in the same order). query: the text the pruners score visual tokens against. Text is
+        cleaned of special-token strings first."""
+        content = [{**part, "text": self._clean(part["text"])} if part["type"] == "text" else part
+                   for part in content]
+        question = self._clean(query)
         prompt = self.tokenizer.apply_chat_template(
             [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
         )
@@ -315,9 +325,8 @@ class QwenVLBackend:
 
     # ---- generation ---------------------------------------------------------------------------
 
-    def _cap(self, request: VLMRequest) -> int:
-        wanted = request.max_new_tokens or self.cfg.max_new_tokens
-        return max(1, min(int(wanted), self.cfg.max_new_tokens))
+    def token_cap(self, wanted: int | None) -> int:
+        return token_cap(wanted, self.cfg.max_new_tokens)
 
     @staticmethod
     def left_pad(prefills: list[PrefillInputs]) -> dict[str, torch.Tensor]:
@@ -345,17 +354,29 @@ class QwenVLBackend:
         deltas = [p.next_position - p.inputs_embeds.shape[0] for p in prefills]
         self.model.model.rope_deltas = torch.tensor(deltas, device=self.device).unsqueeze(1)
 
-    @torch.inference_mode()
     def generate_tokens(self, requests: list[VLMRequest]) -> tuple[list[list[int]], list[PrefillInputs], float, float]:
         """One batched greedy generate call -> (new token ids per request, cut at its cap and
         before EOS; the prefill inputs; prefill seconds (pixels, vision tower, pruning, LLM
         prefill up to the first token); decode seconds)."""
         started = time.perf_counter()
+        prompts = [self.build_inputs(request) for request in requests]
+        return self.generate_prompts(prompts, [request.max_new_tokens for request in requests],
+                                     started)
+
+    @torch.inference_mode()
+    def generate_prompts(
+        self, prompts: list[PromptInputs], max_new_tokens: list[int | None],
+        started: float | None = None,
+    ) -> tuple[list[list[int]], list[PrefillInputs], float, float]:
+        """generate_tokens over prompts already encoded (build_inputs, encode_chat), each with
+        its wanted max_new_tokens (None: the config's cap). started: when the prefill clock
+        started (default now)."""
+        started = time.perf_counter() if started is None else started
         clock = _FirstStepClock()
-        prefills = [self.prefill_inputs(self.build_inputs(request)) for request in requests]
+        prefills = [self.prefill_inputs(prompt) for prompt in prompts]
         batch = self.left_pad(prefills)
         self._set_rope_deltas(prefills)
-        caps = [self._cap(request) for request in requests]
+        caps = [self.token_cap(wanted) for wanted in max_new_tokens]
         output = self.model.generate(
             **batch,
             max_new_tokens=max(caps),

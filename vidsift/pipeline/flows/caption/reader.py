@@ -20,7 +20,7 @@ from vidsift.core.errors import VidsiftError
 from vidsift.core.media import find_videos
 from vidsift.core.timeline import bin_centres
 from vidsift.core.types import VideoInfo
-from vidsift.core.vision import QWEN2_5_VL, VISION_SPECS, VisionSpec, smart_resize, tokens_for
+from vidsift.core.vision import QWEN2_5_VL, VisionSpec, smart_resize, tokens_for
 
 
 def fixed_clips(start: float, end: float, clip_s: float) -> list[tuple[float, float]]:
@@ -64,7 +64,7 @@ def plan_clips(video: str, info: VideoInfo, spans: list[tuple[float, float]],
     """The frames each clip of `video` is shown: caption.frames_per_clip at the centres of equal
     bins, at the largest size caption.tokens_per_clip pays for under the VLM's arithmetic."""
     cap = cfg.caption
-    spec = VISION_SPECS[cfg.vlm.backend]
+    spec = cfg.vision_spec()
     height, width = clip_frame_size(info.height, info.width, cap.frames_per_clip,
                                     cap.tokens_per_clip, spec)
     return ClipPlan(

@@ -1,0 +1,300 @@
+"""The `openai` backend: token sets sent to a remote OpenAI-compatible server (vLLM, SGLang, ...)
+at POST {base_url}/v1/chat/completions.
+
+One request is one user message laid out by workers.vlm.prompt: the numbered time tags as text
+parts, each segment's frames as image parts (base64 JPEG or PNG data URLs at exactly the planned
+height x width, which Qwen-VL processors keep as they are when their min_pixels/max_pixels
+admit them), then the citation instruction and the question. A clip is a run of image parts
+(vlm.clips = images: every frame costs a full image's tokens, and Config.vision_spec() plans it
+so) or one video part of JPEG frames (vlm.clips = video: vLLM's data:video/jpeg;base64,f1,f2,...
+form; the server's temporal merge applies, as in the plan).
+
+The server's usage.prompt_tokens is checked against the plan: with vlm.tokenizer (the served
+model's tokenizer) the expected count is the chat template's text tokens plus the planned visual
+tokens, exactly; the difference is reported in VLMResult.usage, never hidden.
+
+Requests of one generate() call go out concurrently (at most vlm.concurrency in flight, a thread
+pool over one httpx client). 429 and 5xx answers, timeouts and dropped connections are retried
+vlm.retries times with exponential backoff (a Retry-After header sets the wait); any other 4xx
+fails at once with its status and the server's message. The API key (read from the environment
+variable vlm.api_key_env names) is sent only in the Authorization header: never logged, never in
+an error or a repr.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import parsedate_to_datetime
+
+import numpy as np
+
+from vidsift.core.config import VLMConfig
+from vidsift.core.errors import ConfigError, RequestFailedError, TokenCountError
+from vidsift.core.types import PlannedSegment, VLMRequest, VLMResult
+from vidsift.workers.vlm.base import token_cap
+from vidsift.workers.vlm.prompt import Visual, evidence_parts
+
+RETRY_STATUSES = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
+MAX_RETRY_AFTER_S = 300.0  # a server asking for longer waits is treated as down
+_MIME = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+def encode_frame(image: np.ndarray, image_format: str = "jpeg", quality: int = 90) -> bytes:
+    """(H, W, 3) uint8 RGB -> JPEG or PNG bytes, same size (4:4:4 JPEG: no chroma halving)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    if image_format == "jpeg":
+        picture.save(buffer, format="JPEG", quality=quality, subsampling=0)
+    else:
+        picture.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _check_frames(index: int, segment: PlannedSegment) -> None:
+    """The server counts what it is sent: every frame must be decoded at the planned size."""
+    if not segment.frames:
+        raise ValueError(
+            f"segment {index + 1} ({segment.start:.3f}-{segment.end:.3f} s) has no decoded frames "
+            "(run the fine decode pass before the VLM)"
+        )
+    for frame in segment.frames:
+        if (frame.height, frame.width) != (segment.height, segment.width):
+            raise TokenCountError(
+                f"segment {index + 1} ({segment.start:.3f}-{segment.end:.3f} s): a frame is "
+                f"{frame.height}x{frame.width} but the plan counted {segment.height}x"
+                f"{segment.width}; the server would count other tokens than planned"
+            )
+
+
+def message_content(request: VLMRequest, cfg: VLMConfig) -> list[dict]:
+    """The OpenAI content parts of one request (see the module docstring), in prompt order."""
+    segments = request.token_set.segments
+    content: list[dict] = []
+    for part in evidence_parts(request.token_set, request.question):
+        if not isinstance(part, Visual):
+            content.append({"type": "text", "text": part})
+            continue
+        segment = segments[part.segment]
+        _check_frames(part.segment, segment)
+        if cfg.clips == "video" and len(segment.frames) >= 2:
+            frames = ",".join(_b64(encode_frame(f.image, "jpeg", cfg.jpeg_quality))
+                              for f in segment.frames)
+            content.append({"type": "video_url",
+                            "video_url": {"url": f"data:video/jpeg;base64,{frames}"}})
+            continue
+        for frame in segment.frames:
+            data = encode_frame(frame.image, cfg.image_format, cfg.jpeg_quality)
+            url = f"data:{_MIME[cfg.image_format]};base64,{_b64(data)}"
+            content.append({"type": "image_url", "image_url": {"url": url}})
+    return content
+
+
+def chat_url(base_url: str) -> str:
+    """{base_url}/v1/chat/completions, whether or not base_url already ends in /v1."""
+    base = base_url.rstrip("/")
+    return f"{base}/chat/completions" if base.endswith("/v1") else f"{base}/v1/chat/completions"
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """A Retry-After header (seconds, or an HTTP date) -> seconds to wait, or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _server_message(response) -> str:
+    """The server's error text: OpenAI's {"error": {"message"}}, FastAPI's {"detail"}, or the
+    body's start."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300]
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:300]
+        for key in ("message", "detail", "error"):
+            if body.get(key):
+                return str(body[key])[:300]
+    return json.dumps(body)[:300]
+
+
+class OpenAIBackend:
+    """A remote OpenAI-compatible chat-completions server as a VLMBackend (module docstring)."""
+
+    name = "openai"
+
+    def __init__(self, cfg: VLMConfig) -> None:
+        import httpx
+
+        if not cfg.base_url:
+            raise ConfigError("vlm.base_url is not set: the openai backend needs the server's URL "
+                              "(e.g. http://gpu-node:8000)")
+        self.cfg = cfg
+        self.url = chat_url(cfg.base_url)
+        self.model_name = str(cfg.model)
+        self.__api_key: str | None = None
+        if cfg.api_key_env:
+            key = os.environ.get(cfg.api_key_env)
+            if not key:
+                raise ConfigError(f"vlm.api_key_env names {cfg.api_key_env}, which is not set "
+                                  "in the environment")
+            self.__api_key = key
+        self.client = httpx.Client(
+            timeout=cfg.timeout_s,
+            limits=httpx.Limits(max_connections=cfg.concurrency,
+                                max_keepalive_connections=cfg.concurrency),
+        )
+        self.threads = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="vidsift-openai")
+        self._tokenizer = None
+        self._tokenizer_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(url={self.url!r}, model={self.model_name!r})"
+
+    def shutdown(self) -> None:
+        """Close the connections and the thread pool."""
+        self.threads.shutdown(wait=True)
+        self.client.close()
+
+    # ---- the plan's prompt tokens -------------------------------------------------------------
+
+    @property
+    def tokenizer(self):
+        with self._tokenizer_lock:
+            if self._tokenizer is None and self.cfg.tokenizer:
+                from transformers import AutoTokenizer
+
+                self._tokenizer = AutoTokenizer.from_pretrained(self.cfg.tokenizer)
+            return self._tokenizer
+
+    def expected_prompt_tokens(self, content: list[dict], visual_tokens: int) -> int | None:
+        """Prompt tokens the server should count: the chat template's tokens with one
+        placeholder per image/video part, each placeholder replaced by its planned visual
+        tokens (visual_tokens in all). None without vlm.tokenizer."""
+        tokenizer = self.tokenizer
+        if tokenizer is None:
+            return None
+        kinds = {"image_url": "image", "video_url": "video"}
+        parts = [{"type": kinds[p["type"]]} if p["type"] in kinds else p for p in content]
+        text = tokenizer.apply_chat_template([{"role": "user", "content": parts}], tokenize=False,
+                                             add_generation_prompt=True)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        pads = {tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>")}
+        placeholders = sum(1 for token in ids if token in pads)
+        return len(ids) - placeholders + visual_tokens
+
+    # ---- HTTP ---------------------------------------------------------------------------------
+
+    def _post(self, body: bytes, name: str) -> tuple[dict, int]:
+        """POST one body, retrying what may pass on a later try -> (JSON answer, attempts)."""
+        import httpx
+
+        headers = {"Content-Type": "application/json"}
+        if self.__api_key:
+            headers["Authorization"] = f"Bearer {self.__api_key}"
+        attempts = self.cfg.retries + 1
+        causes: list[str] = []
+        for attempt in range(attempts):
+            wait = self.cfg.backoff_s * 2**attempt
+            try:
+                response = self.client.post(self.url, content=body, headers=headers)
+            except httpx.TimeoutException:
+                causes.append(f"timed out after {self.cfg.timeout_s:g} s")
+            except httpx.TransportError as exc:
+                causes.append(f"{type(exc).__name__}: {exc}")
+            else:
+                if response.status_code < 300:
+                    try:
+                        return response.json(), attempt + 1
+                    except ValueError:
+                        raise RequestFailedError(
+                            f"{name}: {self.url} answered HTTP {response.status_code} with a body "
+                            "that is not JSON") from None
+                message = self._redact(_server_message(response))
+                cause = f"HTTP {response.status_code} {response.reason_phrase}: {message}"
+                if response.status_code not in RETRY_STATUSES:
+                    raise RequestFailedError(f"{name}: {self.url} refused the request ({cause})")
+                causes.append(cause)
+                asked = retry_after_s(response.headers.get("Retry-After"))
+                if asked is not None:
+                    wait = asked
+            if attempt + 1 < attempts:
+                if wait > MAX_RETRY_AFTER_S:
+                    causes.append(f"server asked to wait {wait:g} s")
+                    break
+                time.sleep(wait)
+        raise RequestFailedError(f"{name}: {self.url} failed on {len(causes)} attempt(s) "
+                                 f"({'; '.join(self._redact(c) for c in causes)})")
+
+    def _redact(self, text: str) -> str:
+        """A server may echo what it was sent: never let the key into an error."""
+        return text.replace(self.__api_key, "[redacted]") if self.__api_key else text
+
+    def _one(self, request: VLMRequest) -> VLMResult:
+        started = time.perf_counter()
+        content = message_content(request, self.cfg)
+        payload = {
+            **self.cfg.extra_body,
+            "model": self.model_name,
+            "messages": [{"role": "user", "content": content}],
+            "max_tokens": token_cap(request.max_new_tokens, self.cfg.max_new_tokens),
+            "temperature": 0.0,  # greedy, as the in-process backends decode
+        }
+        body = json.dumps(payload).encode()
+        sent = time.perf_counter()
+        answer, attempts = self._post(body, request.request_id or "request")
+        round_trip = time.perf_counter() - sent
+        try:
+            message = answer["choices"][0]["message"]
+        except (KeyError, IndexError, TypeError):
+            raise RequestFailedError(f"{request.request_id or 'request'}: {self.url} answered "
+                                     "without choices[0].message") from None
+        text = message.get("content") or ""
+        if isinstance(text, list):  # content parts
+            text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+        planned = request.token_set.total_tokens
+        usage = {"request_bytes": len(body), "round_trip_s": round(round_trip, 4),
+                 "attempts": attempts, "planned_visual_tokens": planned}
+        reported = (answer.get("usage") or {}) if isinstance(answer, dict) else {}
+        if reported.get("prompt_tokens") is not None:
+            usage["prompt_tokens"] = int(reported["prompt_tokens"])
+            usage["completion_tokens"] = int(reported.get("completion_tokens") or 0)
+            expected = self.expected_prompt_tokens(content, planned)
+            if expected is not None:
+                usage["expected_prompt_tokens"] = expected
+                usage["prompt_tokens_diff"] = usage["prompt_tokens"] - expected
+        return VLMResult(
+            text=text.strip(),
+            visual_tokens=planned,
+            visual_tokens_kept=planned,  # pruning is the server's business
+            prefill_s=time.perf_counter() - started,  # the whole round trip: not split remotely
+            decode_s=0.0,
+            request_id=request.request_id,
+            model=str(answer.get("model") or self.model_name),
+            usage=usage,
+        )
+
+    def generate(self, requests: list[VLMRequest]) -> list[VLMResult]:
+        """The requests concurrently (vlm.concurrency at once); results in request order. The
+        first failure raises once every request has finished."""
+        return list(self.threads.map(self._one, requests))
