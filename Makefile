@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test install ffmpeg clean
+.PHONY: demo test install ffmpeg chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -24,7 +24,16 @@ ffmpeg:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
 	  else echo "ffmpeg is missing: install it (e.g. sudo apt-get install ffmpeg)"; exit 1; fi; }
 
-test: install ffmpeg
+# The web page's browser tests drive Debian's chromium through chromedriver (Selenium); they
+# skip, saying why, only where neither is installed nor installable.
+chromium:
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	      || echo "chromium could not be installed: the browser tests will skip"; \
+	  else echo "chromium is missing (sudo apt-get install chromium chromium-driver): the browser tests will skip"; fi; }
+
+test: install ffmpeg chromium
 	$(PY) -m pytest
 
 demo: install ffmpeg

@@ -27,11 +27,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running(cfg):
-    """The app on a real socket at 127.0.0.1; yields an httpx client bound to it."""
+def running(cfg, port=None):
+    """The app on a real socket at 127.0.0.1 (port: a free one unless given); yields an httpx
+    client bound to it."""
     import uvicorn
 
-    port = _free_port()
+    port = port or _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)

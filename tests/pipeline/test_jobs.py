@@ -109,3 +109,37 @@ def test_concurrent_claims_from_processes_take_each_job_once(tmp_path):
     for p in procs:
         p.join(timeout=60)
     assert sorted(taken) == sorted(ids)
+
+
+def test_progress_is_kept_while_running_and_cleared_by_a_requeue(tmp_path):
+    store = JobStore(tmp_path)
+    job = store.create("index", {"paths": ["/media"]})
+    assert not store.set_progress(job.id, {"done": 1, "total": 4})  # queued: nothing to report
+    store.claim_next()
+    assert store.set_progress(job.id, {"stage": "index", "done": 1, "total": 4})
+    assert store.get(job.id).progress == {"stage": "index", "done": 1, "total": 4}
+    assert store.get(job.id).to_dict()["progress"]["done"] == 1
+    assert store.requeue_interrupted() == 1 and store.get(job.id).progress is None
+    store.claim_next()
+    store.set_progress(job.id, {"done": 4, "total": 4})
+    store.mark_succeeded(job.id, {"indexed": 4})
+    assert not store.set_progress(job.id, {"done": 0, "total": 4})  # finished: left as it ended
+    assert JobStore(tmp_path).get(job.id).progress == {"done": 4, "total": 4}
+
+
+def test_a_store_written_before_progress_opens(tmp_path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    old.executescript(
+        "CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, "
+        "request TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, "
+        "seq INTEGER NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL);"
+        "INSERT INTO jobs VALUES ('old', 'ask', 'succeeded', '{}', '{\"answer\": 1}', NULL, 1, 1, "
+        "0, 0, 0);")
+    old.commit()
+    old.close()
+    store = JobStore(tmp_path)
+    job = store.get("old")
+    assert job.result == {"answer": 1} and job.progress is None
+

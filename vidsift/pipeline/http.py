@@ -12,6 +12,7 @@ Routes (OpenAPI at /docs):
   GET    /v1/search?q&k                                     -> clips from the clip index
   POST   /v1/search?q&k          body: a photo              -> clips that look like it (and q)
   GET    /v1/index/thumbs/{folder}/{name}                   -> a clip's thumbnail
+  GET    /  and /v1/videos, /v1/info, /v1/media, /v1/media/tickets: the web page (pipeline.web)
 Security: every video path must resolve inside serve.media_roots (else 403); when serve.api_key
 is set (it must be when the host is not loopback) requests carry it in the X-API-Key header.
 Errors are JSON {"error": message, ...}; never a stack trace.
@@ -159,6 +160,8 @@ class Service:
                 request["video"], request["question"],
                 budget=options.get("budget"), max_new_tokens=options.get("max_new_tokens"),
                 thumbnails_dir=self.data_dir / "thumbnails" / job.id,
+                progress=lambda event: self.store.set_progress(job.id, {
+                    "stage": "ingest", "done": event.shards_done, "total": event.shards_total}),
             )
             payload = result.to_dict()
             for number, segment in enumerate(payload["segments"]):
@@ -169,7 +172,12 @@ class Service:
             from vidsift.pipeline.flows.index import index_videos
 
             # The asker's ingest pool: one set of actors (and memories) for every job.
-            return dataclasses.asdict(index_videos(request["paths"], self.cfg, pool=self.asker.pool))
+            return dataclasses.asdict(index_videos(
+                request["paths"], self.cfg, pool=self.asker.pool,
+                progress=lambda event: self.store.set_progress(job.id, {
+                    "stage": "index", "done": event.done, "total": event.total,
+                    "video": event.path}),
+            ))
         raise VidsiftError(f"unknown job kind {job.kind!r}")
 
 
@@ -352,6 +360,9 @@ def create_app(cfg: Config) -> FastAPI:
             raise ApiError(404, f"no thumbnail {folder}/{name}")
         return FileResponse(path, media_type="image/jpeg")
 
+    from vidsift.pipeline.web import add_web_routes
+
+    add_web_routes(app, cfg, auth)
     return app
 
 

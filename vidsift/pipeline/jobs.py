@@ -40,11 +40,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER NOT NULL,
     created_at REAL NOT NULL,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    progress TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);
 """
-_COLUMNS = "id, kind, status, request, result, error, attempts, created_at, started_at, finished_at"
+_COLUMNS = (
+    "id, kind, status, request, result, error, attempts, created_at, started_at, finished_at, "
+    "progress"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,7 @@ class Job:
     created_at: float  # unix seconds
     started_at: float | None
     finished_at: float | None
+    progress: dict[str, Any] | None = None  # the running job's last step, e.g. {done, total}
 
     @property
     def done(self) -> bool:
@@ -76,11 +81,12 @@ class Job:
             "created_at": self.created_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "progress": self.progress,
         }
 
 
 def _row_to_job(row: tuple) -> Job:
-    id_, kind, status, request, result, error, attempts, created, started, finished = row
+    id_, kind, status, request, result, error, attempts, created, started, finished, progress = row
     return Job(
         id=id_,
         kind=kind,
@@ -92,6 +98,7 @@ def _row_to_job(row: tuple) -> Job:
         created_at=created,
         started_at=started,
         finished_at=finished,
+        progress=json.loads(progress) if progress is not None else None,
     )
 
 
@@ -106,6 +113,9 @@ class JobStore:
         with closing(self._connect()) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+            if "progress" not in columns:  # a store written before jobs reported progress
+                conn.execute("ALTER TABLE jobs ADD COLUMN progress TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves where a read-then-write must
@@ -171,6 +181,13 @@ class JobStore:
             )
             return cur.rowcount == 1
 
+    def set_progress(self, job_id: str, progress: dict[str, Any]) -> bool:
+        """Record a running job's latest step (JSON); False when it is no longer running."""
+        with closing(self._connect()) as conn:
+            cur = conn.execute("UPDATE jobs SET progress = ? WHERE id = ? AND status = ?",
+                               (json.dumps(progress), job_id, RUNNING))
+            return cur.rowcount == 1
+
     def mark_succeeded(self, job_id: str, result: dict[str, Any]) -> bool:
         """Record the result; False when the job was no longer running (e.g. cancelled)."""
         return self._finish(job_id, SUCCEEDED, result, None)
@@ -193,7 +210,8 @@ class JobStore:
         stay queued). Returns how many were re-queued."""
         with closing(self._connect()) as conn:
             cur = conn.execute(
-                "UPDATE jobs SET status = ?, started_at = NULL WHERE status = ?", (QUEUED, RUNNING)
+                "UPDATE jobs SET status = ?, started_at = NULL, progress = NULL WHERE status = ?",
+                (QUEUED, RUNNING),
             )
             return cur.rowcount
 

@@ -1,0 +1,246 @@
+"""The web page in a real browser: Debian's chromium, headless, driven by Selenium through
+chromedriver, against the service on a real socket (key required). The tests run in file order
+on one page and one service, as a user would: key, search, play, photo search, ask, index,
+then a restart. Screenshots go to the module's tmp dir (printed)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from skimage import data
+
+from tests.conftest import PHOTO_SCENES
+from tests.pipeline.test_http import _free_port, running
+from tests.videos import make_scene_video
+from vidsift.core.config import load_config
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Without the background-networking flags chromium stalls on a closed network.
+CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1400,1000")
+KEY = "page-key-123"
+XSS_NAME = "<img src=x onerror=alert(1)>.mp4"
+WAIT_S = 90
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("screenshots")
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(f"no browser: {CHROMIUM} and {CHROMEDRIVER} are missing and could not be "
+                    "installed (`make test` installs Debian's chromium and chromium-driver as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def site(photo_library, ray_cluster, tmp_path_factory):
+    """The service over a copy of the photo library's index; media roots: the library and a
+    folder whose incoming/ holds a video named like an HTML tag (indexed from the page)."""
+    library, index_dir, overrides = photo_library
+    work = tmp_path_factory.mktemp("web_site")
+    shutil.copytree(index_dir, work / "index")
+    incoming = work / "media" / "incoming"
+    incoming.mkdir(parents=True)
+    make_scene_video(incoming / XSS_NAME, ["smptebars", "color=c=red"], seconds=2)
+    cfg = load_config("default", [
+        *overrides, f"index.dir={work / 'index'}", f"serve.data_dir={work / 'svc'}",
+        f"serve.media_roots=[{library},{work / 'media'}]", f"serve.api_key={KEY}",
+        "vlm.model=none", "budget.tokens=256", "serve.workers=1",
+    ])
+    port = _free_port()
+    server = running(cfg, port)
+    server.__enter__()
+    state = {"url": f"http://127.0.0.1:{port}/", "cfg": cfg, "port": port, "server": server,
+             "library": library, "incoming": incoming}
+    yield state
+    state["server"].__exit__(None, None, None)
+
+
+def wait(driver, condition, what, timeout=WAIT_S):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+        lambda d: condition(d), message=f"timed out waiting for {what}")
+
+
+def by_css(driver, selector):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def one(driver, selector):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def scene_span(photo):
+    start = PHOTO_SCENES.index(photo) * 5.0
+    return start, start + 5.0
+
+
+def loaded_thumbnails(driver, selector):
+    """Images under selector whose blob: picture has loaded."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].filter("
+        "i => i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0).length", selector)
+
+
+def search(driver, text):
+    box = one(driver, "#search-text")
+    box.clear()
+    if text:
+        box.send_keys(text)
+    driver.execute_script("document.getElementById('results').replaceChildren()")
+    one(driver, "#search-button").click()
+    wait(driver, lambda d: by_css(d, "#results .hit"), "search results")
+    return by_css(driver, "#results .hit")
+
+
+def player_position(driver):
+    return driver.execute_script(
+        "const p = document.getElementById('player');"
+        "return {time: p.currentTime, ready: p.readyState, src: p.currentSrc};")
+
+
+def assert_seeks_to(driver, start):
+    wait(driver, lambda d: player_position(d)["ready"] >= 1
+         and abs(player_position(d)["time"] - start) < 0.3, f"the player at {start:.2f} s")
+
+
+def test_the_key_is_asked_once_then_search_shows_thumbnails(browser, site, shots):
+    browser.get(site["url"])
+    wait(browser, lambda d: "API key" in one(d, "#key-status").text, "the key prompt")
+    one(browser, "#api-key").send_keys(KEY)
+    one(browser, "#save-key").click()
+    wait(browser, lambda d: one(d, "#key-status").text == "key accepted", "the key accepted")
+    assert KEY not in browser.current_url
+    hits = search(browser, "coffee")
+    wait(browser, lambda d: loaded_thumbnails(d, "#results .hit img") == len(hits), "thumbnails")
+    assert len(hits) >= 5
+    first = hits[0]
+    assert first.find_element("css selector", ".name").text == "photos.mp4"
+    assert first.find_element("css selector", ".time").text.count(":") == 2  # m:ss.s - m:ss.s
+    assert first.find_element("css selector", ".score").text.startswith("score 0.")
+    browser.save_screenshot(str(shots / "1-search.png"))
+    browser.refresh()  # entered once: the page keeps it
+    wait(browser, lambda d: one(d, "#key-status").text == "key accepted", "the key kept")
+
+
+def test_clicking_a_result_plays_from_the_clip_start(browser, site, shots):
+    hits = search(browser, "coffee")
+    target = max(hits, key=lambda hit: float(hit.get_attribute("data-start")))
+    start = float(target.get_attribute("data-start"))
+    assert start > 0
+    target.click()
+    assert_seeks_to(browser, start)
+    position = player_position(browser)
+    assert "/v1/media/t/" in position["src"] and KEY not in position["src"]
+    other = min(hits, key=lambda hit: float(hit.get_attribute("data-start")))
+    other.click()
+    assert_seeks_to(browser, float(other.get_attribute("data-start")))
+    browser.save_screenshot(str(shots / "2-played.png"))
+
+
+def test_a_photo_upload_finds_its_clip(browser, site, shots, tmp_path):
+    image = data.coffee()
+    h, w = image.shape[:2]
+    photo = tmp_path / "my coffee.jpg"
+    Image.fromarray(image[h // 10: h - h // 10, w // 10: w - w // 10]).save(photo, quality=85)
+    one(browser, "#search-image").send_keys(str(photo))
+    wait(browser, lambda d: "my coffee.jpg" in one(d, "#image-label").text, "the photo chosen")
+    first = search(browser, "")[0]
+    start, end = scene_span("coffee")
+    assert start - 0.5 <= float(first.get_attribute("data-start")) < end
+    wait(browser, lambda d: loaded_thumbnails(d, "#results .hit img") > 0, "thumbnails")
+    browser.save_screenshot(str(shots / "3-photo-search.png"))
+    one(browser, "#clear-image").click()
+
+
+def test_an_evidence_only_ask_shows_segments_that_seek_the_player(browser, site, shots):
+    from selenium.webdriver.support.ui import Select
+
+    wait(browser, lambda d: len(Select(one(d, "#ask-video")).options) >= 2, "the indexed videos")
+    Select(one(browser, "#ask-video")).select_by_visible_text("photos.mp4")
+    one(browser, "#ask-question").send_keys("Where is the cup of coffee?")
+    one(browser, "#ask-budget").send_keys("256")
+    one(browser, "#ask-button").click()
+    wait(browser, lambda d: by_css(d, ".ask-job .segment"), "evidence segments")
+    job = one(browser, ".ask-job")
+    assert "Evidence only" in job.find_element("css selector", ".evidence-only").text
+    assert job.find_element("css selector", "h3").text == "photos.mp4: Where is the cup of coffee?"
+    segments = by_css(browser, ".ask-job .segment")
+    wait(browser, lambda d: loaded_thumbnails(d, ".ask-job .segment img") == len(segments),
+         "evidence thumbnails")
+    assert "of 256 visual tokens" in job.text
+    last = segments[-1]
+    start = float(last.get_attribute("data-start"))
+    assert 0 <= start <= 25.0 and ":" in last.find_element("css selector", ".time").text
+    last.click()
+    assert_seeks_to(browser, start)
+    browser.save_screenshot(str(shots / "4-ask.png"))
+
+
+def test_indexing_a_folder_and_a_tag_like_file_name_stays_text(browser, site, shots):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.support.ui import Select
+
+    path = one(browser, "#index-path")
+    path.send_keys(str(site["incoming"]))
+    one(browser, "#index-button").click()
+    wait(browser, lambda d: by_css(d, ".index-job .summary"), "the index job's summary")
+    assert one(browser, ".index-job .summary").text.startswith("1 indexed")
+    assert one(browser, ".index-job progress").get_attribute("value") == "1"
+    hits = search(browser, "red")
+    names = [hit.find_element("css selector", ".name").text for hit in hits]
+    assert XSS_NAME in names
+    options = [o.text for o in Select(one(browser, "#ask-video")).options]
+    assert XSS_NAME in options
+    hits[names.index(XSS_NAME)].click()
+    wait(browser, lambda d: one(d, "#now-playing").text.startswith(f"{XSS_NAME} at "),
+         "the player naming the file")
+    # Rendered as text: no element was made from the name, and no script ran.
+    assert browser.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text
+    browser.save_screenshot(str(shots / "5-index-and-name.png"))
+
+
+def test_the_jobs_list_survives_a_restart(browser, site, shots):
+    site["server"].__exit__(None, None, None)
+    site["server"] = running(site["cfg"], site["port"])
+    site["server"].__enter__()
+    browser.refresh()
+    wait(browser, lambda d: len(by_css(d, "#jobs tbody tr")) >= 2, "the jobs table")
+    rows = {row.find_element("css selector", "td:nth-child(2)").text: row
+            for row in by_css(browser, "#jobs tbody tr")}
+    assert set(rows) == {"ask", "index"}
+    assert all(row.get_attribute("data-status") == "succeeded" for row in rows.values())
+    browser.execute_script("document.getElementById('ask-jobs').replaceChildren()")
+    rows["ask"].find_element("css selector", "button").click()
+    wait(browser, lambda d: by_css(d, ".ask-job .segment"), "the ask job's evidence again")
+    browser.save_screenshot(str(shots / "6-after-restart.png"))

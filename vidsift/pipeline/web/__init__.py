@@ -1,0 +1,113 @@
+"""The web page (`vidsift serve` at /) and the routes it needs beside the JSON API: media
+streaming with HTTP range requests, media tickets for the <video> element, the indexed videos,
+and the service's facts. The page is static (static/: HTML, JS, CSS shipped as package data, no
+build step); everything it shows comes from the JSON API with the same key and media roots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from vidsift.core.config import Config
+from vidsift.pipeline.web.media import (
+    MediaTickets,
+    NotMediaError,
+    TicketError,
+    media_type,
+    servable_video,
+)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# The page runs only its own script and styles, and loads images and media from this service
+# (thumbnails as blob: URLs): an injected tag could neither run nor call out.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+        "media-src 'self'; connect-src 'self'; form-action 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class TicketRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(..., min_length=1, max_length=4096)
+
+
+def add_web_routes(app: FastAPI, cfg: Config, auth: list, tickets: MediaTickets | None = None):
+    """Register the page and its routes on the service's app. auth: the API's key dependency."""
+    from vidsift.pipeline.http import ApiError
+
+    tickets = tickets or MediaTickets()
+
+    def checked_video(service, path: str | Path) -> Path:
+        try:
+            return servable_video(service.roots, path)
+        except NotMediaError as exc:
+            raise ApiError(403, str(exc)) from None
+        except FileNotFoundError:
+            raise ApiError(404, f"{path}: no such video") from None
+
+    def video_response(service, path: str | Path) -> FileResponse:
+        # FileResponse answers Range requests itself: 206 with Content-Range, or 416 for a
+        # range that starts past the end of the file.
+        video = checked_video(service, path)
+        return FileResponse(video, media_type=media_type(video),
+                            headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
+                            headers=PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/v1/info", dependencies=auth)
+    def info(request: Request) -> dict:
+        """What the page needs to know: media roots (folders it may index), the index's size."""
+        service = request.app.state.service
+        return {"media_roots": [str(root) for root in service.roots.roots],
+                "index_dir": str(Path(cfg.index.dir).expanduser()),
+                "vlm": cfg.vlm.model or "none"}
+
+    @app.get("/v1/videos", dependencies=auth)
+    def videos() -> dict:
+        """The indexed videos (path, duration in seconds, clips), in the order indexed."""
+        from vidsift.index.clip_index import MANIFEST, ClipIndex
+
+        index_dir = Path(cfg.index.dir).expanduser()
+        if not (index_dir / MANIFEST).is_file():
+            return {"videos": []}
+        with ClipIndex(index_dir, cfg.index, readonly=True) as index:
+            records = index.videos()
+        return {"videos": [{"path": r.path, "content_hash": r.content_hash,
+                            "duration": r.duration, "clips": r.clips} for r in records]}
+
+    @app.get("/v1/media", dependencies=auth)
+    def media(request: Request, path: Annotated[str, Query(min_length=1, max_length=4096)]):
+        """A video under the media roots, with range requests (for API clients with the key)."""
+        return video_response(request.app.state.service, path)
+
+    @app.post("/v1/media/tickets", dependencies=auth)
+    def media_ticket(body: TicketRequest, request: Request) -> dict:
+        """A URL that streams one video for TICKET_TTL_S: what a <video src> can use, since it
+        cannot send the API key header."""
+        video = checked_video(request.app.state.service, body.path)
+        ticket, expires = tickets.issue(video)
+        return {"path": str(video), "url": f"/v1/media/t/{ticket}", "expires_at": expires}
+
+    @app.get("/v1/media/t/{ticket}", include_in_schema=False)
+    def media_by_ticket(ticket: str, request: Request):
+        try:
+            path = tickets.verify(ticket)
+        except TicketError as exc:
+            raise ApiError(403, str(exc)) from None
+        return video_response(request.app.state.service, path)

@@ -1,0 +1,80 @@
+"""Media for the page's player: an HTML5 <video> cannot send the X-API-Key header, so the page
+asks (with its key) for a ticket: a URL that reads one file for a short while. The ticket holds
+the file's path and expiry, signed with a secret only this service knows; the key itself never
+appears in a URL. Every read re-checks the path against the media roots."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import mimetypes
+import secrets
+import time
+from pathlib import Path
+
+from vidsift.core.errors import VidsiftError
+from vidsift.core.media import VIDEO_EXTENSIONS
+from vidsift.pipeline.security import MediaRoots
+
+TICKET_TTL_S = 6 * 3600  # long enough to watch a long video without a new ticket
+
+
+class TicketError(Exception):
+    """A media ticket that is malformed, forged or expired."""
+
+
+class NotMediaError(VidsiftError):
+    """A file inside a media root that is not a video: the service streams videos only."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path}: not a video file (only videos are streamed)")
+
+
+class MediaTickets:
+    """Issue and verify signed, expiring read tickets for single files."""
+
+    def __init__(self, ttl_s: float = TICKET_TTL_S, secret: bytes | None = None) -> None:
+        self.ttl_s = ttl_s
+        self._secret = secret or secrets.token_bytes(32)
+
+    def _sign(self, expires: int, path: str) -> str:
+        digest = hmac.new(self._secret, f"{expires}\n{path}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def issue(self, path: Path, now: float | None = None) -> tuple[str, int]:
+        """(ticket, expiry in unix seconds) for reading this file."""
+        expires = int((time.time() if now is None else now) + self.ttl_s)
+        encoded = base64.urlsafe_b64encode(str(path).encode()).decode().rstrip("=")
+        return f"{expires}.{encoded}.{self._sign(expires, str(path))}", expires
+
+    def verify(self, ticket: str, now: float | None = None) -> Path:
+        """The file a ticket grants; TicketError when it is malformed, forged or expired."""
+        try:
+            expires_text, encoded, signature = ticket.split(".")
+            expires = int(expires_text)
+            path = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise TicketError("malformed media ticket") from None
+        if not hmac.compare_digest(signature, self._sign(expires, path)):
+            raise TicketError("media ticket signature does not match")
+        if (time.time() if now is None else now) > expires:
+            raise TicketError("media ticket expired: ask for a new one")
+        return Path(path)
+
+
+def servable_video(roots: MediaRoots, path: str | Path) -> Path:
+    """The resolved video file a request may stream: inside a media root (else
+    PathNotAllowedError), a video by its extension (else NotMediaError: other files under a
+    root are not media), and present (else FileNotFoundError)."""
+    resolved = roots.check(path)
+    if resolved.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise NotMediaError(str(path))
+    if not resolved.is_file():
+        raise FileNotFoundError(str(path))
+    return resolved
+
+
+def media_type(path: Path) -> str:
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed or "application/octet-stream"

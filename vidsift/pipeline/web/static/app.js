@@ -1,0 +1,445 @@
+// The vidsift page: search (words and/or a photo), play a clip, ask, index, follow jobs.
+// Every request goes to the JSON API with the key in the X-API-Key header. Every text that came
+// from a video (names, OCR, captions, answers, errors naming files) is set with textContent and
+// never parsed as HTML; the page's Content-Security-Policy forbids inline script besides.
+"use strict";
+
+const KEY_STORAGE = "vidsift.apiKey";
+const ASK_ALL_VIDEOS = 3; // "all indexed videos": ask the ones whose clips best match
+const POLL_MS = 700;
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+const $ = (id) => document.getElementById(id);
+
+// ---- requests ----------------------------------------------------------------------------
+
+function apiKey() {
+  return localStorage.getItem(KEY_STORAGE) || "";
+}
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  if (apiKey()) headers.set("X-API-Key", apiKey());
+  const response = await fetch(path, { ...options, headers });
+  if (!response.ok) {
+    let message = `HTTP ${response.status}`;
+    try {
+      message = (await response.json()).error || message;
+    } catch (_) { /* not JSON: keep the status */ }
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return response;
+}
+
+async function apiJson(path, options) {
+  return (await api(path, options)).json();
+}
+
+function postJson(path, body) {
+  return apiJson(path, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+}
+
+// ---- DOM helpers: text only ----------------------------------------------------------------
+
+function el(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (name === "text") node.textContent = value;
+    else if (name === "className") node.className = value;
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function basename(path) {
+  return String(path).split(/[\\/]/).pop();
+}
+
+function hms(seconds) {
+  const total = Math.max(0, Number(seconds) || 0);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = (total % 60).toFixed(1).padStart(4, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}
+
+function setStatus(node, message, isError = false) {
+  node.textContent = message;
+  node.classList.toggle("error", isError);
+}
+
+// Thumbnails need the key header too, so they are fetched and shown as blob: URLs; each
+// container frees its previous ones when it is redrawn.
+const blobUrls = new WeakMap();
+
+function releaseThumbnails(container) {
+  for (const url of blobUrls.get(container) || []) URL.revokeObjectURL(url);
+  blobUrls.set(container, []);
+}
+
+function thumbnail(container, url, alt) {
+  const img = el("img", { alt, loading: "lazy" });
+  if (url) {
+    api(url).then((r) => r.blob()).then((blob) => {
+      const objectUrl = URL.createObjectURL(blob);
+      (blobUrls.get(container) || blobUrls.set(container, []).get(container)).push(objectUrl);
+      img.src = objectUrl;
+    }).catch(() => img.classList.add("missing"));
+  }
+  return img;
+}
+
+// ---- player --------------------------------------------------------------------------------
+
+let playRequest = 0;
+
+async function playAt(video, start) {
+  const player = $("player");
+  const mine = ++playRequest;
+  setStatus($("now-playing"), `${basename(video)} at ${hms(start)}`);
+  try {
+    if (player.dataset.video !== video) {
+      // A <video> cannot send the key header: the API grants a ticket URL for this one file.
+      const ticket = await postJson("/v1/media/tickets", { path: video });
+      if (mine !== playRequest) return;
+      player.dataset.video = video;
+      const loaded = new Promise((resolve, reject) => {
+        player.addEventListener("loadedmetadata", resolve, { once: true });
+        player.addEventListener("error", () => reject(new Error("the browser cannot play this video")),
+          { once: true });
+      });
+      player.src = ticket.url;
+      await loaded;
+      if (mine !== playRequest) return;
+    }
+    player.currentTime = start;
+    player.dataset.clipStart = String(start);
+    player.play().catch(() => { /* autoplay refused: the position is set all the same */ });
+  } catch (error) {
+    delete player.dataset.video;
+    setStatus($("now-playing"), `${basename(video)}: ${error.message}`, true);
+  }
+}
+
+// ---- search --------------------------------------------------------------------------------
+
+let searchPhoto = null;
+
+function choosePhoto(file) {
+  searchPhoto = file && file.type.startsWith("image/") ? file : null;
+  $("image-label").textContent = searchPhoto ? `photo: ${searchPhoto.name}`
+    : "Drop a photo here, or pick one";
+  $("clear-image").hidden = !searchPhoto;
+  if (!searchPhoto) $("search-image").value = "";
+}
+
+function hitCard(container, hit) {
+  const name = basename(hit.video);
+  return el("button", {
+    type: "button", className: "hit", title: hit.video,
+    dataset: { video: hit.video, start: String(hit.start) },
+    onclick: () => playAt(hit.video, hit.start),
+  }, [
+    thumbnail(container, hit.thumbnail_url, `${name} at ${hms(hit.start)}`),
+    el("span", { className: "name", text: name }),
+    el("span", { className: "time", text: `${hms(hit.start)} - ${hms(hit.end)}` }),
+    el("span", { className: "score", text: `score ${hit.score.toFixed(3)}` }),
+    hit.text ? el("span", { className: "clip-text", text: hit.text }) : "",
+  ]);
+}
+
+async function search(event) {
+  event.preventDefault();
+  const text = $("search-text").value.trim();
+  const k = $("search-k").value || "12";
+  const status = $("search-status");
+  if (!text && !searchPhoto) {
+    setStatus(status, "Type words, choose a photo, or both.", true);
+    return;
+  }
+  setStatus(status, "searching...");
+  const params = new URLSearchParams({ k });
+  if (text) params.set("q", text);
+  try {
+    const payload = searchPhoto
+      ? await apiJson(`/v1/search?${params}`, {
+        method: "POST", body: searchPhoto, headers: { "Content-Type": searchPhoto.type },
+      })
+      : await apiJson(`/v1/search?${params}`);
+    const results = $("results");
+    releaseThumbnails(results);
+    results.replaceChildren(...payload.hits.map((hit) => hitCard(results, hit)));
+    setStatus(status, payload.hits.length ? `${payload.hits.length} clips`
+      : "No clips found: is anything indexed?");
+  } catch (error) {
+    setStatus(status, error.message, true);
+  }
+}
+
+// ---- jobs: follow, show ----------------------------------------------------------------------
+
+const followed = new Map(); // job id -> {render(job)}
+
+function progressText(job) {
+  const p = job.progress;
+  if (job.status !== "running" || !p) return job.status;
+  const what = p.stage === "index" ? "videos" : "shards";
+  return `${p.done} / ${p.total} ${what}`;
+}
+
+function progressBar(job) {
+  const bar = el("progress", { max: "1" });
+  if (job.status === "running" && job.progress && job.progress.total) {
+    bar.value = job.progress.done / job.progress.total;
+  } else if (FINAL.has(job.status)) {
+    bar.value = 1;
+  } else {
+    bar.removeAttribute("value"); // queued, or running before its first step: indeterminate
+  }
+  return bar;
+}
+
+function follow(jobId, render) {
+  followed.set(jobId, render);
+  const poll = async () => {
+    try {
+      const job = await apiJson(`/v1/jobs/${encodeURIComponent(jobId)}`);
+      render(job);
+      if (FINAL.has(job.status)) {
+        followed.delete(jobId);
+        refreshJobs();
+        if (job.kind === "index") loadVideos();
+        return;
+      }
+    } catch (error) {
+      if (error.status === 404) return;
+    }
+    setTimeout(poll, POLL_MS);
+  };
+  poll();
+}
+
+function renderAskJob(box, job) {
+  releaseThumbnails(box);
+  const video = job.request.video;
+  const children = [
+    el("h3", { text: `${basename(video)}: ${job.request.question}`, title: video }),
+    el("div", { className: "job-state" }, [progressBar(job),
+      el("span", { className: "job-status", text: progressText(job) })]),
+  ];
+  if (job.status === "failed") children.push(el("p", { className: "error", text: job.error }));
+  if (job.status === "succeeded") {
+    const result = job.result;
+    children.push(result.answer === null
+      ? el("p", { className: "evidence-only", text: "Evidence only (the service has no VLM): the segments a model would be shown." })
+      : el("p", { className: "answer", text: result.answer }));
+    children.push(el("p", { className: "status",
+      text: `${result.segments.length} segment${result.segments.length === 1 ? "" : "s"}, ${result.tokens} of ${result.budget} visual tokens` }));
+    const segments = el("div", { className: "segments" });
+    segments.append(...result.segments.map((seg, n) => el("button", {
+      type: "button", className: "segment",
+      dataset: { start: String(seg.start), video: result.video },
+      title: `${seg.kind}, ${seg.timestamps.length} frame(s), ${seg.tokens} tokens`,
+      onclick: () => playAt(result.video, seg.start),
+    }, [
+      thumbnail(box, seg.thumbnail_url, `evidence ${n + 1}`),
+      el("span", { className: "time", text: seg.kind === "image" ? hms(seg.start)
+        : `${hms(seg.start)} - ${hms(seg.end)}` }),
+      el("span", { className: "tokens", text: `${seg.kind}, ${seg.tokens} tokens` }),
+    ])));
+    children.push(segments);
+  }
+  box.replaceChildren(...children);
+}
+
+function showAskJob(jobId) {
+  const list = $("ask-jobs");
+  let box = list.querySelector(`[data-job="${CSS.escape(jobId)}"]`);
+  if (!box) {
+    box = el("article", { className: "ask-job", dataset: { job: jobId } });
+    list.prepend(box);
+  }
+  if (!followed.has(jobId)) follow(jobId, (job) => renderAskJob(box, job));
+}
+
+async function videosToAsk(question) {
+  const picked = $("ask-video").value;
+  if (picked) return [picked];
+  // All indexed videos: the clip index ranks them by how well their clips match the question.
+  const params = new URLSearchParams({ q: question, k: "50" });
+  const { hits } = await apiJson(`/v1/search?${params}`);
+  return [...new Set(hits.map((hit) => hit.video))].slice(0, ASK_ALL_VIDEOS);
+}
+
+async function ask(event) {
+  event.preventDefault();
+  const question = $("ask-question").value.trim();
+  const budget = parseInt($("ask-budget").value, 10);
+  const options = Number.isFinite(budget) ? { budget } : {};
+  const list = $("ask-jobs");
+  try {
+    const videos = await videosToAsk(question);
+    if (!videos.length) throw new Error("No indexed video matches: index a folder first.");
+    for (const video of videos) {
+      const job = await postJson("/v1/jobs", { video, question, options });
+      showAskJob(job.id);
+    }
+    refreshJobs();
+  } catch (error) {
+    list.prepend(el("p", { className: "error", text: error.message }));
+  }
+}
+
+// ---- indexing --------------------------------------------------------------------------------
+
+function renderIndexJob(box, job) {
+  const children = [
+    el("h3", { text: `index ${job.request.paths.map(basename).join(", ")}`,
+      title: job.request.paths.join("\n") }),
+    el("div", { className: "job-state" }, [progressBar(job),
+      el("span", { className: "job-status", text: progressText(job) })]),
+  ];
+  if (job.status === "running" && job.progress && job.progress.video) {
+    children.push(el("p", { className: "status", text: `last: ${basename(job.progress.video)}` }));
+  }
+  if (job.status === "failed") children.push(el("p", { className: "error", text: job.error }));
+  if (job.status === "succeeded") {
+    const r = job.result;
+    children.push(el("p", { className: "summary",
+      text: `${r.indexed.length} indexed (${r.clips} clips), ${r.skipped.length} already indexed, ${r.failed.length} failed` }));
+    for (const [path, error] of r.failed) {
+      children.push(el("p", { className: "error", text: `${basename(path)}: ${error}` }));
+    }
+  }
+  box.replaceChildren(...children);
+}
+
+function showIndexJob(jobId) {
+  const list = $("index-jobs");
+  let box = list.querySelector(`[data-job="${CSS.escape(jobId)}"]`);
+  if (!box) {
+    box = el("article", { className: "index-job", dataset: { job: jobId } });
+    list.prepend(box);
+  }
+  if (!followed.has(jobId)) follow(jobId, (job) => renderIndexJob(box, job));
+}
+
+async function indexFolder(event) {
+  event.preventDefault();
+  const path = $("index-path").value.trim();
+  try {
+    const job = await postJson("/v1/index", { paths: [path] });
+    showIndexJob(job.id);
+    refreshJobs();
+  } catch (error) {
+    $("index-jobs").prepend(el("p", { className: "error", text: error.message }));
+  }
+}
+
+// ---- the jobs table --------------------------------------------------------------------------
+
+function jobWhat(job) {
+  if (job.kind === "ask") return `${basename(job.request.video)}: ${job.request.question}`;
+  if (job.kind === "index") return (job.request.paths || []).map(basename).join(", ");
+  return job.kind;
+}
+
+function jobRow(job) {
+  const actions = [];
+  if (job.kind === "ask") {
+    actions.push(el("button", { type: "button", text: "show", onclick: () => showAskJob(job.id) }));
+  } else if (job.kind === "index") {
+    actions.push(el("button", { type: "button", text: "show", onclick: () => showIndexJob(job.id) }));
+  }
+  if (!FINAL.has(job.status)) {
+    actions.push(el("button", {
+      type: "button", text: "cancel",
+      onclick: () => api(`/v1/jobs/${encodeURIComponent(job.id)}`, { method: "DELETE" })
+        .then(refreshJobs).catch(() => {}),
+    }));
+  }
+  return el("tr", { dataset: { job: job.id, status: job.status } }, [
+    el("td", { text: new Date(job.created_at * 1000).toLocaleString() }),
+    el("td", { text: job.kind }),
+    el("td", { className: "what", text: jobWhat(job), title: job.error || "" }),
+    el("td", { className: "job-status", text: job.status }),
+    el("td", {}, [progressBar(job), el("span", { text: ` ${progressText(job)}` })]),
+    el("td", {}, actions),
+  ]);
+}
+
+let jobsTimer = null;
+
+async function refreshJobs() {
+  clearTimeout(jobsTimer);
+  try {
+    const { jobs } = await apiJson("/v1/jobs?limit=50");
+    $("jobs").tBodies[0].replaceChildren(...jobs.map(jobRow));
+    const busy = jobs.some((job) => !FINAL.has(job.status));
+    jobsTimer = setTimeout(refreshJobs, busy ? 1500 : 10000);
+  } catch (error) {
+    if (error.status !== 401) jobsTimer = setTimeout(refreshJobs, 10000);
+  }
+}
+
+// ---- start-up --------------------------------------------------------------------------------
+
+async function loadVideos() {
+  const select = $("ask-video");
+  const chosen = select.value;
+  const { videos } = await apiJson("/v1/videos");
+  const options = videos.map((v) => el("option", { value: v.path, text: basename(v.path), title: v.path }));
+  select.replaceChildren(select.options[0], ...options);
+  if (videos.some((v) => v.path === chosen)) select.value = chosen;
+}
+
+async function start() {
+  const status = $("key-status");
+  try {
+    const info = await apiJson("/v1/info");
+    setStatus(status, apiKey() ? "key accepted" : "");
+    $("media-roots").replaceChildren(...info.media_roots.map((root) => el("option", { value: root })));
+    if (!$("index-path").value && info.media_roots.length) $("index-path").placeholder = info.media_roots[0];
+    await loadVideos();
+    await refreshJobs();
+  } catch (error) {
+    setStatus(status, error.status === 401 ? "this service needs its API key" : error.message, true);
+  }
+}
+
+function init() {
+  $("api-key").value = apiKey();
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
+    start();
+  });
+  $("forget-key").addEventListener("click", () => {
+    localStorage.removeItem(KEY_STORAGE);
+    $("api-key").value = "";
+    start();
+  });
+  $("search-form").addEventListener("submit", search);
+  $("search-image").addEventListener("change", (event) => choosePhoto(event.target.files[0]));
+  $("clear-image").addEventListener("click", () => choosePhoto(null));
+  const drop = $("image-drop");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    choosePhoto(event.dataTransfer.files[0]);
+  });
+  $("ask-form").addEventListener("submit", ask);
+  $("index-form").addEventListener("submit", indexFolder);
+  start();
+}
+
+init();
