@@ -291,6 +291,29 @@ def serve_command(
     serve_forever(cfg)
 
 
+@app.command("serve-vlm")
+def serve_vlm_command(
+    model: Annotated[Optional[str], typer.Option(help="Qwen2.5-VL path or hub id.")] = None,
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8001,
+    api_key_env: Annotated[
+        Optional[str], typer.Option(help="Environment variable holding the API key clients send.")
+    ] = None,
+    served_name: Annotated[
+        Optional[str], typer.Option(help="Model name clients ask for (default: --model).")
+    ] = None,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+) -> None:
+    """Serve the in-process VLM as an OpenAI-compatible /v1/chat/completions endpoint (for
+    vlm.backend=openai elsewhere)."""
+    cfg = resolve_config(config, overrides, **{"vlm.model": model})
+    from vidsift.pipeline.openai_server import serve_vlm
+
+    console.print(f"serving {served_name or cfg.vlm.model} on http://{host}:{port}/v1")
+    serve_vlm(cfg, host, port, api_key_env, served_name)
+
+
 @app.command("demo")
 def demo_command(
     out: Annotated[str, typer.Option("--out", help="Folder for the demo's index and outputs.")],

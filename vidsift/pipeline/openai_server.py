@@ -213,3 +213,32 @@ def create_app(backend, model_name: str, api_key: str | None = None):
             return _error(400, str(exc), "invalid_request_error")
 
     return app
+
+
+def serve_vlm(cfg, host: str, port: int, api_key_env: str | None = None,
+              served_name: str | None = None) -> None:
+    """Load cfg.vlm's in-process backend and serve it until interrupted. A non-loopback host
+    needs an API key (the environment variable api_key_env names)."""
+    import ipaddress
+    import os
+
+    import uvicorn
+
+    from vidsift.core.errors import ConfigError
+    from vidsift.workers.vlm import get_vlm
+
+    if cfg.vlm.remote:
+        raise ConfigError("serve-vlm serves an in-process model: set vlm.backend to a local one "
+                          f"(not {cfg.vlm.backend})")
+    api_key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_env and not api_key:
+        raise ConfigError(f"--api-key-env names {api_key_env}, which is not set in the environment")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and api_key is None:
+        raise ConfigError(f"serving on {host} needs an API key: pass --api-key-env NAME")
+    backend = get_vlm(cfg.vlm)
+    uvicorn.run(create_app(backend, served_name or str(cfg.vlm.model), api_key), host=host,
+                port=port, log_level="info")
