@@ -283,11 +283,12 @@ def serve_command(
     config: ConfigOpt = "default",
     overrides: SetOpt = None,
 ) -> None:
-    """Run the HTTP service (Ray Serve + FastAPI, OpenAPI at /docs)."""
+    """Run the HTTP service (Ray Serve + FastAPI): the web page at /, OpenAPI at /docs."""
     cfg = resolve_config(config, overrides, **{"serve.host": host, "serve.port": port})
     from vidsift.pipeline.http import serve_forever
 
-    console.print(f"vidsift serving on http://{cfg.serve.host}:{cfg.serve.port} (docs: /docs)")
+    console.print(f"vidsift serving on http://{cfg.serve.host}:{cfg.serve.port} "
+                  "(the page: /, the API's docs: /docs)")
     serve_forever(cfg)
 
 
