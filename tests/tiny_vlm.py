@@ -1,7 +1,8 @@
-"""A tiny random-weight Qwen2.5-VL checkpoint for tests: real model classes, a real tokenizer with
-the special tokens and chat template Qwen2.5-VL uses, saved with save_pretrained so tests load it
-through the same from_pretrained code users run on real checkpoints. Also the reference the token
-arithmetic and pixels are checked against: transformers' own Qwen2-VL image processor.
+"""Tiny random-weight Qwen2.5-VL and Qwen3-VL checkpoints for tests: real model classes, a real
+tokenizer with the special tokens and chat template each family uses, saved with save_pretrained
+so tests load them through the same from_pretrained code users run on real checkpoints. Also the reference the
+token arithmetic and pixels are checked against: transformers' own Qwen2-VL image processor (which
+Qwen3-VL checkpoints use too, with patch 16 and mean/std 0.5).
 
 The tokenizer is byte-level BPE with no merges (every UTF-8 byte is one token), built offline with
 `tokenizers`, so any text tokenizes without a trained vocabulary.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vidsift.core.vision import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, tokens_for
+from vidsift.core.vision import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, QWEN2_5_VL, VisionSpec, tokens_for
 
 # The special tokens of Qwen2.5-VL's tokenizer, in their real order.
 SPECIAL_TOKENS = (
@@ -49,6 +50,20 @@ CHAT_TEMPLATE = (
 )
 
 
+# Qwen3-VL-Instruct's chat template, reduced likewise: no default system turn.
+QWEN3_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
 def _byte_vocab() -> dict[str, int]:
     """GPT-2 byte-to-unicode table: 256 printable characters, one per byte."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
@@ -62,7 +77,7 @@ def _byte_vocab() -> dict[str, int]:
     return {chars[b]: b for b in range(256)}
 
 
-def build_tokenizer():
+def build_tokenizer(chat_template: str = CHAT_TEMPLATE):
     """A PreTrainedTokenizerFast: 256 byte tokens then the special tokens (ids 256..269)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -77,7 +92,7 @@ def build_tokenizer():
         additional_special_tokens=list(SPECIAL_TOKENS[1:]),
     )
     tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS[1:])})
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = chat_template
     return tokenizer
 
 
@@ -163,17 +178,104 @@ def save_tiny_qwen(directory: str | Path, seed: int = 0, text: dict | None = Non
     return directory
 
 
+def build_qwen3_config(tokenizer, text: dict | None = None, vision: dict | None = None):
+    """A Qwen3VLConfig whose special token ids are the tokenizer's. Defaults are tiny (text
+    hidden 64, 2 layers; vision hidden 32, depth 3 with DeepStack mergers after blocks 0 and 1, so
+    two DeepStack levels feed the first two LLM layers); `text` / `vision` override fields."""
+    from transformers import Qwen3VLConfig
+
+    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
+    text_config = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+        **(text or {}),
+    }
+    text_config["head_dim"] = text_config["hidden_size"] // text_config["num_attention_heads"]
+    # Interleaved M-RoPE over head_dim / 2 frequencies, (t, h, w) as Qwen3-VL's [24, 20, 20] of 64.
+    half = text_config["head_dim"] // 2
+    spatial = half * 20 // 64
+    text_config["rope_parameters"] = {"rope_type": "default", "rope_theta": 5_000_000.0,
+                                      "mrope_interleaved": True,
+                                      "mrope_section": [half - 2 * spatial, spatial, spatial]}
+    vision_config = {
+        "depth": 3,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "num_position_embeddings": 64,  # an 8 x 8 learned grid, interpolated to each frame's
+        "deepstack_visual_indexes": [0, 1],
+        **(vision or {}),
+    }
+    vision_config["out_hidden_size"] = text_config["hidden_size"]
+    return Qwen3VLConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+
+
+# Qwen3-VL-8B-Instruct's preprocessor_config.json.
+QWEN3_PREPROCESSOR_CONFIG = {
+    "image_processor_type": "Qwen2VLImageProcessorFast",
+    "processor_class": "Qwen3VLProcessor",
+    "size": {"longest_edge": 16777216, "shortest_edge": 65536},
+    "patch_size": 16,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+}
+
+
+def save_tiny_qwen3(directory: str | Path, seed: int = 0, text: dict | None = None,
+                    vision: dict | None = None) -> Path:
+    """Build, randomly initialise (seeded) and save a Qwen3-VL checkpoint to `directory` (tiny
+    unless `text` / `vision` override the config, see build_qwen3_config)."""
+    import torch
+    from transformers import Qwen3VLForConditionalGeneration
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(QWEN3_CHAT_TEMPLATE)
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(build_qwen3_config(tokenizer, text, vision))
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    (directory / "preprocessor_config.json").write_text(
+        json.dumps(QWEN3_PREPROCESSOR_CONFIG, indent=2))
+    return directory
+
+
 # (height, width) of frames the token arithmetic is checked on: common, portrait, tiny, extreme.
 FRAME_SIZES = [(720, 1280), (1080, 1920), (240, 320), (1280, 720), (480, 854), (100, 3000),
                (37, 53), (2160, 3840), (576, 720), (1, 150), (333, 777)]
 
 
-def hf_image_processor(min_pixels: int = IMAGE_MIN_PIXELS, max_pixels: int = IMAGE_MAX_PIXELS):
+def hf_image_processor(min_pixels: int = IMAGE_MIN_PIXELS, max_pixels: int = IMAGE_MAX_PIXELS,
+                       spec: VisionSpec = QWEN2_5_VL):
     """transformers' slow (PIL) Qwen2-VL image processor, the reference vidsift's arithmetic and
-    pixels are checked against; defaults are its own image min/max pixels."""
+    pixels are checked against; defaults are its own image min/max pixels. With spec=QWEN3_VL
+    it is Qwen3-VL's image processor (the same class with patch 16 and mean/std 0.5)."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    return Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels)
+    return Qwen2VLImageProcessorPil(
+        min_pixels=min_pixels, max_pixels=max_pixels, patch_size=spec.patch_size,
+        merge_size=spec.merge_size, temporal_patch_size=spec.temporal_patch_size,
+        image_mean=list(spec.image_mean), image_std=list(spec.image_std),
+    )
 
 
 def hf_image_tokens(processor, images) -> list[int]:
@@ -186,9 +288,10 @@ def hf_image_tokens(processor, images) -> list[int]:
     return [int(t * h * w) // processor.merge_size**2 for t, h, w in grids]
 
 
-def random_segment(kind, times: list[float], height: int, width: int, seed: int):
+def random_segment(kind, times: list[float], height: int, width: int, seed: int,
+                   spec: VisionSpec = QWEN2_5_VL):
     """A PlannedSegment with decoded random frames at `times` (seconds), height x width pixels
-    (multiples of 28), its token cost by the model's arithmetic."""
+    (multiples of spec.factor), its token cost by the model's arithmetic."""
     import numpy as np
 
     from vidsift.core.types import Frame, PlannedSegment
@@ -199,17 +302,19 @@ def random_segment(kind, times: list[float], height: int, width: int, seed: int)
         for t in times
     )
     return PlannedSegment(kind, times[0], times[-1], tuple(times), height, width,
-                          tokens_for(len(times), height, width), frames=frames)
+                          tokens_for(len(times), height, width, spec), frames=frames)
 
 
-def random_token_set(seed: int = 0, video: str = "video.mp4"):
-    """An image at 1.0 s (56x84), a 3-frame clip at 2 fps from 2.0 s (56x56, odd: padded), and
-    an image at 7.5 s (84x56): 6 + 8 + 6 = 20 visual tokens."""
+def random_token_set(seed: int = 0, video: str = "video.mp4", spec: VisionSpec = QWEN2_5_VL):
+    """An image at 1.0 s (2 x 3 merged tokens: 56x84 for Qwen2.5-VL, 64x96 for Qwen3-VL), a
+    3-frame clip at 2 fps from 2.0 s (2 x 2, odd: padded), and an image at 7.5 s (3 x 2):
+    6 + 8 + 6 = 20 visual tokens."""
     from vidsift.core.types import SegmentKind, TokenSet
 
+    f = spec.factor
     segments = [
-        random_segment(SegmentKind.IMAGE, [1.0], 56, 84, seed),
-        random_segment(SegmentKind.CLIP, [2.0, 2.5, 3.0], 56, 56, seed + 1),
-        random_segment(SegmentKind.IMAGE, [7.5], 84, 56, seed + 2),
+        random_segment(SegmentKind.IMAGE, [1.0], 2 * f, 3 * f, seed, spec),
+        random_segment(SegmentKind.CLIP, [2.0, 2.5, 3.0], 2 * f, 2 * f, seed + 1, spec),
+        random_segment(SegmentKind.IMAGE, [7.5], 3 * f, 2 * f, seed + 2, spec),
     ]
     return TokenSet(video, segments, budget=20)

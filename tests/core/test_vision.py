@@ -1,5 +1,6 @@
-"""The token arithmetic of core.vision against transformers' Qwen2-VL image processor, and the
-VisionSpec a checkpoint's preprocessor_config.json yields."""
+"""The token arithmetic of core.vision against transformers' Qwen2-VL image processor (as
+Qwen2.5-VL and Qwen3-VL configure it), and the VisionSpec a checkpoint's preprocessor_config.json
+yields."""
 
 import json
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from vidsift.core.errors import ConfigError
 from vidsift.core.vision import (
     QWEN2_5_VL,
+    QWEN3_VL,
     VIDEO_MAX_PIXELS,
     VIDEO_MIN_PIXELS,
     VISION_SPECS,
@@ -21,7 +23,13 @@ from vidsift.core.vision import (
     tokens_for,
 )
 
-from tests.tiny_vlm import FRAME_SIZES, PREPROCESSOR_CONFIG, hf_image_processor, hf_image_tokens
+from tests.tiny_vlm import (
+    FRAME_SIZES,
+    PREPROCESSOR_CONFIG,
+    QWEN3_PREPROCESSOR_CONFIG,
+    hf_image_processor,
+    hf_image_tokens,
+)
 
 MIN_PX, MAX_PX = VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS
 
@@ -32,6 +40,23 @@ def test_tokens_for_matches_the_hf_processor_on_many_sizes():
     images = [np.zeros((h, w, 3), np.uint8) for h, w in sizes]
     expected = [tokens_for(1, *smart_resize(h, w, QWEN2_5_VL.factor, MIN_PX, MAX_PX)) for h, w in sizes]
     assert hf_image_tokens(hf_image_processor(MIN_PX, MAX_PX), images) == expected
+
+
+@pytest.mark.parametrize("min_px,max_px", [
+    (MIN_PX, MAX_PX),
+    # Qwen3-VL-8B-Instruct's own image range
+    (QWEN3_PREPROCESSOR_CONFIG["size"]["shortest_edge"], QWEN3_PREPROCESSOR_CONFIG["size"]["longest_edge"]),
+])
+def test_qwen3_tokens_match_the_hf_processor_on_many_sizes(min_px, max_px):
+    """Patch 16 x merge 2: sizes are multiples of 32 and a frame costs (H / 32) * (W / 32)."""
+    rng = np.random.default_rng(1)
+    sizes = FRAME_SIZES + [tuple(int(v) for v in rng.integers(30, 1200, 2)) for _ in range(8)]
+    images = [np.zeros((h, w, 3), np.uint8) for h, w in sizes]
+    resized = [smart_resize(h, w, QWEN3_VL.factor, min_px, max_px) for h, w in sizes]
+    assert all(h % 32 == 0 and w % 32 == 0 for h, w in resized)
+    expected = [tokens_for(1, h, w, QWEN3_VL) for h, w in resized]
+    assert hf_image_tokens(hf_image_processor(min_px, max_px, QWEN3_VL), images) == expected
+    assert tokens_for(1, 704, 1280, QWEN3_VL) == 22 * 40 == tokens_for(2, 704, 1280, QWEN3_VL)
 
 
 def test_clip_tokens_follow_the_video_grid_math():
@@ -74,6 +99,16 @@ def test_spec_reads_the_checkpoint(tmp_path):
 def test_qwen_checkpoint_config_is_the_family_spec(tmp_path):
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_CONFIG))
     assert VisionSpec.from_pretrained(str(tmp_path)) == VISION_SPECS["qwen2_5_vl"] == QWEN2_5_VL
+
+
+def test_qwen3_checkpoint_config_is_the_family_spec(tmp_path):
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(QWEN3_PREPROCESSOR_CONFIG))
+    spec = VisionSpec.from_pretrained(str(tmp_path), QWEN3_VL)
+    assert spec == VISION_SPECS["qwen3_vl"] == QWEN3_VL
+    assert (spec.factor, spec.image_mean, spec.image_std) == (32, (0.5,) * 3, (0.5,) * 3)
+    # Fields a checkpoint leaves out are its family's, not Qwen2.5-VL's.
+    (tmp_path / "preprocessor_config.json").write_text('{"patch_size": 16}')
+    assert VisionSpec.from_pretrained(str(tmp_path), QWEN3_VL) == QWEN3_VL
 
 
 def test_checkpoint_of_another_geometry_is_a_config_error():

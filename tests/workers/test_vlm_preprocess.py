@@ -1,5 +1,6 @@
-"""vidsift's pixel preparation against HF's slow (PIL) Qwen2-VL image processor, and the clip
-layout the vision tower expects."""
+"""vidsift's pixel preparation against HF's slow (PIL) Qwen2-VL image processor (as Qwen2.5-VL
+and Qwen3-VL configure it), and the clip layout and times the vision towers expect (Qwen3-VL's
+against its video processor's own patchify and timestamps)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,21 @@ import pytest
 
 from vidsift.core.errors import TokenCountError
 from vidsift.core.types import Frame, PlannedSegment, SegmentKind
-from vidsift.core.vision import QWEN2_5_VL, VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, grid_thw, smart_resize
-from vidsift.workers.vlm.preprocess import check_planned_tokens, prepare_frames, prepare_segment
+from vidsift.core.vision import (
+    QWEN2_5_VL,
+    QWEN3_VL,
+    VIDEO_MAX_PIXELS,
+    VIDEO_MIN_PIXELS,
+    grid_thw,
+    smart_resize,
+)
+from vidsift.workers.vlm.preprocess import (
+    check_planned_tokens,
+    normalize,
+    prepare_frames,
+    prepare_segment,
+    temporal_patch_times,
+)
 
 from tests.tiny_vlm import hf_image_processor
 
@@ -86,3 +100,53 @@ def test_planned_tokens_must_be_what_the_pixels_encode():
     with pytest.raises(TokenCountError, match=r"segment 0 .* 8 visual tokens but the plan counted 12"
                        r" \(request: 8 encoded, 12 planned\)"):
         check_planned_tokens([overplanned], pixels)
+
+
+@pytest.mark.parametrize("height,width", [(64, 96), (128, 64), (32 * 5, 32 * 9)])
+def test_qwen3_sized_image_is_identical_to_hf(height, width):
+    image = _image(height, width, seed=height * width)
+    expected = hf_image_processor(spec=QWEN3_VL)(images=[image], return_tensors="np")
+    patches, grid = prepare_frames([image], height, width, QWEN3_VL)
+    assert grid == tuple(expected["image_grid_thw"][0]) == (1, height // 16, width // 16)
+    assert patches.shape[1] == 3 * 2 * 16 * 16
+    np.testing.assert_array_equal(patches, expected["pixel_values"])
+
+
+def test_qwen3_resized_image_is_identical_to_hf():
+    """An unaligned 97x171 frame resized to the budget's size (multiples of 32): the very pixels
+    of HF's Qwen3-VL image processor."""
+    image = _image(97, 171, seed=4)
+    height, width = smart_resize(97, 171, QWEN3_VL.factor, VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS)
+    processor = hf_image_processor(VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS, QWEN3_VL)
+    expected = processor(images=[image], return_tensors="np")
+    patches, grid = prepare_frames([image], height, width, QWEN3_VL)
+    assert grid == tuple(expected["image_grid_thw"][0]) == (1, height // 16, width // 16)
+    np.testing.assert_array_equal(patches, expected["pixel_values"])
+
+
+def test_qwen3_clip_is_cut_as_its_video_processor_cuts_it():
+    """Three frames (odd: the last repeats) cut by transformers' Qwen3VLVideoProcessor.patchify
+    (pure torch; the rest of that processor needs torchvision) from the same normalized frames."""
+    import torch
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    frames = [_image(64, 96, seed=10 + i) for i in range(3)]
+    patches, grid = prepare_frames(frames, 64, 96, QWEN3_VL)
+    videos = torch.from_numpy(normalize(np.stack(frames), QWEN3_VL))[None]
+    expected, *expected_grid = Qwen3VLVideoProcessor().patchify(
+        videos, patch_size=16, merge_size=2, temporal_patch_size=2)
+    assert grid == tuple(expected_grid) == (2, 4, 6)
+    np.testing.assert_array_equal(patches, expected[0].numpy())
+
+
+def test_patch_times_are_qwen3_processor_timestamps():
+    """Frames 4, 5, 6 of a 2 fps sampling: HF's per-temporal-patch timestamps (first and last
+    frame averaged, the last index repeated to fill the patch) are vidsift's patch_times."""
+    from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
+
+    indices, fps = [4, 5, 6], 2.0
+    expected = Qwen3VLProcessor._calculate_timestamps(None, list(indices), fps, 2)
+    assert temporal_patch_times([i / fps for i in indices], QWEN3_VL) == tuple(expected)
+    assert expected == [2.25, 3.0]
+    clip = prepare_segment(_clip(), QWEN2_5_VL)  # frames at 10.0, 10.5, 11.0, 11.5 s
+    assert clip.patch_times == (10.25, 11.25)

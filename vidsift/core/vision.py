@@ -13,6 +13,12 @@ Qwen2.5-VL (as in qwen-vl-utils and transformers' Qwen2VLImageProcessor):
   ceil(T / 2) * (H / 28) * (W / 28) tokens (an odd T is padded by repeating the last frame), and
   a still image costs as much as one temporal patch: (H / 28) * (W / 28).
 
+Qwen3-VL (transformers' Qwen3-VL config, its checkpoints' preprocessor_config.json) counts the
+same way with patch 16, so factor = 32: a frame costs (H / 32) * (W / 32) tokens per temporal
+patch of 2 frames, normalized with mean = std = 0.5. Its prompt adds text around a clip's visual
+tokens (a "<t seconds>" tag and vision start/end tokens per temporal patch) but no visual tokens,
+so the visual-token arithmetic above is all the budget needs.
+
 Pure arithmetic and plain data; only VisionSpec.from_pretrained touches files (and transformers,
 imported there so that importing this module costs no torch/transformers import).
 """
@@ -35,6 +41,8 @@ VIDEO_MAX_PIXELS = 768 * 28 * 28
 # Qwen2.5-VL's preprocessor_config.json normalization (OpenAI CLIP mean/std, per RGB channel).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# Qwen3-VL's (transformers' IMAGENET_STANDARD_MEAN / _STD): maps [0, 1] to [-1, 1].
+HALF = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +72,14 @@ class VisionSpec:
         return self.patch_size, self.merge_size, self.temporal_patch_size
 
     @classmethod
-    def from_pretrained(cls, model: str) -> VisionSpec:
+    def from_pretrained(cls, model: str, default: VisionSpec | None = None) -> VisionSpec:
         """The spec in preprocessor_config.json of a local checkpoint dir or hub id; fields the
-        file leaves out keep the Qwen2.5-VL defaults. Reads the JSON only (no torchvision)."""
+        file leaves out keep `default`'s (the family's spec; Qwen2.5-VL's when None). Reads the
+        JSON only (no torchvision)."""
         from transformers.image_processing_base import ImageProcessingMixin
 
         data, _ = ImageProcessingMixin.get_image_processor_dict(model)
-        default = cls()
+        default = default or cls()
         return cls(
             patch_size=int(data.get("patch_size", default.patch_size)),
             merge_size=int(data.get("merge_size", default.merge_size)),
@@ -82,7 +91,9 @@ class VisionSpec:
 
 
 QWEN2_5_VL = VisionSpec()
-VISION_SPECS: dict[str, VisionSpec] = {"qwen2_5_vl": QWEN2_5_VL}
+QWEN3_VL = VisionSpec(patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=HALF,
+                      image_std=HALF)
+VISION_SPECS: dict[str, VisionSpec] = {"qwen2_5_vl": QWEN2_5_VL, "qwen3_vl": QWEN3_VL}
 
 
 def check_checkpoint_spec(family: str, checkpoint: VisionSpec, model: str) -> None:

@@ -1,4 +1,4 @@
-"""vidsift's own pixel preparation for Qwen2.5-VL's vision tower.
+"""vidsift's own pixel preparation for the Qwen-VL vision towers (Qwen2.5-VL, Qwen3-VL).
 
 vidsift decides every frame's size itself (the budget), and transformers' video processors need
 torchvision, so the patches are built here: resize to the planned (height, width) with PIL bicubic
@@ -8,9 +8,12 @@ then cut into patches in the exact order the vision tower reads them.
 
 Layout (Qwen2-VL family): a clip of T frames at H x W pixels, padded to a multiple of the temporal
 patch (tp = 2) by repeating its last frame, becomes a grid (t, h, w) = (ceil(T / tp), H / ps, W / ps)
-of patches (ps = 14), flattened to rows of C * tp * ps * ps values; rows are ordered by t, then by
+of patches (ps = 14 for Qwen2.5-VL, 16 for Qwen3-VL), flattened to rows of C * tp * ps * ps values; rows are ordered by t, then by
 2 x 2 merge window (row-major), then inside the window. A still image is one frame repeated to
-the temporal patch, so its grid is (1, H / ps, W / ps).
+the temporal patch, so its grid is (1, H / ps, W / ps). Qwen3-VL's video processor cuts and
+orders patches the same way (checked against its code; its tensors need torchvision, so the
+video path itself is compared on a GPU machine) and tags each temporal patch with the mean time
+of its first and last frame (patch_times).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class SegmentPixels:
     grid_thw: (t, h, w) patch grid. tokens: LLM tokens the vision tower makes of it,
     t * h * w / merge_size**2. is_video: shown as a clip (else a still image).
     second_per_grid: seconds spanned by one temporal patch (clips; 0.0 for images).
+    patch_times: per temporal patch, the mean of its first and last frame's time in seconds
+    (the padding frame repeats the last), as Qwen3-VL's processor stamps them; (t,) values.
     """
 
     patches: np.ndarray
@@ -40,6 +45,7 @@ class SegmentPixels:
     tokens: int
     is_video: bool
     second_per_grid: float
+    patch_times: tuple[float, ...]
 
 
 def resize_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -110,7 +116,16 @@ def prepare_segment(segment: PlannedSegment, spec: VisionSpec) -> SegmentPixels:
         fps = (len(pts) - 1) / span if span > 0 else 1.0
         second_per_grid = spec.temporal_patch_size / fps
     tokens = math.prod(grid) // spec.merge_size**2
-    return SegmentPixels(patches, grid, tokens, is_video, second_per_grid)
+    return SegmentPixels(patches, grid, tokens, is_video, second_per_grid,
+                         temporal_patch_times([frame.pts for frame in segment.frames], spec))
+
+
+def temporal_patch_times(pts: list[float], spec: VisionSpec) -> tuple[float, ...]:
+    """Frame times (seconds, in order) -> one time per temporal patch: the mean of the patch's
+    first and last frame, the list padded like the frames (last time repeated)."""
+    tp = spec.temporal_patch_size
+    padded = list(pts) + [pts[-1]] * (-len(pts) % tp)
+    return tuple((padded[i] + padded[i + tp - 1]) / 2 for i in range(0, len(padded), tp))
 
 
 def check_planned_tokens(segments: list[PlannedSegment], pixels: list[SegmentPixels]) -> None:
