@@ -61,3 +61,17 @@ def test_config_command_prints_overridden_value():
         capture_output=True, text=True, check=True,
     )
     assert "tokens: 1234" in out.stdout
+
+
+def test_qwen3_vl_needs_its_own_token_arithmetic():
+    """An in-process VLM encodes the frames the budget sized: a Qwen2.5-VL plan (multiples of
+    28 pixels) under the qwen3_vl backend (patch 16 x merge 2 = 32) is refused, naming the fix."""
+    with pytest.raises(ConfigError, match=r"budget.model=qwen2_5_vl plans visual tokens for "
+                       r"another model than vlm.backend=qwen3_vl: set budget.model=qwen3_vl"):
+        load_config("default", ["vlm.backend=qwen3_vl", "vlm.model=Qwen/Qwen3-VL-8B-Instruct"])
+    cfg = load_config("default", ["budget.model=qwen3_vl", "vlm.backend=qwen3_vl",
+                                  "vlm.model=Qwen/Qwen3-VL-8B-Instruct"])
+    assert cfg.vision_spec().factor == 32
+    # A remote server may run any model: the budget names which one it plans for.
+    remote = load_config("default", ["budget.model=qwen3_vl", "vlm.backend=openai"])
+    assert remote.vision_spec().factor == 32

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vidsift.core.errors import ConfigError
 
@@ -93,7 +93,7 @@ class SelectionConfig(_Section):
 
 
 class BudgetConfig(_Section):
-    model: Literal["qwen2_5_vl"] = "qwen2_5_vl"
+    model: Literal["qwen2_5_vl", "qwen3_vl"] = "qwen2_5_vl"  # whose token arithmetic (core.vision)
     tokens: int = Field(4096, ge=1)  # total visual tokens for one question
     min_pixels: int = Field(128 * 28 * 28, ge=28 * 28)  # per frame floor
     max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)  # per frame cap
@@ -102,9 +102,9 @@ class BudgetConfig(_Section):
 
 
 class VLMConfig(_Section):
-    # qwen2_5_vl: in-process (transformers) on the VLM pool's actors; openai: a remote
+    # qwen2_5_vl, qwen3_vl: in-process (transformers) on the VLM pool's actors; openai: a remote
     # OpenAI-compatible server (vLLM, SGLang) called from the asking process, no pool
-    backend: Literal["qwen2_5_vl", "openai"] = "qwen2_5_vl"
+    backend: Literal["qwen2_5_vl", "qwen3_vl", "openai"] = "qwen2_5_vl"
     # local path or hub id (openai: the served model's name); None or "none" = evidence-only mode
     model: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -211,6 +211,19 @@ class Config(BaseModel):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
+
+    @model_validator(mode="after")
+    def _budget_counts_for_the_vlm(self) -> Config:
+        """An in-process VLM receives frames sized by the budget's arithmetic: it must be its own
+        (a Qwen2.5-VL plan, multiples of 28 pixels, cannot be encoded by Qwen3-VL's 32)."""
+        from vidsift.core.vision import VISION_SPECS
+
+        if self.vlm.backend in VISION_SPECS and self.vlm.backend != self.budget.model:
+            raise ValueError(
+                f"budget.model={self.budget.model} plans visual tokens for another model than "
+                f"vlm.backend={self.vlm.backend}: set budget.model={self.vlm.backend}"
+            )
+        return self
 
     def vision_spec(self):
         """The token arithmetic plans are made with (a core.vision.VisionSpec): budget.model's

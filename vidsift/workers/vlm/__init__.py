@@ -17,13 +17,21 @@ def _qwen2_5_vl(cfg: VLMConfig) -> VLMBackend:
     return QwenVLBackend(cfg)
 
 
+def _qwen3_vl(cfg: VLMConfig) -> VLMBackend:
+    from vidsift.workers.vlm.qwen3_vl import Qwen3VLBackend
+
+    return Qwen3VLBackend(cfg)
+
+
 def _openai(cfg: VLMConfig) -> VLMBackend:
     from vidsift.workers.vlm.remote import OpenAIBackend
 
     return OpenAIBackend(cfg)
 
 
-VLMS: dict[str, Callable[[VLMConfig], VLMBackend]] = {"qwen2_5_vl": _qwen2_5_vl, "openai": _openai}
+VLMS: dict[str, Callable[[VLMConfig], VLMBackend]] = {
+    "qwen2_5_vl": _qwen2_5_vl, "qwen3_vl": _qwen3_vl, "openai": _openai,
+}
 
 
 def get_vlm(cfg: VLMConfig) -> VLMBackend:

@@ -1,4 +1,6 @@
 """Qwen2.5-VL through transformers: token sets in, answers out, with post-encoder token pruning.
+QwenVLBackend is also the base of the Qwen3-VL backend (workers.vlm.qwen3_vl), which overrides
+only what differs: its model class, how a clip's placeholder expands, and the DeepStack features.
 
 One request becomes one chat turn laid out by workers.vlm.prompt (numbered segments, each a time
 tag "[2] <t=12.5s-16.5s>" then its visual placeholder, the instruction to cite evidence by number,
@@ -24,6 +26,7 @@ segment encodes to the tokens its plan counted (else TokenCountError), before an
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -33,7 +36,7 @@ import torch
 from vidsift.core.config import VLMConfig
 from vidsift.core.errors import ConfigError, ModelLoadError, TokenCountError
 from vidsift.core.types import VLMRequest, VLMResult
-from vidsift.core.vision import VisionSpec, check_checkpoint_spec
+from vidsift.core.vision import VISION_SPECS, VisionSpec, check_checkpoint_spec
 from vidsift.workers.vlm.base import token_cap
 from vidsift.workers.vlm.preprocess import SegmentPixels, check_planned_tokens, prepare_segment
 from vidsift.workers.vlm.prompt import Visual, evidence_parts
@@ -79,6 +82,9 @@ class PrefillInputs:
     inputs_embeds: (L', D). position_ids: (3, L') M-RoPE (t, h, w) positions, each kept token's
     original one. next_position: the position decoding starts at (original max + 1).
     kept_index: (L',) indices of the kept tokens in the unpruned sequence.
+    visual_mask: (L',) bool, which kept tokens are visual.
+    deepstack: per DeepStack level (Qwen3-VL; None for a model without), the vision tower's
+    (kept visual tokens, D) features for the LLM's early layers, rows in visual_mask's order.
     """
 
     inputs_embeds: torch.Tensor
@@ -87,6 +93,8 @@ class PrefillInputs:
     kept_index: torch.Tensor
     visual_tokens: int
     visual_tokens_kept: int
+    visual_mask: torch.Tensor
+    deepstack: list[torch.Tensor] | None = None
 
 
 class _FirstStepClock:
@@ -134,10 +142,16 @@ def _processor_chat_template(model_id: str) -> str:
 class QwenVLBackend:
     """Qwen2.5-VL loaded by local path or hub id (see module docstring)."""
 
-    name = "qwen2_5_vl"
+    name = "qwen2_5_vl"  # registry name, and the core.vision.VISION_SPECS family
+    family = "Qwen2.5-VL"
+    model_class = "Qwen2_5_VLForConditionalGeneration"  # in transformers
+    # Qwen2.5-VL spaces a clip's temporal M-RoPE positions by its seconds (second_per_grid_ts);
+    # Qwen3-VL writes the times into the prompt as text instead.
+    seconds_in_positions = True
 
     def __init__(self, cfg: VLMConfig) -> None:
-        from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+        import transformers
+        from transformers import AutoTokenizer
 
         self.cfg = cfg
         self.device = _resolve_device(cfg.device)
@@ -145,17 +159,17 @@ class QwenVLBackend:
         model_id = str(cfg.model)
         try:
             # Checked before the weights load, so a checkpoint of another geometry fails fast.
-            self.vision_spec = VisionSpec.from_pretrained(model_id)
+            self.vision_spec = VisionSpec.from_pretrained(model_id, VISION_SPECS[self.name])
             check_checkpoint_spec(self.name, self.vision_spec, model_id)
             self.tokenizer = AutoTokenizer.from_pretrained(model_id)
             kwargs = {"dtype": self.dtype}
             if cfg.attn_implementation:
                 kwargs["attn_implementation"] = cfg.attn_implementation
-            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
+            self.model = getattr(transformers, self.model_class).from_pretrained(model_id, **kwargs)
         except ConfigError:
             raise  # a ValueError too, but the checkpoint was readable: its spec is what is wrong
         except (OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(f"{model_id}: cannot load Qwen2.5-VL ({exc})") from exc
+            raise ModelLoadError(f"{model_id}: cannot load {self.family} ({exc})") from exc
         if not self.tokenizer.chat_template:
             self.tokenizer.chat_template = _processor_chat_template(model_id)
         self.model.to(self.device).eval()
@@ -212,9 +226,9 @@ class QwenVLBackend:
         placeholders = iter(pixels)
         for token in ids:
             if token in (self.image_token_id, self.video_token_id):
-                segment_pixels = next(placeholders)
-                expanded.extend([token] * segment_pixels.tokens)
-                types.extend([VIDEO if segment_pixels.is_video else IMAGE] * segment_pixels.tokens)
+                placeholder_ids, placeholder_types = self.expand_placeholder(token, next(placeholders))
+                expanded.extend(placeholder_ids)
+                types.extend(placeholder_types)
             else:
                 expanded.append(token)
                 types.append(TEXT)
@@ -233,7 +247,8 @@ class QwenVLBackend:
         pixel_values, image_grid_thw = stack(images)
         pixel_values_videos, video_grid_thw = stack(videos)
         second_per_grid_ts = (
-            torch.tensor([v.second_per_grid for v in videos], device=self.device) if videos else None
+            torch.tensor([v.second_per_grid for v in videos], device=self.device)
+            if videos and self.seconds_in_positions else None
         )
         question_ids = self.tokenizer(question, add_special_tokens=False)["input_ids"]
         return PromptInputs(
@@ -248,6 +263,11 @@ class QwenVLBackend:
             question_ids=torch.tensor(question_ids, dtype=torch.long, device=self.device),
         )
 
+    def expand_placeholder(self, token: int, pixels: SegmentPixels) -> tuple[list[int], list[int]]:
+        """The ids (and mm_token_type_ids) a visual's one placeholder token becomes in the
+        prompt: one placeholder per visual token."""
+        return [token] * pixels.tokens, [VIDEO if pixels.is_video else IMAGE] * pixels.tokens
+
     # ---- vision tower, positions, pruning ---------------------------------------------------
 
     @torch.inference_mode()
@@ -257,16 +277,30 @@ class QwenVLBackend:
         core = self.model.model
         input_ids = inputs.input_ids
         embeds = self.model.get_input_embeddings()(input_ids)
-        features: dict[int, list[torch.Tensor]] = {IMAGE: [], VIDEO: []}
+        tower = {}
         if inputs.pixel_values is not None:
-            features[IMAGE] = list(core.get_image_features(
-                inputs.pixel_values, inputs.image_grid_thw, return_dict=True).pooler_output)
+            tower[IMAGE] = core.get_image_features(
+                inputs.pixel_values, inputs.image_grid_thw, return_dict=True)
         if inputs.pixel_values_videos is not None:
-            features[VIDEO] = list(core.get_video_features(
-                inputs.pixel_values_videos, inputs.video_grid_thw, return_dict=True).pooler_output)
-        # Features per segment in prompt order (images and clips interleave as the segments do).
-        pools = {IMAGE: iter(features[IMAGE]), VIDEO: iter(features[VIDEO])}
-        visual_rows = [next(pools[VIDEO if p.is_video else IMAGE]) for p in inputs.segment_pixels]
+            tower[VIDEO] = core.get_video_features(
+                inputs.pixel_values_videos, inputs.video_grid_thw, return_dict=True)
+        kinds = [VIDEO if p.is_video else IMAGE for p in inputs.segment_pixels]
+
+        def in_prompt_order(per_kind: dict[int, list[torch.Tensor]]) -> list[torch.Tensor]:
+            """Per-segment rows of each modality -> per segment in prompt order (images and
+            clips interleave as the segments do)."""
+            pools = {kind: iter(rows) for kind, rows in per_kind.items()}
+            return [next(pools[kind]) for kind in kinds]
+
+        visual_rows = in_prompt_order({kind: out.pooler_output for kind, out in tower.items()})
+        # DeepStack (Qwen3-VL): per level, the same tokens' features from an earlier tower block.
+        levels = min((len(out.deepstack_features) for out in tower.values()
+                      if getattr(out, "deepstack_features", None)), default=0)
+        deepstack = [
+            torch.cat(in_prompt_order({kind: out.deepstack_features[level]
+                                       for kind, out in tower.items()})).to(embeds.dtype)
+            for level in range(levels)
+        ] or None
         visual_mask = inputs.mm_token_type_ids > 0
         visual_tokens = int(visual_mask.sum())
         encoded = sum(int(rows.shape[0]) for rows in visual_rows)
@@ -289,6 +323,7 @@ class QwenVLBackend:
         position_ids = position_ids[:, 0]  # (3, L)
         next_position = int(position_ids.max()) + 1
         keep_mask = torch.ones_like(visual_mask)
+        visual_keep = torch.ones(visual_tokens, dtype=torch.bool, device=embeds.device)
         if prune and self.pruner is not None and visual_tokens > 0:
             keep = max(1, round(visual_tokens * self.cfg.prune_ratio))
             token_thw, segment_ids = self._visual_token_grid(inputs)
@@ -307,7 +342,10 @@ class QwenVLBackend:
             next_position=next_position,
             kept_index=kept_index,
             visual_tokens=visual_tokens,
-            visual_tokens_kept=int(keep_mask[visual_mask].sum()),
+            visual_tokens_kept=int(visual_keep.sum()),
+            visual_mask=visual_mask[kept_index],
+            # The pruner's kept indices, applied to every level alike.
+            deepstack=None if deepstack is None else [level[visual_keep] for level in deepstack],
         )
 
     def _visual_token_grid(self, inputs: PromptInputs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -347,6 +385,13 @@ class QwenVLBackend:
             positions[1:, row, length - n:] = p.position_ids
         return {"inputs_embeds": embeds, "attention_mask": mask, "position_ids": positions}
 
+    def prefill_features(
+        self, prefills: list[PrefillInputs], batch: dict[str, torch.Tensor]
+    ) -> contextlib.AbstractContextManager:
+        """A context in which the model's forward on `batch` (left_pad of `prefills`) also gets
+        what the prefills carry beyond inputs_embeds. Qwen2.5-VL needs nothing more."""
+        return contextlib.nullcontext()
+
     def _set_rope_deltas(self, prefills: list[PrefillInputs]) -> None:
         """Where the model puts decoded text when not given positions: (real tokens so far) +
         delta, as in its get_rope_index. After pruning the delta is original max + 1 - kept
@@ -377,15 +422,16 @@ class QwenVLBackend:
         batch = self.left_pad(prefills)
         self._set_rope_deltas(prefills)
         caps = [self.token_cap(wanted) for wanted in max_new_tokens]
-        output = self.model.generate(
-            **batch,
-            max_new_tokens=max(caps),
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=sorted(self.eos_token_ids),
-            pad_token_id=self.pad_token_id,
-            stopping_criteria=[clock],
-        )
+        with self.prefill_features(prefills, batch):
+            output = self.model.generate(
+                **batch,
+                max_new_tokens=max(caps),
+                do_sample=False,
+                num_beams=1,
+                eos_token_id=sorted(self.eos_token_ids),
+                pad_token_id=self.pad_token_id,
+                stopping_criteria=[clock],
+            )
         finished = time.perf_counter()
         first = clock.first_token_at or finished
         # Given inputs_embeds only, generate returns just the new tokens.
