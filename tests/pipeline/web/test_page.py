@@ -1,7 +1,7 @@
 """The web page in a real browser: Debian's chromium, headless, driven by Selenium through
 chromedriver, against the service on a real socket (key required). The tests run in file order
 on one page and one service, as a user would: key, search, play, photo search, ask, index,
-then a restart. Screenshots go to the module's tmp dir (printed)."""
+ask across the index, then a restart. Screenshots go to the module's tmp dir (printed)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # Without the background-networking flags chromium stalls on a closed network.
 CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1400,1000")
+                "--window-size=1400,1600")
 KEY = "page-key-123"
 XSS_NAME = "<img src=x onerror=alert(1)>.mp4"
 WAIT_S = 90
@@ -50,6 +50,7 @@ def browser(tmp_path_factory):
     for flag in CHROME_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     yield driver
     driver.quit()
@@ -72,11 +73,21 @@ def site(photo_library, ray_cluster, tmp_path_factory):
     ])
     port = _free_port()
     server = running(cfg, port)
-    server.__enter__()
     state = {"url": f"http://127.0.0.1:{port}/", "cfg": cfg, "port": port, "server": server,
-             "library": library, "incoming": incoming}
+             "api": server.__enter__(), "library": library, "incoming": incoming}
     yield state
     state["server"].__exit__(None, None, None)
+
+
+@pytest.fixture(autouse=True)
+def no_script_errors(browser):
+    """Each test ends with no error in the page's console but the refusals the page expects
+    (the 401 before the key is entered, a 403 the test provokes)."""
+    yield
+    errors = [entry["message"] for entry in browser.get_log("browser")
+              if entry["level"] == "SEVERE" and not any(
+                  f"status of {status}" in entry["message"] for status in (401, 403))]
+    assert not errors
 
 
 def wait(driver, condition, what, timeout=WAIT_S):
@@ -210,11 +221,22 @@ def test_indexing_a_folder_and_a_tag_like_file_name_stays_text(browser, site, sh
     from selenium.webdriver.support.ui import Select
 
     path = one(browser, "#index-path")
+    path.send_keys("/etc")
+    one(browser, "#index-button").click()
+    wait(browser, lambda d: "/etc: path is outside the allowed media roots" in
+         one(d, "#index-jobs").text, "the refusal of a folder outside the media roots")
+    path.clear()
     path.send_keys(str(site["incoming"]))
     one(browser, "#index-button").click()
     wait(browser, lambda d: by_css(d, ".index-job .summary"), "the index job's summary")
     assert one(browser, ".index-job .summary").text.startswith("1 indexed")
     assert one(browser, ".index-job progress").get_attribute("value") == "1"
+    jobs = site["api"].get("/v1/jobs", headers={"X-API-Key": KEY}).json()["jobs"]
+    progress = {job["kind"]: job["progress"] for job in jobs}  # each job's last step, kept
+    assert progress["index"] == {"stage": "index", "done": 1, "total": 1,
+                                 "video": str(site["incoming"] / XSS_NAME)}
+    assert progress["ask"]["stage"] == "ingest"
+    assert progress["ask"]["done"] == progress["ask"]["total"] >= 1
     hits = search(browser, "red")
     names = [hit.find_element("css selector", ".name").text for hit in hits]
     assert XSS_NAME in names
@@ -230,16 +252,32 @@ def test_indexing_a_folder_and_a_tag_like_file_name_stays_text(browser, site, sh
     browser.save_screenshot(str(shots / "5-index-and-name.png"))
 
 
+def test_asking_all_indexed_videos_asks_the_best_matching_ones(browser, site):
+    from selenium.webdriver.support.ui import Select
+
+    Select(one(browser, "#ask-video")).select_by_index(0)  # all indexed videos
+    question = one(browser, "#ask-question")
+    question.clear()
+    question.send_keys("a red curtain")
+    browser.execute_script("document.getElementById('ask-jobs').replaceChildren()")
+    one(browser, "#ask-button").click()
+    wait(browser, lambda d: len(by_css(d, ".ask-job .evidence-only")) == 2, "both videos' evidence")
+    asked = {box.find_element("css selector", "h3").text for box in by_css(browser, ".ask-job")}
+    assert asked == {f"{XSS_NAME}: a red curtain", "photos.mp4: a red curtain"}
+
+
 def test_the_jobs_list_survives_a_restart(browser, site, shots):
     site["server"].__exit__(None, None, None)
     site["server"] = running(site["cfg"], site["port"])
-    site["server"].__enter__()
+    site["api"] = site["server"].__enter__()
     browser.refresh()
     wait(browser, lambda d: len(by_css(d, "#jobs tbody tr")) >= 2, "the jobs table")
     rows = {row.find_element("css selector", "td:nth-child(2)").text: row
             for row in by_css(browser, "#jobs tbody tr")}
     assert set(rows) == {"ask", "index"}
-    assert all(row.get_attribute("data-status") == "succeeded" for row in rows.values())
+    assert len(by_css(browser, "#jobs tbody tr")) == 4  # an ask, an index, then two asks
+    assert {row.get_attribute("data-status") for row in by_css(browser, "#jobs tbody tr")} == {
+        "succeeded"}
     browser.execute_script("document.getElementById('ask-jobs').replaceChildren()")
     rows["ask"].find_element("css selector", "button").click()
     wait(browser, lambda d: by_css(d, ".ask-job .segment"), "the ask job's evidence again")
