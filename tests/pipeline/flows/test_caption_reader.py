@@ -77,3 +77,19 @@ def test_fixed_plans_and_an_unreadable_video(tmp_path):
     assert plan.tokens == vision.tokens_for(2, plan.height, plan.width) == 24
     assert isinstance(outcomes[str(tmp_path / "broken.mp4")], VidsiftError)
     assert not (tmp_path / "index").exists()  # fixed clips read no memory and write none
+
+
+def test_clips_for_a_remote_server_shown_frames_as_images_are_planned_per_image(tmp_path):
+    """vlm.backend=openai sends a clip's frames as separate images: each costs a full image, so
+    the plan halves the frame size's budget share instead of merging frames in time."""
+    from vidsift.pipeline.flows.caption.reader import plan_clips
+    from vidsift.core.probe import probe
+
+    video = make_coded_video(tmp_path / "v.mp4", n_frames=60, fps=10, size=(160, 120), gop=5)
+    cfg = load_config("default", ["vlm.backend=openai", "caption.frames_per_clip=2",
+                                  "caption.tokens_per_clip=32"])
+    plan = plan_clips(str(video), probe(str(video)), [(0.0, 3.0)], cfg)
+    spec = cfg.vision_spec()
+    assert spec.temporal_patch_size == 1
+    assert (plan.height, plan.width) == clip_frame_size(120, 160, 2, 32, spec) == (84, 112)
+    assert plan.tokens == 2 * (84 // 28) * (112 // 28) == 24 <= 32
