@@ -132,3 +132,17 @@ def test_bad_inputs_are_rejected():
         frame_grids((720, 1280), MAX_PX, MIN_PX)
     with pytest.raises(ValueError):
         frame_grids((0, 1280), MIN_PX, MAX_PX)
+
+
+def test_split_budget_is_proportional_above_the_floors_and_sums_to_the_total():
+    from vidsift.pipeline.budget import split_budget
+
+    assert split_budget([3, 1, 0], [10, 10, 10], 100) == [67, 23, 10]
+    assert split_budget([0, 0], [5, 5], 11) == [6, 5]  # no weight: equal, remainder to the first
+    # Floors that do not all fit: the lightest part gets nothing, the rest share the total.
+    assert split_budget([1, 2, 3], [40, 40, 40], 100) == [0, 40, 60]
+    # A heavy part whose floor alone exceeds the total is left out, not the light one.
+    assert split_budget([5, 1], [200, 1], 100) == [0, 100]
+    assert split_budget([1], [101], 100) == [0]
+    with pytest.raises(ValueError, match="2 weights but 1 floors"):
+        split_budget([1, 1], [1], 10)

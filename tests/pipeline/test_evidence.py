@@ -75,3 +75,58 @@ def test_errors():
         plan_evidence(t, v[:2], v, v[0], 0, 3, SelectionConfig(), BudgetConfig(), (720, 1280))
     with pytest.raises(ValueError):
         plan_evidence(t, v, v, v[0], 5, 3, SelectionConfig(), BudgetConfig(), (720, 1280))
+
+
+def _video_evidence(name, seconds, frame_size, weight, rng, query=None, match_at=None):
+    from vidsift.pipeline.evidence import VideoEvidence
+
+    times = np.arange(0.0, seconds, 1.0)
+    text = unit(rng.normal(size=(len(times), 64)))
+    if match_at is not None:
+        text[int(match_at)] = query
+    return VideoEvidence(video=name, times=times, visual=unit(rng.normal(size=(len(times), 16))),
+                         text_vectors=text, start=0.0, end=seconds, frame_size=frame_size,
+                         weight=weight)
+
+
+@pytest.mark.parametrize("tokens", [700, 2048, 4096])
+def test_one_plan_over_several_videos_is_exact_within_the_one_budget(tokens):
+    from vidsift.pipeline.budget import frame_grids
+    from vidsift.pipeline.evidence import plan_across_videos
+
+    rng = np.random.default_rng(5)
+    query = unit(rng.normal(size=64))
+    sources = [
+        _video_evidence("/v/a.mp4", 60, (240, 320), 0.4, rng),
+        _video_evidence("/v/b.mp4", 90, (720, 1280), 1.5, rng, query, match_at=42),
+        _video_evidence("/v/c.mp4", 30, (1080, 1080), 0.2, rng),
+    ]
+    budget = BudgetConfig(tokens=tokens)
+    plan = plan_across_videos(sources, query, SelectionConfig(), budget)
+    assert plan.video == "" and plan.budget == tokens
+    assert plan.total_tokens == sum(s.tokens for s in plan.segments) <= tokens
+    assert plan.total_tokens >= 0.98 * tokens  # what the shares leave is offered to a re-plan
+    sizes = {s.video: s.frame_size for s in sources}
+    per_video = {}
+    for seg in plan.segments:
+        # Each segment costs what the model counts, at a size made for its own video's frames.
+        assert seg.tokens == tokens_for(len(seg.timestamps), seg.height, seg.width)
+        grids = frame_grids(sizes[seg.video], budget.min_pixels, budget.max_pixels)
+        assert (seg.height // 28, seg.width // 28) in grids
+        per_video[seg.video] = per_video.get(seg.video, 0) + seg.tokens
+    # Grouped by video, the heaviest first; the video holding the answer gets the most tokens
+    # and shows the matching moment.
+    order = list(dict.fromkeys(s.video for s in plan.segments))
+    assert order[0] == "/v/b.mp4" and order == sorted(order, key=lambda v: -{
+        "/v/a.mp4": 0.4, "/v/b.mp4": 1.5, "/v/c.mp4": 0.2}[v])
+    assert max(per_video, key=per_video.get) == "/v/b.mp4"
+    assert any(s.start <= 42.0 <= s.end for s in plan.segments if s.video == "/v/b.mp4")
+
+
+def test_a_budget_for_no_video_is_a_budget_error():
+    from vidsift.pipeline.evidence import plan_across_videos
+
+    rng = np.random.default_rng(1)
+    sources = [_video_evidence("/v/a.mp4", 10, (720, 1280), 1.0, rng)]
+    with pytest.raises(BudgetError, match="cannot hold one image of any of the 1 videos"):
+        plan_across_videos(sources, None, SelectionConfig(), BudgetConfig(tokens=100))

@@ -97,3 +97,65 @@ def test_decoded_single_frame_clip_is_tagged_as_an_image():
     clip = _token_set().segments[1]
     decoded = dataclasses.replace(clip, frames=(object(),))
     assert time_tag(decoded) == "<t=12.5s>"
+
+
+# ---- conversation history (follow-up questions) ----------------------------------------------
+
+from vidsift.core.types import HistoryTurn  # noqa: E402
+from vidsift.workers.vlm.prompt import fit_history, history_text  # noqa: E402
+
+TALK = "/videos/talk.mp4"
+
+
+def _turn(question: str, answer: str) -> HistoryTurn:
+    return HistoryTurn(question, answer, evidence=(
+        (TALK, 1.0, 1.0), (TALK, 12.5, 16.5), (TALK, 30.25, 30.25)))
+
+
+def test_history_spells_earlier_citations_as_times_so_numbers_never_collide():
+    text = history_text([_turn("Where is the chart?", "On the slide [2], also [1, 3] [t=3s]."),
+                         HistoryTurn("And after?", "(not answered)")])
+    assert text == (
+        "Earlier in this conversation (times are seconds in the video):\n"
+        "Q1 (evidence 1.0s, 12.5s-16.5s, 30.2s): Where is the chart?\n"
+        "A1: On the slide (12.5s-16.5s), also (1.0s, 30.2s) [t=3s].\n"
+        "Q2: And after?\n"
+        "A2: (not answered)\n"
+        "Evidence for the new question:\n")
+    # What the model reads of an earlier answer is no citation of the new evidence.
+    assert parse_citations(text, _token_set()) == []
+    assert history_text([]) == ""
+
+
+def test_history_names_the_videos_of_a_turn_across_several():
+    turn = HistoryTurn("Which talk shows a chart?", "This one [2].", evidence=(
+        ("/a/intro.mp4", 3.0, 3.0), ("/b/talk.mp4", 12.5, 16.5)))
+    assert history_text([turn]).splitlines()[1:3] == [
+        "Q1 (evidence intro.mp4 3.0s; talk.mp4 12.5s-16.5s): Which talk shows a chart?",
+        "A1: This one (talk.mp4 12.5s-16.5s)."]
+
+
+def test_history_goes_before_the_numbered_evidence():
+    turns = [_turn("Q one?", "A one [1].")]
+    parts = evidence_parts(_token_set(), "Q two?", history=turns)
+    assert parts[0] == history_text(turns)
+    assert parts[1:] == evidence_parts(_token_set(), "Q two?")
+
+
+def test_fit_history_drops_the_oldest_turns_first_with_exact_counts():
+    turns = [_turn(f"Question {n}?", f"Answer {n} [2].") for n in range(1, 5)]
+    sizes = [len(history_text(turns[first:])) for first in range(4)]  # count: 1 per character
+    assert sizes == sorted(sizes, reverse=True)
+    assert fit_history(turns, sizes[0], len) == (tuple(turns), sizes[0])
+    assert fit_history(turns, sizes[0] - 1, len) == (tuple(turns[1:]), sizes[1])
+    assert fit_history(turns, sizes[2], len) == (tuple(turns[2:]), sizes[2])
+    assert fit_history(turns, sizes[3] - 1, len) == ((), 0)
+    assert fit_history([], 100, len) == ((), 0)
+
+
+def test_segments_name_their_own_video():
+    token_set = _token_set()
+    token_set.segments[1] = dataclasses.replace(token_set.segments[1], video="/b/other.mp4")
+    assert prompt.segment_videos(token_set) == [TALK, "/b/other.mp4", TALK]
+    assert segment_labels(token_set)[1] == "[2] other.mp4 <t=12.5s-16.5s>"
+    assert parse_citations("[2]", token_set)[0]["video"] == "/b/other.mp4"

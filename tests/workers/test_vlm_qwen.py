@@ -57,6 +57,24 @@ def test_prompt_has_time_tags_and_one_placeholder_per_token(vlm):
     assert inputs.second_per_grid_ts.tolist() == pytest.approx([1.0])
 
 
+def test_earlier_turns_go_before_the_evidence_and_the_visual_tokens_stay_planned(vlm):
+    from vidsift.core.types import HistoryTurn
+    from vidsift.workers.vlm.prompt import history_text
+
+    token_set = random_token_set()
+    history = (HistoryTurn("Where is the ball?", "Left [1].", (("v.mp4", 1.0, 1.0),)),)
+    plain = vlm.build_inputs(VLMRequest(token_set, "And then?"))
+    inputs = vlm.build_inputs(VLMRequest(token_set, "And then?", history=history))
+    text = vlm.tokenizer.decode(inputs.input_ids.tolist())
+    assert "Q1 (evidence 1.0s): Where is the ball?\nA1: Left (1.0s).\n" in text
+    assert text.index("A1: Left (1.0s).") < text.index("[1] <t=1.0s><|vision_start|>")
+    # The history adds exactly its text's tokens (one per byte here), and no visual token.
+    added = len(vlm.tokenizer(history_text(history), add_special_tokens=False)["input_ids"])
+    assert len(inputs.input_ids) == len(plain.input_ids) + added
+    for token in (vlm.image_token_id, vlm.video_token_id):
+        assert int((inputs.input_ids == token).sum()) == int((plain.input_ids == token).sum())
+
+
 def test_embeds_path_matches_plain_forward_logits(vlm):
     inputs = vlm.build_inputs(VLMRequest(random_token_set(), "Describe the scene."))
     with torch.inference_mode():

@@ -99,6 +99,10 @@ class BudgetConfig(_Section):
     max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)  # per frame cap
     # the selector plans one segment per this many tokens (fewer, larger frames when raised)
     tokens_per_slot: int = Field(256, ge=1)
+    # text tokens a follow-up question may spend on the conversation's earlier turns (oldest
+    # dropped first); counted by the VLM's tokenizer, or estimated without one. Visual tokens
+    # are budgeted by `tokens` alone.
+    history_tokens: int = Field(1024, ge=0)
 
 
 class VLMConfig(_Section):

@@ -213,3 +213,35 @@ def allocate(
             )
         )
     return TokenSet(video=video, segments=planned, budget=budget_tokens)
+
+
+def split_budget(weights: Sequence[float], floors: Sequence[int], total: int) -> list[int]:
+    """Whole-token shares of `total`, one per weight, proportional to the weights and each at
+    least its floor (water-filled, as allocate shares a budget over segments); the shares sum to
+    `total`. When the floors do not all fit, a part whose floor does not fit beside the floors
+    of the heavier parts gets 0 (ties: the earlier index is heavier) and the rest share the whole
+    total. Nothing fits: all 0.
+
+    weights: >= 0 per part (all 0: equal). floors: tokens a part needs to be shown at all.
+    """
+    if len(weights) != len(floors):
+        raise ValueError(f"split_budget: {len(weights)} weights but {len(floors)} floors")
+    ranked = sorted(range(len(weights)), key=lambda i: (-weights[i], i))
+    kept, used = [], 0
+    for i in ranked:
+        if used + floors[i] <= total:
+            kept.append(i)
+            used += floors[i]
+    shares = [0] * len(weights)
+    if not kept:
+        return shares
+    filled = _water_fill([weights[i] for i in kept], [floors[i] for i in kept], [total] * len(kept),
+                         total)
+    whole = [max(floors[i], math.floor(s + 1e-9)) for i, s in zip(kept, filled)]
+    # The tokens rounding left over go to the largest fractional remainders.
+    by_remainder = sorted(range(len(kept)), key=lambda j: (-(filled[j] - whole[j]), j))
+    for j in by_remainder[: total - sum(whole)]:
+        whole[j] += 1
+    for i, share in zip(kept, whole):
+        shares[i] = share
+    return shares

@@ -6,12 +6,16 @@ the caller has already embedded the coarse frames and the question.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 
 from vidsift.core.config import BudgetConfig, SelectionConfig
+from vidsift.core.errors import BudgetError
 from vidsift.core.types import TokenSet
 from vidsift.core.vision import VISION_SPECS, VisionSpec
-from vidsift.pipeline.budget import allocate, frame_grids
+from vidsift.pipeline.budget import allocate, frame_grids, split_budget
 from vidsift.pipeline.selection import get_selector
 
 
@@ -105,3 +109,74 @@ def plan_evidence(
         spec=spec or VISION_SPECS[budget.model],
         video=video,
     )
+
+
+@dataclass(slots=True, eq=False)
+class VideoEvidence:
+    """One video's candidate evidence for a question asked across several videos.
+
+    times, visual, text_vectors: its coarse frames as plan_evidence takes them. [start, end]:
+    its timeline, seconds. frame_size: (height, width) pixels. weight: how much of the budget it
+    deserves (e.g. the summed scores of its clips the index retrieved), >= 0.
+    """
+
+    video: str
+    times: np.ndarray
+    visual: np.ndarray
+    text_vectors: np.ndarray
+    start: float
+    end: float
+    frame_size: tuple[int, int]
+    weight: float = 1.0
+
+
+def plan_across_videos(
+    sources: list[VideoEvidence],
+    query_vector: np.ndarray | None,
+    selection: SelectionConfig,
+    budget: BudgetConfig,
+    spec: VisionSpec | None = None,
+) -> TokenSet:
+    """One token set over several videos within the one budget.
+
+    The budget is split between the videos by weight (split_budget; each video's floor is one
+    image at min_pixels of its own frame size, and a video whose floor does not fit beside the
+    heavier ones' is left out), each video's share is planned by plan_evidence, and the tokens
+    the plans leave unspent are offered, heaviest video first, to a re-plan of that video with
+    its share raised by them. Every segment names its video (PlannedSegment.video); segments are
+    grouped by video, heaviest first, in time order within a video. total_tokens <= budget.tokens,
+    each segment's count exact by the model's arithmetic. TokenSet.video is "".
+    Raises BudgetError when the budget cannot hold one image of any of the videos.
+    """
+    spec = spec or VISION_SPECS[budget.model]
+    floors = []
+    for source in sources:
+        grids = frame_grids(source.frame_size, budget.min_pixels, budget.max_pixels, spec)
+        floors.append(grids[0][0] * grids[0][1] if grids else budget.tokens + 1)
+    shares = split_budget([s.weight for s in sources], floors, budget.tokens)
+    if not any(shares):
+        raise BudgetError(
+            f"a budget of {budget.tokens} tokens cannot hold one image of any of the"
+            f" {len(sources)} videos at min_pixels={budget.min_pixels}"
+        )
+
+    def plan(source: VideoEvidence, tokens: int) -> TokenSet:
+        return plan_evidence(
+            source.times, source.visual, source.text_vectors, query_vector, source.start,
+            source.end, selection, budget.model_copy(update={"tokens": tokens}),
+            source.frame_size, video=source.video, spec=spec,
+        )
+
+    order = sorted((i for i, share in enumerate(shares) if share),
+                   key=lambda i: (-sources[i].weight, i))
+    plans = {i: plan(sources[i], shares[i]) for i in order}
+    for i in order:
+        unspent = budget.tokens - sum(p.total_tokens for p in plans.values())
+        if unspent <= 0:
+            break
+        raised = plan(sources[i], plans[i].total_tokens + unspent)
+        if raised.total_tokens > plans[i].total_tokens:
+            plans[i] = raised
+    segments = [dataclasses.replace(segment, video=sources[i].video)
+                for i in order for segment in plans[i].segments]
+    return TokenSet(video="", segments=segments, budget=budget.tokens)

@@ -7,6 +7,9 @@ A job's result, once written, is never deleted or overwritten: a cancel after th
 no-op, and a restart only re-queues jobs that were queued or running.
 
 Statuses: queued -> running -> succeeded | failed; queued or running -> cancelled.
+
+The same file keeps conversations: the turns of follow-up questions (question, answer,
+evidence), numbered per conversation name, read back by the next question of that name.
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);
+CREATE TABLE IF NOT EXISTS turns (
+    conversation TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    turn TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (conversation, number)
+);
 """
 _COLUMNS = (
     "id, kind, status, request, result, error, attempts, created_at, started_at, finished_at, "
@@ -214,6 +224,27 @@ class JobStore:
                 (QUEUED, RUNNING),
             )
             return cur.rowcount
+
+    def add_turn(self, conversation: str, turn: dict[str, Any]) -> int:
+        """Append a turn (JSON) to a conversation, creating it; returns the turn's number
+        (1, 2, ...). One statement: two writers never get the same number."""
+        with closing(self._connect()) as conn:
+            (number,) = conn.execute(
+                "INSERT INTO turns (conversation, number, turn, created_at) VALUES "
+                "(?, (SELECT COALESCE(MAX(number), 0) + 1 FROM turns WHERE conversation = ?), ?, ?)"
+                " RETURNING number",
+                (conversation, conversation, json.dumps(turn), time.time()),
+            ).fetchone()
+        return number
+
+    def turns(self, conversation: str) -> list[dict[str, Any]]:
+        """A conversation's turns, oldest first, each with its "number"; [] for a new name."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute(
+                "SELECT number, turn FROM turns WHERE conversation = ? ORDER BY number",
+                (conversation,),
+            ).fetchall()
+        return [{**json.loads(turn), "number": number} for number, turn in rows]
 
     def counts(self) -> dict[str, int]:
         with closing(self._connect()) as conn:

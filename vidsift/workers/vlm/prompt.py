@@ -11,7 +11,10 @@ visual (an image, or a clip), then an instruction to cite evidence by number, th
     <question>
 
 When the segments come from more than one video, each label names its video's file name:
-"[2] lecture.mp4 <t=2.0s-3.0s>". Backends turn the parts into their own message format (a chat
+"[2] lecture.mp4 <t=2.0s-3.0s>". A follow-up question carries the conversation's earlier turns
+as text before the evidence (history_text): each earlier question with the times of the
+evidence it was shown, and its answer with the [n] citations written out as those times, so the
+old numbers never collide with the new ones. Backends turn the parts into their own message format (a chat
 template's image/video placeholders, or OpenAI content parts); none lays out text of its own, so
 the numbers the model cites are the numbers parse_citations() reads back.
 
@@ -21,11 +24,11 @@ Pure: no model, no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from vidsift.core.types import PlannedSegment, TokenSet
+from vidsift.core.types import HistoryTurn, PlannedSegment, TokenSet
 
 CITE_INSTRUCTION = (
     "Cite the evidence you use by its number in square brackets, e.g. [2] or [1, 3]."
@@ -42,11 +45,10 @@ def time_tag(segment: PlannedSegment) -> str:
 def segment_videos(token_set: TokenSet) -> list[str]:
     """The video each segment of `token_set` comes from, in segment order.
 
-    The one place a segment's video is looked up: today every segment of a TokenSet belongs to
-    token_set.video; a token set planned over several videos gives its segments their own video
-    here, and labels and citations follow.
+    The one place a segment's video is looked up: a segment's own video (set when a token set
+    is planned over several videos), else token_set.video; labels and citations follow.
     """
-    return [token_set.video] * len(token_set.segments)
+    return [segment.video or token_set.video for segment in token_set.segments]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +75,84 @@ def segment_labels(
     return labels
 
 
+HISTORY_HEADER = "Earlier in this conversation (times are seconds in the video):"
+NEW_EVIDENCE = "Evidence for the new question:"
+
+
+def _span(start: float, end: float) -> str:
+    return f"{start:.1f}s" if start == end else f"{start:.1f}s-{end:.1f}s"
+
+
+def _evidence_times(evidence: tuple[tuple[str, float, float], ...]) -> str:
+    """"1.0s, 12.5s-16.5s"; grouped as "a.mp4 1.0s; b.mp4 3.0s" when several videos."""
+    names = list(dict.fromkeys(PurePath(video).name for video, _, _ in evidence))
+    if len(names) <= 1:
+        return ", ".join(_span(start, end) for _, start, end in evidence)
+    return "; ".join(
+        name + " " + ", ".join(_span(s, e) for v, s, e in evidence if PurePath(v).name == name)
+        for name in names
+    )
+
+
+def _answer_with_times(turn: HistoryTurn) -> str:
+    """The turn's answer with each citation bracket ([2], [1-3]) replaced by the cited times in
+    parentheses; brackets that are not citations stay."""
+    several = len({video for video, _, _ in turn.evidence}) > 1
+
+    def spell(match: re.Match) -> str:
+        cited = [turn.evidence[n - 1] for low, high in _bracket_ranges(match.group(1))
+                 for n in range(max(low, 1), min(high, len(turn.evidence)) + 1)]
+        if not cited:
+            return match.group(0)
+        return "(" + ", ".join((f"{PurePath(v).name} " if several else "") + _span(s, e)
+                               for v, s, e in cited) + ")"
+
+    return _BRACKET.sub(spell, turn.answer)
+
+
+def history_text(turns: Sequence[HistoryTurn]) -> str:
+    """Earlier turns as the text placed before the evidence (ends with a newline), "" for none:
+
+        Earlier in this conversation (times are seconds in the video):
+        Q1 (evidence 3.0s, 12.5s-16.5s): where is the chart?
+        A1: On the slide (12.5s-16.5s).
+        Evidence for the new question:
+    """
+    if not turns:
+        return ""
+    lines = [HISTORY_HEADER]
+    for number, turn in enumerate(turns, start=1):
+        shown = f" (evidence {_evidence_times(turn.evidence)})" if turn.evidence else ""
+        lines.append(f"Q{number}{shown}: {turn.question}")
+        lines.append(f"A{number}: {_answer_with_times(turn)}")
+    lines.append(NEW_EVIDENCE)
+    return "\n".join(lines) + "\n"
+
+
+def fit_history(
+    turns: Sequence[HistoryTurn], allowance: int, count: Callable[[str], int]
+) -> tuple[tuple[HistoryTurn, ...], int]:
+    """The newest turns whose history_text() counts at most `allowance` text tokens, oldest
+    dropped first, and that count. count: text -> tokens (the VLM's tokenizer, or an estimate).
+    No turn fits: ((), 0)."""
+    for first in range(len(turns)):
+        kept = tuple(turns[first:])
+        tokens = count(history_text(kept))
+        if tokens <= allowance:
+            return kept, tokens
+    return (), 0
+
+
 def evidence_parts(
     token_set: TokenSet,
     question: str,
     time_format: Callable[[PlannedSegment], str] = time_tag,
+    history: Sequence[HistoryTurn] = (),
 ) -> list[Part]:
-    """The request in order: per segment its label (text) then its Visual; then the citation
-    instruction and the question as text parts. No segments: the question alone."""
-    parts: list[Part] = []
+    """The request in order: the conversation's earlier turns (history_text, when any) then per
+    segment its label (text) and its Visual; then the citation instruction and the question as
+    text parts. No segments: the history and the question alone."""
+    parts: list[Part] = [history_text(history)] if history else []
     for index, label in enumerate(segment_labels(token_set, time_format)):
         parts.append(label if index == 0 else "\n" + label)
         parts.append(Visual(index))
