@@ -211,3 +211,54 @@ def test_an_ask_completes_while_an_index_job_ingests(ray_cluster, media_root, tm
         # The index job left the long video's memory: asking about it now decodes nothing.
         again = client.post("/v1/jobs", json={"video": str(long_video), "question": "q"}).json()["id"]
         assert _wait_all(client, [again])[again]["result"]["reused_memory"] is True
+
+
+def test_follow_ups_and_asks_across_the_index_over_http(ray_cluster, media_root, tmp_path):
+    cfg = _config(media_root, tmp_path / "svc")
+    short = str((media_root / "short.mp4").resolve())
+    index_dir = tmp_path / "svc" / "index"
+    with running(cfg) as client:
+        # Before anything is indexed, a question without a video fails naming the index dir.
+        no_index = client.post("/v1/jobs", json={"question": "what is shown?"}).json()["id"]
+        first = client.post("/v1/jobs", json={"video": "short.mp4", "question": "what is shown?",
+                                              "conversation": "chat"}).json()["id"]
+        jobs = _wait_all(client, [no_index, first])
+        assert jobs[no_index]["status"] == "failed"
+        assert f"{index_dir}: no clip index here" in jobs[no_index]["error"]
+        assert jobs[first]["result"]["conversation"] == {"name": "chat", "turn": 1}
+        # The follow-up leaves the video out: the conversation's, read from its memory.
+        follow = client.post("/v1/jobs", json={"question": "and then?", "conversation": "chat"})
+        assert follow.status_code == 202
+        job = _wait_all(client, [follow.json()["id"]])[follow.json()["id"]]
+        assert job["request"]["video"] == short and job["status"] == SUCCEEDED, job["error"]
+        result = job["result"]
+        assert result["conversation"] == {"name": "chat", "turn": 2}
+        assert result["video"] == short and result["reused_memory"]
+        assert result["history"]["turns"] == 1 and result["history"]["dropped"] == 0
+        turns = client.get("/v1/conversations/chat").json()["turns"]
+        assert [(t["number"], t["question"]) for t in turns] == [(1, "what is shown?"),
+                                                                 (2, "and then?")]
+        assert client.get("/v1/conversations/nope").json() == {"error": "no conversation 'nope'"}
+        other = client.post("/v1/jobs", json={"video": "other.mp4", "question": "q",
+                                              "conversation": "chat"})
+        assert other.status_code == 400 and "conversation 'chat' is about" in other.json()["error"]
+        long_name = client.post("/v1/jobs", json={"video": "short.mp4", "question": "q",
+                                                  "conversation": "c" * 201})
+        assert long_name.status_code == 422 and "conversation" in long_name.json()["error"]
+        # Indexed, a question without a video goes across the index.
+        indexing = client.post("/v1/index", json={"paths": ["short.mp4"]}).json()["id"]
+        assert _wait_all(client, [indexing])[indexing]["status"] == SUCCEEDED
+        across = client.post("/v1/jobs", json={"question": "what is shown?"}).json()["id"]
+        job = _wait_all(client, [across])[across]
+        assert job["status"] == SUCCEEDED, job["error"]
+        assert job["result"]["video"] == "" and job["result"]["videos"] == [short]
+        assert {s["video"] for s in job["result"]["segments"]} == {short}
+        assert job["result"]["tokens"] <= 256
+    # The same index served with media roots that hold none of its videos: nothing to read.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with running(_config(elsewhere, tmp_path / "svc")) as client:
+        refused = client.post("/v1/jobs", json={"question": "what is shown?"}).json()["id"]
+        job = _wait_all(client, [refused])[refused]
+        assert job["status"] == "failed"
+        assert "holds no clips of videos this service may read" in job["error"]

@@ -81,8 +81,14 @@ def show_config(config: ConfigOpt = "default", overrides: SetOpt = None) -> None
 
 @app.command("ask")
 def ask_command(
-    video: Annotated[str, typer.Argument(help="Video file.")],
-    question: Annotated[str, typer.Argument(help="The question.")],
+    video: Annotated[str, typer.Argument(
+        help="Video file; or the question, alone, to ask across the clip index.",
+        metavar="[VIDEO]")],
+    question: Annotated[Optional[str], typer.Argument(help="The question.")] = None,
+    conversation: Annotated[Optional[str], typer.Option(
+        "--conversation", help="Ask as the next turn of this conversation (kept in "
+        "serve.data_dir; a follow-up may leave the video out).")] = None,
+    index_dir: IndexDirOpt = None,
     budget: Annotated[Optional[int], typer.Option(help="Visual-token budget.")] = None,
     selector: Annotated[Optional[str], typer.Option(help="Frame/clip selector.")] = None,
     pruner: Annotated[Optional[str], typer.Option(help="Post-encoder token pruner.")] = None,
@@ -96,10 +102,13 @@ def ask_command(
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer a question about a video; prints the answer and the evidence timestamps."""
+    """Answer a question about a video, or across every video of the clip index (no VIDEO);
+    prints the answer, the cited evidence and every segment shown, with its video and time."""
+    if question is None:  # one argument: the question, across the index
+        video, question = None, video
     cfg = resolve_config(
         config, overrides, **{"selection.selector": selector, "vlm.pruner": pruner,
-                              "vlm.model": model},
+                              "vlm.model": model, "index.dir": index_dir},
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -114,17 +123,20 @@ def ask_command(
             bar.update(task, total=event.shards_total, completed=event.shards_done)
 
         result = ask(cfg, video, question, budget=budget, thumbnails_dir=thumbnails,
-                     progress=progress)
+                     progress=progress, conversation=conversation)
     if as_json:
         print_json(result.to_dict())
         return
+    from rich.markup import escape  # the model's text may hold brackets like [segment 2]
+
     if result.answer is None:
         console.print("[bold]evidence only[/] (no VLM: pass --model PATH_OR_ID for an answer)")
     else:
-        from rich.markup import escape  # the model's text may hold brackets like [segment 2]
-
         console.print(f"[bold]answer:[/] {escape(result.answer)}", highlight=False)
         console.print(f"[bold]cited:[/] {result.citation_line() or 'none (all evidence below)'}",
+                      highlight=False)
+    if result.conversation:
+        console.print(f"[bold]conversation:[/] {escape(result.conversation_line())}",
                       highlight=False)
     console.print("evidence:")
     for line in result.evidence_lines():

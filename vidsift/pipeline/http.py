@@ -3,7 +3,9 @@ ask flow (and indexing) for queued jobs. `vidsift serve` hosts it on Ray Serve; 
 embedders can run it with any ASGI server (create_app(cfg)).
 
 Routes (OpenAPI at /docs):
-  POST   /v1/jobs                {video, question, options} -> {id, status}
+  POST   /v1/jobs                {video, question, options, conversation} -> {id, status}
+                                 (no video: across the clip index; conversation: a follow-up)
+  GET    /v1/conversations/{name}                           -> the conversation's turns
   GET    /v1/jobs?limit&offset&status                       -> a page of jobs, newest first
   GET    /v1/jobs/{id}                                      -> status, answer, evidence, timings
   DELETE /v1/jobs/{id}                                      -> cancels a queued or running job
@@ -48,6 +50,7 @@ log = logging.getLogger("vidsift.http")
 MAX_PATH_CHARS = 4096
 MAX_INDEX_PATHS = 1000
 MAX_BUDGET_TOKENS = 65536
+MAX_CONVERSATION_CHARS = 200
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a search photo; a phone's JPEG is 2-8 MB
 
 
@@ -63,9 +66,15 @@ class AskOptions(_Strict):
 
 
 class JobRequest(_Strict):
-    video: str = Field(..., min_length=1, max_length=MAX_PATH_CHARS)
+    video: str | None = Field(
+        None, min_length=1, max_length=MAX_PATH_CHARS,
+        description="omitted: across every indexed video in the media roots, or the video of "
+                    "the conversation it continues")
     question: str = Field(..., min_length=1, max_length=20_000)
     options: AskOptions = Field(default_factory=AskOptions)
+    conversation: str | None = Field(
+        None, min_length=1, max_length=MAX_CONVERSATION_CHARS,
+        description="ask as the next turn of this conversation (its earlier turns in the prompt)")
 
 
 class IndexRequest(_Strict):
@@ -132,6 +141,14 @@ class Service:
     def notify(self) -> None:
         self._wake.set()
 
+    def may_read(self, path: str) -> bool:
+        """Whether a video (e.g. one the clip index names) lies inside the media roots."""
+        try:
+            self.roots.check(path)
+        except PathNotAllowedError:
+            return False
+        return True
+
     def _work(self) -> None:
         while not self._stop.is_set():
             job = self.store.claim_next()
@@ -155,14 +172,22 @@ class Service:
     def _run(self, job) -> dict[str, Any]:
         request = job.request
         if job.kind == "ask":
+            from vidsift.pipeline.conversation import ask_in_conversation
+
             options = request.get("options", {})
-            result = self.asker.ask(
-                request["video"], request["question"],
+            ask_options = dict(
                 budget=options.get("budget"), max_new_tokens=options.get("max_new_tokens"),
                 thumbnails_dir=self.data_dir / "thumbnails" / job.id,
                 progress=lambda event: self.store.set_progress(job.id, {
                     "stage": "ingest", "done": event.shards_done, "total": event.shards_total}),
+                allow_video=self.may_read,
             )
+            if request.get("conversation"):
+                result = ask_in_conversation(self.asker, self.store, request["conversation"],
+                                             request.get("video"), request["question"],
+                                             **ask_options)
+            else:
+                result = self.asker.ask(request.get("video"), request["question"], **ask_options)
             payload = result.to_dict()
             for number, segment in enumerate(payload["segments"]):
                 if segment.pop("thumbnail", None):
@@ -257,13 +282,21 @@ def create_app(cfg: Config) -> FastAPI:
         service = service_of(request)
         if len(body.question) > cfg.serve.max_question_chars:
             raise ApiError(422, f"question: at most {cfg.serve.max_question_chars} characters")
-        video = service.roots.check(body.video)
+        video = str(service.roots.check(body.video)) if body.video is not None else None
+        if body.conversation is not None:
+            from vidsift.pipeline.conversation import check_name, scope_of
+
+            # A follow-up about the conversation's video is checked against the roots now.
+            scope = scope_of(check_name(body.conversation),
+                             service.store.turns(body.conversation), video)
+            video = str(service.roots.check(scope)) if scope is not None else None
         options = body.options.model_dump(exclude_none=True)
         if "max_new_tokens" in options:
             options["max_new_tokens"] = min(options["max_new_tokens"], cfg.vlm.max_new_tokens)
-        job = service.store.create(
-            "ask", {"video": str(video), "question": body.question, "options": options}
-        )
+        job = service.store.create("ask", {
+            "video": video, "question": body.question, "options": options,
+            **({"conversation": body.conversation} if body.conversation is not None else {}),
+        })
         service.notify()
         return JobCreated(id=job.id, status=job.status)
 
@@ -295,6 +328,13 @@ def create_app(cfg: Config) -> FastAPI:
         if job is None:
             raise ApiError(404, f"no job {job_id!r}")
         return job.to_dict()
+
+    @app.get("/v1/conversations/{name}", dependencies=auth)
+    def get_conversation(name: str, request: Request) -> dict:
+        turns = service_of(request).store.turns(name)
+        if not turns:
+            raise ApiError(404, f"no conversation {name!r}")
+        return {"name": name, "turns": turns}
 
     @app.get("/v1/jobs/{job_id}/thumbnails/{number}.jpg", dependencies=auth)
     def job_thumbnail(job_id: str, number: int, request: Request):

@@ -3,6 +3,10 @@ sharded coarse decode + embed on the ingest pool) -> [clip index retrieval] -> p
 (select + budget) -> fine decode at the planned sizes -> VLM pool -> answer.
 
 A second question about a video reads its memory: nothing is decoded but the planned frames.
+Without a video the question goes across the clip index (Goldfish): its best clips, grouped by
+video, each video's memory, one token set over those videos (evidence.plan_across_videos), each
+segment decoded from its own video. A follow-up in a conversation (pipeline.conversation)
+carries the earlier turns as text within budget.history_tokens.
 
 With vlm.model None or "none" it stops before the VLM (evidence-only mode): the result is the
 evidence the VLM would be shown (segments with start/end seconds, token counts, thumbnails).
@@ -12,7 +16,9 @@ An Asker keeps its pools alive, so the HTTP service pays the model loads once.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +29,9 @@ import numpy as np
 from vidsift.core.config import Config
 from vidsift.core.errors import VidsiftError
 from vidsift.core.timeline import hms
+from vidsift.core.types import HistoryTurn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +50,11 @@ class AskResult:
     # the evidence the answer cites: {segment (1-based, as numbered in the prompt), start, end,
     # video}, in order of first mention; [] when it cites none (the segments are still all here)
     citations: list[dict] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)  # the segments' videos, in segment order
+    # the conversation's earlier turns the prompt holds: {turns, dropped, tokens, allowance,
+    # counted_by: "tokenizer" | "approximate"}; {} for a question without history
+    history: dict = field(default_factory=dict)
+    conversation: dict | None = None  # {name, turn} when asked in a conversation
 
     @property
     def evidence_only(self) -> bool:
@@ -54,13 +68,30 @@ class AskResult:
             for c in self.citations
         )
 
+    def conversation_line(self) -> str:
+        """"talk turn 3; 2 earlier turns in the prompt (412 of 1024 text tokens, tokenizer;
+        1 oldest dropped)"; "" outside a conversation."""
+        if not self.conversation:
+            return ""
+        line = f"{self.conversation['name']} turn {self.conversation['turn']}"
+        if self.history:
+            history = self.history
+            line += (f"; {history['turns']} earlier turns in the prompt ({history['tokens']} of "
+                     f"{history['allowance']} text tokens, {history['counted_by']}"
+                     + (f"; {history['dropped']} oldest dropped" if history["dropped"] else "")
+                     + ")")
+        return line
+
     def evidence_lines(self) -> list[str]:
         """One line per segment shown (time span, kind, frames, size, tokens, thumbnail), then
         the token total and the timings: what the CLI and the demo print."""
         lines = []
+        several = len(self.videos) > 1
         for number, seg in enumerate(self.segments, start=1):
             span = hms(seg["start"]) if seg["kind"] == "image" else (
                 f"{hms(seg['start'])}-{hms(seg['end'])}")
+            if several:
+                span = f"{Path(seg['video']).name} {span}"
             lines.append(f"[{number}] {span}  {seg['kind']:5s} {len(seg['timestamps'])} frame(s) "
                          f"{seg['width']}x{seg['height']}  {seg['tokens']} tokens  "
                          f"{seg.get('thumbnail', '')}".rstrip())
@@ -75,7 +106,8 @@ class AskResult:
             "model": self.model, "evidence_only": self.evidence_only,
             "segments": self.segments, "tokens": self.tokens, "budget": self.budget,
             "timings": self.timings, "retrieved": self.retrieved, "vlm": self.vlm,
-            "reused_memory": self.reused, "citations": self.citations,
+            "reused_memory": self.reused, "citations": self.citations, "videos": self.videos,
+            "history": self.history, "conversation": self.conversation,
         }
 
 
@@ -105,6 +137,7 @@ class Asker:
         self.pool = start_pool(cfg) if pool is None else pool
         self.memory = MemoryStore(cfg.index.dir)
         self._vlm = None
+        self._text_counter = None
 
     @property
     def vlm(self):
@@ -128,6 +161,15 @@ class Asker:
         if self._owns_pool:
             self.pool.close()
 
+    @property
+    def text_counter(self):
+        """(count, how) for the conversation's history text (conversation.text_token_counter)."""
+        if self._text_counter is None:
+            from vidsift.pipeline.conversation import text_token_counter
+
+            self._text_counter = text_token_counter(self.cfg.vlm)
+        return self._text_counter
+
     def _retrieve(self, video: str, query_vector: np.ndarray, k: int) -> list[dict]:
         """Clips of this video from the clip index that match the question (Goldfish-style), or []
         when there is no index or the video is not in it."""
@@ -141,28 +183,94 @@ class Asker:
             hits = index.search(text=query_vector, k=k, videos=[video])
         return [{"start": h.start, "end": h.end, "score": h.score, "text": h.text} for h in hits]
 
+    def _retrieve_across(self, query_vector: np.ndarray, allow_video=None) -> list:
+        """The clip index's best clips for the question over every indexed video (only those
+        allow_video(path) accepts, when given): ClipHits, best first. Raises when there is no
+        index, or no clip to search."""
+        from vidsift.core.errors import ClipIndexError
+        from vidsift.index.clip_index import ClipIndex
+
+        index_dir = Path(self.cfg.index.dir).expanduser()
+        with ClipIndex(index_dir, self.cfg.index, readonly=True,
+                       embedder=self.cfg.embed.space_id) as index:
+            videos = None  # every indexed video: FAISS proposes the candidates
+            if allow_video is not None:
+                indexed = index.videos()
+                allowed = [v.content_hash for v in indexed if allow_video(v.path)]
+                if len(allowed) < len(indexed):  # some may not be read: search only the others
+                    videos = allowed
+            hits = index.search(text=query_vector, k=self.cfg.selection.max_anchors,
+                                videos=videos) if videos != [] else []
+        if not hits:
+            raise ClipIndexError(
+                f"{index_dir}: the clip index holds no clips"
+                + (" of videos this service may read" if allow_video is not None else "")
+                + " (run `vidsift index VIDEOS` first)"
+            )
+        return hits
+
+    def _plan_across_index(self, query_vector, budget_cfg, timer: _Timer, track,
+                           allow_video=None):
+        """Retrieve across the index, read each hit video's memory (ingesting one that has none)
+        and plan one token set over them -> (token_set, retrieved hits as dicts)."""
+        from vidsift.pipeline.evidence import VideoEvidence, plan_across_videos
+        from vidsift.pipeline.ingest import ingest_videos
+
+        with timer.stage("retrieve"):
+            hits = self._retrieve_across(query_vector, allow_video)
+        by_video: dict[str, list] = {}
+        for hit in hits:
+            by_video.setdefault(hit.video, []).append(hit)
+        sources, errors = [], []
+        with timer.stage("ingest"):
+            for path, outcome in ingest_videos(list(by_video), self.cfg, self.pool, self.memory,
+                                               track):
+                if isinstance(outcome, Exception):
+                    log.warning("%s: left out of the answer: %s", path, outcome)
+                    errors.append(outcome)
+                    continue
+                frames, info = outcome.frames, outcome.info
+                keep = _inside_clips(frames.times, [(h.start, h.end) for h in by_video[path]])
+                sources.append(VideoEvidence(
+                    video=path, times=frames.times[keep], visual=frames.embeddings.visual[keep],
+                    text_vectors=frames.embeddings.text[keep], start=info.start_time,
+                    end=info.end_time, frame_size=(info.height, info.width),
+                    weight=sum(max(h.score, 0.0) for h in by_video[path]),
+                ))
+        if not sources:
+            raise errors[0]
+        sources.sort(key=lambda source: list(by_video).index(source.video))  # best hit first
+        with timer.stage("plan"):
+            token_set = plan_across_videos(sources, query_vector, self.cfg.selection,
+                                           budget_cfg, spec=self.cfg.vision_spec())
+        retrieved = [{"video": h.video, "start": h.start, "end": h.end, "score": h.score,
+                      "text": h.text} for h in hits if h.video in {s.video for s in sources}]
+        return token_set, retrieved
+
     def ask(
         self,
-        video: str,
+        video: str | None,
         question: str,
         budget: int | None = None,
         max_new_tokens: int | None = None,
         thumbnails_dir: str | Path | None = None,
         use_index: bool = True,
         progress=None,
+        history: Sequence[HistoryTurn] = (),
+        allow_video=None,
     ) -> AskResult:
-        """progress: called with each pipeline.ingest.IngestProgress while the video is
-        ingested (shards done / total)."""
-        from vidsift.pipeline.evidence import plan_evidence
-        from vidsift.pipeline.ingest import ingest_one
+        """video None: across every video of the clip index (allow_video(path), when given,
+        says which indexed videos may be read). progress: called with each
+        pipeline.ingest.IngestProgress while a video is ingested (shards done / total).
+        history: the conversation's earlier turns, oldest first; the newest that fit
+        budget.history_tokens go into the prompt."""
         from vidsift.core.types import VLMRequest
-        from vidsift.workers.vlm.prompt import parse_citations
+        from vidsift.workers.vlm.prompt import fit_history, parse_citations
 
         cfg = self.cfg
         budget_cfg = cfg.budget.model_copy(update={"tokens": budget}) if budget else cfg.budget
         timer = _Timer()
         started = time.perf_counter()
-        video = str(Path(video).expanduser().resolve())
         reused = []
 
         def track(event) -> None:
@@ -170,39 +278,26 @@ class Asker:
             if progress is not None:
                 progress(event)
 
-        with timer.stage("ingest"):
-            memory = ingest_one(video, cfg, self.pool, self.memory, track)
-        info, frames = memory.info, memory.frames
-        with timer.stage("embed_query"):
-            query_vector = self.pool.embed_text([question])[0]
-        retrieved: list[dict] = []
-        keep = np.ones(len(frames), dtype=bool)
-        if use_index:
-            with timer.stage("retrieve"):
-                retrieved = self._retrieve(video, query_vector, k=cfg.selection.max_anchors)
-            if retrieved:
-                inside = np.zeros(len(frames), dtype=bool)
-                for hit in retrieved:
-                    inside |= (frames.times >= hit["start"]) & (frames.times <= hit["end"])
-                keep = inside if inside.any() else keep
-        if not keep.any():
-            raise VidsiftError(f"{video}: the coarse pass decoded no frames")
-        with timer.stage("plan"):
-            token_set = plan_evidence(
-                frames.times[keep], frames.embeddings.visual[keep], frames.embeddings.text[keep],
-                query_vector, info.start_time, info.end_time, cfg.selection, budget_cfg,
-                (info.height, info.width), video=video, spec=cfg.vision_spec(),
-            )
+        if video is None:
+            with timer.stage("embed_query"):
+                query_vector = self.pool.embed_text([question])[0]
+            token_set, retrieved = self._plan_across_index(query_vector, budget_cfg, timer,
+                                                           track, allow_video)
+        else:
+            video = str(Path(video).expanduser().resolve())
+            token_set, retrieved = self._plan_one_video(video, question, budget_cfg, timer,
+                                                        track, use_index)
         with timer.stage("fine"), ThreadPoolExecutor(self.pool.size) as threads:
-            # One call per segment, spread over the pool's actors.
+            # One call per segment, spread over the pool's actors; each from its own video.
             decoded = list(threads.map(
-                lambda s: self.pool.frames_at(video, s.timestamps, size=(s.height, s.width)),
+                lambda s: self.pool.frames_at(s.video or token_set.video, s.timestamps,
+                                              size=(s.height, s.width)),
                 token_set.segments,
             ))
             token_set.segments = [
                 dataclasses.replace(s, frames=tuple(f)) for s, f in zip(token_set.segments, decoded)
             ]
-        segments = [_segment_dict(s) for s in token_set.segments]
+        segments = [_segment_dict(s, video) for s in token_set.segments]
         if thumbnails_dir is not None:
             from vidsift.core.files import save_thumbnail
 
@@ -212,10 +307,18 @@ class Asker:
                         path = Path(thumbnails_dir) / f"{number}.jpg"
                         save_thumbnail(planned.frames[len(planned.frames) // 2].image, path)
                         seg["thumbnail"] = str(path)
+        history_info, kept = {}, ()
+        if history:
+            count, counted_by = self.text_counter
+            kept, history_tokens = fit_history(history, budget_cfg.history_tokens, count)
+            history_info = {"turns": len(kept), "dropped": len(history) - len(kept),
+                            "tokens": history_tokens, "allowance": budget_cfg.history_tokens,
+                            "counted_by": counted_by}
         answer, model, vlm_info, citations = None, "none", {}, []
         if cfg.vlm.enabled:
             with timer.stage("vlm"):
-                result = self.vlm.generate([VLMRequest(token_set, question, max_new_tokens)])[0]
+                result = self.vlm.generate([
+                    VLMRequest(token_set, question, max_new_tokens, history=kept)])[0]
             answer, model = result.text.strip(), result.model or str(cfg.vlm.model)
             citations = parse_citations(answer, token_set)
             vlm_info = {
@@ -226,15 +329,55 @@ class Asker:
             }
         timer.timings["total"] = round(time.perf_counter() - started, 4)
         return AskResult(
-            video=video, question=question, answer=answer, model=model, segments=segments,
+            video=video or "", question=question, answer=answer, model=model, segments=segments,
             tokens=token_set.total_tokens, budget=budget_cfg.tokens, timings=timer.timings,
             retrieved=retrieved, vlm=vlm_info, reused=all(reused), citations=citations,
+            videos=list(dict.fromkeys(seg["video"] for seg in segments)), history=history_info,
         )
 
+    def _plan_one_video(self, video: str, question: str, budget_cfg, timer: _Timer, track,
+                        use_index: bool):
+        """The video's memory (ingested when it has none), its clips retrieved from the index
+        when indexed, and the plan -> (token_set, retrieved clips as dicts)."""
+        from vidsift.pipeline.evidence import plan_evidence
+        from vidsift.pipeline.ingest import ingest_one
 
-def _segment_dict(segment) -> dict:
+        cfg = self.cfg
+        with timer.stage("ingest"):
+            memory = ingest_one(video, cfg, self.pool, self.memory, track)
+        info, frames = memory.info, memory.frames
+        with timer.stage("embed_query"):
+            query_vector = self.pool.embed_text([question])[0]
+        retrieved: list[dict] = []
+        keep = np.ones(len(frames), dtype=bool)
+        if use_index:
+            with timer.stage("retrieve"):
+                retrieved = self._retrieve(video, query_vector, k=cfg.selection.max_anchors)
+            keep = _inside_clips(frames.times, [(h["start"], h["end"]) for h in retrieved])
+        if not keep.any():
+            raise VidsiftError(f"{video}: the coarse pass decoded no frames")
+        with timer.stage("plan"):
+            token_set = plan_evidence(
+                frames.times[keep], frames.embeddings.visual[keep], frames.embeddings.text[keep],
+                query_vector, info.start_time, info.end_time, cfg.selection, budget_cfg,
+                (info.height, info.width), video=video, spec=cfg.vision_spec(),
+            )
+        return token_set, retrieved
+
+
+def _inside_clips(times: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
+    """(N,) bool: the coarse frames at `times` (seconds) inside any retrieved clip span; all
+    True when there are no spans or no frame falls inside one (the whole video is then read)."""
+    inside = np.zeros(len(times), dtype=bool)
+    for start, end in spans:
+        inside |= (times >= start) & (times <= end)
+    return inside if inside.any() else np.ones(len(times), dtype=bool)
+
+
+def _segment_dict(segment, video: str | None) -> dict:
     return {
-        "kind": segment.kind.value, "start": segment.start, "end": segment.end,
+        "video": segment.video or video, "kind": segment.kind.value,
+        "start": segment.start, "end": segment.end,
         "start_hms": hms(segment.start), "end_hms": hms(segment.end),
         "timestamps": list(segment.timestamps), "height": segment.height,
         "width": segment.width, "tokens": segment.tokens, "score": segment.score,
@@ -242,10 +385,19 @@ def _segment_dict(segment) -> dict:
     }
 
 
-def ask(cfg: Config, video: str, question: str, **options) -> AskResult:
-    """One question from the command line: build the pools, ask, release them."""
+def ask(cfg: Config, video: str | None, question: str, conversation: str | None = None,
+        **options) -> AskResult:
+    """One question from the command line: build the pools, ask, release them. video None:
+    across the clip index. conversation: ask as its next turn, kept in the job store under
+    serve.data_dir (shared with the HTTP service)."""
     asker = Asker(cfg)
     try:
-        return asker.ask(video, question, **options)
+        if conversation is None:
+            return asker.ask(video, question, **options)
+        from vidsift.pipeline.conversation import ask_in_conversation
+        from vidsift.pipeline.jobs import JobStore
+
+        return ask_in_conversation(asker, JobStore(cfg.serve.data_dir), conversation, video,
+                                   question, **options)
     finally:
         asker.close()

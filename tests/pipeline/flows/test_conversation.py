@@ -1,0 +1,105 @@
+"""Follow-up questions on Ray: a generated video, the offline embedder (OCR off), evidence-only
+and the tiny random Qwen2.5-VL; turns kept in the job store across store objects and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from vidsift.core.config import load_config
+from vidsift.core.errors import VidsiftError
+from vidsift.pipeline.cli import app
+from vidsift.pipeline.conversation import (
+    approximate_tokens, ask_in_conversation, history_turns,
+)
+from vidsift.pipeline.flows.ask import Asker
+from vidsift.pipeline.jobs import JobStore
+from vidsift.workers.vlm.prompt import history_text
+
+
+def _config(tmp_path, *extra):
+    return load_config("default", [
+        "embed.ocr=false", "budget.tokens=512", "vlm.device=cpu", "vlm.dtype=float32",
+        f"index.dir={tmp_path / 'index'}", f"serve.data_dir={tmp_path / 'service'}", *extra])
+
+
+def test_a_follow_up_reads_the_videos_memory_and_the_turns_persist(ray_cluster, coded_video,
+                                                                   tmp_path):
+    cfg = _config(tmp_path, "vlm.model=none")
+    store = JobStore(cfg.serve.data_dir)
+    asker = Asker(cfg)
+    try:
+        first = ask_in_conversation(asker, store, "bars", str(coded_video), "where are the bars?")
+        shards = sum(asker.pool.shards_done)
+        assert first.conversation == {"name": "bars", "turn": 1} and first.history == {}
+        # The follow-up leaves the video out: the conversation's video, its stored memory.
+        second = ask_in_conversation(asker, store, "bars", None, "what colour is the top left?")
+        assert sum(asker.pool.shards_done) == shards  # no shard decoded again
+        assert second.reused and second.video == first.video == str(coded_video.resolve())
+        assert second.conversation == {"name": "bars", "turn": 2}
+        assert second.segments and second.tokens <= 512  # fresh evidence, the visual budget intact
+        # Without a VLM the history is estimated, and says so.
+        expected = approximate_tokens(history_text(history_turns(store.turns("bars")[:1])))
+        assert second.history == {"turns": 1, "dropped": 0, "tokens": expected,
+                                  "allowance": 1024, "counted_by": "approximate"}
+        with pytest.raises(VidsiftError, match=r"conversation 'bars' is about .*coded.mp4, not"):
+            ask_in_conversation(asker, store, "bars", str(tmp_path / "other.mp4"), "q")
+    finally:
+        asker.close()
+    turns = JobStore(cfg.serve.data_dir).turns("bars")  # a new store object: a restart
+    assert [t["question"] for t in turns] == ["where are the bars?", "what colour is the top left?"]
+    assert [t["number"] for t in turns] == [1, 2]
+    assert turns[1]["segments"] == [
+        {"video": s["video"], "start": s["start"], "end": s["end"], "kind": s["kind"]}
+        for s in second.segments]
+
+
+def test_history_with_the_tiny_vlm_is_counted_by_its_tokenizer_and_trimmed_oldest_first(
+        ray_cluster, coded_video, tiny_qwen_dir, tmp_path):
+    questions = ["where are the bars?", "which frame number shows at the start?",
+                 "and at the end?"]
+    cfg = _config(tmp_path, f"vlm.model={tiny_qwen_dir}", "vlm.max_new_tokens=4")
+    store = JobStore(cfg.serve.data_dir)
+    asker = Asker(cfg)
+    try:
+        for question in questions[:2]:
+            ask_in_conversation(asker, store, "talk", str(coded_video), question)
+        earlier = history_turns(store.turns("talk"))
+        # The tiny tokenizer spends one token per UTF-8 byte: the exact counts are known.
+        both = len(history_text(earlier).encode())
+        newest = len(history_text(earlier[1:]).encode())
+        asker.cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(
+            update={"history_tokens": both - 1})})
+        third = ask_in_conversation(asker, store, "talk", None, questions[2])
+    finally:
+        asker.close()
+    assert third.history == {"turns": 1, "dropped": 1, "tokens": newest,
+                             "allowance": both - 1, "counted_by": "tokenizer"}
+    assert isinstance(third.answer, str) and third.conversation["turn"] == 3
+    assert third.vlm["visual_tokens"] == third.tokens <= 512  # the visual budget stays exact
+    assert [t["answer"] for t in store.turns("talk")][2] == third.answer
+
+
+def test_cli_conversation_follow_up_without_the_video(ray_cluster, coded_video, tmp_path):
+    base = ["--model", "none", "--json", "--budget", "300", "--set", "embed.ocr=false",
+            "--set", f"index.dir={tmp_path / 'index'}",
+            "--set", f"serve.data_dir={tmp_path / 'service'}"]
+    runner = CliRunner()
+    first = runner.invoke(app, ["ask", str(coded_video), "where are the bars?",
+                                "--conversation", "cli", *base])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["ask", "and the top left?", "--conversation", "cli", *base])
+    assert second.exit_code == 0, second.output
+    payload = json.loads(second.stdout)
+    assert payload["conversation"] == {"name": "cli", "turn": 2}
+    assert payload["video"] == str(coded_video.resolve()) and payload["reused_memory"]
+    assert payload["history"]["turns"] == 1 and payload["history"]["counted_by"] == "approximate"
+    assert all(s["video"] == payload["video"] for s in payload["segments"])
+    # Printed for people: the conversation line with its history count.
+    shown = runner.invoke(app, ["ask", "one more?", "--conversation", "cli",
+                                *[a for a in base if a != "--json"]])
+    assert shown.exit_code == 0, shown.output
+    assert "conversation: cli turn 3; 2 earlier turns in the prompt (" in shown.output
+    assert "of 1024 text tokens, approximate)" in " ".join(shown.output.split())
