@@ -126,5 +126,9 @@ def test_videos_lists_the_index(photo_library, tmp_path):
         [video] = http.get("/v1/videos").json()["videos"]
     assert video["path"] == str(root / "photos.mp4")
     assert video["duration"] == pytest.approx(25.0, abs=0.2) and video["clips"] >= 5
+    elsewhere = load_config("default", [f"serve.data_dir={tmp_path}", f"index.dir={index_dir}",
+                                        f"serve.media_roots=[{tmp_path}]"])
+    with TestClient(create_app(elsewhere)) as http:
+        assert http.get("/v1/videos").json() == {"videos": []}  # indexed, but outside the roots
     with client_for(root, tmp_path / "empty") as http:
         assert http.get("/v1/videos").json() == {"videos": []}

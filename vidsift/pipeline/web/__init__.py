@@ -72,15 +72,14 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list, tickets: MediaTickets 
 
     @app.get("/v1/info", dependencies=auth)
     def info(request: Request) -> dict:
-        """What the page needs to know: media roots (folders it may index), the index's size."""
-        service = request.app.state.service
-        return {"media_roots": [str(root) for root in service.roots.roots],
-                "index_dir": str(Path(cfg.index.dir).expanduser()),
-                "vlm": cfg.vlm.model or "none"}
+        """What the page needs to know: the media roots (the folders it may index)."""
+        return {"media_roots": [str(root) for root in request.app.state.service.roots.roots]}
 
     @app.get("/v1/videos", dependencies=auth)
-    def videos() -> dict:
-        """The indexed videos (path, duration in seconds, clips), in the order indexed."""
+    def videos(request: Request) -> dict:
+        """The indexed videos inside the media roots (the ones a question may name): path,
+        duration in seconds, clips; in the order indexed."""
+        from vidsift.core.errors import PathNotAllowedError
         from vidsift.index.clip_index import MANIFEST, ClipIndex
 
         index_dir = Path(cfg.index.dir).expanduser()
@@ -88,8 +87,15 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list, tickets: MediaTickets 
             return {"videos": []}
         with ClipIndex(index_dir, cfg.index, readonly=True) as index:
             records = index.videos()
-        return {"videos": [{"path": r.path, "content_hash": r.content_hash,
-                            "duration": r.duration, "clips": r.clips} for r in records]}
+        roots, listed = request.app.state.service.roots, []
+        for record in records:
+            try:
+                roots.check(record.path)
+            except PathNotAllowedError:
+                continue
+            listed.append({"path": record.path, "content_hash": record.content_hash,
+                           "duration": record.duration, "clips": record.clips})
+        return {"videos": listed}
 
     @app.get("/v1/media", dependencies=auth)
     def media(request: Request, path: Annotated[str, Query(min_length=1, max_length=4096)]):

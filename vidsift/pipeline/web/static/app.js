@@ -437,6 +437,8 @@ function init() {
     drop.classList.remove("over");
     choosePhoto(event.dataTransfer.files[0]);
   });
+  // A ticket that expired or a service that restarted: the next click asks for a new one.
+  $("player").addEventListener("error", () => delete $("player").dataset.video);
   $("ask-form").addEventListener("submit", ask);
   $("index-form").addEventListener("submit", indexFolder);
   start();
