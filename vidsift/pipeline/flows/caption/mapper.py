@@ -148,7 +148,8 @@ def caption_rows(plans: list[dict], cfg: Config) -> Iterator[dict]:
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=pool.num_actors),
             num_cpus=pool.num_cpus_per_actor,
-            num_gpus=pool.num_gpus_per_actor,
+            # a remote VLM (vlm.backend=openai) runs on its server: its callers hold no GPU
+            num_gpus=0 if cfg.vlm.remote else pool.num_gpus_per_actor,
         )
     )
     return dataset.iter_rows()
