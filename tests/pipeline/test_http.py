@@ -222,15 +222,17 @@ def test_follow_ups_and_asks_across_the_index_over_http(ray_cluster, media_root,
         no_index = client.post("/v1/jobs", json={"question": "what is shown?"}).json()["id"]
         first = client.post("/v1/jobs", json={"video": "short.mp4", "question": "what is shown?",
                                               "conversation": "chat"}).json()["id"]
-        jobs = _wait_all(client, [no_index, first])
+        # The follow-up leaves the video out and is sent before the first turn is done: it
+        # waits for it, then asks about the conversation's video, read from its memory.
+        follow = client.post("/v1/jobs", json={"question": "and then?", "conversation": "chat"})
+        assert follow.status_code == 202
+        jobs = _wait_all(client, [no_index, first, follow.json()["id"]])
         assert jobs[no_index]["status"] == "failed"
         assert f"{index_dir}: no clip index here" in jobs[no_index]["error"]
         assert jobs[first]["result"]["conversation"] == {"name": "chat", "turn": 1}
-        # The follow-up leaves the video out: the conversation's, read from its memory.
-        follow = client.post("/v1/jobs", json={"question": "and then?", "conversation": "chat"})
-        assert follow.status_code == 202
-        job = _wait_all(client, [follow.json()["id"]])[follow.json()["id"]]
-        assert job["request"]["video"] == short and job["status"] == SUCCEEDED, job["error"]
+        job = jobs[follow.json()["id"]]
+        assert job["status"] == SUCCEEDED, job["error"]
+        assert job["started_at"] >= jobs[first]["finished_at"]
         result = job["result"]
         assert result["conversation"] == {"name": "chat", "turn": 2}
         assert result["video"] == short and result["reused_memory"]
@@ -239,6 +241,10 @@ def test_follow_ups_and_asks_across_the_index_over_http(ray_cluster, media_root,
         assert [(t["number"], t["question"]) for t in turns] == [(1, "what is shown?"),
                                                                  (2, "and then?")]
         assert client.get("/v1/conversations/nope").json() == {"error": "no conversation 'nope'"}
+        # Now that the conversation has its video, a follow-up is checked against the roots
+        # when it is sent.
+        checked = client.post("/v1/jobs", json={"question": "q", "conversation": "chat"})
+        assert client.get(f"/v1/jobs/{checked.json()['id']}").json()["request"]["video"] == short
         other = client.post("/v1/jobs", json={"video": "other.mp4", "question": "q",
                                               "conversation": "chat"})
         assert other.status_code == 400 and "conversation 'chat' is about" in other.json()["error"]

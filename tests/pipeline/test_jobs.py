@@ -175,3 +175,18 @@ def test_concurrent_turns_of_one_conversation_get_distinct_numbers(tmp_path):
         thread.join()
     assert sorted(numbers) == list(range(1, 13))
     assert sorted(t["question"] for t in store.turns("busy")) == sorted(f"q{n}" for n in range(12))
+
+
+def test_a_conversations_next_turn_waits_while_its_previous_one_runs(tmp_path):
+    store = JobStore(tmp_path)
+    first = store.create("ask", {"question": "q1", "conversation": "talk"})
+    follow = store.create("ask", {"question": "q2", "conversation": "talk"})
+    other = store.create("ask", {"question": "q3", "conversation": "other"})
+    plain = store.create("ask", {"question": "q4"})
+    assert store.claim_next().id == first.id
+    # The follow-up is skipped while the first turn runs; other jobs go on in order.
+    assert store.claim_next().id == other.id
+    assert store.claim_next().id == plain.id
+    assert store.claim_next() is None
+    store.mark_succeeded(first.id, {"answer": "a1"})
+    assert store.claim_next().id == follow.id

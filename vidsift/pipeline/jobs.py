@@ -164,13 +164,19 @@ class JobStore:
         return [_row_to_job(r) for r in rows], total
 
     def claim_next(self) -> Job | None:
-        """Atomically take the oldest queued job and mark it running; None when none is queued."""
+        """Atomically take the oldest queued job and mark it running; None when none is queued.
+        A job of a conversation (request["conversation"]) waits while another job of that
+        conversation runs, so each turn is asked knowing the turns submitted before it."""
         with closing(self._connect()) as conn:
             row = conn.execute(
                 f"UPDATE jobs SET status = ?, started_at = ?, attempts = attempts + 1 "
-                f"WHERE id = (SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1) "
+                f"WHERE id = (SELECT id FROM jobs AS queued WHERE status = ? AND NOT EXISTS ("
+                f"  SELECT 1 FROM jobs AS running WHERE running.status = ?"
+                f"  AND json_extract(running.request, '$.conversation')"
+                f"    = json_extract(queued.request, '$.conversation'))"
+                f" ORDER BY seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
-                (RUNNING, time.time(), QUEUED),
+                (RUNNING, time.time(), QUEUED, RUNNING),
             ).fetchone()
         return _row_to_job(row) if row else None
 

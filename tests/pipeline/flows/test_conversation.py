@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vidsift.core.config import load_config
-from vidsift.core.errors import VidsiftError
+from vidsift.core.errors import PathNotAllowedError, VidsiftError
 from vidsift.pipeline.cli import app
 from vidsift.pipeline.conversation import (
     approximate_tokens, ask_in_conversation, history_turns,
@@ -46,6 +46,10 @@ def test_a_follow_up_reads_the_videos_memory_and_the_turns_persist(ray_cluster, 
                                   "allowance": 1024, "counted_by": "approximate"}
         with pytest.raises(VidsiftError, match=r"conversation 'bars' is about .*coded.mp4, not"):
             ask_in_conversation(asker, store, "bars", str(tmp_path / "other.mp4"), "q")
+        # The service's media roots apply to the conversation's video too.
+        with pytest.raises(PathNotAllowedError, match="coded.mp4"):
+            ask_in_conversation(asker, store, "bars", None, "q", allow_video=lambda path: False)
+        assert len(store.turns("bars")) == 2
     finally:
         asker.close()
     turns = JobStore(cfg.serve.data_dir).turns("bars")  # a new store object: a restart

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vidsift.core.config import Config
-from vidsift.core.errors import VidsiftError
+from vidsift.core.errors import PathNotAllowedError, VidsiftError
 from vidsift.core.timeline import hms
 from vidsift.core.types import HistoryTurn
 
@@ -259,8 +259,8 @@ class Asker:
         history: Sequence[HistoryTurn] = (),
         allow_video=None,
     ) -> AskResult:
-        """video None: across every video of the clip index (allow_video(path), when given,
-        says which indexed videos may be read). progress: called with each
+        """video None: across every video of the clip index. allow_video(path), when given,
+        says which videos may be read (the service's media roots). progress: called with each
         pipeline.ingest.IngestProgress while a video is ingested (shards done / total).
         history: the conversation's earlier turns, oldest first; the newest that fit
         budget.history_tokens go into the prompt."""
@@ -285,6 +285,8 @@ class Asker:
                                                            track, allow_video)
         else:
             video = str(Path(video).expanduser().resolve())
+            if allow_video is not None and not allow_video(video):
+                raise PathNotAllowedError(video)
             token_set, retrieved = self._plan_one_video(video, question, budget_cfg, timer,
                                                         track, use_index)
         with timer.stage("fine"), ThreadPoolExecutor(self.pool.size) as threads:
