@@ -62,6 +62,27 @@ def test_coverage_picks_every_scene_then_the_outlier(video):
     assert 90 in picks.tolist()
 
 
+def test_coverage_on_a_long_video_finds_every_scene_and_respects_covered_frames():
+    # 8 scenes of 1000 frames each (a 2-hour memory's size): candidates and clients are
+    # subsampled past MAX_COVERAGE_CLIENTS, yet every scene still gets a pick, and frames
+    # already covered or not candidates are never returned.
+    from vidsift.pipeline.selection import MAX_COVERAGE_CLIENTS
+
+    rng = np.random.default_rng(3)
+    scenes = rng.standard_normal((8, 64)).astype(np.float32)
+    visual = np.repeat(scenes, 1000, axis=0) + 0.05 * rng.standard_normal((8000, 64)).astype(np.float32)
+    visual /= np.linalg.norm(visual, axis=1, keepdims=True)
+    assert len(visual) > 2 * MAX_COVERAGE_CLIENTS
+    covered = np.arange(3000, 3010)  # scene 3 is covered already
+    candidates = np.ones(8000, bool)
+    candidates[7000:] = False  # scene 7 may not be picked
+    picks = coverage_order(visual, 6, covered=covered, candidates=candidates)
+    assert len(set(picks.tolist())) == 6
+    assert not set(picks.tolist()) & set(covered.tolist())
+    assert all(candidates[picks])
+    assert sorted(int(p) // 1000 for p in picks) == [0, 1, 2, 4, 5, 6]
+
+
 def test_query_selector_puts_the_relevant_region_first(video):
     times, visual, relevance = video
     segs = get_selector("query")(times, visual, relevance, 0.0, 200.0, SelectionConfig(), 3)

@@ -26,15 +26,16 @@ def frame_relevance(text_vectors: np.ndarray, query_vector: np.ndarray | None) -
     query_vector: (Dt,) unit vector of the question, or (M, Dt) for several phrasings (a frame
     scores its best match), or None (no question: all zeros). Returns (N,) float64.
     """
-    frames = np.asarray(text_vectors, dtype=np.float64)
+    frames = np.asarray(text_vectors)
     if query_vector is None:
         return np.zeros(len(frames))
-    query = np.atleast_2d(np.asarray(query_vector, dtype=np.float64))
+    # in the vectors' own precision (float32): no float64 copy of a long video's (N, Dt)
+    query = np.atleast_2d(np.asarray(query_vector, dtype=frames.dtype))
     if frames.ndim != 2 or query.shape[1] != frames.shape[1]:
         raise ValueError(
             f"frame_relevance: text vectors {frames.shape} and query {query.shape} disagree"
         )
-    return (frames @ query.T).max(axis=1)
+    return (frames @ query.T).max(axis=1).astype(np.float64)
 
 
 def slot_count(
@@ -89,10 +90,12 @@ def plan_evidence(
             f"plan_evidence: {len(times)} times but visual {visual.shape} and"
             f" {len(text_vectors)} text vectors"
         )
-    order = np.argsort(times, kind="stable")
-    times, visual = times[order], visual[order]
+    text_vectors = np.asarray(text_vectors)
+    if np.any(np.diff(times) < 0):  # a memory is in time order already: no copy then
+        order = np.argsort(times, kind="stable")
+        times, visual, text_vectors = times[order], visual[order], text_vectors[order]
     if len(times):
-        relevance = frame_relevance(np.asarray(text_vectors)[order], query_vector)
+        relevance = frame_relevance(text_vectors, query_vector)
     else:
         relevance = np.zeros(0)
 

@@ -31,8 +31,8 @@ from vidsift.core.registry import lookup
 from vidsift.core.timeline import bin_centres
 from vidsift.core.types import Segment, SegmentKind
 
-# Facility location keeps an (N, C) similarity matrix; beyond this many frames the covered
-# "clients" are an even subsample of the frames, which bounds memory and time on long videos.
+# Facility location keeps a (candidates, clients) similarity matrix; beyond this many frames both
+# are even subsamples of the frames, which bounds memory and time on long videos.
 MAX_COVERAGE_CLIENTS = 2048
 
 
@@ -85,6 +85,13 @@ def clip_around(t: float, seconds: float, start: float, end: float) -> tuple[flo
     return lo, lo + seconds
 
 
+def _spread(indices: np.ndarray, limit: int) -> np.ndarray:
+    """indices, or `limit` of them spread evenly from the first to the last."""
+    if len(indices) <= limit:
+        return indices
+    return indices[np.linspace(0, len(indices) - 1, limit).round().astype(np.int64)]
+
+
 def coverage_order(
     visual: np.ndarray, n: int, covered: np.ndarray | None = None, candidates: np.ndarray | None = None
 ) -> np.ndarray:
@@ -95,29 +102,36 @@ def coverage_order(
     visual: (N, D) unit vectors. covered: indices already picked (they cover, are not returned).
     candidates: (N,) bool, frames that may be picked (default all). Returns up to n indices in
     pick order; fewer when the candidates run out.
+
+    Past MAX_COVERAGE_CLIENTS frames, coverage is measured on that many frames spread evenly
+    over the video, and picks are drawn from as many evenly spread candidates: the work and the
+    (candidates, clients) similarity buffers stay bounded (2 x 2048 x 2048 float32, 32 MB) however
+    long the video, and a pick's neighbours a few seconds away cover what it would have.
     """
     count = len(visual)
     allowed = np.ones(count, bool) if candidates is None else candidates.copy()
-    clients = np.arange(count)
-    if count > MAX_COVERAGE_CLIENTS:
-        clients = np.linspace(0, count - 1, MAX_COVERAGE_CLIENTS).round().astype(np.int64)
-    sim = visual @ visual[clients].T  # (N, C) float32
+    if covered is not None and len(covered):
+        allowed[np.asarray(covered)] = False
+    clients = _spread(np.arange(count), MAX_COVERAGE_CLIENTS)
+    rows = _spread(np.flatnonzero(allowed), MAX_COVERAGE_CLIENTS)
+    client_vectors = visual[clients].T
+    sim = visual[rows] @ client_vectors  # (R, C) float32
     np.maximum(sim, 0.0, out=sim)
     best = np.zeros(len(clients), dtype=sim.dtype)
     if covered is not None and len(covered):
-        best = sim[np.asarray(covered)].max(axis=0)
-        allowed[np.asarray(covered)] = False
+        best = np.maximum(visual[np.asarray(covered)] @ client_vectors, 0.0).max(axis=0)
+    open_rows = np.ones(len(rows), bool)
     picks: list[int] = []
-    gain_terms = np.empty_like(sim)  # one (N, C) buffer for every round: memory stays 2 N C
-    while len(picks) < n and allowed.any():
+    gain_terms = np.empty_like(sim)  # one (R, C) buffer for every round
+    while len(picks) < n and open_rows.any():
         np.subtract(sim, best, out=gain_terms)
         np.maximum(gain_terms, 0.0, out=gain_terms)
         gains = gain_terms.sum(axis=1, dtype=np.float64)
-        gains[~allowed] = -1.0
-        pick = int(np.argmax(gains))
-        picks.append(pick)
-        allowed[pick] = False
-        best = np.maximum(best, sim[pick])
+        gains[~open_rows] = -1.0
+        row = int(np.argmax(gains))
+        picks.append(int(rows[row]))
+        open_rows[row] = False
+        best = np.maximum(best, sim[row])
     return np.asarray(picks, dtype=np.int64)
 
 
