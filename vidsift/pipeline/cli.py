@@ -81,10 +81,9 @@ def show_config(config: ConfigOpt = "default", overrides: SetOpt = None) -> None
 
 @app.command("ask")
 def ask_command(
-    video: Annotated[str, typer.Argument(
-        help="Video file; or the question, alone, to ask across the clip index.",
-        metavar="[VIDEO]")],
-    question: Annotated[Optional[str], typer.Argument(help="The question.")] = None,
+    arguments: Annotated[list[str], typer.Argument(
+        metavar="[VIDEO] QUESTION",
+        help="A video file and the question; the question alone asks across the clip index.")],
     conversation: Annotated[Optional[str], typer.Option(
         "--conversation", help="Ask as the next turn of this conversation (kept in "
         "serve.data_dir; a follow-up may leave the video out).")] = None,
@@ -104,8 +103,10 @@ def ask_command(
 ) -> None:
     """Answer a question about a video, or across every video of the clip index (no VIDEO);
     prints the answer, the cited evidence and every segment shown, with its video and time."""
-    if question is None:  # one argument: the question, across the index
-        video, question = None, video
+    if len(arguments) > 2:
+        raise typer.BadParameter(
+            f"{len(arguments)} arguments: give VIDEO QUESTION, or QUESTION alone (quote it)")
+    video, question = (None, *arguments) if len(arguments) == 1 else arguments
     cfg = resolve_config(
         config, overrides, **{"selection.selector": selector, "vlm.pruner": pruner,
                               "vlm.model": model, "index.dir": index_dir},
