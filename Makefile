@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test install ffmpeg chromium clean
+.PHONY: demo test install ffmpeg espeak chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,13 @@ ffmpeg:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
 	  else echo "ffmpeg is missing: install it (e.g. sudo apt-get install ffmpeg)"; exit 1; fi; }
 
+# espeak-ng speaks the sentences the speech tests and bench/speech.py mux into their videos.
+espeak:
+	@command -v espeak-ng >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; \
+	  else echo "espeak-ng is missing: install it (e.g. sudo apt-get install espeak-ng)"; exit 1; fi; }
+
 # The web page's browser tests drive Debian's chromium through chromedriver (Selenium); they
 # skip, saying why, only where neither is installed nor installable.
 chromium:
@@ -33,7 +40,7 @@ chromium:
 	      || echo "chromium could not be installed: the browser tests will skip"; \
 	  else echo "chromium is missing (sudo apt-get install chromium chromium-driver): the browser tests will skip"; fi; }
 
-test: install ffmpeg chromium
+test: install ffmpeg espeak chromium
 	$(PY) -m pytest
 
 demo: install ffmpeg

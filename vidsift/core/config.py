@@ -183,6 +183,35 @@ class CaptionConfig(_Section):
     clip_s: float = Field(8.0, gt=0)  # clip length when clips == fixed
 
 
+class SpeechConfig(_Section):
+    """Where a video's transcript comes from (workers/speech): its subtitle tracks and sidecar
+    files (exact and cheap), speech recognition on its audio track, or both in turn."""
+
+    # none: no transcript; subtitles: embedded tracks, else sidecar files; asr: recognise the
+    # audio; auto: subtitles when the video has any, else asr
+    mode: Literal["none", "subtitles", "asr", "auto"] = "none"
+    asr_backend: Literal["pocketsphinx", "whisper"] = "pocketsphinx"  # pocketsphinx: offline
+    whisper_model: str | None = None  # whisper: local path or hub id, e.g. openai/whisper-small
+    language: str | None = None  # e.g. "en": subtitle track/sidecar preferred, whisper's language
+    sidecars: bool = True  # read movie.srt / movie.en.vtt / movie.ass next to the video
+    window_s: float = Field(30.0, gt=0, le=30.0)  # audio decoded and recognised per window
+    batch_size: int = Field(4, ge=1)  # whisper: windows per generate call
+    device: str = "auto"  # whisper: auto | cpu | cuda | cuda:N
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # whisper weights
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
+
+    def key(self) -> str:
+        """Names one transcript of a video: the settings that change its text or times."""
+        import hashlib
+        import json
+
+        fields = self.model_dump(exclude={"batch_size", "device"})
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
 class ServeConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -212,6 +241,7 @@ class Config(BaseModel):
     pool: PoolConfig = Field(default_factory=PoolConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
+    speech: SpeechConfig = Field(default_factory=SpeechConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 

@@ -191,6 +191,20 @@ class VLMResult:
     usage: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class TranscriptSegment:
+    """One timed line of what is said: a subtitle cue or a stretch of recognised speech.
+
+    start/end: seconds on the video's own timeline (subtitle times as the container stores
+    them, ASR times from the audio stream's PTS). source: where it came from, e.g.
+    "subtitle:stream 2", "sidecar:movie.en.srt", "asr:pocketsphinx"."""
+
+    start: float
+    end: float
+    text: str
+    source: str = ""
+
+
 @dataclass(slots=True, eq=False)
 class CoarseFrames:
     """What ingest keeps of a run of coarse frames (one shard, or a whole video): no pixels

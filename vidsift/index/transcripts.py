@@ -1,0 +1,55 @@
+"""Stored transcripts: a video's Transcript kept once per (content, speech settings) beside its
+memory, so later index, ask and transcribe jobs read it instead of recognising the audio again.
+
+Layout under the index dir (next to index/memory.py's files):
+    memory/<hash[:2]>/<hash>/speech-<key>.json   key = SpeechConfig.key()
+written whole with core.files.write_atomic; a damaged or other-format file reads as absent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from vidsift.core.files import write_atomic
+from vidsift.core.transcript import Transcript
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+
+class TranscriptStore:
+    """Transcripts under `index_dir`/memory (folders created on the first write)."""
+
+    def __init__(self, index_dir: str | Path) -> None:
+        self.root = Path(index_dir).expanduser() / "memory"
+
+    def path(self, content_hash: str, key: str) -> Path:
+        return self.root / content_hash[:2] / content_hash / f"speech-{key}.json"
+
+    def get(self, content_hash: str, key: str) -> Transcript | None:
+        """The transcript of this content made with these settings, or None (also when the file
+        is damaged: it is logged and made anew)."""
+        path = self.path(content_hash, key)
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT or data.get("content_hash") != content_hash:
+                return None
+            return Transcript.from_dict(data)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: stored transcript unreadable, making it anew (%s)", path, exc)
+            return None
+
+    def put(self, content_hash: str, key: str, transcript: Transcript, settings: dict | None = None) -> Path:
+        """Store `transcript`; settings (the SpeechConfig's fields) are recorded for people
+        reading the file, not used to look it up."""
+        path = self.path(content_hash, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"format": FORMAT, "content_hash": content_hash, "key": key,
+                   "settings": settings or {}, **transcript.to_dict()}
+        write_atomic(path, json.dumps(payload, ensure_ascii=False, indent=1))
+        return path

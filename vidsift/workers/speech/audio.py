@@ -1,0 +1,112 @@
+"""A video's audio track decoded with PyAV, resampled to 16 kHz mono, in bounded windows: at most
+one window of samples (30 s = 1.9 MB of float32) plus one decoded frame is held at a time, never
+the whole track.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 16_000  # what pocketsphinx's en-us model and Whisper's feature extractor expect
+# a window quieter than this (RMS, dB below full scale) holds no speech: recognisers are not
+# shown it (pocketsphinx hears words in digital silence; skipping also saves their time)
+SILENCE_DBFS = -50.0
+
+
+class NoAudioError(ValueError):
+    """The video has no audio stream."""
+
+
+@dataclass(slots=True)
+class AudioWindow:
+    """start: seconds on the video's timeline of samples[0]; samples: (n,) float32 in [-1, 1] at
+    SAMPLE_RATE, n <= window_s * SAMPLE_RATE."""
+
+    start: float
+    samples: np.ndarray
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.samples) / SAMPLE_RATE
+
+    @property
+    def loudness_dbfs(self) -> float:
+        """RMS level in dB below full scale (-inf for digital silence)."""
+        rms = float(np.sqrt(np.mean(np.square(self.samples, dtype=np.float64)))) if len(self.samples) else 0.0
+        return 20 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+class AudioReader:
+    """Iterate a video's first audio stream as AudioWindows of window_s seconds (the last one
+    shorter). Packets that fail to decode are skipped and counted in `warnings` after iterating,
+    so a corrupt stretch costs its own seconds, not the track. Raises NoAudioError on open when
+    there is no audio stream."""
+
+    def __init__(self, path: str, window_s: float = 30.0) -> None:
+        import av
+
+        self.path = path
+        self.window = int(round(window_s * SAMPLE_RATE))
+        self.warnings: list[str] = []
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise NoAudioError(f"{path}: no audio track")
+            stream = container.streams.audio[0]
+            seconds = stream.duration * stream.time_base if stream.duration else None
+            if seconds is None and container.duration:
+                seconds = container.duration / 1_000_000
+            self.duration = float(seconds or 0.0)  # for progress; 0 when the container does not say
+
+    def windows(self) -> Iterator[AudioWindow]:
+        import av
+
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        cutter: _Windows | None = None
+        bad = 0
+        with av.open(self.path) as container:
+            stream = container.streams.audio[0]
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    bad += 1
+                    continue
+                for frame in frames:
+                    if cutter is None:
+                        cutter = _Windows(float(frame.time or 0.0), self.window)
+                    for out in resampler.resample(frame):
+                        yield from cutter.push(out.to_ndarray()[0])
+            if cutter is not None:
+                for out in resampler.resample(None):
+                    yield from cutter.push(out.to_ndarray()[0])
+                yield from cutter.rest()
+        if bad:
+            self.warnings.append(f"{self.path}: {bad} audio packet(s) could not be decoded and were skipped")
+
+
+class _Windows:
+    """Cuts a stream of sample runs into windows of `size` samples, holding less than one
+    window plus one run."""
+
+    def __init__(self, start: float, size: int) -> None:
+        self.start, self.size = start, size
+        self.pending: list[np.ndarray] = []
+        self.count = 0
+
+    def push(self, samples: np.ndarray) -> Iterator[AudioWindow]:
+        self.pending.append(np.asarray(samples, np.float32))
+        self.count += len(samples)
+        while self.count >= self.size:
+            joined = np.concatenate(self.pending)
+            window = AudioWindow(self.start, joined[:self.size].copy())
+            self.pending, self.count = [joined[self.size:]], self.count - self.size
+            self.start = window.end
+            yield window
+
+    def rest(self) -> Iterator[AudioWindow]:
+        if self.count:
+            yield AudioWindow(self.start, np.concatenate(self.pending))
+        self.pending, self.count = [], 0
