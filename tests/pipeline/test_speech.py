@@ -31,3 +31,42 @@ def test_mode_none_is_empty_and_stores_nothing(tmp_path):
     cfg = load_config(None, [f"index.dir={tmp_path / 'index'}"])
     assert video_transcript(str(tmp_path / "missing.mp4"), cfg).segments == []
     assert not (tmp_path / "index").exists()
+
+
+def test_cli_transcribe_srt_vtt_json(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from vidsift.pipeline.cli import app
+
+    video = tmp_path / "talk.mp4"
+    make_speech_video(video, 5, audio="none", cues=CUES + [(3.5, 4.25, "Two\nlines")], subtitle_codec="mov_text")
+    runner = CliRunner()
+    common = ["--index-dir", str(tmp_path / "index")]
+    srt = runner.invoke(app, ["transcribe", str(video), *common])
+    assert srt.exit_code == 0, srt.output
+    assert srt.stdout == ("1\n00:00:01,250 --> 00:00:03,500\nThe password is falcon\n\n"
+                          "2\n00:00:03,500 --> 00:00:04,250\nTwo\nlines\n")
+    out = tmp_path / "talk.vtt"
+    vtt = runner.invoke(app, ["transcribe", str(video), "--speech", "subtitles", "-f", "vtt", "-o", str(out), *common])
+    assert vtt.exit_code == 0, vtt.output
+    assert out.read_text() == ("WEBVTT\n\n00:00:01.250 --> 00:00:03.500\nThe password is falcon\n\n"
+                               "00:00:03.500 --> 00:00:04.250\nTwo\nlines\n")
+    as_json = runner.invoke(app, ["transcribe", str(video), "--speech", "asr", "-f", "json", *common])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout) == {"video": str(video), "segments": [], "sources": [],
+                                          "warnings": [f"{video}: no audio track"]}
+    assert f"note: {video}: no audio track" in as_json.stderr.replace("\n", "")
+
+
+def test_cli_transcribe_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from vidsift.pipeline.cli import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["transcribe", str(tmp_path / "nope.mp4"), "--index-dir", str(tmp_path)])
+    assert missing.exit_code == 1 and "nope.mp4: file not found" in " ".join(missing.stderr.split())
+    bad = runner.invoke(app, ["transcribe", str(tmp_path / "nope.mp4"), "--speech", "loud"])
+    assert bad.exit_code == 1 and "speech.mode" in " ".join(bad.stderr.split())

@@ -352,6 +352,59 @@ def demo_command(
     run_demo(cfg, out_dir, video, question, console)
 
 
+@app.command("transcribe")
+def transcribe_command(
+    video: Annotated[str, typer.Argument(help="Video file.")],
+    speech: Annotated[Optional[str], typer.Option(
+        "--speech", help="subtitles | asr | auto (default: speech.mode, or auto when that is none).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="srt | vtt | json")] = "srt",
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+    index_dir: IndexDirOpt = None,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+) -> None:
+    """Write what is said in a video as SRT, WebVTT or JSON: its subtitle track or sidecar file,
+    or speech recognition on its audio (stored in the index dir and reused)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from vidsift.core.errors import ConfigError
+
+    writers = {"srt": "srt_text", "vtt": "vtt_text", "json": None}
+    if fmt not in writers:
+        raise ConfigError(f"--format {fmt!r}: choose one of {' | '.join(writers)}")
+    cfg = resolve_config(config, overrides, **{"index.dir": index_dir, "speech.mode": speech})
+    if cfg.speech.mode == "none":
+        cfg.speech.mode = "auto"
+    from vidsift.pipeline.speech import video_transcript
+
+    with Progress(TextColumn("transcribing"), BarColumn(), TextColumn("{task.fields[done]}"),
+                  TimeRemainingColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("", total=None, done="")
+
+        def progress(done: float, total: float) -> None:
+            bar.update(task, completed=done, total=total or None,
+                       done=f"{done:.0f}/{total:.0f} s" if total else f"{done:.0f} s")
+
+        transcript = video_transcript(video, cfg, progress=progress)
+    for warning in transcript.warnings:
+        err_console.print(f"[yellow]note:[/] {warning}", highlight=False)
+    if fmt == "json":
+        text = json.dumps({"video": video, **transcript.to_dict()}, indent=2, ensure_ascii=False) + "\n"
+    else:
+        from vidsift.pipeline import subtitles
+
+        cues = [subtitles.Cue(s.start, s.end, s.text) for s in transcript.segments]
+        text = getattr(subtitles, writers[fmt])(cues)
+    if out:
+        from vidsift.core.files import write_atomic
+
+        write_atomic(out, text)
+        err_console.print(f"{len(transcript.segments)} segments from "
+                          f"{', '.join(transcript.sources) or 'nothing'} -> {out}", highlight=False)
+    else:
+        sys.stdout.write(text)
+
+
 @app.command("probe")
 def probe_command(
     video: Annotated[str, typer.Argument(help="Video file.")],
