@@ -53,6 +53,14 @@ def tiny_qwen_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen3_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight Qwen3-VL checkpoint (two DeepStack levels), saved like tiny_qwen_dir."""
+    from tests.tiny_vlm import save_tiny_qwen3
+
+    return save_tiny_qwen3(tmp_path_factory.mktemp("tiny_qwen3"))
+
+
+@pytest.fixture(scope="session")
 def tiny_siglip_dir(tmp_path_factory) -> Path:
     """A random-weight SiglipModel + tokenizer saved with save_pretrained (tests/tiny_embedders)."""
     from tests.tiny_embedders import build_tiny_siglip

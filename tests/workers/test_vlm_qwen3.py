@@ -20,14 +20,9 @@ from vidsift.pipeline.budget import allocate
 from vidsift.workers.vlm import get_vlm
 from vidsift.workers.vlm.qwen3_vl import Qwen3VLBackend
 
-from tests.tiny_vlm import PREPROCESSOR_CONFIG, random_token_set, save_tiny_qwen3
+from tests.tiny_vlm import PREPROCESSOR_CONFIG, random_token_set
 
 CAP = 6
-
-
-@pytest.fixture(scope="module")
-def tiny_qwen3_dir(tmp_path_factory):
-    return save_tiny_qwen3(tmp_path_factory.mktemp("tiny_qwen3"))
 
 
 def _config(checkpoint, **changes) -> VLMConfig:

@@ -28,8 +28,8 @@ from vidsift.workers.vlm.qwen2_5_vl import TEXT, VIDEO, PrefillInputs, QwenVLBac
 
 
 class Qwen3VLBackend(QwenVLBackend):
-    """Qwen3-VL (dense or MoE checkpoints with Qwen3VLForConditionalGeneration) by local path or
-    hub id (see module docstring)."""
+    """Qwen3-VL by local path or hub id: the dense checkpoints (Qwen3VLForConditionalGeneration;
+    the MoE ones use another class, not covered here). See the module docstring."""
 
     name = "qwen3_vl"
     family = "Qwen3-VL"
