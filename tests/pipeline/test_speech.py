@@ -70,3 +70,23 @@ def test_cli_transcribe_bad_input(tmp_path):
     assert missing.exit_code == 1 and "nope.mp4: file not found" in " ".join(missing.stderr.split())
     bad = runner.invoke(app, ["transcribe", str(tmp_path / "nope.mp4"), "--speech", "loud"])
     assert bad.exit_code == 1 and "speech.mode" in " ".join(bad.stderr.split())
+
+
+def test_speech_in_clips_and_fuse_text():
+    import numpy as np
+
+    from vidsift.core.types import TranscriptSegment as Seg
+    from vidsift.pipeline.clips import fuse_text, speech_in_clips
+
+    spans = [(0.0, 5.0), (5.0, 10.0), (10.0, 12.0)]
+    segments = [Seg(1.0, 2.0, "hello  there"), Seg(4.5, 6.0, "across\nthe cut"), Seg(6.0, 7.0, "second")]
+    speech = speech_in_clips(spans, segments)
+    assert speech == ["hello there across the cut", "across the cut second", ""]
+    vectors = np.eye(3, 4, dtype=np.float32)
+    speech_vectors = np.array([[0, 0, 0, 1], [0, 0, 0, 1], [9, 9, 9, 9]], np.float32)
+    texts, fused = fuse_text(["labels: tv", "", "labels: sky"], vectors, speech, speech_vectors)
+    assert texts == ["labels: tv | speech: hello there across the cut", "speech: across the cut second",
+                     "labels: sky"]
+    h = np.float32(np.sqrt(0.5))
+    np.testing.assert_allclose(fused, [[h, 0, 0, h], [0, h, 0, h], [0, 0, 1, 0]], atol=1e-6)
+    assert np.array_equal(vectors, np.eye(3, 4))  # inputs untouched

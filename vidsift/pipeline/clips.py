@@ -163,3 +163,28 @@ def middle_frame(times: np.ndarray, idx: np.ndarray, clip: tuple[float, float]) 
     times = np.asarray(times, dtype=np.float64)
     mid = (clip[0] + clip[1]) / 2
     return int(idx[int(np.argmin(np.abs(times[idx] - mid)))])
+
+
+def speech_in_clips(spans: Sequence[tuple[float, float]], segments: Sequence) -> list[str]:
+    """Each clip's speech: the text of the transcript segments (core.types.TranscriptSegment,
+    seconds) overlapping its [start, end), in order, lines joined by a space; "" where none."""
+    from vidsift.core.transcript import overlapping
+
+    return [" ".join(" ".join(s.text.split()) for s in overlapping(segments, lo, hi)) for lo, hi in spans]
+
+
+def fuse_text(texts: Sequence[str], vectors: np.ndarray, speech: Sequence[str],
+              speech_vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Clips' texts and (C, D) unit text vectors with their speech added: where speech[i] is not
+    empty, text i gains " | speech: ..." and vector i becomes the normalized sum of its own and
+    speech_vectors[i] (as the offline embedder fuses a frame's labels and on-screen text), so a
+    query matching either scores the clip. speech_vectors: (C, D) unit rows, rows of clips
+    without speech ignored."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    has = np.array([bool(s) for s in speech])
+    fused = vectors.copy()
+    if has.any():
+        fused[has] = _normalize_rows(vectors[has] + np.asarray(speech_vectors, np.float32)[has])
+    fused_texts = [f"{t} | speech: {s}" if t and s else f"speech: {s}" if s else t
+                   for t, s in zip(texts, speech)]
+    return fused_texts, fused

@@ -29,3 +29,24 @@ def video_transcript(path: str, cfg: Config, progress=None, asr=None, digest: st
     except OSError as exc:
         transcript.warnings.append(f"transcript not stored under {cfg.index.dir} ({exc})")
     return transcript
+
+
+def clips_with_speech(clips, segments, embed_text):
+    """A pipeline.ingest.Clips with each clip's overlapping transcript lines in its text and its
+    text vector (clips.fuse_text). embed_text: list[str] -> (n, D) unit rows in the clip index's
+    text space (the ingest pool's or an embedder's embed_text); called once, on the clips that
+    have speech."""
+    import dataclasses
+
+    import numpy as np
+
+    from vidsift.pipeline.clips import fuse_text, speech_in_clips
+
+    speech = speech_in_clips(clips.spans, segments)
+    spoken = [i for i, s in enumerate(speech) if s]
+    if not spoken:
+        return clips
+    speech_vectors = np.zeros_like(clips.text)
+    speech_vectors[spoken] = embed_text([speech[i] for i in spoken])
+    texts, text = fuse_text(clips.texts, clips.text, speech, speech_vectors)
+    return dataclasses.replace(clips, texts=texts, text=text)

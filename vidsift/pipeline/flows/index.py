@@ -50,6 +50,7 @@ class IndexSummary:
     indexed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, error)
+    notes: list[str] = field(default_factory=list)  # what could not be read but did not fail a video
     clips: int = 0
     frames: int = 0
     video_seconds: float = 0.0  # duration of the videos indexed in this run
@@ -58,20 +59,30 @@ class IndexSummary:
     def to_dict(self) -> dict:
         return {
             "index_dir": self.index_dir, "indexed": list(self.indexed), "skipped": list(self.skipped),
-            "failed": [{"path": p, "error": e} for p, e in self.failed], "clips": self.clips,
+            "failed": [{"path": p, "error": e} for p, e in self.failed], "notes": list(self.notes),
+            "clips": self.clips,
             "frames": self.frames, "video_seconds": round(self.video_seconds, 3),
             "wall_s": round(self.wall_s, 3),
         }
 
 
-def clips_record(path: str, memory, cfg: Config, index):
+def clips_record(path: str, memory, cfg: Config, index, embed_text=None, notes: list[str] | None = None):
     """A video's memory -> VideoClips for index.add_video, thumbnails written from the memory's
-    coarse-frame JPEGs (nothing is decoded)."""
+    coarse-frame JPEGs (nothing is decoded). With speech.mode set and embed_text (the pool's),
+    each clip's text and text vector include what is said in it (pipeline.speech); the
+    transcript's notes (no audio, ...) are appended to `notes`."""
     from vidsift.index.clip_index import VideoClips
     from vidsift.index.store import NewClip
     from vidsift.pipeline.ingest import cut_clips
 
     clips = cut_clips(memory, cfg)
+    if cfg.speech.enabled and embed_text is not None:
+        from vidsift.pipeline.speech import clips_with_speech, video_transcript
+
+        transcript = video_transcript(path, cfg, digest=memory.content_hash)
+        clips = clips_with_speech(clips, transcript.segments, embed_text)
+        if notes is not None:
+            notes.extend(transcript.warnings)
     new_clips = []
     for number, (span, middle) in enumerate(zip(clips.spans, clips.middles)):
         absolute, relative = index.thumbnail_path(memory.content_hash, number)
@@ -125,7 +136,7 @@ def index_videos(
                     try:
                         if isinstance(outcome, Exception):
                             raise outcome
-                        record = clips_record(path, outcome, cfg, index)
+                        record = clips_record(path, outcome, cfg, index, pool.embed_text, summary.notes)
                         index.add_video(record)
                     except Exception as exc:  # noqa: BLE001 - one bad file must not stop an archive
                         error = str(exc) if str(path) in str(exc) else f"{path}: {type(exc).__name__}: {exc}"

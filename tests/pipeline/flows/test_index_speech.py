@@ -1,0 +1,67 @@
+"""Speech in the clip index's text space: a fact that is only said (a subtitle track, a sidecar
+file), never shown, is found by `vidsift search`; with speech off it is not in the index."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.speech_videos import srt
+from tests.videos import make_scene_video, run_ffmpeg
+from vidsift.pipeline.cli import app
+
+pytestmark = pytest.mark.slow
+
+SAID = "The vault code is seven four two nine"
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def spoken_library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spoken")
+    videos = root / "videos"
+    videos.mkdir()
+    scenes = make_scene_video(root / "scenes.mp4", ["smptebars", "testsrc", "color=c=blue"])
+    cues = root / "cues.srt"
+    cues.write_text(srt([(6.0, 9.0, SAID), (11.0, 13.5, "Thank you for watching")]))
+    run_ffmpeg("-i", str(scenes), "-i", str(cues), "-map", "0", "-map", "1", "-c:v", "copy",
+               "-c:s", "mov_text", str(videos / "vault.mp4"))
+    # the same pictures, something else said, from a sidecar file
+    (videos / "weather.mp4").write_bytes(scenes.read_bytes())
+    (videos / "weather.srt").write_text(srt([(1.0, 3.0, "Tomorrow brings rain over the hills")]))
+    return root
+
+
+def test_spoken_fact_is_found_by_text_search(spoken_library):
+    index_dir = spoken_library / "index"
+    result = invoke("index", str(spoken_library / "videos"), "--index-dir", str(index_dir),
+                    "--set", "speech.mode=subtitles", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert len(summary["indexed"]) == 2 and summary["notes"] == []
+    found = invoke("search", "vault code seven four two nine", "-k", "3", "--index-dir", str(index_dir),
+                   "--set", "speech.mode=subtitles", "--json")
+    hits = json.loads(found.stdout)["hits"]
+    top = hits[0]
+    assert top["video"].endswith("vault.mp4")
+    assert top["start"] == pytest.approx(5.0, abs=0.15) and top["end"] == pytest.approx(10.0, abs=0.15)
+    assert top["text"].endswith(f" | speech: {SAID}")
+    assert top["score"] > hits[1]["score"] + 0.1
+    rain = json.loads(invoke("search", "rain over the hills", "-k", "1", "--index-dir", str(index_dir),
+                             "--json").stdout)["hits"][0]
+    assert rain["video"].endswith("weather.mp4") and rain["start"] == pytest.approx(0.0, abs=0.15)
+    assert rain["text"].endswith(" | speech: Tomorrow brings rain over the hills")
+
+
+def test_speech_off_leaves_it_out(spoken_library):
+    index_dir = spoken_library / "index-off"
+    result = invoke("index", str(spoken_library / "videos" / "vault.mp4"), "--index-dir", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(invoke("search", "vault code seven four two nine", "--index-dir", str(index_dir),
+                             "--json").stdout)["hits"]
+    assert hits and not any("speech:" in h["text"] for h in hits)
