@@ -61,6 +61,16 @@ def test_a_damaged_memory_reads_as_absent(tmp_path):
     assert not [p for p in path.parent.iterdir() if ".tmp" in p.name]
 
 
+def test_vectors_are_memory_mapped_read_only_and_checked_against_the_memory(tmp_path):
+    store = MemoryStore(tmp_path)
+    store.put(_memory(n=5))
+    back = store.get("ab" * 32, "k1")
+    assert isinstance(back.frames.embeddings.visual, np.memmap)
+    assert not back.frames.embeddings.visual.flags.writeable
+    np.save(store.vectors_path("ab" * 32, "k1", "text"), np.zeros((4, 4), np.float32))
+    assert store.get("ab" * 32, "k1") is None  # 4 rows for 5 frames: absent, not wrong
+
+
 def test_thumbnails_that_do_not_match_their_memory_read_as_absent(tmp_path):
     store = MemoryStore(tmp_path)
     store.put(_memory())
@@ -83,4 +93,4 @@ def test_staged_thumbnails_land_in_frame_order_whatever_order_shards_finish(tmp_
     assert list(stored.frames.thumbnails) == thumbs
     assert list(store.get(memory.content_hash, memory.key).frames.thumbnails) == thumbs
     assert sorted(p.name for p in store.path(memory.content_hash, "k1").parent.iterdir()) == [
-        "k1.jpg", "k1.npz"]  # no stage file left
+        "k1.jpg", "k1.npz", "k1.text.npy", "k1.visual.npy"]  # no stage file left

@@ -6,11 +6,16 @@ Layout under the index dir:
     memory/<hash[:2]>/<hash>/<key>.npz   one file per (content, settings); key =
                                          Config.memory_key(), so a changed coarse or embedder
                                          setting never reads a memory made with other settings
+    memory/<hash[:2]>/<hash>/<key>.visual.npy, <key>.text.npy
+                                         the coarse frames' (N, D) vectors, memory-mapped
+                                         when read: a plan touches the rows it needs, so a
+                                         long video's memory costs little resident memory
     memory/<hash[:2]>/<hash>/<key>.jpg   the coarse frames' JPEG thumbnails, end to end, in
                                          frame order (the npz holds their offsets)
 Each file is written whole to a temp name, fsynced and renamed (core.files.write_atomic), the
-thumbnails first and the npz last, so a crash leaves the old memory or the new one, and readers
-never see half of one. Arrays only: no pickle is ever loaded.
+npz last: it is the commit point, and it records the other files' sizes, so a crash leaves the
+old memory or the new one, and readers never see half of one. Arrays only: no pickle is ever
+loaded.
 
 Thumbnails are never all in memory: ingest appends each shard's to a ThumbnailStage as the shard
 lands (in any order), put() copies them into frame order a shard at a time, and a stored memory
@@ -111,6 +116,10 @@ class MemoryStore:
     def thumbnails_path(self, content_hash: str, key: str) -> Path:
         return self.path(content_hash, key).with_suffix(".jpg")
 
+    def vectors_path(self, content_hash: str, key: str, space: str) -> Path:
+        """space: "visual" or "text"."""
+        return self.path(content_hash, key).with_suffix(f".{space}.npy")
+
     def stage(self, content_hash: str, key: str) -> ThumbnailStage:
         """A temp file beside the memory to collect a video's thumbnails in during ingest."""
         final = self.thumbnails_path(content_hash, key)
@@ -132,31 +141,41 @@ class MemoryStore:
                 if meta.get("format") != FORMAT:
                     return None
                 offsets = data["thumbnail_offsets"]
-                thumbnails = self.thumbnails_path(content_hash, key)
-                if thumbnails.stat().st_size != int(offsets[-1]):
-                    raise ValueError(f"{thumbnails.name} holds {thumbnails.stat().st_size} bytes, "
-                                     f"the memory expects {int(offsets[-1])}")
-                info = meta["info"]
-                info["keyframe_times"] = tuple(data["keyframe_times"].tolist())
-                return VideoMemory(
-                    content_hash=content_hash, key=key, embedder=meta["embedder"],
-                    info=VideoInfo(**info),
-                    frames=CoarseFrames(
-                        times=data["times"],
-                        embeddings=FrameEmbeddings(
-                            visual=data["visual"], text=data["text"],
-                            descriptions=list(meta["descriptions"]),
-                        ),
-                        thumbnails=ThumbnailFile(thumbnails, offsets),
+                times = data["times"]
+                keyframe_times = data["keyframe_times"]
+            thumbnails = self.thumbnails_path(content_hash, key)
+            if thumbnails.stat().st_size != int(offsets[-1]):
+                raise ValueError(f"{thumbnails.name} holds {thumbnails.stat().st_size} bytes, "
+                                 f"the memory expects {int(offsets[-1])}")
+            vectors = {}
+            for space in ("visual", "text"):
+                vectors[space] = np.load(self.vectors_path(content_hash, key, space),
+                                         mmap_mode="r", allow_pickle=False)
+                if vectors[space].shape != (len(times), meta["dims"][space]):
+                    raise ValueError(f"{space} vectors {vectors[space].shape} for "
+                                     f"{len(times)} frames of {meta['dims'][space]} dims")
+            info = meta["info"]
+            info["keyframe_times"] = tuple(keyframe_times.tolist())
+            return VideoMemory(
+                content_hash=content_hash, key=key, embedder=meta["embedder"],
+                info=VideoInfo(**info),
+                frames=CoarseFrames(
+                    times=times,
+                    embeddings=FrameEmbeddings(
+                        visual=vectors["visual"], text=vectors["text"],
+                        descriptions=list(meta["descriptions"]),
                     ),
-                )
+                    thumbnails=ThumbnailFile(thumbnails, offsets),
+                ),
+            )
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             log.warning("%s: unreadable video memory, ingesting again (%s)", path, exc)
             return None
 
     def put(self, memory: VideoMemory, staged: tuple[ThumbnailStage, Sequence] | None = None
             ) -> VideoMemory:
-        """Store (or replace) a memory; returns it as stored (thumbnails read from disk).
+        """Store (or replace) a memory; returns it as stored: vectors memory-mapped, thumbnails
+        read from disk on demand (the caller's arrays can then be freed).
 
         staged: (stage, shard tags in frame order) when the thumbnails were collected in a
         ThumbnailStage during ingest (memory.frames.thumbnails is then ignored)."""
@@ -173,19 +192,29 @@ class MemoryStore:
         frames = memory.frames
         if len(offsets) - 1 != len(frames):
             raise ValueError(f"{len(offsets) - 1} thumbnails for {len(frames)} frames")
+        for space, vectors in (("visual", frames.embeddings.visual),
+                               ("text", frames.embeddings.text)):
+            write_atomic(self.vectors_path(memory.content_hash, memory.key, space),
+                         lambda tmp, vectors=vectors: _save_npy(tmp, vectors))
         info = dataclasses.asdict(memory.info)
         keyframe_times = np.asarray(info.pop("keyframe_times"), dtype=np.float64)
         meta = {"format": FORMAT, "embedder": memory.embedder, "info": info,
-                "descriptions": list(frames.embeddings.descriptions)}
+                "descriptions": list(frames.embeddings.descriptions),
+                "dims": {"visual": int(frames.embeddings.visual.shape[1]),
+                         "text": int(frames.embeddings.text.shape[1])}}
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as handle:
-                np.savez(
-                    handle, meta=np.array(json.dumps(meta)), times=frames.times,
-                    visual=frames.embeddings.visual, text=frames.embeddings.text,
-                    keyframe_times=keyframe_times, thumbnail_offsets=offsets,
-                )
+                np.savez(handle, meta=np.array(json.dumps(meta)), times=frames.times,
+                         keyframe_times=keyframe_times, thumbnail_offsets=offsets)
 
         write_atomic(path, write)
-        return dataclasses.replace(memory, frames=dataclasses.replace(
-            frames, thumbnails=ThumbnailFile(thumbnails_path, offsets)))
+        stored = self.get(memory.content_hash, memory.key)
+        if stored is None:
+            raise OSError(f"{path}: the memory just written does not read back")
+        return stored
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, np.asarray(array, dtype=np.float32), allow_pickle=False)
