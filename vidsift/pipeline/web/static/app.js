@@ -5,7 +5,6 @@
 "use strict";
 
 const KEY_STORAGE = "vidsift.apiKey";
-const ASK_ALL_VIDEOS = 3; // "all indexed videos": ask the ones whose clips best match
 const POLL_MS = 700;
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 
@@ -226,11 +225,15 @@ function follow(jobId, render) {
   poll();
 }
 
+function askedWhat(job) {
+  const video = job.request.video;
+  return `${video ? basename(video) : "all indexed videos"}: ${job.request.question}`;
+}
+
 function renderAskJob(box, job) {
   releaseThumbnails(box);
-  const video = job.request.video;
   const children = [
-    el("h3", { text: `${basename(video)}: ${job.request.question}`, title: video }),
+    el("h3", { text: askedWhat(job), title: job.request.video || "" }),
     el("div", { className: "job-state" }, [progressBar(job),
       el("span", { className: "job-status", text: progressText(job) })]),
   ];
@@ -242,18 +245,23 @@ function renderAskJob(box, job) {
       : el("p", { className: "answer", text: result.answer }));
     children.push(el("p", { className: "status",
       text: `${result.segments.length} segment${result.segments.length === 1 ? "" : "s"}, ${result.tokens} of ${result.budget} visual tokens` }));
+    // Asked across the index, each segment names its own video.
+    const manyVideos = new Set(result.segments.map((seg) => seg.video || result.video)).size > 1;
     const segments = el("div", { className: "segments" });
-    segments.append(...result.segments.map((seg, n) => el("button", {
-      type: "button", className: "segment",
-      dataset: { start: String(seg.start), video: result.video },
-      title: `${seg.kind}, ${seg.timestamps.length} frame(s), ${seg.tokens} tokens`,
-      onclick: () => playAt(result.video, seg.start),
-    }, [
-      thumbnail(box, seg.thumbnail_url, `evidence ${n + 1}`),
+    segments.append(...result.segments.map((seg, n) => {
+      const video = seg.video || result.video;
+      return el("button", {
+        type: "button", className: "segment", title: video,
+        dataset: { start: String(seg.start), video },
+        onclick: () => playAt(video, seg.start),
+      }, [
+        thumbnail(box, seg.thumbnail_url, `evidence ${n + 1}`),
+        manyVideos ? el("span", { className: "name", text: basename(video) }) : "",
       el("span", { className: "time", text: seg.kind === "image" ? hms(seg.start)
         : `${hms(seg.start)} - ${hms(seg.end)}` }),
-      el("span", { className: "tokens", text: `${seg.kind}, ${seg.tokens} tokens` }),
-    ])));
+        el("span", { className: "tokens", text: `${seg.kind}, ${seg.tokens} tokens` }),
+      ]);
+    }));
     children.push(segments);
   }
   box.replaceChildren(...children);
@@ -269,28 +277,20 @@ function showAskJob(jobId) {
   if (!followed.has(jobId)) follow(jobId, (job) => renderAskJob(box, job));
 }
 
-async function videosToAsk(question) {
-  const picked = $("ask-video").value;
-  if (picked) return [picked];
-  // All indexed videos: the clip index ranks them by how well their clips match the question.
-  const params = new URLSearchParams({ q: question, k: "50" });
-  const { hits } = await apiJson(`/v1/search?${params}`);
-  return [...new Set(hits.map((hit) => hit.video))].slice(0, ASK_ALL_VIDEOS);
-}
-
 async function ask(event) {
   event.preventDefault();
   const question = $("ask-question").value.trim();
   const budget = parseInt($("ask-budget").value, 10);
   const options = Number.isFinite(budget) ? { budget } : {};
+  // No video: the service asks across the clip index (its best clips of every indexed video
+  // inside the media roots, one budget over them).
+  const video = $("ask-video").value;
   const list = $("ask-jobs");
+  clearErrors(list);
   try {
-    const videos = await videosToAsk(question);
-    if (!videos.length) throw new Error("No indexed video matches: index a folder first.");
-    for (const video of videos) {
-      const job = await postJson("/v1/jobs", { video, question, options });
-      showAskJob(job.id);
-    }
+    const job = await postJson("/v1/jobs", video ? { video, question, options }
+      : { question, options });
+    showAskJob(job.id);
     refreshJobs();
   } catch (error) {
     list.prepend(el("p", { className: "error", text: error.message }));
@@ -321,6 +321,10 @@ function renderIndexJob(box, job) {
   box.replaceChildren(...children);
 }
 
+function clearErrors(list) {
+  for (const node of list.querySelectorAll(":scope > p.error")) node.remove();
+}
+
 function showIndexJob(jobId) {
   const list = $("index-jobs");
   let box = list.querySelector(`[data-job="${CSS.escape(jobId)}"]`);
@@ -334,6 +338,7 @@ function showIndexJob(jobId) {
 async function indexFolder(event) {
   event.preventDefault();
   const path = $("index-path").value.trim();
+  clearErrors($("index-jobs"));
   try {
     const job = await postJson("/v1/index", { paths: [path] });
     showIndexJob(job.id);
@@ -346,7 +351,7 @@ async function indexFolder(event) {
 // ---- the jobs table --------------------------------------------------------------------------
 
 function jobWhat(job) {
-  if (job.kind === "ask") return `${basename(job.request.video)}: ${job.request.question}`;
+  if (job.kind === "ask") return askedWhat(job);
   if (job.kind === "index") return (job.request.paths || []).map(basename).join(", ");
   return job.kind;
 }
