@@ -44,6 +44,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+VLM_MODEL_HELP = ("VLM checkpoint path or hub id (Qwen2.5-VL; Qwen3-VL with --set "
+                  "vlm.backend=qwen3_vl --set budget.model=qwen3_vl).")
 ConfigOpt = Annotated[
     str, typer.Option("--config", "-c", help="Preset (default, gpu, cluster) or a YAML file.")
 ]
@@ -92,7 +94,7 @@ def ask_command(
     selector: Annotated[Optional[str], typer.Option(help="Frame/clip selector.")] = None,
     pruner: Annotated[Optional[str], typer.Option(help="Post-encoder token pruner.")] = None,
     model: Annotated[
-        Optional[str], typer.Option(help="Qwen2.5-VL path or hub id; 'none': evidence only.")
+        Optional[str], typer.Option(help=VLM_MODEL_HELP + " 'none': evidence only.")
     ] = None,
     thumbnails: Annotated[
         Optional[str], typer.Option(help="Write the evidence thumbnails into this folder.")
@@ -148,7 +150,7 @@ def ask_command(
 def caption_command(
     source: Annotated[str, typer.Argument(help="A folder of videos, or a .jsonl/.csv manifest.")],
     out: Annotated[str, typer.Option("--out", help="Output folder (resumable).")],
-    model: Annotated[Optional[str], typer.Option(help="Qwen2.5-VL path or hub id.")] = None,
+    model: Annotated[Optional[str], typer.Option(help=VLM_MODEL_HELP)] = None,
     to_index: Annotated[
         bool, typer.Option("--to-index", help="Add the captions to the clip index's text space.")
     ] = False,
@@ -307,7 +309,7 @@ def serve_command(
 
 @app.command("serve-vlm")
 def serve_vlm_command(
-    model: Annotated[Optional[str], typer.Option(help="Qwen2.5-VL path or hub id.")] = None,
+    model: Annotated[Optional[str], typer.Option(help=VLM_MODEL_HELP)] = None,
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8001,
     api_key_env: Annotated[
