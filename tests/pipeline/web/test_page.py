@@ -208,6 +208,8 @@ def test_an_evidence_only_ask_shows_segments_that_seek_the_player(browser, site,
     wait(browser, lambda d: loaded_thumbnails(d, ".ask-job .segment img") == len(segments),
          "evidence thumbnails")
     assert "of 256 visual tokens" in job.text
+    numbers = [seg.find_element("css selector", ".number").text for seg in segments]
+    assert numbers == [f"[{n}]" for n in range(1, len(segments) + 1)]  # none cited: no answer
     last = segments[-1]
     start = float(last.get_attribute("data-start"))
     assert 0 <= start <= 25.0 and ":" in last.find_element("css selector", ".time").text

@@ -247,15 +247,18 @@ function renderAskJob(box, job) {
       text: `${result.segments.length} segment${result.segments.length === 1 ? "" : "s"}, ${result.tokens} of ${result.budget} visual tokens` }));
     // Asked across the index, each segment names its own video.
     const manyVideos = new Set(result.segments.map((seg) => seg.video || result.video)).size > 1;
+    // The answer cites segments by the numbers the model was shown: [1], [2], ...
+    const cited = new Set((result.citations || []).map((citation) => citation.segment));
     const segments = el("div", { className: "segments" });
     segments.append(...result.segments.map((seg, n) => {
       const video = seg.video || result.video;
       return el("button", {
-        type: "button", className: "segment", title: video,
+        type: "button", className: cited.has(n + 1) ? "segment cited" : "segment", title: video,
         dataset: { start: String(seg.start), video },
         onclick: () => playAt(video, seg.start),
       }, [
         thumbnail(box, seg.thumbnail_url, `evidence ${n + 1}`),
+        el("span", { className: "number", text: cited.has(n + 1) ? `[${n + 1}] cited` : `[${n + 1}]` }),
         manyVideos ? el("span", { className: "name", text: basename(video) }) : "",
       el("span", { className: "time", text: seg.kind === "image" ? hms(seg.start)
         : `${hms(seg.start)} - ${hms(seg.end)}` }),
