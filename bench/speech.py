@@ -1,0 +1,199 @@
+"""Speech benchmark: how well and how fast the offline recogniser hears, and whether facts that
+are only said are found.
+
+1. Word error rate of pocketsphinx (the offline default, its en-us model from its wheel) on
+   espeak-ng speech: SENTENCES spoken by several voices at several speeds, each recognised as one
+   utterance; WER = (substitutions + deletions + insertions) / reference words, summed over the
+   sentences of a voice/speed. Speed: audio seconds per second of recognition, pinned to one core
+   (load average reported: the machine is shared).
+2. Needles: a NEEDLE_VIDEO_S-second video where FACTS are said at seeded times (espeak-ng speech
+   and a mov_text subtitle track holding the same lines) and a copy with the lines in a sidecar
+   .srt instead of a track. Transcript recall: share of facts read back with exact text and exact
+   times (ms) from the track and from the sidecar. Search recall: share of facts whose clip (the
+   one containing the fact's time) is among the top 3 hits of `vidsift search` for the fact's
+   words, with speech off, from subtitles, and from pocketsphinx.
+
+    .venv/bin/python bench/speech.py       # writes bench/results/speech.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.speech_videos builds the espeak-ng videos
+RESULTS = ROOT / "bench" / "results" / "speech.json"
+
+SENTENCES = [
+    "The delivery truck arrives at the north gate at seven thirty",
+    "Please send the quarterly report to the finance team",
+    "The meeting has been moved to the large room on the second floor",
+    "Turn left at the bridge and follow the river for two miles",
+    "Our new product will be available in stores next month",
+    "The weather will be cold and windy with rain in the evening",
+]
+VOICES = ("en-us", "en", "en-us+f3")  # espeak-ng American, British, American female variant
+SPEEDS = (130, 175)  # words per minute (espeak-ng's default is 175)
+
+NEEDLE_VIDEO_S = 600
+FACTS = [
+    ("The vault code is seven four two nine", "vault code seven four two nine"),
+    ("The boat leaves from pier number twelve", "boat leaves from pier twelve"),
+    ("Doctor Martin moved to the green building", "doctor martin green building"),
+    ("The winning horse was called silver arrow", "winning horse silver arrow"),
+    ("Bring your passport and two photographs", "passport and two photographs"),
+]
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
+
+
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    """Word-level Levenshtein distance (substitutions + deletions + insertions)."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+def bench_wer(work: Path) -> dict:
+    from tests.speech_videos import speak
+    from vidsift.core.config import SpeechConfig
+    from vidsift.workers.speech import get_asr
+    from vidsift.workers.speech.audio import AudioReader
+
+    asr = get_asr(SpeechConfig(asr_backend="pocketsphinx"))
+    per_setting, examples = {}, []
+    audio_s = recognise_s = 0.0
+    total_edits = total_words = 0
+    for voice in VOICES:
+        for speed in SPEEDS:
+            edits = ref_words = 0
+            for number, sentence in enumerate(SENTENCES):
+                wav = work / f"{voice}-{speed}-{number}.wav"
+                audio_s += speak(sentence, wav, voice, speed)
+                windows = list(AudioReader(str(wav), window_s=30).windows())
+                started = time.perf_counter()
+                heard = " ".join(s.text for _, segs in asr.transcribe(windows) for s in segs)
+                recognise_s += time.perf_counter() - started
+                ref = words(sentence)
+                edits += edit_distance(ref, words(heard))
+                ref_words += len(ref)
+                if number == 0:
+                    examples.append({"voice": voice, "wpm": speed, "said": sentence, "heard": heard})
+            per_setting[f"{voice} {speed}wpm"] = round(edits / ref_words, 3)
+            total_edits += edits
+            total_words += ref_words
+    return {
+        "wer": round(total_edits / total_words, 3),
+        "wer_by_voice_and_speed": per_setting,
+        "reference_words": total_words,
+        "audio_s": round(audio_s, 1),
+        "recognise_s": round(recognise_s, 1),
+        "x_realtime_one_core": round(audio_s / recognise_s, 2),
+        "examples": examples,
+    }
+
+
+def build_needle_videos(work: Path, seed: int) -> tuple[Path, Path, list[dict]]:
+    from tests.speech_videos import Line, make_speech_video, speak, srt
+
+    rng = random.Random(seed)
+    slots = sorted(rng.sample(range(1, NEEDLE_VIDEO_S // 30 - 1), len(FACTS)))
+    lines = [Line(float(slot * 30 + rng.randint(0, 20)), said) for slot, (said, _) in zip(slots, FACTS)]
+    # cue times: when each sentence is spoken, to the millisecond, as a captioner would write them
+    cues = []
+    for number, line in enumerate(lines):
+        length = speak(line.text, work / f"len{number}.wav")
+        cues.append((line.start, round(line.start + length, 3), line.text))
+    track = work / "needles.mp4"
+    make_speech_video(track, NEEDLE_VIDEO_S, lines, cues=cues, subtitle_codec="mov_text", size="320x240")
+    folder = work / "sidecar"
+    folder.mkdir(exist_ok=True)
+    sidecar = folder / "needles-sidecar.mp4"
+    make_speech_video(sidecar, NEEDLE_VIDEO_S, lines, size="320x240")
+    (folder / "needles-sidecar.srt").write_text(srt(cues))
+    needles = [{"said": said, "query": query, "start": start, "end": end}
+               for (start, end, said), (_, query) in zip(cues, FACTS)]
+    return track, sidecar, needles
+
+
+def transcript_recall(video: Path, needles: list[dict], index_dir: Path) -> float:
+    from vidsift.core.config import load_config
+    from vidsift.pipeline.speech import video_transcript
+
+    cfg = load_config("default", [f"index.dir={index_dir}", "speech.mode=subtitles"])
+    segments = {(s.start, s.end, s.text) for s in video_transcript(str(video), cfg).segments}
+    return sum((n["start"], n["end"], n["said"]) in segments for n in needles) / len(needles)
+
+
+def search_recall(video: Path, needles: list[dict], index_dir: Path, speech: list[str], pool) -> dict:
+    from vidsift.core.config import load_config
+    from vidsift.pipeline.flows.index import index_videos, search_clips
+
+    cfg = load_config("default", [f"index.dir={index_dir}", *speech])
+    started = time.perf_counter()
+    summary = index_videos([video], cfg, pool=pool)
+    hits_found = []
+    for needle in needles:
+        middle = (needle["start"] + needle["end"]) / 2
+        hits = search_clips(needle["query"], cfg, k=3)
+        hits_found.append(any(h.start <= middle < h.end for h in hits))
+    return {"recall_at_3": sum(hits_found) / len(needles), "index_s": round(time.perf_counter() - started, 1),
+            "notes": summary.notes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core for the WER/speed part
+    load_before = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix="vidsift-speech-"))
+    try:
+        from importlib.metadata import version
+
+        result = {"asr": f"pocketsphinx {version('pocketsphinx')} (en-us model from its wheel)",
+                  "speech_from": "espeak-ng 1.51"}
+        result["pocketsphinx_on_espeak"] = bench_wer(work)
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        track, sidecar, needles = build_needle_videos(work, args.seed)
+        result["needle_video"] = {"duration_s": NEEDLE_VIDEO_S, "facts": len(needles), "seed": args.seed}
+        result["transcript_recall"] = {"subtitle_track": transcript_recall(track, needles, work / "t1"),
+                                       "sidecar_srt": transcript_recall(sidecar, needles, work / "t2")}
+        from vidsift.core.config import load_config
+        from vidsift.pipeline.flows.index import start_pool
+
+        pool = start_pool(load_config("default"))
+        try:
+            result["search"] = {
+                "speech_off": search_recall(track, needles, work / "i0", [], pool),
+                "subtitles": search_recall(track, needles, work / "i1", ["speech.mode=subtitles"], pool),
+                "asr_pocketsphinx": search_recall(track, needles, work / "i2", ["speech.mode=asr"], pool),
+            }
+        finally:
+            pool.close()
+        result["needles"] = needles
+        result["load_average_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
+        result["cpu_cores"] = os.cpu_count()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "needles"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
