@@ -17,6 +17,12 @@ def jpeg_bytes(array, **save_args):
     return buffer.getvalue()
 
 
+def png_bytes(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def test_files_and_bytes_become_rgb_arrays(tmp_path):
     gray = np.tile(np.arange(64, dtype=np.uint8), (32, 1))  # (32, 64) one channel
     Image.fromarray(gray).save(tmp_path / "gray.png")
@@ -25,13 +31,7 @@ def test_files_and_bytes_become_rgb_arrays(tmp_path):
     assert (from_file[..., 0] == gray).all() and (from_file[..., 2] == gray).all()
     rgba = np.zeros((10, 20, 4), np.uint8)
     rgba[..., 0] = 200
-    assert read_image(_png(rgba)).shape == (10, 20, 3)
-
-
-def _png(array):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
+    assert read_image(png_bytes(rgba)).shape == (10, 20, 3)
 
 
 def test_exif_orientation_is_applied():
@@ -53,4 +53,4 @@ def test_errors_name_the_source(tmp_path, monkeypatch):
         read_image(jpeg_bytes(np.zeros((64, 64, 3), np.uint8))[:200])
     monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(ImageError, match=r"big\.png: 20x10 pixels is more than the 100"):
-        read_image(_png(np.zeros((10, 20, 3), np.uint8)), "big.png")
+        read_image(png_bytes(np.zeros((10, 20, 3), np.uint8)), "big.png")

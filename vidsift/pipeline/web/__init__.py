@@ -42,11 +42,11 @@ class TicketRequest(BaseModel):
     path: str = Field(..., min_length=1, max_length=4096)
 
 
-def add_web_routes(app: FastAPI, cfg: Config, auth: list, tickets: MediaTickets | None = None):
+def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
     """Register the page and its routes on the service's app. auth: the API's key dependency."""
     from vidsift.pipeline.http import ApiError
 
-    tickets = tickets or MediaTickets()
+    tickets = MediaTickets()  # this service's secret: its tickets only
 
     def checked_video(service, path: str | Path) -> Path:
         try:
