@@ -353,12 +353,22 @@ def create_app(cfg: Config) -> FastAPI:
         service.notify()
         return JobCreated(id=job.id, status=job.status)
 
-    def search_payload(query: str | None, k: int, image=None) -> dict:
+    def search_payload(service: Service, query: str | None, k: int, image=None) -> dict:
+        """The k best clips of videos inside the media roots: an index may hold others (indexed
+        from the CLI), and the service neither names nor shows them. Asks the index for more
+        while its answer is cut short by them."""
         from vidsift.pipeline.flows.index import search_clips
 
         index_dir = Path(cfg.index.dir).expanduser().resolve()
+        wanted = k
+        while True:
+            found = search_clips(query, cfg, k=wanted, image=image)
+            readable = [hit for hit in found if service.may_read(hit.video)]
+            if len(readable) >= k or len(found) < wanted:
+                break
+            wanted *= 4
         hits = []
-        for hit in search_clips(query, cfg, k=k, image=image):
+        for hit in readable[:k]:
             record = dataclasses.asdict(hit)
             thumbnail = Path(record.pop("thumbnail"))
             record["thumbnail_url"] = f"/v1/index/{thumbnail.relative_to(index_dir)}"
@@ -367,10 +377,11 @@ def create_app(cfg: Config) -> FastAPI:
 
     @app.get("/v1/search", dependencies=auth)
     def search(
+        request: Request,
         q: Annotated[str, Query(min_length=1, max_length=2000)],
         k: Annotated[int, Query(ge=1, le=100)] = 10,
     ) -> dict:
-        return search_payload(q, k)
+        return search_payload(service_of(request), q, k)
 
     @app.post("/v1/search", dependencies=auth)
     async def search_by_image(
@@ -390,7 +401,7 @@ def create_app(cfg: Config) -> FastAPI:
             if len(data) > MAX_IMAGE_BYTES:
                 raise ApiError(413, f"image: at most {MAX_IMAGE_BYTES} bytes")
         image = await run_in_threadpool(read_image, bytes(data), "uploaded image")
-        return await run_in_threadpool(search_payload, q or None, k, image)
+        return await run_in_threadpool(search_payload, service_of(request), q or None, k, image)
 
     @app.get("/v1/index/thumbs/{folder}/{name}", dependencies=auth)
     def clip_thumbnail(folder: str, name: str):

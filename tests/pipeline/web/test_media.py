@@ -2,10 +2,13 @@
 range requests inside the media roots only, media tickets, the videos list, the key rule."""
 
 import base64
+import io
 import os
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
+from skimage import data
 
 from tests.videos import make_coded_video
 from vidsift.core.config import load_config
@@ -118,17 +121,26 @@ def test_the_key_rule_covers_the_pages_data_but_not_the_page(media_root, tmp_pat
         assert http.get(ticket["url"], headers={"Range": "bytes=0-1"}).status_code == 206
 
 
-def test_videos_lists_the_index(photo_library, tmp_path):
+def _jpeg():
+    buffer = io.BytesIO()
+    Image.fromarray(data.coffee()).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_videos_and_search_name_only_videos_inside_the_roots(photo_library, tmp_path):
     root, index_dir, _ = photo_library
     cfg = load_config("default", [f"serve.data_dir={tmp_path}", f"serve.media_roots=[{root}]",
                                   f"index.dir={index_dir}"])
     with TestClient(create_app(cfg)) as http:
         [video] = http.get("/v1/videos").json()["videos"]
+        assert len(http.get("/v1/search", params={"q": "coffee", "k": 3}).json()["hits"]) == 3
     assert video["path"] == str(root / "photos.mp4")
     assert video["duration"] == pytest.approx(25.0, abs=0.2) and video["clips"] >= 5
     elsewhere = load_config("default", [f"serve.data_dir={tmp_path}", f"index.dir={index_dir}",
-                                        f"serve.media_roots=[{tmp_path}]"])
-    with TestClient(create_app(elsewhere)) as http:
-        assert http.get("/v1/videos").json() == {"videos": []}  # indexed, but outside the roots
+                                        f"serve.media_roots=[{tmp_path}]", "embed.ocr=false"])
+    with TestClient(create_app(elsewhere)) as http:  # indexed, but outside the roots: unnamed
+        assert http.get("/v1/videos").json() == {"videos": []}
+        assert http.get("/v1/search", params={"q": "coffee"}).json()["hits"] == []
+        assert http.post("/v1/search", content=_jpeg()).json()["hits"] == []
     with client_for(root, tmp_path / "empty") as http:
         assert http.get("/v1/videos").json() == {"videos": []}
