@@ -181,6 +181,9 @@ class CaptionConfig(_Section):
     frames_per_clip: int = Field(4, ge=1, le=64)  # frames decoded and shown per clip
     clips: Literal["scenes", "fixed"] = "scenes"  # scene cuts on the coarse pass, or fixed length
     clip_s: float = Field(8.0, gt=0)  # clip length when clips == fixed
+    # with speech.mode set, up to this many characters of what is said in a clip go into its
+    # caption request after the prompt (0: captions ignore speech)
+    speech_chars: int = Field(600, ge=0)
 
 
 class SpeechConfig(_Section):

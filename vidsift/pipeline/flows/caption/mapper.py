@@ -30,6 +30,7 @@ class ClipFrames:
     def __call__(self, plan: dict) -> Iterator[dict]:
         video = plan["video"]
         spans, times = json.loads(plan["spans"]), json.loads(plan["times"])
+        speech = json.loads(plan.get("speech") or "[]") or [""] * len(spans)
         size = (int(plan["height"]), int(plan["width"]))
         for number, ((start, end), clip_times) in enumerate(zip(spans, times)):
             try:
@@ -37,7 +38,7 @@ class ClipFrames:
             except (VidsiftError, OSError, ValueError) as exc:
                 yield {
                     "video": video, "clip": -1, "n_clips": 0, "start": 0.0, "end": 0.0,
-                    "pts": "[]", "frames": b"", "shape": "[]", "tokens": 0,
+                    "pts": "[]", "frames": b"", "shape": "[]", "tokens": 0, "speech": "",
                     "error": f"{type(exc).__name__}: {exc}",
                 }
                 return
@@ -47,7 +48,7 @@ class ClipFrames:
                 "start": float(start), "end": float(end),
                 "pts": json.dumps([f.pts for f in frames]),
                 "frames": stack.tobytes(), "shape": json.dumps(stack.shape),
-                "tokens": int(plan["tokens"]), "error": "",
+                "tokens": int(plan["tokens"]), "speech": speech[number], "error": "",
             }
 
 
@@ -85,7 +86,8 @@ class CaptionActor:
             )
             token_set = TokenSet(video=str(batch["video"][i]), segments=[segment],
                                  budget=cap.tokens_per_clip)
-            requests.append(VLMRequest(token_set=token_set, question=cap.prompt,
+            question = caption_question(cap.prompt, str(batch["speech"][i]), cap.speech_chars)
+            requests.append(VLMRequest(token_set=token_set, question=question,
                                        max_new_tokens=cap.max_new_tokens,
                                        request_id=f"{batch['video'][i]}#{batch['clip'][i]}"))
             where.append(i)
@@ -118,6 +120,17 @@ class CaptionActor:
                 except (VidsiftError, RuntimeError, ValueError) as exc:
                     outcomes.append(exc)
             return outcomes
+
+
+def caption_question(prompt: str, speech: str, max_chars: int) -> str:
+    """The caption request's text: the prompt, then what is said during the clip (at most
+    max_chars characters, cut at a word with an ellipsis), quoted, so the caption can use it."""
+    speech = " ".join(speech.split())
+    if not speech or max_chars <= 0:
+        return prompt
+    if len(speech) > max_chars:
+        speech = speech[:max_chars].rsplit(" ", 1)[0].rstrip() + " …"
+    return f'{prompt}\nWhat is said during this clip: "{speech}"'
 
 
 def caption_rows(plans: list[dict], cfg: Config) -> Iterator[dict]:

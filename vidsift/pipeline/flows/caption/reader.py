@@ -10,10 +10,11 @@ probe's [start, end].
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vidsift.core.config import Config
 from vidsift.core.errors import VidsiftError
@@ -21,6 +22,8 @@ from vidsift.core.media import find_videos
 from vidsift.core.timeline import bin_centres
 from vidsift.core.types import VideoInfo
 from vidsift.core.vision import QWEN2_5_VL, VisionSpec, smart_resize, tokens_for
+
+log = logging.getLogger(__name__)
 
 
 def fixed_clips(start: float, end: float, clip_s: float) -> list[tuple[float, float]]:
@@ -43,7 +46,8 @@ def clip_frame_size(height: int, width: int, frames: int, tokens_per_clip: int,
 @dataclass(frozen=True, slots=True)
 class ClipPlan:
     """One video's captioning work: clip i spans spans[i] (seconds) and is shown the frames at
-    times[i], each height x width pixels, costing `tokens` visual tokens."""
+    times[i], each height x width pixels, costing `tokens` visual tokens; speech[i] is what is
+    said during it (empty without speech.mode)."""
 
     video: str
     spans: list[tuple[float, float]]
@@ -51,12 +55,13 @@ class ClipPlan:
     height: int
     width: int
     tokens: int
+    speech: list[str] = field(default_factory=list)
 
     def to_row(self) -> dict:
         """A Ray Data row (nested lists as JSON: one column type whatever the clip count)."""
         return {"video": self.video, "spans": json.dumps(self.spans),
                 "times": json.dumps(self.times), "height": self.height, "width": self.width,
-                "tokens": self.tokens}
+                "tokens": self.tokens, "speech": json.dumps(self.speech or [""] * len(self.spans))}
 
 
 def plan_clips(video: str, info: VideoInfo, spans: list[tuple[float, float]],
@@ -95,7 +100,7 @@ def read_clips(videos: Iterable[str], cfg: Config,
             try:
                 info = probe(video, cfg.decode.max_pixels)
                 spans = fixed_clips(info.start_time, info.end_time, cfg.caption.clip_s)
-                outcome = plan_clips(video, info, spans, cfg)
+                outcome = with_speech(plan_clips(video, info, spans, cfg), cfg)
             except (VidsiftError, OSError, ValueError) as exc:
                 outcome = exc
             yield video, outcome
@@ -108,7 +113,23 @@ def read_clips(videos: Iterable[str], cfg: Config,
             yield video, memory
             continue
         try:
-            outcome = plan_clips(video, memory.info, cut_clips(memory, cfg).spans, cfg)
-        except (VidsiftError, ValueError) as exc:
+            outcome = with_speech(plan_clips(video, memory.info, cut_clips(memory, cfg).spans, cfg), cfg)
+        except (VidsiftError, OSError, ValueError) as exc:
             outcome = exc
         yield video, outcome
+
+
+def with_speech(plan: ClipPlan, cfg: Config) -> ClipPlan:
+    """The plan with each clip's speech (its overlapping transcript lines) when speech.mode is
+    set and captions use it (caption.speech_chars); the transcript's notes are logged."""
+    if not (cfg.speech.enabled and cfg.caption.speech_chars):
+        return plan
+    import dataclasses
+
+    from vidsift.pipeline.clips import speech_in_clips
+    from vidsift.pipeline.speech import video_transcript
+
+    transcript = video_transcript(plan.video, cfg)
+    for note in transcript.warnings:
+        log.warning("captions without speech: %s", note)
+    return dataclasses.replace(plan, speech=speech_in_clips(plan.spans, transcript.segments))
