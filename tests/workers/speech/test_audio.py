@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 
 from tests.speech_videos import corrupt_audio_packets, make_speech_video
-from vidsift.workers.speech.audio import SAMPLE_RATE, AudioReader, NoAudioError
+from vidsift.workers.speech.audio import SAMPLE_RATE, AudioReader, NoAudioError, quiet_cut
+
+R = SAMPLE_RATE
 
 
 def test_windows_tile_the_track(spoken_video):
     path, lines = spoken_video
     reader = AudioReader(str(path), window_s=5)
     windows = list(reader.windows())
+    # the boundaries at 5 s and 10 s fall in silence, where a window keeps its full length
     assert [len(w.samples) for w in windows[:-1]] == [5 * SAMPLE_RATE] * (len(windows) - 1)
     assert all(w.samples.dtype == np.float32 and w.samples.ndim == 1 for w in windows)
     assert windows[0].start == 0.0
@@ -43,3 +46,28 @@ def test_corrupt_packets_are_skipped_and_counted(speech_dir, spoken_video):
     windows = list(reader.windows())
     assert windows, "the undamaged packets still decode"
     assert reader.warnings == [f"{path}: {damaged} audio packet(s) could not be decoded and were skipped"]
+
+
+def test_quiet_cut_finds_the_pause():
+    t = np.arange(5 * R) / R
+    tone = (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    paused = tone.copy()
+    paused[int(3.5 * R):int(3.8 * R)] = 0
+    assert 3.5 * R < quiet_cut(paused, 2 * R) < 3.8 * R
+    paused[int(2.0 * R):int(2.5 * R)] = 0  # before the search span: not considered
+    assert 3.5 * R < quiet_cut(paused, 2 * R) < 3.8 * R
+    assert quiet_cut(np.zeros(5 * R, np.float32), 2 * R) == 5 * R  # silence keeps its length
+    assert quiet_cut(tone[:1000], 2 * R) == 1000  # too short to search
+
+
+def test_window_boundaries_move_into_pauses(spoken_video):
+    path, lines = spoken_video
+    whole = np.concatenate([w.samples for w in AudioReader(str(path), window_s=30).windows()])
+    windows = list(AudioReader(str(path), window_s=2).windows())
+    assert np.array_equal(np.concatenate([w.samples for w in windows]), whole)  # nothing lost
+    assert all(1.0 * R <= len(w.samples) <= 2 * R for w in windows[:-1])
+    level = lambda at: np.sqrt(np.mean(whole[max(0, at - 800):at + 800] ** 2))  # 100 ms around
+    for w in windows[:-1]:
+        cut = int(round(w.end * R))
+        nominal = int(round((w.start + 2.0) * R))
+        assert level(cut) <= level(nominal) + 1e-6

@@ -1,6 +1,8 @@
 """A video's audio track decoded with PyAV, resampled to 16 kHz mono, in bounded windows: at most
 one window of samples (30 s = 1.9 MB of float32) plus one decoded frame is held at a time, never
-the whole track.
+the whole track. Each window ends at the quietest moment of its last CUT_SEARCH_S seconds, so a
+boundary falls in a pause between words rather than through one (recognisers treat a window as
+one utterance).
 """
 
 from __future__ import annotations
@@ -14,6 +16,27 @@ SAMPLE_RATE = 16_000  # what pocketsphinx's en-us model and Whisper's feature ex
 # a window quieter than this (RMS, dB below full scale) holds no speech: recognisers are not
 # shown it (pocketsphinx hears words in digital silence; skipping also saves their time)
 SILENCE_DBFS = -50.0
+CUT_SEARCH_S = 2.0  # how far before a window's nominal end its cut may move to find a pause
+_CUT_FRAME = SAMPLE_RATE // 50  # 20 ms energy frames
+_CUT_SMOOTH = 5  # frames averaged (100 ms): a pause, not the gap inside one plosive
+
+
+def quiet_cut(samples: np.ndarray, search: int) -> int:
+    """Where to end a window of `samples` ((n,) float32): the end of the quietest 100 ms within
+    the last `search` samples (energy in 20 ms frames, smoothed), the latest such place on ties
+    so a window of silence keeps its full length. Returns an index in [n - search, n]."""
+    n = len(samples)
+    frames = min(search, n) // _CUT_FRAME
+    if frames < _CUT_SMOOTH:
+        return n
+    tail = samples[n - frames * _CUT_FRAME:].reshape(frames, _CUT_FRAME)
+    energy = np.square(tail, dtype=np.float64).mean(axis=1)
+    smooth = np.convolve(energy, np.ones(_CUT_SMOOTH) / _CUT_SMOOTH, mode="valid")  # (frames - 4,)
+    last_quietest = len(smooth) - 1 - int(np.argmin(smooth[::-1]))
+    if last_quietest == len(smooth) - 1:
+        return n  # the window already ends quietly
+    # inside a pause: after the middle frame of the quietest run, clear of both words
+    return n - frames * _CUT_FRAME + (last_quietest + _CUT_SMOOTH // 2 + 1) * _CUT_FRAME
 
 
 class NoAudioError(ValueError):
@@ -88,11 +111,12 @@ class AudioReader:
 
 
 class _Windows:
-    """Cuts a stream of sample runs into windows of `size` samples, holding less than one
-    window plus one run."""
+    """Cuts a stream of sample runs into windows of at most `size` samples, each ended by
+    quiet_cut, holding less than one window plus one run."""
 
     def __init__(self, start: float, size: int) -> None:
         self.start, self.size = start, size
+        self.search = min(int(CUT_SEARCH_S * SAMPLE_RATE), size // 2)
         self.pending: list[np.ndarray] = []
         self.count = 0
 
@@ -101,8 +125,9 @@ class _Windows:
         self.count += len(samples)
         while self.count >= self.size:
             joined = np.concatenate(self.pending)
-            window = AudioWindow(self.start, joined[:self.size].copy())
-            self.pending, self.count = [joined[self.size:]], self.count - self.size
+            cut = quiet_cut(joined[:self.size], self.search)
+            window = AudioWindow(self.start, joined[:cut].copy())
+            self.pending, self.count = [joined[cut:]], self.count - cut
             self.start = window.end
             yield window
 
