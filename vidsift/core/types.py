@@ -197,7 +197,7 @@ class TranscriptSegment:
 
     start/end: seconds on the video's own timeline (subtitle times as the container stores
     them, ASR times from the audio stream's PTS). source: where it came from, e.g.
-    "subtitle:stream 2", "sidecar:movie.en.srt", "asr:pocketsphinx"."""
+    "subtitle:2" (stream 2), "sidecar:movie.en.srt", "asr:pocketsphinx"."""
 
     start: float
     end: float
