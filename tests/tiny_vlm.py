@@ -178,11 +178,18 @@ def save_tiny_qwen(directory: str | Path, seed: int = 0, text: dict | None = Non
     return directory
 
 
-def build_qwen3_config(tokenizer, text: dict | None = None, vision: dict | None = None):
-    """A Qwen3VLConfig whose special token ids are the tokenizer's. Defaults are tiny (text
-    hidden 64, 2 layers; vision hidden 32, depth 3 with DeepStack mergers after blocks 0 and 1, so
-    two DeepStack levels feed the first two LLM layers); `text` / `vision` override fields."""
-    from transformers import Qwen3VLConfig
+# A tiny mixture-of-experts LLM (Qwen3-VL-30B-A3B's layout: every layer sparse, 8 of 128 experts).
+TINY_MOE = {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+            "decoder_sparse_step": 1}
+
+
+def build_qwen3_config(tokenizer, text: dict | None = None, vision: dict | None = None,
+                       moe: bool = False):
+    """A Qwen3VLConfig (Qwen3VLMoeConfig with moe=True) whose special token ids are the
+    tokenizer's. Defaults are tiny (text hidden 64, 2 layers; vision hidden 32, depth 3 with
+    DeepStack mergers after blocks 0 and 1, so two DeepStack levels feed the first two LLM
+    layers); `text` / `vision` override fields."""
+    from transformers import Qwen3VLConfig, Qwen3VLMoeConfig
 
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
     text_config = {
@@ -196,6 +203,7 @@ def build_qwen3_config(tokenizer, text: dict | None = None, vision: dict | None 
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
+        **(TINY_MOE if moe else {}),
         **(text or {}),
     }
     text_config["head_dim"] = text_config["hidden_size"] // text_config["num_attention_heads"]
@@ -215,7 +223,7 @@ def build_qwen3_config(tokenizer, text: dict | None = None, vision: dict | None 
         **(vision or {}),
     }
     vision_config["out_hidden_size"] = text_config["hidden_size"]
-    return Qwen3VLConfig(
+    return (Qwen3VLMoeConfig if moe else Qwen3VLConfig)(
         text_config=text_config,
         vision_config=vision_config,
         image_token_id=ids["<|image_pad|>"],
@@ -239,17 +247,19 @@ QWEN3_PREPROCESSOR_CONFIG = {
 
 
 def save_tiny_qwen3(directory: str | Path, seed: int = 0, text: dict | None = None,
-                    vision: dict | None = None) -> Path:
-    """Build, randomly initialise (seeded) and save a Qwen3-VL checkpoint to `directory` (tiny
-    unless `text` / `vision` override the config, see build_qwen3_config)."""
+                    vision: dict | None = None, moe: bool = False) -> Path:
+    """Build, randomly initialise (seeded) and save a Qwen3-VL checkpoint (mixture-of-experts
+    with moe=True) to `directory` (tiny unless `text` / `vision` override the config, see
+    build_qwen3_config)."""
     import torch
-    from transformers import Qwen3VLForConditionalGeneration
+    from transformers import Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(QWEN3_CHAT_TEMPLATE)
     torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(build_qwen3_config(tokenizer, text, vision))
+    model_class = Qwen3VLMoeForConditionalGeneration if moe else Qwen3VLForConditionalGeneration
+    model = model_class(build_qwen3_config(tokenizer, text, vision, moe))
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(directory)

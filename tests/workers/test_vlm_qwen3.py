@@ -13,14 +13,19 @@ import pytest
 import torch
 
 from vidsift.core.config import VLMConfig
-from vidsift.core.errors import ConfigError
+from vidsift.core.errors import ConfigError, ModelLoadError
 from vidsift.core.types import Frame, Segment, SegmentKind, TokenSet, VLMRequest
 from vidsift.core.vision import QWEN3_VL
 from vidsift.pipeline.budget import allocate
 from vidsift.workers.vlm import get_vlm
 from vidsift.workers.vlm.qwen3_vl import Qwen3VLBackend
 
-from tests.tiny_vlm import PREPROCESSOR_CONFIG, random_token_set
+from tests.tiny_vlm import (
+    PREPROCESSOR_CONFIG,
+    QWEN3_PREPROCESSOR_CONFIG,
+    random_token_set,
+    save_tiny_qwen3,
+)
 
 CAP = 6
 
@@ -198,3 +203,36 @@ def test_qwen2_5_checkpoint_is_not_loaded_as_qwen3(tiny_qwen_dir):
     """The Qwen2.5-VL tiny checkpoint under the qwen3_vl backend: its patch 14 is named."""
     with pytest.raises(ConfigError, match=r"\(14, 2, 2\) differs from the qwen3_vl spec"):
         get_vlm(_config(tiny_qwen_dir))
+
+
+def test_mixture_of_experts_checkpoint_loads_and_matches_transformers(tmp_path):
+    """Qwen3-VL-30B-A3B's kind (model_type qwen3_vl_moe, its own class): the same embeds path,
+    DeepStack included, gives the plain forward's logits and transformers' own generate."""
+    checkpoint = save_tiny_qwen3(tmp_path / "moe", moe=True)
+    vlm = get_vlm(_config(checkpoint))
+    assert type(vlm.model).__name__ == "Qwen3VLMoeForConditionalGeneration"
+    request = VLMRequest(_token_set(), "What happens?")
+    inputs = vlm.build_inputs(request)
+    with torch.inference_mode():
+        plain = vlm.model(**inputs.model_kwargs()).logits
+        prefill = vlm.prefill_inputs(inputs)
+        batch = vlm.left_pad([prefill])
+        with vlm.prefill_features([prefill], batch):
+            mine = vlm.model(**batch).logits
+        reference = vlm.model.generate(**inputs.model_kwargs(), max_new_tokens=CAP, do_sample=False)
+    assert float((mine - plain).abs().max()) <= 1e-5
+    expected = reference[0, len(inputs.input_ids):].tolist()
+    if vlm.tokenizer.eos_token_id in expected:
+        expected = expected[: expected.index(vlm.tokenizer.eos_token_id)]
+    assert vlm.generate_tokens([request])[0][0] == expected
+
+
+def test_checkpoint_of_another_model_type_is_named(tiny_qwen_dir, tmp_path):
+    """Qwen2.5-VL weights behind a Qwen3-VL preprocessor config pass the spec check; the model
+    type in config.json still says what they are."""
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny_qwen_dir, checkpoint)
+    (checkpoint / "preprocessor_config.json").write_text(json.dumps(QWEN3_PREPROCESSOR_CONFIG))
+    with pytest.raises(ModelLoadError, match=r"ckpt: a qwen2_5_vl checkpoint; the qwen3_vl "
+                       r"backend loads qwen3_vl, qwen3_vl_moe checkpoints"):
+        get_vlm(_config(checkpoint))

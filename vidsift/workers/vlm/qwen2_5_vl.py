@@ -1,6 +1,6 @@
 """Qwen2.5-VL through transformers: token sets in, answers out, with post-encoder token pruning.
 QwenVLBackend is also the base of the Qwen3-VL backend (workers.vlm.qwen3_vl), which overrides
-only what differs: its model class, how a clip's placeholder expands, and the DeepStack features.
+only what differs: its model classes, how a clip's placeholder expands, and the DeepStack features.
 
 One request becomes one chat turn laid out by workers.vlm.prompt (numbered segments, each a time
 tag "[2] <t=12.5s-16.5s>" then its visual placeholder, the instruction to cite evidence by number,
@@ -144,14 +144,15 @@ class QwenVLBackend:
 
     name = "qwen2_5_vl"  # registry name, and the core.vision.VISION_SPECS family
     family = "Qwen2.5-VL"
-    model_class = "Qwen2_5_VLForConditionalGeneration"  # in transformers
+    # config.json model_type -> the transformers class that loads it
+    model_classes = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
     # Qwen2.5-VL spaces a clip's temporal M-RoPE positions by its seconds (second_per_grid_ts);
     # Qwen3-VL writes the times into the prompt as text instead.
     seconds_in_positions = True
 
     def __init__(self, cfg: VLMConfig) -> None:
         import transformers
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         self.cfg = cfg
         self.device = _resolve_device(cfg.device)
@@ -161,11 +162,18 @@ class QwenVLBackend:
             # Checked before the weights load, so a checkpoint of another geometry fails fast.
             self.vision_spec = VisionSpec.from_pretrained(model_id, VISION_SPECS[self.name])
             check_checkpoint_spec(self.name, self.vision_spec, model_id)
+            model_type = AutoConfig.from_pretrained(model_id).model_type
+            if model_type not in self.model_classes:
+                raise ModelLoadError(
+                    f"{model_id}: a {model_type} checkpoint; the {self.name} backend loads "
+                    f"{', '.join(self.model_classes)} checkpoints"
+                )
             self.tokenizer = AutoTokenizer.from_pretrained(model_id)
             kwargs = {"dtype": self.dtype}
             if cfg.attn_implementation:
                 kwargs["attn_implementation"] = cfg.attn_implementation
-            self.model = getattr(transformers, self.model_class).from_pretrained(model_id, **kwargs)
+            model_class = getattr(transformers, self.model_classes[model_type])
+            self.model = model_class.from_pretrained(model_id, **kwargs)
         except ConfigError:
             raise  # a ValueError too, but the checkpoint was readable: its spec is what is wrong
         except (OSError, ValueError, KeyError) as exc:

@@ -28,12 +28,13 @@ from vidsift.workers.vlm.qwen2_5_vl import TEXT, VIDEO, PrefillInputs, QwenVLBac
 
 
 class Qwen3VLBackend(QwenVLBackend):
-    """Qwen3-VL by local path or hub id: the dense checkpoints (Qwen3VLForConditionalGeneration;
-    the MoE ones use another class, not covered here). See the module docstring."""
+    """Qwen3-VL by local path or hub id, dense (2B to 32B) or mixture-of-experts (30B-A3B,
+    235B-A22B) checkpoints. See the module docstring."""
 
     name = "qwen3_vl"
     family = "Qwen3-VL"
-    model_class = "Qwen3VLForConditionalGeneration"
+    model_classes = {"qwen3_vl": "Qwen3VLForConditionalGeneration",
+                     "qwen3_vl_moe": "Qwen3VLMoeForConditionalGeneration"}
     seconds_in_positions = False
 
     def __init__(self, cfg: VLMConfig) -> None:
