@@ -72,3 +72,34 @@ def test_hanging_decode_is_killed_and_pool_recovers(ray_cluster, coded_video, mo
         assert hanging_pool.probe(coded_video).frame_count == 250
     finally:
         hanging_pool.close()
+
+
+def test_tasks_are_read_ahead_in_order_and_errors_arrive_in_their_place():
+    from vidsift.workers.ingest import _read_ahead
+
+    def source():
+        yield from (1, 2, 3)
+        raise CorruptVideoError("/v/bad.mp4", "unreadable")
+
+    got = []
+    with pytest.raises(CorruptVideoError, match="bad.mp4"):
+        for item in _read_ahead(source(), depth=2):
+            got.append(item)
+    assert got == [1, 2, 3]
+
+
+def test_read_ahead_stops_drawing_when_the_caller_stops():
+    from vidsift.workers.ingest import _read_ahead
+
+    drawn = []
+
+    def source():
+        for number in range(1000):
+            drawn.append(number)
+            yield number
+
+    ahead = _read_ahead(source(), depth=2)
+    assert next(ahead) == 0
+    ahead.close()
+    time.sleep(0.5)
+    assert len(drawn) <= 5  # the one taken, `depth` waiting, one blocked on the full queue

@@ -162,6 +162,45 @@ class DecodeActor:
         return CoarseFrames.concat(parts)
 
 
+def _read_ahead(items: Iterable, depth: int) -> Iterator:
+    """items, drawn up to `depth` ahead in a thread: the caller's task source hashes and probes
+    each video as it draws it, and that should not keep a free actor waiting. Stops drawing
+    when the returned iterator is closed or dropped; an exception in the source is re-raised
+    where its item would have been."""
+    import queue
+
+    slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    end = object()
+
+    def draw() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer below
+            slots.put((end, exc))
+
+    threading.Thread(target=draw, name="ingest-read-ahead", daemon=True).start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
 @dataclass(frozen=True, slots=True)
 class ShardTask:
     """One shard to ingest: [start, end) seconds of path; tag is the caller's key for it."""
@@ -286,7 +325,7 @@ class IngestPool:
 
         if not self._embedders:
             raise RuntimeError("this IngestPool was started with embed=False")
-        pending = iter(tasks)
+        pending = _read_ahead(tasks, depth=len(self._actors))
         retry: list[tuple[ShardTask, int]] = []
         running: dict[Any, _Running] = {}
         timeout_s = self.cfg.ingest.shard_timeout_s
@@ -333,6 +372,7 @@ class IngestPool:
             now = time.monotonic()
             wait_s = max(0.05, min(j.started + timeout_s for j in running.values()) - now)
             done, _ = ray.wait(list(running), num_returns=1, timeout=wait_s)
+            finished: list[tuple[ShardTask, CoarseFrames | Exception]] = []
             for ref in done:
                 job = running.pop(ref)
                 try:
@@ -354,7 +394,7 @@ class IngestPool:
                 if isinstance(outcome, CoarseFrames):
                     self.shards_done[job.slot] += 1
                 if outcome is not None:
-                    yield job.task, outcome
+                    finished.append((job.task, outcome))
             now = time.monotonic()
             for ref, job in list(running.items()):
                 if now - job.started > timeout_s:
@@ -362,7 +402,12 @@ class IngestPool:
                     outcome = lost(job, "timeout")
                     free.append(job.slot)
                     if outcome is not None:
-                        yield job.task, outcome
+                        finished.append((job.task, outcome))
+            # Refill the freed actors before the caller gets the results: whatever it does with
+            # them (store a memory, write an index) overlaps the next shards' decoding.
+            while free and submit(free[0]):
+                free.pop(0)
+            yield from finished
 
     def processes(self) -> list[tuple[str, int]]:
         """(node id, pid) of every actor, decode actors first: where the pool runs, and what
