@@ -19,6 +19,7 @@ import io
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 # decode actor's memory is bounded by a piece, not by the shard (5 min of 448 px frames would be
 # ~100 MB in the actor and as much again in flight to the embedder).
 PIECE_S = 20.0
+# Pieces a decode actor keeps in flight to the embed actors before it waits for the oldest: deep
+# enough that an embed actor finishing a costly (text-heavy) piece finds the next one waiting,
+# small enough to bound what is in flight (about 7 MB of 448 px frames a piece).
+PIECES_IN_FLIGHT = 3
 
 
 def jpeg_thumbnail(image: np.ndarray) -> bytes:
@@ -72,6 +77,9 @@ def _identity() -> tuple[str, int]:
     return ray.get_runtime_context().get_node_id(), os.getpid()
 
 
+LOAD_GROUP = "load"  # EmbedActor's concurrency group for its backlog count
+
+
 class EmbedActor:
     """Hosts the embedder (its models load once per actor: most of an ingest worker's memory),
     fed frames by the decode actors (wrapped with ray.remote by IngestPool)."""
@@ -80,7 +88,19 @@ class EmbedActor:
         from vidsift.workers.embed import get_embedder
 
         self.embedder = get_embedder(cfg.embed)
+        self._queued = 0  # pieces announced by reserve() and not yet encoded
+        self._count_lock = threading.Lock()
         release_freed_memory()  # what loading and the ONNX export freed
+
+    # queued() and reserve() run in their own concurrency group (LOAD_GROUP), so a decode actor
+    # learns this actor's backlog at once, not after the pieces ahead of it are encoded.
+    def queued(self) -> int:
+        return self._queued
+
+    def reserve(self) -> None:
+        """Announce one encode_frames call (every call is announced by one reserve)."""
+        with self._count_lock:
+            self._queued += 1
 
     def ready(self) -> tuple[int, int]:
         return self.embedder.visual_dim, self.embedder.text_dim
@@ -92,6 +112,8 @@ class EmbedActor:
         try:
             return self.embedder.encode_frames(images)
         finally:
+            with self._count_lock:
+                self._queued -= 1
             release_freed_memory()
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
@@ -119,11 +141,16 @@ class DecodeActor:
             return probe(*args, max_pixels=self.cfg.decode.max_pixels)
         return getattr(self.decoder, method)(*args, **kwargs)
 
-    def shard(self, path: str, start: float, end: float, embedder) -> CoarseFrames:
+    def shard(self, path: str, start: float, end: float, embedders: list,
+              first: int = 0) -> CoarseFrames:
         """Coarse-decode [start, end) of path in keyframe-aligned pieces of about PIECE_S
-        seconds; each piece's frames go to `embedder` (an EmbedActor) while the next piece
-        decodes. At most two pieces' pixels are alive at once, whatever the shard's length, and
-        only times, vectors, text and JPEG thumbnails leave this process."""
+        seconds; each piece's frames go to an EmbedActor while the next piece decodes. A piece
+        goes to the embed actor with the fewest pieces queued (from every decode actor; ties
+        taken in turn from index `first`): what a piece costs to embed varies a lot (frames
+        with text pay for OCR), and a fixed pairing left one embed actor idle while another
+        worked through a text-heavy shard. At most PIECES_IN_FLIGHT
+        pieces' pixels are alive at once, whatever the shard's length, and only times, vectors,
+        text and JPEG thumbnails leave this process."""
         import ray
 
         from vidsift.core.probe import scan_video
@@ -133,7 +160,16 @@ class DecodeActor:
         scan = scan_video(path, cfg.decode.max_pixels)  # cached: coarse() reads the same scan
         keys = scan.times[scan.is_key]
         parts: list[CoarseFrames] = []
-        waiting = None  # (times, thumbnails, embedding ref) of the piece being embedded
+        in_flight: deque = deque()  # (times, thumbnails, embedding ref) of pieces being embedded
+        turn = first
+
+        def least_queued():
+            queued = ray.get([e.queued.options(concurrency_group=LOAD_GROUP).remote()
+                              for e in embedders])
+            count = len(embedders)
+            pick = min(range(count), key=lambda i: (queued[i], (i - turn) % count))
+            ray.get(embedders[pick].reserve.options(concurrency_group=LOAD_GROUP).remote())
+            return embedders[pick]
 
         def collect(piece) -> None:
             times, thumbnails, ref = piece
@@ -148,13 +184,14 @@ class DecodeActor:
                 continue
             piece = (np.array([f.pts for f in frames], dtype=np.float64),
                      [jpeg_thumbnail(f.image) for f in frames],
-                     embedder.encode_frames.remote([f.image for f in frames]))
+                     least_queued().encode_frames.remote([f.image for f in frames]))
+            turn += 1
             del frames
-            if waiting is not None:
-                collect(waiting)
-            waiting = piece
-        if waiting is not None:
-            collect(waiting)
+            in_flight.append(piece)
+            if len(in_flight) >= PIECES_IN_FLIGHT:
+                collect(in_flight.popleft())
+        while in_flight:
+            collect(in_flight.popleft())
         release_freed_memory()
         if not parts:
             empty = np.zeros((0, 0), np.float32)
@@ -222,7 +259,8 @@ class _Running:
 
 class IngestPool:
     """cfg.ingest.num_actors DecodeActors and cfg.ingest.embed_actors EmbedActors, spread over
-    the cluster's nodes. Decode actor i streams its shards to embed actor i mod embed_actors.
+    the cluster's nodes. Decode actors stream the pieces of their shards to whichever embed actor
+    has the fewest pieces queued.
     embed=False starts no embed actors (probes and fine decodes only)."""
 
     def __init__(self, cfg: Config, embed: bool = True) -> None:
@@ -239,7 +277,8 @@ class IngestPool:
         self._start_decoder = lambda: decode.remote(factory, cfg)
         embedder = ray.remote(num_cpus=ingest.embed_cpus_per_actor,
                               num_gpus=ingest.embed_gpus_per_actor, max_restarts=0,
-                              scheduling_strategy="SPREAD")(EmbedActor)
+                              scheduling_strategy="SPREAD",
+                              concurrency_groups={LOAD_GROUP: 1})(EmbedActor)
         self._start_embedder = lambda: embedder.remote(cfg)
         self._lock = threading.Lock()
         self._turn = 0
@@ -340,8 +379,7 @@ class IngestPool:
                     return False
                 attempt = 0
             actor = self._actors[slot]
-            embedder = self._embedders[slot % len(self._embedders)]
-            ref = actor.shard.remote(task.path, task.start, task.end, embedder)
+            ref = actor.shard.remote(task.path, task.start, task.end, list(self._embedders), slot)
             running[ref] = _Running(task, slot, actor, time.monotonic(), attempt)
             return True
 

@@ -241,10 +241,15 @@ class OfflineEmbedder:
         if self._ocr is None:
             from rapidocr_onnxruntime import RapidOCR
 
+            from vidsift.workers.embed.onnx_models import cpu_threads
+
             # No angle classifier (on-screen text is upright); detection at low resolution: the
             # shorter side is scaled to ocr_det_side, recognition runs only on the found boxes.
+            # Threads as for the other ONNX models: rapidocr's default is one spinning ORT
+            # thread per core, which in a one-CPU actor burns the core its neighbours need.
             self._ocr = RapidOCR(
                 use_cls=False, det_limit_type="min", det_limit_side_len=self.cfg.ocr_det_side,
+                intra_op_num_threads=cpu_threads(), inter_op_num_threads=1,
             )
         return self._ocr
 
