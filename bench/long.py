@@ -9,10 +9,11 @@ twelve times (stream copy, no re-encode: 7158 s, 720p H.264) and uses bbb.mp4 it
 - the peak summed RSS of the vidsift processes (the driver + its ingest actors, sampled every
   0.25 s), with Ray's own daemons (raylet, GCS, idle workers) listed apart;
 and the second ask over the HTTP service (uvicorn on 127.0.0.1, service warm), end to end.
-Then archive ingest throughput (video-seconds per wall-second) on a folder of bbb cut into four
-~150 s parts: the in-process path (decode + embed in this process, one video after another: what
-`vidsift index` did before the ingest pool) against the ingest pool with one worker set (a decode
-and an embed actor) pinned to one core, and two sets on both cores.
+Then archive ingest throughput (video-seconds per wall-second) on a folder of twelve ~150 s parts
+of bbb.mp4 three times over: the in-process path (decode + embed in this process, one video after another: what
+`vidsift index` did before the ingest pool) against `vidsift index` on the ingest pool with one
+worker set (a decode and an embed actor) and the whole system pinned to one core, and two sets on
+both cores.
 
     .venv/bin/python bench/long.py                  # everything; writes bench/results/long.json
     .venv/bin/python bench/long.py --skip-long      # the 10-minute video and the archive only
@@ -53,29 +54,34 @@ def build_long_video(copies: int = 12) -> Path:
     return out
 
 
-def build_archive(parts: int = 4, part_s: float = 150.0) -> Path:
-    """bbb.mp4 cut by stream copy into `parts` videos of about part_s seconds, each cut at a
-    keyframe (a copy cut elsewhere leaves leading frames that only an edit list hides)."""
+def build_archive(parts: int = 12, part_s: float = 150.0) -> Path:
+    """A folder of `parts` videos of about part_s seconds: bbb.mp4 three times over (30 minutes,
+    so the end credits, where OCR is costly, come three times and not only as the last shard)
+    cut by stream copy, each cut at a keyframe (a copy cut elsewhere leaves leading frames that
+    only an edit list hides)."""
     from vidsift.core.probe import probe
 
-    folder = WORK / "archive"
+    folder = WORK / f"archive{parts}"
     if folder.is_dir() and len(list(folder.glob("*.mp4"))) == parts:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    keys = probe(str(SOURCE)).keyframe_times
+    source = build_long_video(copies=3)
+    keys = probe(str(source)).keyframe_times
     cuts = [min(keys, key=lambda t: abs(t - number * part_s)) for number in range(parts + 1)]
     for number in range(parts):
         subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
                         "-ss", f"{cuts[number]:.6f}", "-to", f"{cuts[number + 1]:.6f}",
-                        "-i", str(SOURCE), "-c", "copy", "-an",
-                        str(folder / f"part{number}.mp4")], check=True)
+                        "-i", str(source), "-c", "copy", "-an",
+                        str(folder / f"part{number:02d}.mp4")], check=True)
     return folder
 
 
 class RssSampler:
     """Peak summed RSS of this process + the given pids (vidsift), and of every other
     descendant of this process (Ray's daemons and idle workers), sampled in a thread; and each
-    role's own peak (roles: pid -> name, e.g. "decode", "embed")."""
+    role's own peak (roles: pid -> name, e.g. "decode", "embed"). Also the peak summed PSS of the
+    vidsift processes: RSS counts a page of Ray's shared object store in every process that
+    touched it, PSS splits it among them."""
 
     def __init__(self, roles: dict[int, str]) -> None:
         import psutil
@@ -83,6 +89,7 @@ class RssSampler:
         self._psutil = psutil
         self._roles = {os.getpid(): "driver", **roles}
         self.peak_vidsift = 0
+        self.peak_vidsift_pss = 0
         self.peak_ray = 0
         self.peak_by_role: dict[str, int] = {}
         self._stop = threading.Event()
@@ -91,6 +98,12 @@ class RssSampler:
     def _rss(self, pid: int) -> int:
         try:
             return self._psutil.Process(pid).memory_info().rss
+        except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+            return 0
+
+    def _pss(self, pid: int) -> int:
+        try:
+            return self._psutil.Process(pid).memory_full_info().pss
         except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
             return 0
 
@@ -104,6 +117,7 @@ class RssSampler:
                 others = set()
             sizes = {pid: self._rss(pid) for pid in ours}
             self.peak_vidsift = max(self.peak_vidsift, sum(sizes.values()))
+            self.peak_vidsift_pss = max(self.peak_vidsift_pss, sum(map(self._pss, ours)))
             for pid, size in sizes.items():
                 role = self._roles[pid]
                 self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), size)
@@ -166,6 +180,7 @@ def measure_asks(video: Path, actors: int, repeats: int) -> dict:
         "second_ask_s_median": round(statistics.median(seconds), 3),
         "second_ask_s_runs": [round(s, 3) for s in seconds],
         "peak_rss_vidsift_mb": round(rss.peak_vidsift / 2**20),
+        "peak_pss_vidsift_mb": round(rss.peak_vidsift_pss / 2**20),
         "peak_rss_ray_daemons_mb": round(rss.peak_ray / 2**20),
         "peak_rss_by_process_mb": {k: round(v / 2**20) for k, v in rss.peak_by_role.items()},
         "index_dir": str(index_dir),
@@ -273,13 +288,21 @@ def _duration(video: Path) -> float:
     return probe(str(video)).duration
 
 
+def pin_threads(cores: set[int]) -> None:
+    """Set the CPU affinity of every thread of this process (what it starts inherits it)."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except (ProcessLookupError, PermissionError):
+            pass  # a thread that ended meanwhile
+
+
 def measure_archive(folder: Path) -> dict:
     """Video-seconds ingested per wall-second over an archive folder: the in-process path (decode
     + embed in this process, one video after another: `vidsift index` before the ingest pool)
-    against the ingest pool with W worker sets (W decode + W embed actors) pinned to W cores, for
-    W = 1 and 2: how throughput scales with cores, as it would with nodes on a cluster."""
-    import psutil
-
+    against `vidsift index` on the ingest pool with W worker sets (W decode + W embed actors) with
+    the whole system (driver, Ray's daemons, actors) on W cores, for W = 1 and 2: how throughput
+    scales with cores, as it would with nodes on a cluster."""
     from vidsift.core.media import find_videos
     from vidsift.pipeline.flows.index import index_videos, start_pool
     from vidsift.workers.decode import get_decoder
@@ -299,19 +322,25 @@ def measure_archive(folder: Path) -> dict:
     del embedder
     rows = {"videos": len(videos), "video_s": round(total_s, 1),
             "in_process_video_s_per_s": round(total_s / in_process, 2)}
+    every_core = os.sched_getaffinity(0)
     for sets in (1, 2):
         index_dir = Path(tempfile.mkdtemp(prefix="vsarch", dir=WORK))
         cfg = config(index_dir, sets, f"ingest.embed_actors={sets}")
-        with fresh_ray():
-            pool = start_pool(cfg)
-            for _, pid in pool.processes():
-                psutil.Process(pid).cpu_affinity(list(range(sets)))
-            try:
-                started = time.perf_counter()
-                summary = index_videos([folder], cfg, pool=pool)
-                wall = time.perf_counter() - started
-            finally:
-                pool.close()
+        # The whole system on `sets` cores: this process's threads are pinned before Ray starts,
+        # so Ray's daemons and the actors (started by them) inherit the mask, every thread of
+        # them included (pinning a running process moves only its main thread).
+        pin_threads(set(range(sets)))
+        try:
+            with fresh_ray():
+                pool = start_pool(cfg)
+                try:
+                    started = time.perf_counter()
+                    summary = index_videos([folder], cfg, pool=pool)
+                    wall = time.perf_counter() - started
+                finally:
+                    pool.close()
+        finally:
+            pin_threads(every_core)
         assert len(summary.indexed) == len(videos), summary.failed
         rows[f"pool_{sets}_cores_video_s_per_s"] = round(total_s / wall, 2)
         shutil.rmtree(index_dir, ignore_errors=True)
