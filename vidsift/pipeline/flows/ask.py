@@ -361,9 +361,12 @@ class Asker:
             keep = _inside_clips(frames.times, [(h["start"], h["end"]) for h in retrieved])
         if not keep.any():
             raise VidsiftError(f"{video}: the coarse pass decoded no frames")
+        # The whole memory is passed as is, not copied: its vectors are memory-mapped, and a
+        # plan reads only some rows of them.
+        rows = slice(None) if keep.all() else keep
         with timer.stage("plan"):
             token_set = plan_evidence(
-                frames.times[keep], frames.embeddings.visual[keep], frames.embeddings.text[keep],
+                frames.times[rows], frames.embeddings.visual[rows], frames.embeddings.text[rows],
                 query_vector, info.start_time, info.end_time, cfg.selection, budget_cfg,
                 (info.height, info.width), video=video, spec=cfg.vision_spec(),
             )
