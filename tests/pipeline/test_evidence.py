@@ -130,3 +130,43 @@ def test_a_budget_for_no_video_is_a_budget_error():
     sources = [_video_evidence("/v/a.mp4", 10, (720, 1280), 1.0, rng)]
     with pytest.raises(BudgetError, match="cannot hold one image of any of the 1 videos"):
         plan_across_videos(sources, None, SelectionConfig(), BudgetConfig(tokens=100))
+
+
+def test_speech_relevance_raises_the_frames_a_matching_line_reaches():
+    from vidsift.pipeline.evidence import speech_relevance
+
+    times = np.array([8.0, 0.0, 2.0, 4.0, 6.0, 10.0])  # any order
+    own = np.array([0.1, 0.3, 0.2, 0.05, 0.4, 0.0])
+    spans = np.array([[3.6, 4.4], [8.9, 9.1], [20.0, 21.0]])
+    similarity = np.array([0.9, 0.35, 0.99])
+    raised = speech_relevance(times, own, spans, similarity, reach_s=1.0)
+    # 3.6-4.4 reaches 4.0 only (2.0 + 1 < 3.6, 6.0 - 1 > 4.4); 8.9-9.1 is between frames 8 and 10
+    # and reaches both; the line at 20 s reaches no frame; a frame keeps the higher score
+    assert raised.tolist() == [0.35, 0.3, 0.2, 0.9, 0.4, 0.35]
+    assert own.tolist() == [0.1, 0.3, 0.2, 0.05, 0.4, 0.0]  # not modified in place
+    assert speech_relevance(times, own, np.zeros((0, 2)), np.zeros(0), 1.0).tolist() == own.tolist()
+    with pytest.raises(ValueError, match="2 spans but 1 similarities"):
+        speech_relevance(times, own, spans[:2], similarity[:1], 1.0)
+
+
+def test_plan_with_speech_picks_the_moment_only_said(coarse):
+    from vidsift.pipeline.evidence import SpeechEvidence
+
+    times, visual, text, _ = coarse
+    rng = np.random.default_rng(5)
+    said = unit(rng.normal(size=256))
+    query = unit(said + 0.2 * rng.normal(size=256))  # matches the speech, no frame
+    spans = np.array([[100.0, 110.0], [471.0, 473.5]])
+    vectors = unit(np.stack([rng.normal(size=256), said]))
+    budget, selection = BudgetConfig(tokens=1024), SelectionConfig(selector="query")
+
+    def picked(speech):
+        plan = plan_evidence(times, visual, text, query, 0.0, 600.0, selection, budget,
+                             (720, 1280), speech=speech)
+        return [t for s in plan.segments for t in s.timestamps]
+
+    assert not any(470.0 <= t <= 474.5 for t in picked(None))
+    assert any(470.0 <= t <= 474.5 for t in picked(SpeechEvidence(spans, vectors, reach_s=1.0)))
+    # no transcript segments: the same plan as without speech
+    empty = SpeechEvidence(np.zeros((0, 2)), np.zeros((0, 256)), 1.0)
+    assert picked(empty) == picked(None)

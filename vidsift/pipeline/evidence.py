@@ -38,6 +38,42 @@ def frame_relevance(text_vectors: np.ndarray, query_vector: np.ndarray | None) -
     return (frames @ query.T).max(axis=1).astype(np.float64)
 
 
+def speech_relevance(
+    times: np.ndarray,
+    relevance: np.ndarray,
+    spans: np.ndarray,
+    similarity: np.ndarray,
+    reach_s: float,
+) -> np.ndarray:
+    """Each coarse frame's relevance raised by what is said around it.
+
+    times: (N,) seconds of the coarse frames. relevance: (N,) their own relevance to the question
+    (frame_relevance). spans: (K, 2) start/end seconds of the transcript's segments. similarity:
+    (K,) each segment's cosine similarity to the question, in the same text space. reach_s: a
+    frame at t stands for [t - reach_s, t + reach_s] (half the coarse pass's widest gap, so a
+    line said between two frames still reaches one). Returns (N,) float64: per frame, the max
+    of its own relevance and the similarity of the best segment sharing time with its stretch;
+    a frame no segment reaches keeps its own. Both scores are cosines to the same question
+    vector, so the max compares like with like: speech only ever adds candidates, and the
+    visual order of frames nothing is said about is unchanged.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    raised = np.asarray(relevance, dtype=np.float64).copy()
+    spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+    similarity = np.asarray(similarity, dtype=np.float64)
+    if len(spans) != len(similarity) or len(raised) != len(times):
+        raise ValueError(f"speech_relevance: {len(spans)} spans but {len(similarity)} similarities,"
+                         f" {len(times)} times but {len(raised)} relevances")
+    order = np.argsort(times, kind="stable")
+    sorted_times = times[order]
+    for (start, end), score in zip(spans, similarity):
+        first = np.searchsorted(sorted_times, start - reach_s, side="left")
+        last = np.searchsorted(sorted_times, end + reach_s, side="right")
+        reached = order[first:last]
+        raised[reached] = np.maximum(raised[reached], score)
+    return raised
+
+
 def slot_count(
     budget: BudgetConfig, frame_size: tuple[int, int], model: str | None = None
 ) -> int:
@@ -54,6 +90,17 @@ def slot_count(
     return max(1, min(budget.tokens // per_slot, budget.tokens // floor_cost))
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SpeechEvidence:
+    """A video's transcript as plan_evidence scores it. spans: (K, 2) start/end seconds of its
+    segments; vectors: (K, Dt) unit vectors of their text in the question's space; reach_s: how
+    far a coarse frame's moment reaches either side of its timestamp (speech_relevance)."""
+
+    spans: np.ndarray
+    vectors: np.ndarray
+    reach_s: float
+
+
 def plan_evidence(
     times: np.ndarray,
     visual: np.ndarray,
@@ -66,6 +113,7 @@ def plan_evidence(
     frame_size: tuple[int, int],
     video: str = "",
     spec: VisionSpec | None = None,
+    speech: SpeechEvidence | None = None,
 ) -> TokenSet:
     """Plan what the VLM sees for one question.
 
@@ -73,7 +121,9 @@ def plan_evidence(
     text_vectors: (N, Dt) unit vectors in the question's space. query_vector: (Dt,) or (M, Dt),
     or None. [start, end]: the video's timeline, seconds. frame_size: (height, width) of the
     video's frames in pixels (display orientation). spec: the token arithmetic (default
-    budget.model's; Config.vision_spec() says how the configured VLM counts).
+    budget.model's; Config.vision_spec() says how the configured VLM counts). speech: the
+    video's transcript segments in the question's space; the frames around a segment that
+    matches the question are raised to its similarity (speech_relevance). None: pixels only.
 
     Returns a TokenSet ordered by time whose PlannedSegments carry the timestamps to decode
     (IMAGE: the picked coarse frame's PTS; CLIP: evenly spread inside the clip), the input size
@@ -96,6 +146,10 @@ def plan_evidence(
         times, visual, text_vectors = times[order], visual[order], text_vectors[order]
     if len(times):
         relevance = frame_relevance(text_vectors, query_vector)
+        if speech is not None and len(speech.spans) and query_vector is not None:
+            relevance = speech_relevance(times, relevance, speech.spans,
+                                         frame_relevance(speech.vectors, query_vector),
+                                         speech.reach_s)
     else:
         relevance = np.zeros(0)
 
