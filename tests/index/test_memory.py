@@ -80,17 +80,32 @@ def test_thumbnails_that_do_not_match_their_memory_read_as_absent(tmp_path):
     assert store.get("ab" * 32, "k1") is None
 
 
-def test_staged_thumbnails_land_in_frame_order_whatever_order_shards_finish(tmp_path):
+def test_staged_shards_land_in_frame_order_whatever_order_they_finish(tmp_path):
     store = MemoryStore(tmp_path)
     memory = _memory(n=5)
-    thumbs = memory.frames.thumbnails
+    frames = memory.frames
+
+    def shard(lo, hi) -> CoarseFrames:
+        return CoarseFrames(
+            times=frames.times[lo:hi],
+            embeddings=FrameEmbeddings(frames.embeddings.visual[lo:hi],
+                                       frames.embeddings.text[lo:hi],
+                                       frames.embeddings.descriptions[lo:hi]),
+            thumbnails=frames.thumbnails[lo:hi],
+        )
+
     stage = store.stage(memory.content_hash, memory.key)
-    stage.add(2, thumbs[3:])  # the last shard lands first
-    stage.add(0, thumbs[:1])
-    stage.add(1, thumbs[1:3])
-    stored = store.put(memory, staged=(stage, [0, 1, 2]))
+    stage.add(2, shard(3, 5))  # the last shard lands first
+    stage.add(0, shard(0, 1))
+    stage.add(1, shard(1, 3))
+    stored = store.put_staged(memory.content_hash, memory.key, "offline", memory.info, stage,
+                              [0, 1, 2])
     stage.discard()
-    assert list(stored.frames.thumbnails) == thumbs
-    assert list(store.get(memory.content_hash, memory.key).frames.thumbnails) == thumbs
+    for back in (stored, store.get(memory.content_hash, memory.key)):
+        np.testing.assert_array_equal(back.frames.times, frames.times)
+        np.testing.assert_array_equal(back.frames.embeddings.visual, frames.embeddings.visual)
+        np.testing.assert_array_equal(back.frames.embeddings.text, frames.embeddings.text)
+        assert back.frames.embeddings.descriptions == frames.embeddings.descriptions
+        assert list(back.frames.thumbnails) == frames.thumbnails
     assert sorted(p.name for p in store.path(memory.content_hash, "k1").parent.iterdir()) == [
         "k1.jpg", "k1.npz", "k1.text.npy", "k1.visual.npy"]  # no stage file left

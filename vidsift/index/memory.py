@@ -17,10 +17,11 @@ npz last: it is the commit point, and it records the other files' sizes, so a cr
 old memory or the new one, and readers never see half of one. Arrays only: no pickle is ever
 loaded.
 
-Thumbnails are never all in memory: ingest appends each shard's to a ThumbnailStage as the shard
-lands (in any order), put() copies them into frame order a shard at a time, and a stored memory
-reads one thumbnail from disk when it is asked for (ThumbnailFile). At 2 hours of video they are
-about 80 MB; everything else in a memory (times, vectors, descriptions) is about 60 MB.
+A video's results are never all in memory: ingest appends each shard's thumbnails and vectors to
+a ShardStage as the shard lands (in any order), put_staged() copies them into frame order a
+shard at a time, and a stored memory maps its vectors and reads one thumbnail from disk when it
+is asked for (ThumbnailFile). At 2 hours of video the thumbnails are about 80 MB and the vectors
+about 50 MB.
 """
 
 from __future__ import annotations
@@ -67,41 +68,78 @@ class ThumbnailFile(Sequence):
             return handle.read(end - start)
 
 
-class ThumbnailStage:
-    """One video's thumbnails while it is ingested: each shard's are appended to a temp file as
-    the shard lands, whatever the order, so the driver never holds a video's worth of them."""
+class ShardStage:
+    """One video's shard results while it is ingested. Each shard's thumbnails and vectors are
+    appended to temp files beside the memory as the shard lands, whatever the order; only its
+    times and descriptions (about 100 bytes a frame) stay in RAM. So the driver holds one shard,
+    not a video's worth of vectors, and the memory files are then written in frame order a
+    shard at a time (MemoryStore.put_staged)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._handle = open(path, "w+b")
-        self._runs: dict[object, tuple[int, list[int]]] = {}  # shard tag -> (offset, sizes)
+    STREAMS = ("jpg", "visual", "text")
 
-    def add(self, tag, thumbnails: Sequence[bytes]) -> None:
-        self._handle.seek(0, os.SEEK_END)
-        self._runs[tag] = (self._handle.tell(), [len(t) for t in thumbnails])
-        for thumbnail in thumbnails:
-            self._handle.write(thumbnail)
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self.paths = paths
+        self._files = {}
+        for stream, path in paths.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._files[stream] = open(path, "w+b")
+        # shard tag -> {stream: (offset, bytes)}, thumbnail sizes, times, descriptions
+        self._runs: dict[object, dict[str, tuple[int, int]]] = {}
+        self._thumbnail_sizes: dict[object, list[int]] = {}
+        self._small: dict[object, tuple[np.ndarray, list[str]]] = {}
+        self.dims: dict[str, int] = {}
 
-    def write_in_order(self, tags: Sequence, out: Path) -> np.ndarray:
-        """Copy the shards' thumbnails into `out` in the order of tags, a shard at a time;
-        returns their (N + 1,) offsets in `out`."""
-        self._handle.flush()
-        sizes = [size for tag in tags for size in self._runs[tag][1]]
+    def _append(self, stream: str, chunks: Sequence[bytes]) -> tuple[int, int]:
+        handle = self._files[stream]
+        handle.seek(0, os.SEEK_END)
+        offset = handle.tell()
+        for chunk in chunks:
+            handle.write(chunk)
+        return offset, handle.tell() - offset
 
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as target:
-                for tag in tags:
-                    offset, run = self._runs[tag]
-                    self._handle.seek(offset)
-                    target.write(self._handle.read(sum(run)))
+    def add(self, tag, frames: CoarseFrames) -> None:
+        """Stage one shard's result (its arrays are copied: they may be views into Ray's object
+        store, which can then free them)."""
+        runs = {"jpg": self._append("jpg", frames.thumbnails)}
+        if len(frames):
+            for space in ("visual", "text"):
+                vectors = np.ascontiguousarray(getattr(frames.embeddings, space), np.float32)
+                if self.dims.setdefault(space, vectors.shape[1]) != vectors.shape[1]:
+                    raise ValueError(f"shard {tag!r}: {space} vectors of {vectors.shape[1]} "
+                                     f"dims after {self.dims[space]}")
+                runs[space] = self._append(space, [vectors.tobytes()])
+        self._runs[tag] = runs
+        self._thumbnail_sizes[tag] = [len(t) for t in frames.thumbnails]
+        self._small[tag] = (np.array(frames.times, dtype=np.float64),
+                            list(frames.embeddings.descriptions))
 
-        write_atomic(out, write)
+    def frame_count(self, tags: Sequence) -> int:
+        return sum(len(self._small[tag][0]) for tag in tags)
+
+    def copy(self, stream: str, tags: Sequence, target) -> None:
+        """Write the stream's staged bytes of the shards in `tags` order to a file object."""
+        source = self._files[stream]
+        source.flush()
+        for tag in tags:
+            offset, size = self._runs[tag].get(stream, (0, 0))
+            source.seek(offset)
+            target.write(source.read(size))
+
+    def times(self, tags: Sequence) -> np.ndarray:
+        return np.concatenate([self._small[tag][0] for tag in tags])
+
+    def descriptions(self, tags: Sequence) -> list[str]:
+        return [d for tag in tags for d in self._small[tag][1]]
+
+    def thumbnail_offsets(self, tags: Sequence) -> np.ndarray:
+        """(N + 1,) int64 offsets of the thumbnails in `tags` order."""
+        sizes = [size for tag in tags for size in self._thumbnail_sizes[tag]]
         return np.cumsum([0] + sizes).astype(np.int64)
 
     def discard(self) -> None:
-        self._handle.close()
-        self.path.unlink(missing_ok=True)
+        for stream, handle in self._files.items():
+            handle.close()
+            self.paths[stream].unlink(missing_ok=True)
 
 
 class MemoryStore:
@@ -120,11 +158,12 @@ class MemoryStore:
         """space: "visual" or "text"."""
         return self.path(content_hash, key).with_suffix(f".{space}.npy")
 
-    def stage(self, content_hash: str, key: str) -> ThumbnailStage:
-        """A temp file beside the memory to collect a video's thumbnails in during ingest."""
-        final = self.thumbnails_path(content_hash, key)
-        return ThumbnailStage(final.with_name(
-            f".{final.name}.stage{os.getpid()}-{next(_stage_numbers)}"))
+    def stage(self, content_hash: str, key: str) -> ShardStage:
+        """Temp files beside the memory to collect a video's shard results in during ingest."""
+        final = self.path(content_hash, key)
+        number = f"{os.getpid()}-{next(_stage_numbers)}"
+        return ShardStage({stream: final.with_name(f".{key}.{stream}.stage{number}")
+                           for stream in ShardStage.STREAMS})
 
     def has(self, content_hash: str, key: str) -> bool:
         return self.path(content_hash, key).is_file()
@@ -172,49 +211,55 @@ class MemoryStore:
             log.warning("%s: unreadable video memory, ingesting again (%s)", path, exc)
             return None
 
-    def put(self, memory: VideoMemory, staged: tuple[ThumbnailStage, Sequence] | None = None
-            ) -> VideoMemory:
-        """Store (or replace) a memory; returns it as stored: vectors memory-mapped, thumbnails
-        read from disk on demand (the caller's arrays can then be freed).
+    def put(self, memory: VideoMemory) -> VideoMemory:
+        """Store (or replace) a whole memory; returns it as stored (see put_staged)."""
+        stage = self.stage(memory.content_hash, memory.key)
+        try:
+            stage.add(0, memory.frames)
+            return self.put_staged(memory.content_hash, memory.key, memory.embedder, memory.info,
+                                   stage, [0])
+        finally:
+            stage.discard()
 
-        staged: (stage, shard tags in frame order) when the thumbnails were collected in a
-        ThumbnailStage during ingest (memory.frames.thumbnails is then ignored)."""
-        path = self.path(memory.content_hash, memory.key)
+    def put_staged(self, content_hash: str, key: str, embedder: str, info: VideoInfo,
+                   stage: ShardStage, tags: Sequence) -> VideoMemory:
+        """Store (or replace) the memory whose frames are the staged shards `tags`, in that
+        order, copying a shard at a time; returns it as stored: vectors memory-mapped,
+        thumbnails read from disk on demand."""
+        path = self.path(content_hash, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        thumbnails_path = self.thumbnails_path(memory.content_hash, memory.key)
-        if staged is not None:
-            stage, tags = staged
-            offsets = stage.write_in_order(tags, thumbnails_path)
-        else:
-            thumbnails = memory.frames.thumbnails
-            write_atomic(thumbnails_path, b"".join(thumbnails))
-            offsets = np.cumsum([0] + [len(t) for t in thumbnails]).astype(np.int64)
-        frames = memory.frames
-        if len(offsets) - 1 != len(frames):
-            raise ValueError(f"{len(offsets) - 1} thumbnails for {len(frames)} frames")
-        for space, vectors in (("visual", frames.embeddings.visual),
-                               ("text", frames.embeddings.text)):
-            write_atomic(self.vectors_path(memory.content_hash, memory.key, space),
-                         lambda tmp, vectors=vectors: _save_npy(tmp, vectors))
-        info = dataclasses.asdict(memory.info)
-        keyframe_times = np.asarray(info.pop("keyframe_times"), dtype=np.float64)
-        meta = {"format": FORMAT, "embedder": memory.embedder, "info": info,
-                "descriptions": list(frames.embeddings.descriptions),
-                "dims": {"visual": int(frames.embeddings.visual.shape[1]),
-                         "text": int(frames.embeddings.text.shape[1])}}
+        count = stage.frame_count(tags)
+        if count == 0 or len(stage.dims) < 2:
+            raise ValueError(f"{path}: no frames to store")
+        write_atomic(self.thumbnails_path(content_hash, key),
+                     lambda tmp: _write_stream(tmp, stage, "jpg", tags))
+        for space, dims in stage.dims.items():
+            header = {"descr": np.dtype(np.float32).str, "fortran_order": False,
+                      "shape": (count, dims)}
+            write_atomic(self.vectors_path(content_hash, key, space),
+                         lambda tmp, space=space, header=header:
+                         _write_stream(tmp, stage, space, tags, npy_header=header))
+        fields = dataclasses.asdict(info)
+        keyframe_times = np.asarray(fields.pop("keyframe_times"), dtype=np.float64)
+        meta = {"format": FORMAT, "embedder": embedder, "info": fields,
+                "descriptions": stage.descriptions(tags), "dims": dict(stage.dims)}
+        times, offsets = stage.times(tags), stage.thumbnail_offsets(tags)
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as handle:
-                np.savez(handle, meta=np.array(json.dumps(meta)), times=frames.times,
+                np.savez(handle, meta=np.array(json.dumps(meta)), times=times,
                          keyframe_times=keyframe_times, thumbnail_offsets=offsets)
 
         write_atomic(path, write)
-        stored = self.get(memory.content_hash, memory.key)
+        stored = self.get(content_hash, key)
         if stored is None:
             raise OSError(f"{path}: the memory just written does not read back")
         return stored
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
+def _write_stream(path: Path, stage: ShardStage, stream: str, tags: Sequence,
+                  npy_header: dict | None = None) -> None:
     with open(path, "wb") as handle:
-        np.save(handle, np.asarray(array, dtype=np.float32), allow_pickle=False)
+        if npy_header is not None:
+            np.lib.format.write_array_header_1_0(handle, npy_header)
+        stage.copy(stream, tags, handle)

@@ -19,7 +19,7 @@ from vidsift.core.config import Config
 from vidsift.core.errors import CorruptVideoError, VidsiftError
 from vidsift.core.media import content_hash
 from vidsift.core.shards import plan_shards
-from vidsift.core.types import CoarseFrames, FrameEmbeddings, VideoMemory
+from vidsift.core.types import VideoMemory
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +37,15 @@ class IngestProgress:
 
 @dataclass(slots=True)
 class _InFlight:
-    """A video being ingested: its finished shards' times, vectors and descriptions (copied out
-    of Ray's object store), and its thumbnails, collected on disk."""
+    """A video being ingested: which shards have landed; their results wait on disk in `stage`
+    (index.memory.ShardStage), so the driver holds one shard at a time."""
 
     digest: str
     info: object
     shards: list[tuple[float, float]]
-    thumbnails: object  # index.memory.ThumbnailStage
-    done: dict[int, CoarseFrames] = field(default_factory=dict)
+    stage: object
+    done: set = field(default_factory=set)
     failed: bool = False
-
-
-def _owned(frames: CoarseFrames) -> CoarseFrames:
-    """A shard result's arrays copied into this process and its thumbnails left out: ray.get
-    maps arrays zero-copy from the object store, which would keep every shard's result (and the
-    shared pages the decode actor wrote it to) alive until the video is done."""
-    embeddings = frames.embeddings
-    return CoarseFrames(
-        times=np.array(frames.times),
-        embeddings=FrameEmbeddings(np.array(embeddings.visual), np.array(embeddings.text),
-                                   list(embeddings.descriptions)),
-    )
 
 
 def ingest_videos(
@@ -108,20 +96,26 @@ def ingest_videos(
                 continue  # another shard of this video already failed it
             if isinstance(outcome, Exception):
                 flight.failed = True
-                flights.pop(task.path).thumbnails.discard()
+                flights.pop(task.path).stage.discard()
                 yield task.path, outcome
                 continue
-            flight.thumbnails.add(task.tag, outcome.thumbnails)
-            flight.done[task.tag] = _owned(outcome)
+            try:
+                flight.stage.add(task.tag, outcome)
+            except (OSError, ValueError) as exc:  # a full disk fails this video, not the run
+                flight.failed = True
+                flights.pop(task.path).stage.discard()
+                yield task.path, exc
+                continue
+            flight.done.add(task.tag)
             del outcome
             notify(IngestProgress(task.path, len(flight.done), len(flight.shards)))
             if len(flight.done) == len(flight.shards):
                 flights.pop(task.path)
                 yield task.path, _finish(task.path, flight, cfg, key, store)
         yield from _drain(ready)
-    finally:  # a failed run or a caller that stopped early leaves no staged thumbnails
+    finally:  # a failed run or a caller that stopped early leaves no staged files
         for flight in flights.values():
-            flight.thumbnails.discard()
+            flight.stage.discard()
 
 
 def _drain(ready: list) -> Iterator:
@@ -133,20 +127,16 @@ def _finish(path: str, flight: _InFlight, cfg: Config, key: str, store) -> Video
     from vidsift.workers.ingest import release_freed_memory
 
     order = range(len(flight.shards))
-    parts = [flight.done.pop(n) for n in order]
     try:
-        if not any(len(p) for p in parts):
+        if flight.stage.frame_count(order) == 0:
             return CorruptVideoError(path, "the coarse pass decoded no frames")
-        memory = VideoMemory(
-            content_hash=flight.digest, key=key, embedder=cfg.embed.space_id, info=flight.info,
-            frames=CoarseFrames.concat(parts),  # empties parts as it copies
-        )
-        return store.put(memory, staged=(flight.thumbnails, order))
+        return store.put_staged(flight.digest, key, cfg.embed.space_id, flight.info,
+                                flight.stage, order)
     except OSError as exc:  # a full or read-only index dir fails this video, not the run
         return exc
     finally:
-        flight.thumbnails.discard()
-        release_freed_memory()  # a long video's shard results and the write's buffers
+        flight.stage.discard()
+        release_freed_memory()  # the write's buffers
 
 
 def ingest_one(path: str, cfg: Config, pool, store,
