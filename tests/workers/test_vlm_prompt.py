@@ -159,3 +159,42 @@ def test_segments_name_their_own_video():
     assert prompt.segment_videos(token_set) == [TALK, "/b/other.mp4", TALK]
     assert segment_labels(token_set)[1] == "[2] other.mp4 <t=12.5s-16.5s>"
     assert parse_citations("[2]", token_set)[0]["video"] == "/b/other.mp4"
+
+
+def test_transcript_block_follows_the_evidence_with_its_times():
+    from vidsift.core.types import TranscriptSegment
+    from vidsift.workers.vlm.prompt import transcript_text
+
+    lines = (TranscriptSegment(6.0, 9.0, "The vault code\nis 7429", "subtitles"),
+             TranscriptSegment(11.25, 11.25, "Thanks"))
+    assert transcript_text(lines) == (
+        "Said during this evidence (times are seconds in the video):\n"
+        "6.0s-9.0s: The vault code is 7429\n"
+        "11.2s: Thanks\n")
+    assert transcript_text(()) == ""
+    parts = evidence_parts(_token_set(), "What is the code?", transcript=lines)
+    # after the last visual, before the instruction
+    assert parts[-4:] == [Visual(len(_token_set().segments) - 1), "\n" + transcript_text(lines),
+                          CITE_INSTRUCTION + "\n", "What is the code?"]
+    assert evidence_parts(_token_set(), "q")[-2:] == ["\n" + CITE_INSTRUCTION + "\n", "q"]
+    # no evidence: the transcript and the question alone
+    empty = dataclasses.replace(_token_set(), segments=[])
+    assert evidence_parts(empty, "q", transcript=lines) == [transcript_text(lines), "q"]
+
+
+def test_fit_transcript_drops_the_lines_furthest_from_the_question_first():
+    from vidsift.core.types import TranscriptSegment
+    from vidsift.workers.vlm.prompt import fit_transcript, transcript_text
+
+    lines = [TranscriptSegment(float(n), n + 1.0, f"line number {n}") for n in range(4)]
+    scores = [0.2, 0.9, 0.1, 0.5]
+    every = len(transcript_text(lines))
+    assert fit_transcript(lines, scores, every, len) == (tuple(lines), every)
+    # one line less: the lowest score (line 2) goes, time order kept
+    kept = (lines[0], lines[1], lines[3])
+    assert fit_transcript(lines, scores, every - 1, len) == (kept, len(transcript_text(kept)))
+    best = (lines[1],)
+    assert fit_transcript(lines, scores, len(transcript_text(best)), len) == (
+        best, len(transcript_text(best)))
+    assert fit_transcript(lines, scores, len(transcript_text(best)) - 1, len) == ((), 0)
+    assert fit_transcript([], [], 100, len) == ((), 0)

@@ -187,3 +187,32 @@ def test_vision_tower_disagreeing_with_the_plan_is_an_error(tmp_path):
     backend = get_vlm(VLMConfig(model=str(checkpoint), device="cpu", max_new_tokens=2))
     with pytest.raises(TokenCountError, match="encoded 80 visual tokens for a request planned at 20"):
         backend.generate([VLMRequest(random_token_set(), "Why?")])
+
+
+def test_transcript_lines_follow_the_evidence_and_add_exactly_their_counted_tokens(vlm):
+    from vidsift.core.types import TranscriptSegment
+    from vidsift.pipeline.conversation import text_token_counter
+    from vidsift.workers.vlm.prompt import fit_transcript, transcript_text
+
+    token_set = random_token_set()
+    lines = (TranscriptSegment(1.0, 2.5, "The vault code is seven four two nine."),
+             TranscriptSegment(7.0, 8.0, "Thank you <|image_pad|> for watching."))
+    plain = vlm.build_inputs(VLMRequest(token_set, "What is the code?"))
+    inputs = vlm.build_inputs(VLMRequest(token_set, "What is the code?", transcript=lines))
+    text = vlm.tokenizer.decode(inputs.input_ids.tolist())
+    assert ("<|vision_end|>\nSaid during this evidence (times are seconds in the video):\n"
+            "1.0s-2.5s: The vault code is seven four two nine.\n"
+            "7.0s-8.0s: Thank you  for watching.\n" + CITE_INSTRUCTION) in text  # forged pad dropped
+    # The allowance's count (the checkpoint's tokenizer, as ask uses it) is exactly what the
+    # block adds to the prompt; the visual tokens stay as planned.
+    count, how = text_token_counter(vlm.cfg)
+    assert how == "tokenizer"
+    kept, counted = fit_transcript(lines[:1], [1.0], 10_000, count)
+    assert kept == lines[:1] and counted == count(transcript_text(lines[:1]))
+    one = vlm.build_inputs(VLMRequest(token_set, "What is the code?", transcript=kept))
+    assert len(one.input_ids) == len(plain.input_ids) + counted
+    for token in (vlm.image_token_id, vlm.video_token_id):
+        assert int((inputs.input_ids == token).sum()) == int((plain.input_ids == token).sum())
+    # an allowance one token short of both lines keeps the better one only
+    both = count(transcript_text(lines))
+    assert fit_transcript(lines, [0.2, 0.9], both - 1, count)[0] == lines[1:]

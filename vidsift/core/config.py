@@ -103,6 +103,10 @@ class BudgetConfig(_Section):
     # dropped first); counted by the VLM's tokenizer, or estimated without one. Visual tokens
     # are budgeted by `tokens` alone.
     history_tokens: int = Field(1024, ge=0)
+    # text tokens the transcript lines said during the chosen evidence may spend (with
+    # speech.mode set), counted like history_tokens; the lines furthest from the question go
+    # first
+    speech_tokens: int = Field(512, ge=0)
 
 
 class VLMConfig(_Section):

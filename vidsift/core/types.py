@@ -175,6 +175,8 @@ class VLMRequest:
     request_id: str = ""
     # earlier turns of the conversation, oldest first, already fitted to the text allowance
     history: tuple[HistoryTurn, ...] = ()
+    # what is said during the evidence, in time order, already fitted to budget.speech_tokens
+    transcript: tuple[TranscriptSegment, ...] = ()
 
 
 @dataclass(slots=True)

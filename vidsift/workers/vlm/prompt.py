@@ -14,7 +14,9 @@ When the segments come from more than one video, each label names its video's fi
 "[2] lecture.mp4 <t=2.0s-3.0s>". A follow-up question carries the conversation's earlier turns
 as text before the evidence (history_text): each earlier question with the times of the
 evidence it was shown, and its answer with the [n] citations written out as those times, so the
-old numbers never collide with the new ones. Backends turn the parts into their own message format (a chat
+old numbers never collide with the new ones. What is said during the evidence (a transcript,
+fitted to budget.speech_tokens) follows the last visual, before the instruction
+(transcript_text). Backends turn the parts into their own message format (a chat
 template's image/video placeholders, or OpenAI content parts); none lays out text of its own, so
 the numbers the model cites are the numbers parse_citations() reads back.
 
@@ -28,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from vidsift.core.types import HistoryTurn, PlannedSegment, TokenSet
+from vidsift.core.types import HistoryTurn, PlannedSegment, TokenSet, TranscriptSegment
 
 CITE_INSTRUCTION = (
     "Cite the evidence you use by its number in square brackets, e.g. [2] or [1, 3]."
@@ -129,18 +131,54 @@ def history_text(turns: Sequence[HistoryTurn]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fit_text(
+    choices: Sequence[tuple], render: Callable[[Sequence], str], allowance: int,
+    count: Callable[[str], int],
+) -> tuple[tuple, int]:
+    """The first of `choices` (most kept first, each a tuple of items) whose render() counts at
+    most `allowance` text tokens, and that count. count: text -> tokens (the VLM's tokenizer, or
+    an estimate). None fits: ((), 0). The one trimming rule of the prompt's text allowances."""
+    for kept in choices:
+        tokens = count(render(kept))
+        if tokens <= allowance:
+            return kept, tokens
+    return (), 0
+
+
 def fit_history(
     turns: Sequence[HistoryTurn], allowance: int, count: Callable[[str], int]
 ) -> tuple[tuple[HistoryTurn, ...], int]:
     """The newest turns whose history_text() counts at most `allowance` text tokens, oldest
-    dropped first, and that count. count: text -> tokens (the VLM's tokenizer, or an estimate).
-    No turn fits: ((), 0)."""
-    for first in range(len(turns)):
-        kept = tuple(turns[first:])
-        tokens = count(history_text(kept))
-        if tokens <= allowance:
-            return kept, tokens
-    return (), 0
+    dropped first, and that count (fit_text)."""
+    return fit_text([tuple(turns[first:]) for first in range(len(turns))], history_text,
+                    allowance, count)
+
+
+TRANSCRIPT_HEADER = "Said during this evidence (times are seconds in the video):"
+
+
+def transcript_text(lines: Sequence[TranscriptSegment]) -> str:
+    """Transcript lines as the text placed after the evidence (ends with a newline), "" for none:
+
+        Said during this evidence (times are seconds in the video):
+        12.0s-15.5s: The vault code is seven four two nine.
+    """
+    if not lines:
+        return ""
+    return "\n".join([TRANSCRIPT_HEADER] + [f"{_span(line.start, line.end)}: "
+                                            + " ".join(line.text.split()) for line in lines]) + "\n"
+
+
+def fit_transcript(
+    lines: Sequence[TranscriptSegment], scores: Sequence[float], allowance: int,
+    count: Callable[[str], int],
+) -> tuple[tuple[TranscriptSegment, ...], int]:
+    """The best-scoring lines (scores: each line's similarity to the question) whose
+    transcript_text() counts at most `allowance` text tokens, kept in time order, lowest scores
+    dropped first; and that count (fit_text)."""
+    ranked = sorted(range(len(lines)), key=lambda i: (-scores[i], i))
+    choices = [tuple(lines[i] for i in sorted(ranked[:n])) for n in range(len(lines), 0, -1)]
+    return fit_text(choices, transcript_text, allowance, count)
 
 
 def evidence_parts(
@@ -148,16 +186,20 @@ def evidence_parts(
     question: str,
     time_format: Callable[[PlannedSegment], str] = time_tag,
     history: Sequence[HistoryTurn] = (),
+    transcript: Sequence[TranscriptSegment] = (),
 ) -> list[Part]:
     """The request in order: the conversation's earlier turns (history_text, when any) then per
-    segment its label (text) and its Visual; then the citation instruction and the question as
-    text parts. No segments: the history and the question alone."""
+    segment its label (text) and its Visual; then what is said during them (transcript_text,
+    when any), the citation instruction and the question as text parts. No segments: the
+    history, the transcript and the question alone."""
     parts: list[Part] = [history_text(history)] if history else []
     for index, label in enumerate(segment_labels(token_set, time_format)):
         parts.append(label if index == 0 else "\n" + label)
         parts.append(Visual(index))
+    if transcript:
+        parts.append(("\n" if token_set.segments else "") + transcript_text(transcript))
     if token_set.segments:
-        parts.append("\n" + CITE_INSTRUCTION + "\n")
+        parts.append(("" if transcript else "\n") + CITE_INSTRUCTION + "\n")
     parts.append(question)
     return parts
 

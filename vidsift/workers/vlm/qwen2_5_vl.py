@@ -213,7 +213,8 @@ class QwenVLBackend:
         content = [
             {"type": "video" if pixels[part.segment].is_video else "image"}
             if isinstance(part, Visual) else {"type": "text", "text": part}
-            for part in evidence_parts(request.token_set, request.question, history=request.history)
+            for part in evidence_parts(request.token_set, request.question,
+                                       history=request.history, transcript=request.transcript)
         ]
         return self.encode_chat(content, pixels, request.question)
 

@@ -82,7 +82,8 @@ def message_content(request: VLMRequest, cfg: VLMConfig) -> list[dict]:
     """The OpenAI content parts of one request (see the module docstring), in prompt order."""
     segments = request.token_set.segments
     content: list[dict] = []
-    for part in evidence_parts(request.token_set, request.question, history=request.history):
+    for part in evidence_parts(request.token_set, request.question, history=request.history,
+                               transcript=request.transcript):
         if not isinstance(part, Visual):
             content.append({"type": "text", "text": part})
             continue
