@@ -38,3 +38,20 @@ def test_damaged_file_reads_as_absent(tmp_path):
     assert store.get(DIGEST, "k") is None
     path.write_text(json.dumps({"format": 99, "content_hash": DIGEST, "segments": []}))
     assert store.get(DIGEST, "k") is None
+
+
+def test_segment_vectors_are_kept_per_embedder_space(tmp_path):
+    import numpy as np
+
+    store = TranscriptStore(tmp_path)
+    digest = "ab" * 32
+    vectors = np.arange(6, dtype=np.float64).reshape(3, 2)
+    path = store.put_vectors(digest, "k1", "offline:clip", vectors)
+    assert path.parent == store.path(digest, "k1").parent
+    found = store.get_vectors(digest, "k1", "offline:clip", 3)
+    assert found.dtype == np.float32 and found.tolist() == vectors.tolist()
+    assert store.get_vectors(digest, "k1", "hf:other", 3) is None  # another space
+    assert store.get_vectors(digest, "k2", "offline:clip", 3) is None  # another transcript
+    assert store.get_vectors(digest, "k1", "offline:clip", 4) is None  # not one row per segment
+    path.write_bytes(b"not numpy")
+    assert store.get_vectors(digest, "k1", "offline:clip", 3) is None

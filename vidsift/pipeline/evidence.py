@@ -74,6 +74,22 @@ def speech_relevance(
     return raised
 
 
+def lines_near_segments(
+    spans: np.ndarray, segments, reach_s: float
+) -> list[int]:
+    """Indices of the transcript lines said during the planned evidence, in their order.
+
+    spans: (K, 2) start/end seconds of the lines. segments: PlannedSegments (start/end seconds).
+    A line counts when it shares time with [segment.start - reach_s, segment.end + reach_s]
+    (ends included): the same reach speech_relevance gives a coarse frame, so a line that raised
+    a chosen frame is among them."""
+    spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+    near = np.zeros(len(spans), dtype=bool)
+    for segment in segments:
+        near |= (spans[:, 0] <= segment.end + reach_s) & (spans[:, 1] >= segment.start - reach_s)
+    return np.flatnonzero(near).tolist()
+
+
 def slot_count(
     budget: BudgetConfig, frame_size: tuple[int, int], model: str | None = None
 ) -> int:

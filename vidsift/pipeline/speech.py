@@ -31,6 +31,33 @@ def video_transcript(path: str, cfg: Config, progress=None, asr=None, digest: st
     return transcript
 
 
+def transcript_vectors(transcript: Transcript, digest: str, cfg: Config, embed_text):
+    """(K, D) float32 unit vectors of the transcript's K segment texts in the embedder's text
+    space (cfg.embed.space_id), read from the transcript store when this transcript was embedded
+    in that space before, else embed_text(texts) (list[str] -> (K, D), called once) and stored.
+    A store that cannot be written is logged; the vectors are still returned."""
+    import logging
+
+    import numpy as np
+
+    from vidsift.index.transcripts import TranscriptStore
+
+    rows = len(transcript.segments)
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32)
+    store, key, space = TranscriptStore(cfg.index.dir), cfg.speech.key(), cfg.embed.space_id
+    found = store.get_vectors(digest, key, space, rows)
+    if found is not None:
+        return found
+    vectors = np.asarray(embed_text([s.text for s in transcript.segments]), dtype=np.float32)
+    try:
+        store.put_vectors(digest, key, space, vectors)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("transcript vectors not stored under %s (%s)",
+                                            cfg.index.dir, exc)
+    return vectors
+
+
 def clips_with_speech(clips, segments, embed_text):
     """A pipeline.ingest.Clips with each clip's overlapping transcript lines in its text and its
     text vector (clips.fuse_text). embed_text: list[str] -> (n, D) unit rows in the clip index's

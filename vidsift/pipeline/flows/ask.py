@@ -55,6 +55,11 @@ class AskResult:
     # counted_by: "tokenizer" | "approximate"}; {} for a question without history
     history: dict = field(default_factory=dict)
     conversation: dict | None = None  # {name, turn} when asked in a conversation
+    # with speech.mode set: what is said during the chosen evidence, as the prompt holds it
+    # ({start, end, text}, seconds, in time order), and its accounting: {lines, dropped, tokens,
+    # allowance, counted_by, sources, warnings}; [] and {} with speech off
+    speech: list[dict] = field(default_factory=list)
+    speech_info: dict = field(default_factory=dict)
 
     @property
     def evidence_only(self) -> bool:
@@ -95,6 +100,15 @@ class AskResult:
             lines.append(f"[{number}] {span}  {seg['kind']:5s} {len(seg['timestamps'])} frame(s) "
                          f"{seg['width']}x{seg['height']}  {seg['tokens']} tokens  "
                          f"{seg.get('thumbnail', '')}".rstrip())
+        for line in self.speech:
+            lines.append(f"said {hms(line['start'])}-{hms(line['end'])}: {line['text']}")
+        if self.speech_info:
+            info = self.speech_info
+            lines.append(f"{info['lines']} transcript lines, {info['tokens']} of "
+                         f"{info['allowance']} text tokens ({info['counted_by']}"
+                         + (f"; {info['dropped']} least relevant dropped" if info["dropped"]
+                            else "") + ")"
+                         + "".join(f"; {note}" for note in info["warnings"]))
         lines.append(f"{self.tokens} of {self.budget} visual tokens"
                      + (" (memory reused)" if self.reused else "") + "; timings "
                      + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
@@ -108,6 +122,7 @@ class AskResult:
             "timings": self.timings, "retrieved": self.retrieved, "vlm": self.vlm,
             "reused_memory": self.reused, "citations": self.citations, "videos": self.videos,
             "history": self.history, "conversation": self.conversation,
+            "speech": self.speech, "speech_info": self.speech_info,
         }
 
 
@@ -286,12 +301,13 @@ class Asker:
                 query_vector = self.pool.embed_text([question])[0]
             token_set, retrieved = self._plan_across_index(query_vector, budget_cfg, timer,
                                                            track, allow_video)
+            spoken = None
         else:
             video = str(Path(video).expanduser().resolve())
             if allow_video is not None and not allow_video(video):
                 raise PathNotAllowedError(video)
-            token_set, retrieved = self._plan_one_video(video, question, budget_cfg, timer,
-                                                        track, use_index)
+            token_set, retrieved, spoken = self._plan_one_video(video, question, budget_cfg,
+                                                                timer, track, use_index)
         with timer.stage("fine"), ThreadPoolExecutor(self.pool.size) as threads:
             # One call per segment, spread over the pool's actors; each from its own video.
             decoded = list(threads.map(
@@ -319,11 +335,14 @@ class Asker:
             history_info = {"turns": len(kept), "dropped": len(history) - len(kept),
                             "tokens": history_tokens, "allowance": budget_cfg.history_tokens,
                             "counted_by": counted_by}
+        said, speech_info = (), {}
+        if spoken is not None:
+            said, speech_info = self._fit_speech(spoken, token_set, budget_cfg)
         answer, model, vlm_info, citations = None, "none", {}, []
         if cfg.vlm.enabled:
             with timer.stage("vlm"):
-                result = self.vlm.generate([
-                    VLMRequest(token_set, question, max_new_tokens, history=kept)])[0]
+                result = self.vlm.generate([VLMRequest(token_set, question, max_new_tokens,
+                                                       history=kept, transcript=said)])[0]
             answer, model = result.text.strip(), result.model or str(cfg.vlm.model)
             citations = parse_citations(answer, token_set)
             vlm_info = {
@@ -338,12 +357,34 @@ class Asker:
             tokens=token_set.total_tokens, budget=budget_cfg.tokens, timings=timer.timings,
             retrieved=retrieved, vlm=vlm_info, reused=all(reused), citations=citations,
             videos=list(dict.fromkeys(seg["video"] for seg in segments)), history=history_info,
+            speech=[{"start": line.start, "end": line.end, "text": line.text} for line in said],
+            speech_info=speech_info,
         )
+
+    def _fit_speech(self, spoken: _Spoken, token_set, budget_cfg) -> tuple[tuple, dict]:
+        """The transcript lines said during the planned segments, fitted to
+        budget.speech_tokens (fit_transcript: the least similar to the question dropped first)
+        -> (lines, accounting for AskResult.speech_info)."""
+        from vidsift.pipeline.evidence import lines_near_segments
+        from vidsift.workers.vlm.prompt import fit_transcript
+
+        segments = spoken.transcript.segments
+        near = lines_near_segments(spoken.evidence.spans, token_set.segments,
+                                   spoken.evidence.reach_s) if segments else []
+        count, counted_by = self.text_counter
+        said, tokens = fit_transcript([segments[i] for i in near],
+                                      [float(spoken.similarity[i]) for i in near],
+                                      budget_cfg.speech_tokens, count)
+        return said, {"lines": len(said), "dropped": len(near) - len(said), "tokens": tokens,
+                      "allowance": budget_cfg.speech_tokens, "counted_by": counted_by,
+                      "sources": list(spoken.transcript.sources),
+                      "warnings": list(spoken.transcript.warnings)}
 
     def _plan_one_video(self, video: str, question: str, budget_cfg, timer: _Timer, track,
                         use_index: bool):
         """The video's memory (ingested when it has none), its clips retrieved from the index
-        when indexed, and the plan -> (token_set, retrieved clips as dicts)."""
+        when indexed, with speech.mode set its transcript (stored, embedded once per embedder
+        space), and the plan -> (token_set, retrieved clips as dicts, _Spoken or None)."""
         from vidsift.pipeline.evidence import plan_evidence
         from vidsift.pipeline.ingest import ingest_one
 
@@ -359,6 +400,13 @@ class Asker:
             with timer.stage("retrieve"):
                 retrieved = self._retrieve(video, query_vector, k=cfg.selection.max_anchors)
             keep = _inside_clips(frames.times, [(h["start"], h["end"]) for h in retrieved])
+        spoken = self._speech(video, memory.content_hash, query_vector, timer)
+        if spoken is not None and not keep.all():
+            # the transcript retrieves too: its best lines' moments join the retrieved clips
+            best = np.argsort(-spoken.similarity, kind="stable")[:cfg.selection.max_anchors]
+            reach = spoken.evidence.reach_s
+            for start, end in spoken.evidence.spans[best]:
+                keep |= (frames.times >= start - reach) & (frames.times <= end + reach)
         if not keep.any():
             raise VidsiftError(f"{video}: the coarse pass decoded no frames")
         # The whole memory is passed as is, not copied: its vectors are memory-mapped, and a
@@ -369,8 +417,42 @@ class Asker:
                 frames.times[rows], frames.embeddings.visual[rows], frames.embeddings.text[rows],
                 query_vector, info.start_time, info.end_time, cfg.selection, budget_cfg,
                 (info.height, info.width), video=video, spec=cfg.vision_spec(),
+                speech=spoken.evidence if spoken is not None else None,
             )
-        return token_set, retrieved
+        return token_set, retrieved, spoken
+
+    def _speech(self, video: str, digest: str, query_vector: np.ndarray, timer: _Timer):
+        """The video's transcript for scoring, or None with speech.mode none. Its segments are
+        embedded by the pool's text embedder once per (content, speech settings, embedder
+        space): the vectors are stored beside the transcript (pipeline.speech)."""
+        from vidsift.pipeline.evidence import SpeechEvidence, frame_relevance
+        from vidsift.pipeline.speech import transcript_vectors, video_transcript
+
+        cfg = self.cfg
+        if not cfg.speech.enabled:
+            return None
+        with timer.stage("speech"):
+            transcript = video_transcript(video, cfg, digest=digest)
+            vectors = transcript_vectors(transcript, digest, cfg, self.pool.embed_text)
+        for note in transcript.warnings:
+            log.warning("%s: %s", video, note)
+        spans = np.array([(s.start, s.end) for s in transcript.segments],
+                         dtype=np.float64).reshape(-1, 2)
+        similarity = (frame_relevance(vectors, query_vector) if len(spans)
+                      else np.zeros(0))
+        # a coarse frame stands for the moment around it up to half the widest coarse gap
+        evidence = SpeechEvidence(spans, vectors, reach_s=cfg.selection.max_coarse_gap_s / 2)
+        return _Spoken(transcript, evidence, similarity)
+
+
+@dataclass(slots=True)
+class _Spoken:
+    """A video's transcript as one ask uses it: the Transcript, its SpeechEvidence for the plan
+    and each segment's (K,) cosine similarity to the question."""
+
+    transcript: object  # core.transcript.Transcript
+    evidence: object  # pipeline.evidence.SpeechEvidence
+    similarity: np.ndarray
 
 
 def _inside_clips(times: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
