@@ -190,13 +190,17 @@ class CaptionConfig(_Section):
     speech_chars: int = Field(600, ge=0)
 
 
+SpeechMode = Literal["none", "subtitles", "asr", "auto"]
+SPEECH_MODES: tuple[str, ...] = SpeechMode.__args__
+
+
 class SpeechConfig(_Section):
     """Where a video's transcript comes from (workers/speech): its subtitle tracks and sidecar
     files (exact and cheap), speech recognition on its audio track, or both in turn."""
 
     # none: no transcript; subtitles: embedded tracks, else sidecar files; asr: recognise the
     # audio; auto: subtitles when the video has any, else asr
-    mode: Literal["none", "subtitles", "asr", "auto"] = "none"
+    mode: SpeechMode = "none"
     asr_backend: Literal["pocketsphinx", "whisper"] = "pocketsphinx"  # pocketsphinx: offline
     whisper_model: str | None = None  # whisper: local path or hub id, e.g. openai/whisper-small
     language: str | None = None  # e.g. "en": subtitle track/sidecar preferred, whisper's language
@@ -276,6 +280,13 @@ class Config(BaseModel):
 
         spec = VISION_SPECS[self.budget.model]
         return dataclasses.replace(spec, temporal_patch_size=1) if self.vlm.clips_as_images else spec
+
+    def with_speech_mode(self, mode: str) -> Config:
+        """This config with speech.mode set (a job's --speech / "speech" field); an unknown mode
+        is a ConfigError naming the choices."""
+        if mode not in SPEECH_MODES:
+            raise ConfigError(f"speech mode {mode!r}: choose one of {' | '.join(SPEECH_MODES)}")
+        return self.model_copy(update={"speech": self.speech.model_copy(update={"mode": mode})})
 
     def coarse_settings(self) -> dict:
         """What decides a video's coarse frames: the same settings give the same frames."""

@@ -54,6 +54,8 @@ SetOpt = Annotated[
     typer.Option("--set", help="Override a config field: section.field=value (repeatable)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+SpeechOpt = Annotated[Optional[str], typer.Option(
+    "--speech", help="What is said as evidence: none | subtitles | asr | auto (speech.mode).")]
 
 
 @app.callback()
@@ -99,6 +101,7 @@ def ask_command(
     thumbnails: Annotated[
         Optional[str], typer.Option(help="Write the evidence thumbnails into this folder.")
     ] = None,
+    speech: SpeechOpt = None,
     config: ConfigOpt = "default",
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
@@ -111,7 +114,7 @@ def ask_command(
     video, question = (None, *arguments) if len(arguments) == 1 else arguments
     cfg = resolve_config(
         config, overrides, **{"selection.selector": selector, "vlm.pruner": pruner,
-                              "vlm.model": model, "index.dir": index_dir},
+                              "vlm.model": model, "index.dir": index_dir, "speech.mode": speech},
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -154,6 +157,7 @@ def caption_command(
     to_index: Annotated[
         bool, typer.Option("--to-index", help="Add the captions to the clip index's text space.")
     ] = False,
+    speech: SpeechOpt = None,
     config: ConfigOpt = "default",
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
@@ -161,7 +165,7 @@ def caption_command(
     """Caption every clip of every video: Parquet rows plus SRT and WebVTT per video."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    cfg = resolve_config(config, overrides, **{"vlm.model": model})
+    cfg = resolve_config(config, overrides, **{"vlm.model": model, "speech.mode": speech})
     from vidsift.core.media import find_videos
     from vidsift.pipeline.flows.caption import run_caption
 
@@ -204,6 +208,7 @@ def index_command(
     paths: Annotated[list[str], typer.Argument(
         help="Video files, folders (walked for videos) or .jsonl/.csv manifests.")],
     index_dir: IndexDirOpt = None,
+    speech: SpeechOpt = None,
     config: ConfigOpt = "default",
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
@@ -213,7 +218,7 @@ def index_command(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
+    cfg = resolve_config(config, overrides, **{"index.dir": index_dir, "speech.mode": speech})
     from vidsift.pipeline.flows.index import index_videos
 
     counts = {"clips": 0, "frames": 0}

@@ -3,14 +3,14 @@ ask flow (and indexing) for queued jobs. `vidsift serve` hosts it on Ray Serve; 
 embedders can run it with any ASGI server (create_app(cfg)).
 
 Routes (OpenAPI at /docs):
-  POST   /v1/jobs                {video, question, options, conversation} -> {id, status}
+  POST   /v1/jobs                {video, question, options, conversation, speech} -> {id, status}
                                  (no video: across the clip index; conversation: a follow-up)
   GET    /v1/conversations/{name}                           -> the conversation's turns
   GET    /v1/jobs?limit&offset&status                       -> a page of jobs, newest first
   GET    /v1/jobs/{id}                                      -> status, answer, evidence, timings
   DELETE /v1/jobs/{id}                                      -> cancels a queued or running job
   GET    /v1/jobs/{id}/thumbnails/{n}.jpg                   -> the n-th evidence thumbnail
-  POST   /v1/index               {paths}                    -> {id} of an index job
+  POST   /v1/index               {paths, speech}            -> {id} of an index job
   GET    /v1/search?q&k                                     -> clips from the clip index
   POST   /v1/search?q&k          body: a photo              -> clips that look like it (and q)
   GET    /v1/index/thumbs/{folder}/{name}                   -> a clip's thumbnail
@@ -35,7 +35,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from vidsift.core.config import Config
+from vidsift.core.config import Config, SpeechMode
 from vidsift.core.errors import PathNotAllowedError, VidsiftError
 from vidsift.pipeline.jobs import STATUSES, JobStore
 from vidsift.pipeline.security import (
@@ -65,6 +65,10 @@ class AskOptions(_Strict):
     )
 
 
+SPEECH_HELP = ("what is said as evidence: none | subtitles | asr | auto (the job's speech.mode); "
+               "omitted: the server's")
+
+
 class JobRequest(_Strict):
     video: str | None = Field(
         None, min_length=1, max_length=MAX_PATH_CHARS,
@@ -75,12 +79,14 @@ class JobRequest(_Strict):
     conversation: str | None = Field(
         None, min_length=1, max_length=MAX_CONVERSATION_CHARS,
         description="ask as the next turn of this conversation (its earlier turns in the prompt)")
+    speech: SpeechMode | None = Field(None, description=SPEECH_HELP)
 
 
 class IndexRequest(_Strict):
     paths: list[Annotated[str, Field(min_length=1, max_length=MAX_PATH_CHARS)]] = Field(
         ..., min_length=1, max_length=MAX_INDEX_PATHS
     )
+    speech: SpeechMode | None = Field(None, description=SPEECH_HELP)
 
 
 class JobCreated(BaseModel):
@@ -180,7 +186,7 @@ class Service:
                 thumbnails_dir=self.data_dir / "thumbnails" / job.id,
                 progress=lambda event: self.store.set_progress(job.id, {
                     "stage": "ingest", "done": event.shards_done, "total": event.shards_total}),
-                allow_video=self.may_read,
+                allow_video=self.may_read, speech=request.get("speech"),
             )
             if request.get("conversation"):
                 result = ask_in_conversation(self.asker, self.store, request["conversation"],
@@ -197,8 +203,9 @@ class Service:
             from vidsift.pipeline.flows.index import index_videos
 
             # The asker's ingest pool: one set of actors (and memories) for every job.
+            cfg = self.cfg.with_speech_mode(request["speech"]) if "speech" in request else self.cfg
             return dataclasses.asdict(index_videos(
-                request["paths"], self.cfg, pool=self.asker.pool,
+                request["paths"], cfg, pool=self.asker.pool,
                 progress=lambda event: self.store.set_progress(job.id, {
                     "stage": "index", "done": event.done, "total": event.total,
                     "video": event.path}),
@@ -296,6 +303,7 @@ def create_app(cfg: Config) -> FastAPI:
         job = service.store.create("ask", {
             "video": video, "question": body.question, "options": options,
             **({"conversation": body.conversation} if body.conversation is not None else {}),
+            **({"speech": body.speech} if body.speech is not None else {}),
         })
         service.notify()
         return JobCreated(id=job.id, status=job.status)
@@ -349,7 +357,8 @@ def create_app(cfg: Config) -> FastAPI:
     def index(body: IndexRequest, request: Request) -> JobCreated:
         service = service_of(request)
         paths = [str(service.roots.check(p)) for p in body.paths]
-        job = service.store.create("index", {"paths": paths})
+        job = service.store.create("index", {
+            "paths": paths, **({"speech": body.speech} if body.speech is not None else {})})
         service.notify()
         return JobCreated(id=job.id, status=job.status)
 

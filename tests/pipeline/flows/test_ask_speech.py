@@ -111,3 +111,62 @@ def test_the_model_reads_the_lines_within_the_counted_allowance(ray_cluster, spo
     assert trimmed.speech == [] and trimmed.speech_info["tokens"] == 0
     assert trimmed.speech_info["dropped"] == len(result.speech)
     assert trimmed.vlm["visual_tokens"] == result.vlm["visual_tokens"] == result.tokens
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_speech_flag_on_ask_index_and_caption(ray_cluster, spoken_video, tmp_path):
+    index_dir = str(tmp_path / "index")
+    asked = invoke("ask", str(spoken_video), QUESTION, "--speech", "subtitles", "--model", "none",
+                   "--budget", "300", "--index-dir", index_dir, "--set", "embed.ocr=false",
+                   "--json")
+    assert asked.exit_code == 0, asked.output
+    payload = json.loads(asked.stdout)
+    assert {"start": 21.0, "end": 24.5, "text": SAID[2]} in payload["speech"]
+    assert payload["speech_info"]["lines"] == len(payload["speech"])
+    text = invoke("ask", str(spoken_video), QUESTION, "--speech", "subtitles", "--model", "none",
+                  "--budget", "300", "--index-dir", index_dir, "--set", "embed.ocr=false")
+    assert f"said 0:00:21-0:00:24: {SAID[2]}" in text.stdout
+    indexed = invoke("index", str(spoken_video), "--speech", "subtitles", "--index-dir", index_dir,
+                     "--set", "embed.ocr=false", "--json")
+    assert indexed.exit_code == 0, indexed.output
+    found = json.loads(invoke("search", "vault code seven four two nine", "-k", "1", "--index-dir",
+                              index_dir, "--set", "embed.ocr=false", "--json").stdout)["hits"]
+    assert found[0]["text"].endswith(f" | speech: {SAID[2]}")
+    # each command maps --speech to speech.mode: a mode that is none of the four is named
+    for command in (["ask", str(spoken_video), QUESTION, "--model", "none"],
+                    ["index", str(spoken_video)],
+                    ["caption", str(tmp_path), "--out", str(tmp_path / "captions")]):
+        wrong = invoke(*command, "--speech", "loud")
+        assert wrong.exit_code == 1 and "speech.mode" in wrong.output, (command, wrong.output)
+        assert "subtitles" in wrong.output and "Traceback" not in wrong.output
+
+
+def test_speech_field_on_http_ask_and_index_jobs(ray_cluster, spoken_video, tmp_path):
+    from tests.pipeline.test_http import _wait_all, running
+
+    root = spoken_video.parent
+    cfg = load_config("default", [
+        f"serve.data_dir={tmp_path / 'svc'}", f"serve.media_roots=[{root}]",
+        f"index.dir={tmp_path / 'svc' / 'index'}", "vlm.model=none", "embed.ocr=false",
+        "budget.tokens=300"])
+    with running(cfg) as client:
+        bad = client.post("/v1/jobs", json={"video": spoken_video.name, "question": QUESTION,
+                                            "speech": "loud"})
+        assert bad.status_code == 422 and "speech" in bad.json()["error"]
+        ids = [client.post("/v1/jobs", json={"video": spoken_video.name, "question": QUESTION,
+                                             **speech}).json()["id"]
+               for speech in ({"speech": "subtitles"}, {})]
+        indexing = client.post("/v1/index", json={"paths": [spoken_video.name],
+                                                  "speech": "subtitles"}).json()["id"]
+        jobs = _wait_all(client, [*ids, indexing])
+        spoken, plain = (jobs[i]["result"] for i in ids)
+        assert jobs[ids[0]]["request"]["speech"] == "subtitles"
+        assert {"start": 21.0, "end": 24.5, "text": SAID[2]} in spoken["speech"]
+        assert plain["speech"] == [] and "speech" not in jobs[ids[1]]["request"]
+        assert jobs[indexing]["status"] == "succeeded", jobs[indexing]["error"]
+        hits = client.get("/v1/search", params={"q": "vault code seven four two nine",
+                                                "k": 1}).json()["hits"]
+        assert hits[0]["text"].endswith(f" | speech: {SAID[2]}")

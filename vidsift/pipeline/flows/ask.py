@@ -276,16 +276,18 @@ class Asker:
         progress=None,
         history: Sequence[HistoryTurn] = (),
         allow_video=None,
+        speech: str | None = None,
     ) -> AskResult:
         """video None: across every video of the clip index. allow_video(path), when given,
         says which videos may be read (the service's media roots). progress: called with each
         pipeline.ingest.IngestProgress while a video is ingested (shards done / total).
         history: the conversation's earlier turns, oldest first; the newest that fit
-        budget.history_tokens go into the prompt."""
+        budget.history_tokens go into the prompt. speech: this question's speech.mode (none |
+        subtitles | asr | auto); None: the config's."""
         from vidsift.core.types import VLMRequest
         from vidsift.workers.vlm.prompt import fit_history, parse_citations
 
-        cfg = self.cfg
+        cfg = self.cfg if speech is None else self.cfg.with_speech_mode(speech)
         budget_cfg = cfg.budget.model_copy(update={"tokens": budget}) if budget else cfg.budget
         timer = _Timer()
         started = time.perf_counter()
@@ -306,7 +308,7 @@ class Asker:
             video = str(Path(video).expanduser().resolve())
             if allow_video is not None and not allow_video(video):
                 raise PathNotAllowedError(video)
-            token_set, retrieved, spoken = self._plan_one_video(video, question, budget_cfg,
+            token_set, retrieved, spoken = self._plan_one_video(cfg, video, question, budget_cfg,
                                                                 timer, track, use_index)
         with timer.stage("fine"), ThreadPoolExecutor(self.pool.size) as threads:
             # One call per segment, spread over the pool's actors; each from its own video.
@@ -380,15 +382,14 @@ class Asker:
                       "sources": list(spoken.transcript.sources),
                       "warnings": list(spoken.transcript.warnings)}
 
-    def _plan_one_video(self, video: str, question: str, budget_cfg, timer: _Timer, track,
-                        use_index: bool):
+    def _plan_one_video(self, cfg: Config, video: str, question: str, budget_cfg,
+                        timer: _Timer, track, use_index: bool):
         """The video's memory (ingested when it has none), its clips retrieved from the index
         when indexed, with speech.mode set its transcript (stored, embedded once per embedder
         space), and the plan -> (token_set, retrieved clips as dicts, _Spoken or None)."""
         from vidsift.pipeline.evidence import plan_evidence
         from vidsift.pipeline.ingest import ingest_one
 
-        cfg = self.cfg
         with timer.stage("ingest"):
             memory = ingest_one(video, cfg, self.pool, self.memory, track)
         info, frames = memory.info, memory.frames
@@ -400,7 +401,7 @@ class Asker:
             with timer.stage("retrieve"):
                 retrieved = self._retrieve(video, query_vector, k=cfg.selection.max_anchors)
             keep = _inside_clips(frames.times, [(h["start"], h["end"]) for h in retrieved])
-        spoken = self._speech(video, memory.content_hash, query_vector, timer)
+        spoken = self._speech(cfg, video, memory.content_hash, query_vector, timer)
         if spoken is not None and not keep.all():
             # the transcript retrieves too: its best lines' moments join the retrieved clips
             best = np.argsort(-spoken.similarity, kind="stable")[:cfg.selection.max_anchors]
@@ -421,14 +422,14 @@ class Asker:
             )
         return token_set, retrieved, spoken
 
-    def _speech(self, video: str, digest: str, query_vector: np.ndarray, timer: _Timer):
+    def _speech(self, cfg: Config, video: str, digest: str, query_vector: np.ndarray,
+                timer: _Timer):
         """The video's transcript for scoring, or None with speech.mode none. Its segments are
         embedded by the pool's text embedder once per (content, speech settings, embedder
         space): the vectors are stored beside the transcript (pipeline.speech)."""
         from vidsift.pipeline.evidence import SpeechEvidence, frame_relevance
         from vidsift.pipeline.speech import transcript_vectors, video_transcript
 
-        cfg = self.cfg
         if not cfg.speech.enabled:
             return None
         with timer.stage("speech"):
