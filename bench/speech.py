@@ -12,8 +12,15 @@ are only said are found.
    times (ms) from the track and from the sidecar. Search recall: share of facts whose clip (the
    one containing the fact's time) is among the top 3 hits of `vidsift search` for the fact's
    words, with speech off, from subtitles, and from pocketsphinx.
+3. Spoken needles through ask: for each fact a question (ASK_QUESTIONS) asked of the track
+   video in evidence-only mode at ASK_FRAMES frame-equivalents (x256 visual tokens), the whole
+   video planned (no clip index). Evidence recall = share of questions whose evidence holds a
+   frame timestamp inside the fact's spoken interval, with speech off, from the subtitle track,
+   and from pocketsphinx; and the share whose prompt would hold a transcript line said during
+   the fact (whatever the recogniser heard), with each prompt's speech tokens.
 
-    .venv/bin/python bench/speech.py       # writes bench/results/speech.json
+    .venv/bin/python bench/speech.py             # all parts; merged into bench/results/speech.json
+    .venv/bin/python bench/speech.py --parts ask # only part 3 (builds the needle video anew)
 """
 
 from __future__ import annotations
@@ -45,12 +52,21 @@ VOICES = ("en-us", "en", "en-us+f3")  # espeak-ng American, British, American fe
 SPEEDS = (130, 175)  # words per minute (espeak-ng's default is 175)
 
 NEEDLE_VIDEO_S = 600
+ASK_FRAMES = 16  # frame-equivalents of 256 visual tokens
 FACTS = [
     ("The vault code is seven four two nine", "vault code seven four two nine"),
     ("The boat leaves from pier number twelve", "boat leaves from pier twelve"),
     ("Doctor Martin moved to the green building", "doctor martin green building"),
     ("The winning horse was called silver arrow", "winning horse silver arrow"),
     ("Bring your passport and two photographs", "passport and two photographs"),
+]
+# one question per fact, in FACTS' order: what someone who did not hear it would ask
+ASK_QUESTIONS = [
+    "What is the code of the vault?",
+    "From which pier does the boat leave?",
+    "Where did Doctor Martin move?",
+    "What was the name of the winning horse?",
+    "What should I bring along with my passport?",
 ]
 
 
@@ -155,9 +171,47 @@ def search_recall(video: Path, needles: list[dict], index_dir: Path, speech: lis
             "notes": summary.notes}
 
 
+def ask_recall(video: Path, needles: list[dict], index_dir: Path, speech: str, pool) -> dict:
+    """Evidence recall of evidence-only asks of `video` with speech.mode `speech` (see the
+    module docstring), per-question hits, the speech lines and tokens the prompt would hold,
+    and the median seconds per ask (the first ask also ingests and transcribes: reported apart)."""
+    import statistics
+
+    from vidsift.core.config import load_config
+    from vidsift.pipeline.flows.ask import Asker
+
+    cfg = load_config("default", [f"index.dir={index_dir}", "vlm.model=none",
+                                  f"budget.tokens={ASK_FRAMES * 256}", f"speech.mode={speech}"])
+    asker = Asker(cfg, pool=pool)
+    hits, seconds, said, tokens = [], [], [], []
+    for needle, question in zip(needles, ASK_QUESTIONS):
+        started = time.perf_counter()
+        result = asker.ask(str(video), question, use_index=False)
+        seconds.append(time.perf_counter() - started)
+        hits.append(any(needle["start"] <= t <= needle["end"]
+                        for seg in result.segments for t in seg["timestamps"]))
+        said.append(any(line["start"] < needle["end"] and line["end"] > needle["start"]
+                        for line in result.speech))
+        tokens.append(result.speech_info.get("tokens", 0))
+    return {"recall": sum(hits) / len(needles), "hits": hits,
+            "line_at_fact_in_prompt": sum(said) / len(needles), "speech_tokens": tokens,
+            "first_ask_s": round(seconds[0], 2),
+            "median_ask_s": round(statistics.median(seconds[1:]), 3)}
+
+
+def bench_ask(track: Path, needles: list[dict], index_dir: Path, pool) -> dict:
+    """Part 3 over the three speech settings, sharing one memory of the video (index_dir)."""
+    return {"frame_equivalents": ASK_FRAMES, "questions": ASK_QUESTIONS,
+            **{name: ask_recall(track, needles, index_dir, mode, pool)
+               for name, mode in (("speech_off", "none"), ("subtitles", "subtitles"),
+                                  ("asr_pocketsphinx", "asr"))}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--parts", choices=("all", "ask"), default="all",
+                        help="ask: only the spoken needles through ask (part 3)")
     args = parser.parse_args()
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core for the WER/speed part
     load_before = os.getloadavg()[0]
@@ -167,31 +221,43 @@ def main() -> None:
 
         result = {"asr": f"pocketsphinx {version('pocketsphinx')} (en-us model from its wheel)",
                   "speech_from": "espeak-ng 1.51"}
-        result["pocketsphinx_on_espeak"] = bench_wer(work)
+        if args.parts == "all":
+            result["pocketsphinx_on_espeak"] = bench_wer(work)
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
         track, sidecar, needles = build_needle_videos(work, args.seed)
         result["needle_video"] = {"duration_s": NEEDLE_VIDEO_S, "facts": len(needles), "seed": args.seed}
-        result["transcript_recall"] = {"subtitle_track": transcript_recall(track, needles, work / "t1"),
-                                       "sidecar_srt": transcript_recall(sidecar, needles, work / "t2")}
+        if args.parts == "all":
+            result["transcript_recall"] = {
+                "subtitle_track": transcript_recall(track, needles, work / "t1"),
+                "sidecar_srt": transcript_recall(sidecar, needles, work / "t2")}
         from vidsift.core.config import load_config
         from vidsift.pipeline.flows.index import start_pool
 
         pool = start_pool(load_config("default"))
         try:
-            result["search"] = {
-                "speech_off": search_recall(track, needles, work / "i0", [], pool),
-                "subtitles": search_recall(track, needles, work / "i1", ["speech.mode=subtitles"], pool),
-                "asr_pocketsphinx": search_recall(track, needles, work / "i2", ["speech.mode=asr"], pool),
-            }
+            if args.parts == "all":
+                result["search"] = {
+                    "speech_off": search_recall(track, needles, work / "i0", [], pool),
+                    "subtitles": search_recall(track, needles, work / "i1", ["speech.mode=subtitles"], pool),
+                    "asr_pocketsphinx": search_recall(track, needles, work / "i2", ["speech.mode=asr"], pool),
+                }
+            # i2 holds the video's memory and its pocketsphinx transcript when search ran
+            result["ask"] = bench_ask(track, needles, work / "i2", pool)
         finally:
             pool.close()
         result["needles"] = needles
-        result["load_average_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
+        load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
+        result["ask"]["load_average_1m"] = load
+        if args.parts == "all":
+            result["load_average_1m"] = load
         result["cpu_cores"] = os.cpu_count()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    # merged: a partial run keeps the other parts' last results
+    merged = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    merged.update(result)
+    RESULTS.write_text(json.dumps(merged, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "needles"}, indent=1))
 
 
