@@ -170,3 +170,20 @@ def test_speech_field_on_http_ask_and_index_jobs(ray_cluster, spoken_video, tmp_
         hits = client.get("/v1/search", params={"q": "vault code seven four two nine",
                                                 "k": 1}).json()["hits"]
         assert hits[0]["text"].endswith(f" | speech: {SAID[2]}")
+
+
+def test_the_transcript_retrieves_beside_an_index_made_without_speech(ray_cluster, spoken_video,
+                                                                      tmp_path):
+    index_dir = tmp_path / "index"
+    indexed = invoke("index", str(spoken_video), "--index-dir", str(index_dir),
+                     "--set", "embed.ocr=false", "--json")
+    assert indexed.exit_code == 0, indexed.output
+    asker = Asker(_config(index_dir, "speech.mode=subtitles", "selection.max_anchors=2"))
+    try:
+        result = asker.ask(str(spoken_video), QUESTION)
+    finally:
+        asker.close()
+    # the clips the index found hold no word of it; the spoken line's moment joins them
+    assert result.retrieved and not any(_covers(hit, SAID[0], SAID[1]) for hit in result.retrieved)
+    assert any(_covers(seg, SAID[0], SAID[1]) for seg in result.segments)
+    assert {"start": 21.0, "end": 24.5, "text": SAID[2]} in result.speech

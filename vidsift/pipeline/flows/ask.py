@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,10 @@ from vidsift.core.config import Config
 from vidsift.core.errors import PathNotAllowedError, VidsiftError
 from vidsift.core.timeline import hms
 from vidsift.core.types import HistoryTurn
+
+if TYPE_CHECKING:
+    from vidsift.core.transcript import Transcript
+    from vidsift.pipeline.evidence import SpeechEvidence
 
 log = logging.getLogger(__name__)
 
@@ -451,8 +456,8 @@ class _Spoken:
     """A video's transcript as one ask uses it: the Transcript, its SpeechEvidence for the plan
     and each segment's (K,) cosine similarity to the question."""
 
-    transcript: object  # core.transcript.Transcript
-    evidence: object  # pipeline.evidence.SpeechEvidence
+    transcript: Transcript
+    evidence: SpeechEvidence
     similarity: np.ndarray
 
 
