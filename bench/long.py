@@ -389,16 +389,20 @@ def main() -> None:
     parser.add_argument("--skip-long", action="store_true", help="leave out the 2-hour video")
     parser.add_argument("--skip-archive", action="store_true")
     parser.add_argument("--only-archive", action="store_true", help="the archive rows only")
+    parser.add_argument("--skip-short", action="store_true", help="leave out the 10-minute video")
+    parser.add_argument("--actors", type=int, nargs="+", default=[1, 2],
+                        help="decode-actor counts to measure the asks with")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if not SOURCE.exists():
         sys.exit(f"{SOURCE} is missing (see ../shared/data/README.md)")
     WORK.mkdir(parents=True, exist_ok=True)
     save({"machine": f"{os.cpu_count()} cores", "question": QUESTION})
-    videos = [] if args.only_archive else [SOURCE] + ([] if args.skip_long else [build_long_video()])
+    videos = [] if args.only_archive else (
+        ([] if args.skip_short else [SOURCE]) + ([] if args.skip_long else [build_long_video()]))
     for video in videos:
         save({f"old_path_{video.name}": measure_old_path(video)})
-        for actors in (1, 2):
+        for actors in args.actors:
             row = measure_asks(video, actors, args.repeats)
             if actors == 2:
                 row.update(measure_http_second_ask(video, Path(row["index_dir"]), args.repeats))
