@@ -96,14 +96,10 @@ def build_tokenizer(chat_template: str = CHAT_TEMPLATE):
     return tokenizer
 
 
-def build_config(tokenizer, text: dict | None = None, vision: dict | None = None):
-    """A Qwen2_5_VLConfig whose special token ids are the tokenizer's. Defaults are tiny (text
-    hidden 64, 2 layers; vision hidden 32, depth 2); `text` / `vision` override config fields
-    (e.g. Qwen2.5-VL-3B's vision tower for benchmarks)."""
-    from transformers import Qwen2_5_VLConfig
-
-    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
-    text_config = {
+def _tiny_text_config(tokenizer, ids: dict[str, int], **overrides) -> dict:
+    """The tiny language model both Qwen families share (hidden 64, 2 layers, 4 heads), its
+    special token ids the tokenizer's; `overrides` replace fields."""
+    return {
         "vocab_size": len(tokenizer),
         "hidden_size": 64,
         "intermediate_size": 128,
@@ -114,8 +110,18 @@ def build_config(tokenizer, text: dict | None = None, vision: dict | None = None
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
-        **(text or {}),
+        **overrides,
     }
+
+
+def build_config(tokenizer, text: dict | None = None, vision: dict | None = None):
+    """A Qwen2_5_VLConfig whose special token ids are the tokenizer's. Defaults are tiny (text
+    hidden 64, 2 layers; vision hidden 32, depth 2); `text` / `vision` override config fields
+    (e.g. Qwen2.5-VL-3B's vision tower for benchmarks)."""
+    from transformers import Qwen2_5_VLConfig
+
+    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
+    text_config = _tiny_text_config(tokenizer, ids, **(text or {}))
     # M-RoPE splits head_dim / 2 frequencies over (t, h, w) as 2:3:3, like [16, 24, 24] of 64.
     unit = text_config["hidden_size"] // text_config["num_attention_heads"] // 16
     text_config["rope_parameters"] = {"rope_type": "default", "rope_theta": 1_000_000.0,
@@ -192,20 +198,7 @@ def build_qwen3_config(tokenizer, text: dict | None = None, vision: dict | None 
     from transformers import Qwen3VLConfig, Qwen3VLMoeConfig
 
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
-    text_config = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 32768,
-        "bos_token_id": ids["<|endoftext|>"],
-        "eos_token_id": ids["<|im_end|>"],
-        "pad_token_id": ids["<|endoftext|>"],
-        **(TINY_MOE if moe else {}),
-        **(text or {}),
-    }
+    text_config = _tiny_text_config(tokenizer, ids, **{**(TINY_MOE if moe else {}), **(text or {})})
     text_config["head_dim"] = text_config["hidden_size"] // text_config["num_attention_heads"]
     # Interleaved M-RoPE over head_dim / 2 frequencies, (t, h, w) as Qwen3-VL's [24, 20, 20] of 64.
     half = text_config["head_dim"] // 2
