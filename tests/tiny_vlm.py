@@ -114,6 +114,16 @@ def _tiny_text_config(tokenizer, ids: dict[str, int], **overrides) -> dict:
     }
 
 
+def _vision_token_ids(ids: dict[str, int]) -> dict[str, int]:
+    """The config fields naming the tokenizer's vision placeholder and delimiter tokens."""
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }
+
+
 def build_config(tokenizer, text: dict | None = None, vision: dict | None = None):
     """A Qwen2_5_VLConfig whose special token ids are the tokenizer's. Defaults are tiny (text
     hidden 64, 2 layers; vision hidden 32, depth 2); `text` / `vision` override config fields
@@ -140,10 +150,7 @@ def build_config(tokenizer, text: dict | None = None, vision: dict | None = None
     return Qwen2_5_VLConfig(
         text_config=text_config,
         vision_config=vision_config,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **_vision_token_ids(ids),
     )
 
 
@@ -219,10 +226,7 @@ def build_qwen3_config(tokenizer, text: dict | None = None, vision: dict | None 
     return (Qwen3VLMoeConfig if moe else Qwen3VLConfig)(
         text_config=text_config,
         vision_config=vision_config,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **_vision_token_ids(ids),
     )
 
 
