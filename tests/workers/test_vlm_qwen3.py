@@ -120,15 +120,22 @@ def test_token_count_equals_the_budget_plan(vlm):
     assert [d.shape[0] for d in prefill.deepstack] == [token_set.total_tokens] * 2
 
 
+def _plain_and_prefill_logits(vlm, inputs):
+    """(logits of the plain forward, the prefill, logits through vidsift's prefill path with
+    its DeepStack features)."""
+    plain = vlm.model(**inputs.model_kwargs()).logits
+    prefill = vlm.prefill_inputs(inputs)
+    batch = vlm.left_pad([prefill])
+    with vlm.prefill_features([prefill], batch):
+        mine = vlm.model(**batch).logits
+    return plain, prefill, mine
+
+
 def test_embeds_path_with_deepstack_matches_plain_forward_logits(vlm):
     inputs = vlm.build_inputs(VLMRequest(_token_set(), "Describe the scene."))
     with torch.inference_mode():
-        plain = vlm.model(**inputs.model_kwargs()).logits
-        prefill = vlm.prefill_inputs(inputs)
-        batch = vlm.left_pad([prefill])
-        with vlm.prefill_features([prefill], batch):
-            mine = vlm.model(**batch).logits
-        without_deepstack = vlm.model(**batch).logits
+        plain, prefill, mine = _plain_and_prefill_logits(vlm, inputs)
+        without_deepstack = vlm.model(**vlm.left_pad([prefill])).logits
     assert prefill.visual_tokens == prefill.visual_tokens_kept == 20
     assert len(prefill.deepstack) == 2 and all(d.shape == (20, 64) for d in prefill.deepstack)
     assert float((mine - plain).abs().max()) <= 1e-5
@@ -214,11 +221,7 @@ def test_mixture_of_experts_checkpoint_loads_and_matches_transformers(tmp_path):
     request = VLMRequest(_token_set(), "What happens?")
     inputs = vlm.build_inputs(request)
     with torch.inference_mode():
-        plain = vlm.model(**inputs.model_kwargs()).logits
-        prefill = vlm.prefill_inputs(inputs)
-        batch = vlm.left_pad([prefill])
-        with vlm.prefill_features([prefill], batch):
-            mine = vlm.model(**batch).logits
+        plain, _prefill, mine = _plain_and_prefill_logits(vlm, inputs)
         reference = vlm.model.generate(**inputs.model_kwargs(), max_new_tokens=CAP, do_sample=False)
     assert float((mine - plain).abs().max()) <= 1e-5
     expected = reference[0, len(inputs.input_ids):].tolist()
