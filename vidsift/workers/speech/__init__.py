@@ -4,7 +4,10 @@ pocketsphinx (offline, the model ships in its wheel) and whisper (transformers, 
 local path).
 
 transcribe(path, cfg) follows cfg.mode: subtitles (embedded text tracks, else sidecar files),
-asr, or auto (subtitles when there are any, else asr). What cannot be read (no audio track, a
+asr, or auto (subtitles when there are any, else asr). It is made of parts the ingest pool
+also uses to spread recognition over a long video's shards: subtitles_first (cheap, in the
+caller), hear (one stretch of audio, on whichever worker hosts the recogniser) and add_heard
+(the stretches, in order, into one transcript). What cannot be read (no audio track, a
 broken sidecar file, undecodable packets) becomes a note in Transcript.warnings, never an error
 that would fail the video's job; a misconfigured backend (unknown name, no whisper model) is a
 ConfigError.
@@ -13,10 +16,12 @@ ConfigError.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from vidsift.core.config import SpeechConfig
 from vidsift.core.registry import lookup
 from vidsift.core.transcript import SubtitleParseError, Transcript
+from vidsift.core.types import TranscriptSegment
 
 
 def _pocketsphinx(cfg: SpeechConfig):
@@ -47,19 +52,30 @@ Progress = Callable[[float, float], None]  # (seconds of audio done, seconds in 
 
 
 def transcribe(path: str, cfg: SpeechConfig, progress: Progress | None = None, asr=None) -> Transcript:
-    """The video's transcript by cfg.mode (see module doc). asr: a loaded backend to reuse
-    (else get_asr(cfg) when the mode needs one)."""
+    """The video's transcript by cfg.mode (see module doc), made in this process. asr: a loaded
+    backend to reuse (else get_asr(cfg), loaded only when the audio track opens)."""
+    transcript, needs_asr = subtitles_first(path, cfg)
+    if needs_asr:
+        heard = hear(path, cfg, (lambda: asr) if asr is not None else (lambda: get_asr(cfg)),
+                     progress=progress)
+        add_heard(transcript, path, cfg, [heard])
+    return transcript
+
+
+def subtitles_first(path: str, cfg: SpeechConfig) -> tuple[Transcript, bool]:
+    """The transcript as far as subtitles make it under cfg.mode, and whether speech recognition
+    must still fill it in (mode asr, or auto on a video without subtitles). Reading subtitles is
+    cheap; recognition is the costly part, which the ingest pool spreads over a video's shards."""
     transcript = Transcript()
     if cfg.mode == "none":
-        return transcript
+        return transcript, False
     if cfg.mode in ("subtitles", "auto"):
         read_subtitles(path, cfg, transcript)
         if transcript.segments or cfg.mode == "subtitles":
             if not transcript.sources:
                 transcript.warnings.append(f"{path}: no text subtitle track and no sidecar subtitle file")
-            return transcript
-    recognise(path, cfg, transcript, progress, asr)
-    return transcript
+            return transcript, False
+    return transcript, True
 
 
 def read_subtitles(path: str, cfg: SpeechConfig, transcript: Transcript) -> None:
@@ -98,39 +114,76 @@ def _start_time(path: str) -> float:
         return 0.0
 
 
-def recognise(path: str, cfg: SpeechConfig, transcript: Transcript, progress: Progress | None = None,
-              asr=None) -> None:
-    """Speech recognition on the audio track, window by window, into transcript."""
+NO_AUDIO = "no audio track"
+
+
+@dataclass(slots=True)
+class Heard:
+    """What recognition of one stretch of a video's audio gave (a shard's, or the whole track's):
+    segments on the video's timeline, seconds of audio decoded, packets that would not decode,
+    and why the stretch could not be read to its end ("" when it was)."""
+
+    segments: list[TranscriptSegment] = field(default_factory=list)
+    decoded_s: float = 0.0
+    bad_packets: int = 0
+    problem: str = ""
+
+
+def hear(path: str, cfg: SpeechConfig, load_asr: Callable[[], object], start: float | None = None,
+         end: float | None = None, progress: Progress | None = None) -> Heard:
+    """Recognise [start, end) seconds of path's audio track (None: from its start / to its end),
+    window by window (cfg.window_s); silent windows are not shown to the recogniser. load_asr()
+    gives the backend, called once the track has opened. Memory: one window of samples. What
+    the audio holds never raises: a missing or broken track is Heard.problem."""
     from vidsift.workers.speech.audio import SILENCE_DBFS, AudioReader, NoAudioError
 
+    heard = Heard()
     try:
         reader = AudioReader(path, cfg.window_s)
-    except NoAudioError as exc:
-        transcript.warnings.append(str(exc))
-        return
+    except NoAudioError:
+        heard.problem = NO_AUDIO
+        return heard
     except Exception as exc:  # noqa: BLE001 - the container is the visual pass's to report
-        transcript.warnings.append(f"{path}: audio could not be opened ({type(exc).__name__}: {exc})")
-        return
-    asr = asr or get_asr(cfg)
-    transcript.sources.append(f"asr {asr.name}")
-    decoded = [0.0]  # seconds of audio decoded so far (read inside the generator)
+        heard.problem = f"audio could not be opened ({type(exc).__name__}: {exc})"
+        return heard
+    asr = load_asr()
+    first = start or 0.0
+    total = (end if end is not None else reader.duration) - first
 
     def audible():
-        for window in reader.windows():
-            decoded[0] += window.end - window.start
+        for window in reader.windows(start, end):
+            heard.decoded_s += window.end - window.start
             if progress:
-                progress(min(decoded[0], reader.duration or decoded[0]), reader.duration)
+                progress(min(heard.decoded_s, total) if total > 0 else heard.decoded_s, max(total, 0.0))
             if window.loudness_dbfs > SILENCE_DBFS:
                 yield window
 
     try:
         for _, segments in asr.transcribe(audible()):
-            transcript.segments.extend(segments)
+            heard.segments.extend(segments)
     except Exception as exc:  # noqa: BLE001 - a stream that breaks mid-way keeps what was heard
-        transcript.warnings.append(f"{path}: audio decoding stopped after {decoded[0]:.1f} s "
-                                   f"({type(exc).__name__}: {exc})")
-    transcript.warnings.extend(reader.warnings)
-    if decoded[0] == 0.0:
+        heard.problem = (f"audio decoding stopped after {first + heard.decoded_s:.1f} s "
+                         f"({type(exc).__name__}: {exc})")
+    heard.bad_packets = reader.bad_packets
+    return heard
+
+
+def add_heard(transcript: Transcript, path: str, cfg: SpeechConfig, parts: list[Heard]) -> None:
+    """Recognition of a video's stretches, in time order, into transcript: their segments, and
+    one note per kind of problem for the whole video (not one per shard)."""
+    if not all(part.problem == NO_AUDIO for part in parts):
+        transcript.sources.append(f"asr {cfg.asr_backend}")
+    for part in parts:
+        transcript.segments.extend(part.segments)
+    problems = list(dict.fromkeys(part.problem for part in parts if part.problem))
+    transcript.warnings.extend(f"{path}: {problem}" for problem in problems)
+    bad = sum(part.bad_packets for part in parts)
+    if bad:
+        transcript.warnings.append(f"{path}: {bad} audio packet(s) could not be decoded and were skipped")
+    decoded = sum(part.decoded_s for part in parts)
+    if problems == [NO_AUDIO]:
+        return
+    if decoded == 0.0:
         transcript.warnings.append(f"{path}: the audio track decoded to no samples")
     elif not transcript.segments:
-        transcript.warnings.append(f"{path}: no speech recognised in {decoded[0]:.1f} s of audio")
+        transcript.warnings.append(f"{path}: no speech recognised in {decoded:.1f} s of audio")

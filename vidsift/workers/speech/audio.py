@@ -63,17 +63,17 @@ class AudioWindow:
 
 
 class AudioReader:
-    """Iterate a video's first audio stream as AudioWindows of window_s seconds (the last one
-    shorter). Packets that fail to decode are skipped and counted in `warnings` after iterating,
-    so a corrupt stretch costs its own seconds, not the track. Raises NoAudioError on open when
-    there is no audio stream."""
+    """Iterate a video's first audio stream, or a stretch of it, as AudioWindows of window_s
+    seconds (the last one shorter). Packets that fail to decode are skipped and counted in
+    `bad_packets` after iterating, so a corrupt stretch costs its own seconds, not the track.
+    Raises NoAudioError on open when there is no audio stream."""
 
     def __init__(self, path: str, window_s: float = 30.0) -> None:
         import av
 
         self.path = path
         self.window = int(round(window_s * SAMPLE_RATE))
-        self.warnings: list[str] = []
+        self.bad_packets = 0
         with av.open(path) as container:
             if not container.streams.audio:
                 raise NoAudioError(f"{path}: no audio track")
@@ -83,45 +83,71 @@ class AudioReader:
                 seconds = container.duration / 1_000_000
             self.duration = float(seconds or 0.0)  # for progress; 0 when the container does not say
 
-    def windows(self) -> Iterator[AudioWindow]:
+    def windows(self, start: float | None = None, end: float | None = None) -> Iterator[AudioWindow]:
+        """The windows of [start, end) seconds on the video's timeline (None: from the track's
+        first sample / to its last). With a start the demuxer seeks there, so a shard of a long
+        video decodes its own stretch of audio, not the track before it."""
         import av
 
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         cutter: _Windows | None = None
-        bad = 0
         with av.open(self.path) as container:
             stream = container.streams.audio[0]
+            if start is not None and start > 0 and stream.time_base:
+                # backward: land on or before start; the samples before it are dropped below
+                container.seek(int(start / stream.time_base), stream=stream, backward=True)
             for packet in container.demux(stream):
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError:
-                    bad += 1
+                    self.bad_packets += 1
                     continue
                 for frame in frames:
                     if cutter is None:
-                        cutter = _Windows(float(frame.time or 0.0), self.window)
+                        cutter = _Windows(float(frame.time or 0.0), self.window, start, end)
                     for out in resampler.resample(frame):
                         yield from cutter.push(out.to_ndarray()[0])
+                if cutter is not None and cutter.ended:
+                    break
             if cutter is not None:
                 for out in resampler.resample(None):
                     yield from cutter.push(out.to_ndarray()[0])
                 yield from cutter.rest()
-        if bad:
-            self.warnings.append(f"{self.path}: {bad} audio packet(s) could not be decoded and were skipped")
 
 
 class _Windows:
-    """Cuts a stream of sample runs into windows of at most `size` samples, each ended by
-    quiet_cut, holding less than one window plus one run."""
+    """Cuts a stream of sample runs, the first sample at `first` seconds, into windows of at most
+    `size` samples, each ended by quiet_cut, holding less than one window plus one run. Samples
+    before `start` or from `end` on (seconds; None: no bound) are dropped."""
 
-    def __init__(self, start: float, size: int) -> None:
-        self.start, self.size = start, size
+    def __init__(self, first: float, size: int, start: float | None = None,
+                 end: float | None = None) -> None:
+        self.clock = first  # time of the next sample pushed
+        self.begin = start
+        self.stop = end
+        self.size = size
         self.search = min(int(CUT_SEARCH_S * SAMPLE_RATE), size // 2)
+        self.start = first  # time of the first pending sample
         self.pending: list[np.ndarray] = []
         self.count = 0
+        self.ended = False  # `end` reached: nothing more will be kept
 
     def push(self, samples: np.ndarray) -> Iterator[AudioWindow]:
-        self.pending.append(np.asarray(samples, np.float32))
+        samples = np.asarray(samples, np.float32)
+        at = self.clock
+        self.clock += len(samples) / SAMPLE_RATE
+        if self.begin is not None and at < self.begin:
+            drop = min(len(samples), int(round((self.begin - at) * SAMPLE_RATE)))
+            samples, at = samples[drop:], at + drop / SAMPLE_RATE
+        if self.stop is not None:
+            keep = max(0, int(round((self.stop - at) * SAMPLE_RATE)))
+            if keep <= len(samples):
+                samples, self.ended = samples[:keep], True
+        if not len(samples):
+            return
+        if not self.count:
+            self.start = at
+        self.pending.append(samples)
         self.count += len(samples)
         while self.count >= self.size:
             joined = np.concatenate(self.pending)
