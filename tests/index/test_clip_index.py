@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vidsift.index.clip_index import ClipIndex, VideoClips
-from vidsift.index.store import NewClip
+from vidsift.index.store import NO_SPEECH, NewClip
 from vidsift.core.config import IndexConfig
 from vidsift.core.errors import ClipIndexError
 
@@ -226,3 +226,96 @@ def test_refusals(filled, tmp_path):
             writer.add_video(wrong)
         with pytest.raises(ClipIndexError, match="dimension"):
             writer.search(text=np.ones(DT + 2))
+
+
+def thumbnailed(index, name, n, seed, speech):
+    """record(name, ...) made with `speech`, its thumbnails written where the index puts them."""
+    new = record(name, n, seed)
+    new.speech = speech
+    for number, clip in enumerate(new.clips):
+        absolute, relative = index.thumbnail_path(new.content_hash, number)
+        absolute.parent.mkdir(parents=True, exist_ok=True)
+        absolute.write_bytes(b"jpeg %d" % number)
+        new.clips[number] = NewClip(clip.start, clip.end, relative, f"{name} said {number}")
+    return new
+
+
+def test_replace_video_swaps_clips_in_one_commit(filled):
+    old_b = record("b", 40, seed=1)
+    old_thumb = filled / "thumbs/b/00005.jpg"
+    old_thumb.parent.mkdir(parents=True)
+    old_thumb.write_bytes(b"jpeg")
+    with ClipIndex(filled) as index:
+        assert index.indexed_speech("hash-b") == NO_SPEECH and index.indexed_speech("hash-z") is None
+        new_b = thumbnailed(index, "b", 30, seed=7, speech="k1")
+        assert index.replace_video(new_b) == 40
+        assert index.indexed_speech("hash-b") == "k1"
+        with ClipIndex(filled, readonly=True) as reader:  # not committed: readers see the old clips
+            assert reader.stats()["clips"] == 120 and reader.indexed_speech("hash-b") == NO_SPEECH
+    with ClipIndex(filled, readonly=True) as reader:
+        assert reader.stats()["clips"] == 110 and reader.stats()["spaces"]["text"]["vectors"] == 110
+        assert [(v.path, v.clips, v.speech) for v in reader.videos()] == [
+            ("/videos/a.mp4", 40, NO_SPEECH), ("/videos/c.mp4", 40, NO_SPEECH), ("/videos/b.mp4", 30, "k1")]
+        hit = reader.search(text=new_b.text[4], k=1)[0]
+        assert (hit.video, hit.start, hit.text) == ("/videos/b.mp4", 16.0, "b said 4")
+        assert not any(h.text == "b 5" for h in reader.search(visual=old_b.visual[5], k=200))
+        # the old clips' thumbnails went with them; the new ones (generation 2) stay
+        assert not old_thumb.exists()
+        assert hit.thumbnail == str(filled / "thumbs/hash-b/2-00004.jpg")
+        assert (filled / "thumbs/hash-b/2-00004.jpg").read_bytes() == b"jpeg 4"
+
+
+def test_replace_refuses_a_bad_record_and_changes_nothing(filled):
+    with ClipIndex(filled) as index:
+        with pytest.raises(ClipIndexError, match="dimension"):
+            index.replace_video(record("b", 2, seed=1, visual=unit(np.ones((2, DV + 1)))))
+        assert index.indexed_speech("hash-b") == NO_SPEECH and index.stats()["clips"] == 120
+
+
+@pytest.mark.parametrize("crash_in", ["between_remove_and_add", "manifest"])
+def test_crash_while_replacing_keeps_the_old_clips(filled, monkeypatch, crash_in):
+    b = record("b", 40, seed=1)
+    index = ClipIndex(filled)
+    new_b = thumbnailed(index, "b", 30, seed=7, speech="k1")
+    if crash_in == "between_remove_and_add":
+        def crash(*args, **kwargs):
+            raise OSError("power cut")
+        monkeypatch.setattr(index.store, "add_video", crash)
+        with pytest.raises(OSError):
+            index.replace_video(new_b)
+    else:
+        index.replace_video(new_b)
+        def crash(self, manifest):
+            raise OSError("power cut")
+        monkeypatch.setattr(ClipIndex, "_write_manifest", crash)
+        with pytest.raises(OSError):
+            index.commit()
+    index.close()  # the process dies
+    monkeypatch.undo()
+    with ClipIndex(filled) as writer:  # recovery: generation 1, b as it was
+        assert writer.generation == 1 and writer.stats()["clips"] == 120
+        assert writer.indexed_speech("hash-b") == NO_SPEECH
+        hit = writer.search(visual=b.visual[5], text=b.text[5], k=1)[0]
+        assert (hit.video, hit.start, hit.text) == ("/videos/b.mp4", 20.0, "b 5")
+        if crash_in == "manifest":  # the unfinished clips' thumbnails went with their rows
+            assert not (filled / "thumbs/hash-b/2-00004.jpg").exists()
+        assert writer.replace_video(new_b) == 40  # and the re-do can run again
+    with ClipIndex(filled, readonly=True) as reader:
+        assert reader.indexed_speech("hash-b") == "k1" and reader.stats()["clips"] == 110
+
+
+def test_index_written_before_speech_keys_reads_as_made_without_speech(filled):
+    import sqlite3
+
+    db = sqlite3.connect(filled / "meta.sqlite")
+    db.execute("ALTER TABLE videos DROP COLUMN speech")  # the file as an older vidsift wrote it
+    db.close()
+    with ClipIndex(filled, readonly=True) as reader:
+        assert [v.speech for v in reader.videos()] == [NO_SPEECH] * 3
+        assert reader.indexed_speech("hash-a") == NO_SPEECH and reader.stats()["clips"] == 120
+    with ClipIndex(filled) as writer:  # a writer adds the column; the videos keep NO_SPEECH
+        assert writer.indexed_speech("hash-c") == NO_SPEECH
+        writer.replace_video(thumbnailed(writer, "c", 3, seed=8, speech="k2"))
+    with ClipIndex(filled, readonly=True) as reader:
+        assert [(v.content_hash, v.speech) for v in reader.videos()] == [
+            ("hash-a", NO_SPEECH), ("hash-b", NO_SPEECH), ("hash-c", "k2")]

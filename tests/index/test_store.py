@@ -1,6 +1,8 @@
+import sqlite3
+
 import numpy as np
 
-from vidsift.index.store import MetadataStore, NewClip
+from vidsift.index.store import NO_SPEECH, MetadataStore, NewClip
 
 
 def clips(n, prefix="t"):
@@ -69,3 +71,56 @@ def test_reopen_keeps_rows(tmp_path):
     store.close()
     again = MetadataStore(tmp_path / "m.sqlite")
     assert again.clip_count(1) == 2
+
+
+def test_videos_record_their_speech_settings(tmp_path):
+    store = MetadataStore(tmp_path / "m.sqlite")
+    store.add_video("/v/a.mp4", "a", 2.0, clips(2), vectors(2, 8, 0), vectors(2, 4, 0), gen=1)
+    store.add_video("/v/b.mp4", "b", 1.0, clips(1), vectors(1, 8, 1), vectors(1, 4, 1), gen=1,
+                    speech="0123abcd")
+    assert [(v.content_hash, v.speech) for v in store.videos(1)] == [("a", NO_SPEECH), ("b", "0123abcd")]
+
+
+OLD_VIDEOS_TABLE = """CREATE TABLE videos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, content_hash TEXT NOT NULL,
+    duration REAL NOT NULL, added REAL NOT NULL, gen_added INTEGER NOT NULL, gen_removed INTEGER)"""
+
+
+def old_store(path):
+    """A metadata file as written before videos recorded their speech settings: one video, 2 clips."""
+    db = sqlite3.connect(path)
+    db.execute(OLD_VIDEOS_TABLE)
+    db.commit()
+    db.close()
+    store = MetadataStore(path, readonly=True)  # the rest of the schema; videos left as it is
+    store._db.execute("INSERT INTO videos(path, content_hash, duration, added, gen_added)"
+                      " VALUES ('/v/a.mp4', 'a', 2.0, 0, 1)")
+    store._db.execute("INSERT INTO clips(video_id, start, end, thumbnail, text, visual, text_vector,"
+                      " gen_added) VALUES (1, 0, 1, 't0.jpg', 'clip 0', ?, ?, 1), (1, 1, 2, 't1.jpg',"
+                      " 'clip 1', ?, ?, 1)", (b"\0" * 32, b"\0" * 16) * 2)
+    store.close()
+
+
+def columns(path):
+    db = sqlite3.connect(path)
+    try:
+        return [row[1] for row in db.execute("PRAGMA table_info(videos)")]
+    finally:
+        db.close()
+
+
+def test_old_file_is_read_as_it_is_and_migrated_by_a_writer(tmp_path):
+    path = tmp_path / "m.sqlite"
+    old_store(path)
+    reader = MetadataStore(path, readonly=True)
+    [video] = reader.videos(1)
+    assert (video.content_hash, video.clips, video.speech) == ("a", 2, NO_SPEECH)
+    reader.close()
+    assert "speech" not in columns(path)  # a reader changes nothing
+
+    writer = MetadataStore(path)
+    assert columns(path)[-1] == "speech"
+    writer.add_video("/v/b.mp4", "b", 1.0, clips(1), vectors(1, 8, 1), vectors(1, 4, 1), gen=2, speech="k1")
+    assert [(v.content_hash, v.clips, v.speech) for v in writer.videos(2)] == [("a", 2, NO_SPEECH), ("b", 1, "k1")]
+    writer.close()
+    assert [v.speech for v in MetadataStore(path).videos(2)] == [NO_SPEECH, "k1"]  # opened again: as is

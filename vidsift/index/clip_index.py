@@ -6,13 +6,17 @@ Directory layout:
                              factory choice and search parameters. Written last, atomically.
     visual.G.faiss, text.G.faiss
     meta.sqlite              videos and clips (with their vectors), rows tagged by generation
-    thumbs/<hash>/NNNNN.jpg  thumbnails (written by the index flow)
+    thumbs/<hash>/G-NNNNN.jpg  thumbnails of the clips added in generation G (written by the
+                             index flow; the generation keeps a re-done video's new thumbnails
+                             apart from the old ones its commit, or a crash's recovery, deletes)
     .lock                    held by the one process allowed to write
 
 A commit writes the SQLite rows (tagged G+1) as changes are made, then the FAISS files of G+1
 (temp file, fsync, rename), then the manifest naming G+1. A crash at any point before the
 manifest rename leaves generation G: its FAISS files are untouched and its rows are what readers
 at G see; the next writer to open the directory drops the half-written G+1 rows and files.
+replace_video() removes a video's clips and adds its new ones within one generation, so a crash
+leaves the old clips, never none.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import numpy as np
 
 from vidsift.index import factory as fx
 from vidsift.index.gpu import search_copy
-from vidsift.index.store import MetadataStore, NewClip
+from vidsift.index.store import NO_SPEECH, MetadataStore, NewClip
 from vidsift.core.config import IndexConfig
 from vidsift.core.errors import ClipIndexError
 from vidsift.core.files import write_atomic
@@ -46,7 +50,8 @@ class VideoClips:
     """One video's clips, ready to index: times in seconds, vectors unit float32.
 
     visual: (C, Dv) mean visual vector per clip; text: (C, Dt) per clip, in the space text
-    queries are embedded in. thumbnails are paths relative to the index dir.
+    queries are embedded in. thumbnails are paths relative to the index dir. speech: the speech
+    settings (SpeechConfig.key()) the clips' text was made with, NO_SPEECH when none.
     """
 
     path: str
@@ -55,6 +60,7 @@ class VideoClips:
     clips: list[NewClip]
     visual: np.ndarray
     text: np.ndarray
+    speech: str = NO_SPEECH
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +132,7 @@ class ClipIndex:
                 "use another --index-dir"
             )
         self.embedder = self.embedder or embedder
-        self.store = MetadataStore(self.dir / "meta.sqlite")
+        self.store = MetadataStore(self.dir / "meta.sqlite", readonly=readonly)
         if not readonly:
             dropped, thumbs = self.store.recover(self.generation)
             if dropped:
@@ -228,16 +234,51 @@ class ClipIndex:
     def has_video(self, content_hash: str) -> bool:
         return bool(self.store.find_video(self._view, content_hash=content_hash))
 
+    def indexed_speech(self, content_hash: str) -> str | None:
+        """The speech key (SpeechConfig.key(), or NO_SPEECH) this content's clips were indexed
+        with; None when it is not indexed."""
+        found = self.store.find_video(self._view, content_hash=content_hash)
+        return found[0].speech if found else None
+
     def add_video(self, record: VideoClips) -> bool:
         """Add one video's clips without rebuilding: the vectors are appended to both indexes.
         Returns False (and changes nothing) when this content hash is already indexed."""
         self._require_writer()
         if self.has_video(record.content_hash):
             return False
+        self._check_record(record)
+        ids = self.store.add_video(
+            record.path, record.content_hash, record.duration, record.clips,
+            np.asarray(record.visual, np.float32), np.asarray(record.text, np.float32), self._view,
+            speech=record.speech,
+        )
+        id_array = np.asarray(ids, dtype=np.int64)
+        for name, v in (("visual", record.visual), ("text", record.text)):
+            v = np.ascontiguousarray(v, dtype=np.float32)
+            space = self._spaces.get(name) or self._new_space(v.shape[1])
+            self._spaces[name] = space
+            space.index.add_with_ids(v, id_array)
+            space.search_index = None
+        self._dirty = True
+        return True
+
+    def replace_video(self, record: VideoClips) -> int:
+        """Re-do one video: the clips indexed for its content hash (if any) are removed and the
+        record's added, in the same uncommitted generation, so readers and a crash before the
+        next commit see the old clips. A record that cannot be added changes nothing. Returns
+        the number of clips removed."""
+        self._require_writer()
+        self._check_record(record)
+        removed = self.remove_video(record.content_hash)
+        self.add_video(record)
+        return removed
+
+    def _check_record(self, record: VideoClips) -> None:
+        """Refuse a record with no clips, or vectors not one per clip of the index's dimensions."""
         if not record.clips:
             raise ClipIndexError(f"{record.path}: no clips to index")
-        vectors = {"visual": np.asarray(record.visual, np.float32), "text": np.asarray(record.text, np.float32)}
-        for name, v in vectors.items():
+        for name, v in (("visual", record.visual), ("text", record.text)):
+            v = np.asarray(v)
             if v.ndim != 2 or len(v) != len(record.clips):
                 raise ClipIndexError(f"{record.path}: {name} vectors {v.shape} for {len(record.clips)} clips")
             if name in self._spaces and v.shape[1] != self._spaces[name].dim:
@@ -245,18 +286,6 @@ class ClipIndex:
                     f"{record.path}: {name} vectors have dimension {v.shape[1]}, the index holds "
                     f"{self._spaces[name].dim} (another embedder?)"
                 )
-        ids = self.store.add_video(
-            record.path, record.content_hash, record.duration, record.clips,
-            vectors["visual"], vectors["text"], self._view,
-        )
-        id_array = np.asarray(ids, dtype=np.int64)
-        for name, v in vectors.items():
-            space = self._spaces.get(name) or self._new_space(v.shape[1])
-            self._spaces[name] = space
-            space.index.add_with_ids(np.ascontiguousarray(v), id_array)
-            space.search_index = None
-        self._dirty = True
-        return True
 
     def _new_space(self, dim: int) -> _Space:
         choice = fx.choose_index(0, dim, self.cfg.flat_max_vectors, self._memory_per_space())
@@ -391,7 +420,8 @@ class ClipIndex:
         return space.search_index
 
     def videos(self):
-        """Indexed videos (VideoRecord: path, content hash, duration, added, clip count)."""
+        """Indexed videos (VideoRecord: path, content hash, duration, added, clip count, speech
+        key)."""
         return self.store.videos(self._view)
 
     def stats(self) -> dict:
@@ -414,6 +444,7 @@ class ClipIndex:
         }
 
     def thumbnail_path(self, content_hash: str, clip_number: int) -> tuple[Path, str]:
-        """Where a clip's thumbnail goes: (absolute path, path relative to the index dir)."""
-        relative = f"thumbs/{content_hash[:16]}/{clip_number:05d}.jpg"
+        """Where a clip added now puts its thumbnail: (absolute path, path relative to the index
+        dir), named by the generation being written (see module doc)."""
+        relative = f"thumbs/{content_hash[:16]}/{self._view}-{clip_number:05d}.jpg"
         return self.dir / relative, relative

@@ -5,6 +5,11 @@ Rows are versioned by generation: a row written by an uncommitted change carries
 generation, and readers see only rows visible at the generation the manifest committed
 (gen_added <= G and not removed at or before G). A crash before the manifest is written therefore
 leaves the previous generation's view intact; recover() drops what the crash left half-done.
+
+Each video row records the speech settings its clips' text was made with (SpeechConfig.key(), or
+NO_SPEECH), so an index run with other settings knows to re-do it. Files written before that
+column existed gain it, every video marked NO_SPEECH, when a writer opens them; readers of such a
+file see NO_SPEECH without changing it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-_SCHEMA = """
+NO_SPEECH = "none"  # speech key of clips made without a transcript
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS videos (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT NOT NULL,
@@ -25,7 +32,8 @@ CREATE TABLE IF NOT EXISTS videos (
     duration REAL NOT NULL,
     added REAL NOT NULL,
     gen_added INTEGER NOT NULL,
-    gen_removed INTEGER
+    gen_removed INTEGER,
+    speech TEXT NOT NULL DEFAULT '{NO_SPEECH}'
 );
 CREATE UNIQUE INDEX IF NOT EXISTS videos_live_hash ON videos(content_hash) WHERE gen_removed IS NULL;
 CREATE INDEX IF NOT EXISTS videos_path ON videos(path);
@@ -58,6 +66,7 @@ class VideoRecord:
     duration: float  # seconds
     added: float  # unix time
     clips: int
+    speech: str  # speech key the clips' text was made with (NO_SPEECH: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +91,27 @@ class NewClip:
 
 
 class MetadataStore:
-    """One SQLite file. Each method is one transaction; `gen` arguments are generations."""
+    """One SQLite file. Each method is one transaction; `gen` arguments are generations.
+    readonly: never change the file's schema (an older file is read as it is)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a commit survives power loss
         self._db.executescript(_SCHEMA)
+        self._speech_column = "v.speech"
+        if not self._has_speech_column():
+            if readonly:
+                self._speech_column = f"'{NO_SPEECH}'"
+            else:
+                with self._tx() as db:
+                    if not self._has_speech_column():  # another writer may have just added it
+                        db.execute(f"ALTER TABLE videos ADD COLUMN speech TEXT NOT NULL DEFAULT '{NO_SPEECH}'")
+
+    def _has_speech_column(self) -> bool:
+        """False for a file written before videos recorded their speech settings."""
+        return any(row[1] == "speech" for row in self._db.execute("PRAGMA table_info(videos)"))
 
     def close(self) -> None:
         self._db.close()
@@ -107,8 +129,10 @@ class MetadataStore:
         visual: np.ndarray,
         text: np.ndarray,
         gen: int,
+        speech: str = NO_SPEECH,
     ) -> list[int]:
-        """Insert a video and its clips (visual (C, Dv), text (C, Dt) float32) at generation gen;
+        """Insert a video and its clips (visual (C, Dv), text (C, Dt) float32) at generation gen,
+        their text made with speech settings `speech` (a SpeechConfig.key() or NO_SPEECH);
         returns the clip ids in order."""
         if not (len(clips) == len(visual) == len(text)):
             raise ValueError(f"{len(clips)} clips, {len(visual)} visual, {len(text)} text vectors")
@@ -117,8 +141,9 @@ class MetadataStore:
         ids = []
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO videos(path, content_hash, duration, added, gen_added) VALUES (?,?,?,?,?)",
-                (path, content_hash, float(duration), time.time(), gen),
+                "INSERT INTO videos(path, content_hash, duration, added, gen_added, speech)"
+                " VALUES (?,?,?,?,?,?)",
+                (path, content_hash, float(duration), time.time(), gen, speech),
             )
             video_id = cur.lastrowid
             for clip, v, t in zip(clips, visual, text):
@@ -178,8 +203,8 @@ class MetadataStore:
     def _videos(self, g: int, extra: str, args: dict) -> list[VideoRecord]:
         rows = self._db.execute(
             f"SELECT v.id, v.path, v.content_hash, v.duration, v.added,"
-            f" (SELECT COUNT(*) FROM clips c WHERE c.video_id = v.id AND {_visible('c')})"
-            f" FROM videos v WHERE {_visible('v')} {extra} ORDER BY v.id",
+            f" (SELECT COUNT(*) FROM clips c WHERE c.video_id = v.id AND {_visible('c')}),"
+            f" {self._speech_column} FROM videos v WHERE {_visible('v')} {extra} ORDER BY v.id",
             {"g": g, **args},
         )
         return [VideoRecord(*row) for row in rows]
