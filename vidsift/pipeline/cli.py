@@ -244,8 +244,9 @@ def index_command(
     if as_json:
         print_json(summary.to_dict())
     else:
+        redone = f"{len(summary.reindexed)} re-indexed for other speech settings, " if summary.reindexed else ""
         console.print(
-            f"{len(summary.indexed)} indexed ({summary.clips} clips, {summary.frames} frames), "
+            f"{len(summary.indexed)} indexed ({redone}{summary.clips} clips, {summary.frames} frames), "
             f"{len(summary.skipped)} already indexed, {len(summary.failed)} failed, "
             f"in {summary.wall_s:.1f} s -> {summary.index_dir}", highlight=False)
     if summary.failed and not summary.indexed and not summary.skipped:

@@ -65,3 +65,54 @@ def test_speech_off_leaves_it_out(spoken_library):
     hits = json.loads(invoke("search", "vault code seven four two nine", "--index-dir", str(index_dir),
                              "--json").stdout)["hits"]
     assert hits and not any("speech:" in h["text"] for h in hits)
+
+
+def test_reindexing_with_other_speech_settings_redoes_the_clips_from_memory(spoken_library, monkeypatch):
+    import sqlite3
+
+    from vidsift.index.clip_index import ClipIndex
+    from vidsift.index.store import NO_SPEECH
+
+    index_dir, video = spoken_library / "index-redo", spoken_library / "videos" / "vault.mp4"
+
+    def index(*options):
+        result = invoke("index", str(video), "--index-dir", str(index_dir), "--json", *options)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def vault_hits():
+        return json.loads(invoke("search", "vault code seven four two nine", "-k", "3", "--index-dir",
+                                 str(index_dir), "--json").stdout)["hits"]
+
+    first = index()
+    assert first["indexed"] == [str(video.resolve())] and first["reindexed"] == []
+    # The index as a vidsift that did not record speech settings wrote it: read as made without.
+    db = sqlite3.connect(index_dir / "meta.sqlite")
+    db.execute("ALTER TABLE videos DROP COLUMN speech")
+    db.close()
+    assert not any("speech:" in h["text"] for h in vault_hits())
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("re-indexing probed (to decode) a video whose memory is stored")
+
+    monkeypatch.setattr("vidsift.core.probe.probe", no_decoding)
+    spoken = index("--speech", "subtitles")
+    assert spoken["indexed"] == spoken["reindexed"] == [str(video.resolve())] and spoken["skipped"] == []
+    assert spoken["clips"] == first["clips"] and spoken["notes"] == []
+    top = vault_hits()[0]
+    assert top["video"].endswith("vault.mp4") and top["text"].endswith(f" | speech: {SAID}")
+    assert top["start"] == pytest.approx(5.0, abs=0.15) and top["end"] == pytest.approx(10.0, abs=0.15)
+    with ClipIndex(index_dir, readonly=True) as reader:
+        [record] = reader.videos()
+        assert record.clips == first["clips"] and record.speech not in ("", NO_SPEECH)
+        assert reader.stats()["clips"] == first["clips"]
+        assert sorted(p.name for p in (index_dir / "thumbs").rglob("*.jpg")) == [
+            f"{reader.generation}-{n:05d}.jpg" for n in range(first["clips"])]  # the old ones went
+
+    again = index("--speech", "subtitles")
+    assert again["skipped"] == [str(video.resolve())] and again["indexed"] == []
+
+    result = invoke("index", str(video), "--index-dir", str(index_dir))  # speech off again
+    assert result.exit_code == 0, result.output
+    assert "1 indexed (1 re-indexed for other speech settings" in " ".join(result.stdout.split())
+    assert not any("speech:" in h["text"] for h in vault_hits())

@@ -2,7 +2,9 @@
 else sharded decode + embed on the ingest pool) -> clips -> ClipIndex; and search_clips(), a text
 query, a query image or both against that index.
 
-Videos already in the index (by content hash) are skipped; the rest stream through the ingest
+Videos already in the index (by content hash) with the same speech settings are skipped; one
+indexed with other speech settings (speech newly on, changed, or off) is re-done from its stored
+memory, its old clips replaced by the new ones within one commit. The rest stream through the ingest
 pool, every actor busy with shards of whichever videos are in flight, and the one writer (this
 process) adds each video as its last shard lands, committing at least every COMMIT_EVERY_S
 seconds and at the end: an interrupted run loses at most that much work, and its memories are
@@ -33,6 +35,7 @@ class IndexEvent:
 
     kind: "indexed", "skipped" (already indexed) or "failed".
     done: videos finished so far (indexed + skipped + failed), of total.
+    reindexed: an "indexed" video whose clips made with other speech settings it replaced.
     """
 
     kind: str
@@ -42,12 +45,14 @@ class IndexEvent:
     clips: int = 0  # clips this video added
     frames: int = 0  # coarse frames this video decoded and embedded
     error: str = ""
+    reindexed: bool = False
 
 
 @dataclass(slots=True)
 class IndexSummary:
     index_dir: str
     indexed: list[str] = field(default_factory=list)
+    reindexed: list[str] = field(default_factory=list)  # of indexed: clips of other speech settings replaced
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, error)
     notes: list[str] = field(default_factory=list)  # what could not be read but did not fail a video
@@ -58,7 +63,8 @@ class IndexSummary:
 
     def to_dict(self) -> dict:
         return {
-            "index_dir": self.index_dir, "indexed": list(self.indexed), "skipped": list(self.skipped),
+            "index_dir": self.index_dir, "indexed": list(self.indexed),
+            "reindexed": list(self.reindexed), "skipped": list(self.skipped),
             "failed": [{"path": p, "error": e} for p, e in self.failed], "notes": list(self.notes),
             "clips": self.clips,
             "frames": self.frames, "video_seconds": round(self.video_seconds, 3),
@@ -105,6 +111,7 @@ def index_videos(
     cfg.index.dir (see module doc). pool: an IngestPool to use (else one is started and closed)."""
     from vidsift.index.clip_index import ClipIndex
     from vidsift.index.memory import MemoryStore
+    from vidsift.index.store import NO_SPEECH
     from vidsift.pipeline.ingest import ingest_videos
 
     started = time.perf_counter()
@@ -112,16 +119,17 @@ def index_videos(
     summary = IndexSummary(index_dir=str(Path(cfg.index.dir).expanduser()))
     notify = progress or (lambda event: None)
     total = len(videos)
+    speech = cfg.speech.key() if cfg.speech.enabled else NO_SPEECH  # what clips_record makes
     with ClipIndex(cfg.index.dir, cfg.index, embedder=cfg.embed.space_id) as index:
         todo = []
         for path in videos:
             try:
-                already = index.has_video(content_hash(path))
+                made_with = index.indexed_speech(content_hash(path))
             except Exception as exc:  # noqa: BLE001 - reported below like any failed video
                 summary.failed.append((path, str(exc)))
                 notify(IndexEvent("failed", path, _done(summary), total, error=str(exc)))
                 continue
-            if already:
+            if made_with == speech:
                 summary.skipped.append(path)
                 notify(IndexEvent("skipped", path, _done(summary), total))
             else:
@@ -137,7 +145,14 @@ def index_videos(
                         if isinstance(outcome, Exception):
                             raise outcome
                         record = clips_record(path, outcome, cfg, index, pool.embed_text, summary.notes)
-                        index.add_video(record)
+                        record.speech = speech
+                        # Checked now, not when listed: another path of the same content may
+                        # have just been indexed with these settings.
+                        replaces = index.indexed_speech(record.content_hash) not in (None, speech)
+                        if replaces:  # old clips out, new in, before the next commit
+                            index.replace_video(record)
+                        else:
+                            index.add_video(record)
                     except Exception as exc:  # noqa: BLE001 - one bad file must not stop an archive
                         error = str(exc) if str(path) in str(exc) else f"{path}: {type(exc).__name__}: {exc}"
                         log.warning("skipping %s", error)
@@ -146,10 +161,13 @@ def index_videos(
                         continue
                     n_frames = len(outcome.frames)
                     summary.indexed.append(path)
+                    if replaces:
+                        summary.reindexed.append(path)
                     summary.clips += len(record.clips)
                     summary.frames += n_frames
                     summary.video_seconds += record.duration
-                    notify(IndexEvent("indexed", path, _done(summary), total, len(record.clips), n_frames))
+                    notify(IndexEvent("indexed", path, _done(summary), total, len(record.clips), n_frames,
+                                      reindexed=replaces))
                     if time.monotonic() - last_commit > COMMIT_EVERY_S:
                         index.commit()
                         last_commit = time.monotonic()
