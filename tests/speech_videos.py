@@ -52,12 +52,14 @@ def make_speech_video(
     voice: str = "en-us",
     words_per_minute: int = 150,
     size: str = "160x120",
+    keyframe_every_s: float | None = None,
 ) -> list[Line]:
     """A `duration`-second video (lavfi testsrc, H.264) with:
     audio "speech": `lines` spoken at their start times over silence (AAC); "silent": a silent
     track; "none": no audio stream;
     subtitle_codec (mov_text for .mp4; srt, ass, webvtt for .mkv): a track holding `cues`
-    ((start, end, text) seconds).
+    ((start, end, text) seconds); keyframe_every_s: a keyframe that often (x264's default is
+    every 25 s at its 10 fps), so the ingest pool can cut the video into shards.
     Returns the lines with their spoken end times (start + the WAV's length)."""
     work = path.parent / f".{path.stem}-parts"
     work.mkdir(parents=True, exist_ok=True)
@@ -93,7 +95,8 @@ def make_speech_video(
         maps += ["-map", f"{sub_input}:s", "-c:s", subtitle_codec, "-metadata:s:s:0", "language=eng"]
     if audio != "none":
         maps += ["-c:a", "aac"]
-    run_ffmpeg(*args, *maps, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-t", str(duration), str(path))
+    gop = ["-g", str(round(10 * keyframe_every_s))] if keyframe_every_s else []
+    run_ffmpeg(*args, *maps, "-c:v", "libx264", *gop, "-pix_fmt", "yuv420p", "-t", str(duration), str(path))
     shutil.rmtree(work)
     return spoken
 

@@ -209,6 +209,10 @@ class SpeechConfig(_Section):
     batch_size: int = Field(4, ge=1)  # whisper: windows per generate call
     device: str = "auto"  # whisper: auto | cpu | cuda | cuda:N
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # whisper weights
+    # which ingest actors recognise speech, a shard each: decode (many, on CPU: pocketsphinx),
+    # embed (the model actors, on the GPU where there is one: whisper), or auto (embed for
+    # whisper when the embed actors have GPUs, else decode)
+    asr_actor: Literal["auto", "decode", "embed"] = "auto"
 
     @property
     def enabled(self) -> bool:
@@ -219,7 +223,7 @@ class SpeechConfig(_Section):
         import hashlib
         import json
 
-        fields = self.model_dump(exclude={"batch_size", "device"})
+        fields = self.model_dump(exclude={"batch_size", "device", "asr_actor"})
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # core.transcript builds on this module's TranscriptSegment
+    from vidsift.core.transcript import Transcript
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +264,8 @@ class VideoMemory:
 
     content_hash: SHA-256 of the file. key: Config.memory_key() of the settings it was made with.
     embedder: the embedder's space id. info: the probe. frames: the coarse frames' results.
+    transcript: what is said (core.transcript.Transcript), when the job that read this memory
+    asked for speech (speech.mode); stored apart, per speech settings, and attached by ingest.
     """
 
     content_hash: str
@@ -267,3 +273,4 @@ class VideoMemory:
     embedder: str
     info: VideoInfo
     frames: CoarseFrames
+    transcript: Transcript | None = None

@@ -1,5 +1,9 @@
 """The one ingest chain every job shares: video -> content hash -> stored memory, or probe ->
 keyframe-aligned shards -> coarse decode + embed on the ingest pool -> memory (stored) -> clips.
+With speech.mode set the chain also gives the video's transcript, attached to its memory:
+stored (index.transcripts, per speech settings) or read from subtitles here, or recognised on
+the pool in the same shards as the coarse pass (a video whose memory exists gets speech-only
+shards), then stored.
 
 ask, index, caption and the HTTP service all call ingest_videos(); each video is decoded at most
 once per (content, settings): a later job reads its memory (index/memory.py). Shards of one video
@@ -19,6 +23,7 @@ from vidsift.core.config import Config
 from vidsift.core.errors import CorruptVideoError, VidsiftError
 from vidsift.core.media import content_hash
 from vidsift.core.shards import plan_shards
+from vidsift.core.transcript import Transcript
 from vidsift.core.types import VideoMemory
 
 log = logging.getLogger(__name__)
@@ -37,15 +42,24 @@ class IngestProgress:
 
 @dataclass(slots=True)
 class _InFlight:
-    """A video being ingested: which shards have landed; their results wait on disk in `stage`
-    (index.memory.ShardStage), so the driver holds one shard at a time."""
+    """A video being ingested: which shards have landed. Their frames wait on disk in `stage`
+    (index.memory.ShardStage; None when the memory was stored before, and only speech is
+    recognised), so the driver holds one shard at a time; their speech (text) waits in `heard`.
+    transcript: what subtitles gave, to be completed by the shards' speech (None: no speech)."""
 
     digest: str
     info: object
     shards: list[tuple[float, float]]
-    stage: object
+    stage: object | None
+    memory: VideoMemory | None = None
+    transcript: Transcript | None = None
+    heard: dict = field(default_factory=dict)
     done: set = field(default_factory=set)
     failed: bool = False
+
+    def discard(self) -> None:
+        if self.stage is not None:
+            self.stage.discard()
 
 
 def ingest_videos(
@@ -58,13 +72,16 @@ def ingest_videos(
     """Yield (path, VideoMemory) for every video, or (path, the error) for one that cannot be
     ingested; the rest go on. Memories found in `store` (index.memory.MemoryStore) are reused;
     new ones are made on `pool` (workers.ingest.IngestPool) and stored before they are yielded.
-    Videos are yielded as they complete, not in input order."""
+    With cfg.speech.mode set each memory carries its transcript (see module doc). Videos are
+    yielded as they complete, not in input order."""
     from vidsift.core.probe import probe
-    from vidsift.workers.ingest import ShardTask
+    from vidsift.index.transcripts import TranscriptStore
+    from vidsift.workers.ingest import ShardTask, SpeechShard
 
     notify = progress or (lambda event: None)
     key = cfg.memory_key()
     shard_s = cfg.ingest.shard_minutes * 60.0
+    transcripts = TranscriptStore(cfg.index.dir)
     flights: dict[str, _InFlight] = {}
     ready: list[tuple[str, VideoMemory | Exception]] = []
 
@@ -74,19 +91,26 @@ def ingest_videos(
             try:
                 digest = content_hash(path)
                 memory = store.get(digest, key)
-                if memory is not None:
+                info = memory.info if memory is not None else probe(path, max_pixels=cfg.decode.max_pixels)
+                transcript, needs_asr = _known_transcript(path, digest, info, cfg, transcripts)
+                if memory is not None and not needs_asr:
                     notify(IngestProgress(path, 1, 1, reused=True))
+                    memory.transcript = transcript
                     ready.append((path, memory))
                     continue
-                info = probe(path, max_pixels=cfg.decode.max_pixels)
                 shards = plan_shards(info.keyframe_times, info.start_time, info.end_time, shard_s)
             except (VidsiftError, OSError, ValueError) as exc:
                 ready.append((path, exc))
                 continue
-            flights[path] = _InFlight(digest, info, shards, store.stage(digest, key))
+            flights[path] = _InFlight(digest, info, shards,
+                                      store.stage(digest, key) if memory is None else None,
+                                      memory, transcript)
             notify(IngestProgress(path, 0, len(shards)))
+            last = len(shards) - 1
             for number, (start, end) in enumerate(shards):
-                yield ShardTask(path, start, end, tag=number)
+                speech = (SpeechShard(cfg.speech, start if number else None, end if number < last else None)
+                          if needs_asr else None)
+                yield ShardTask(path, start, end, tag=number, frames=memory is None, speech=speech)
 
     try:
         for task, outcome in pool.run_shards(tasks()):
@@ -96,26 +120,29 @@ def ingest_videos(
                 continue  # another shard of this video already failed it
             if isinstance(outcome, Exception):
                 flight.failed = True
-                flights.pop(task.path).stage.discard()
+                flights.pop(task.path).discard()
                 yield task.path, outcome
                 continue
             try:
-                flight.stage.add(task.tag, outcome)
+                if outcome.frames is not None:
+                    flight.stage.add(task.tag, outcome.frames)
             except (OSError, ValueError) as exc:  # a full disk fails this video, not the run
                 flight.failed = True
-                flights.pop(task.path).stage.discard()
+                flights.pop(task.path).discard()
                 yield task.path, exc
                 continue
+            if outcome.heard is not None:
+                flight.heard[task.tag] = outcome.heard
             flight.done.add(task.tag)
             del outcome
             notify(IngestProgress(task.path, len(flight.done), len(flight.shards)))
             if len(flight.done) == len(flight.shards):
                 flights.pop(task.path)
-                yield task.path, _finish(task.path, flight, cfg, key, store)
+                yield task.path, _finish(task.path, flight, cfg, key, store, transcripts)
         yield from _drain(ready)
     finally:  # a failed run or a caller that stopped early leaves no staged files
         for flight in flights.values():
-            flight.stage.discard()
+            flight.discard()
 
 
 def _drain(ready: list) -> Iterator:
@@ -123,19 +150,57 @@ def _drain(ready: list) -> Iterator:
         yield ready.pop(0)
 
 
-def _finish(path: str, flight: _InFlight, cfg: Config, key: str, store) -> VideoMemory | Exception:
+def _known_transcript(path: str, digest: str, info, cfg: Config,
+                      transcripts) -> tuple[Transcript | None, bool]:
+    """(the video's transcript as far as it is known without recognition: stored, or read from
+    its subtitles (and then stored); whether speech recognition must still fill it in).
+    (None, False) when the job asks for no speech."""
+    from vidsift.workers.speech import subtitles_first
+
+    if not cfg.speech.enabled:
+        return None, False
+    stored = transcripts.get(digest, cfg.speech.key())
+    if stored is not None:
+        return stored, False
+    transcript, needs_asr = subtitles_first(path, cfg.speech)
+    if needs_asr and not info.has_audio:
+        transcript.warnings.append(f"{path}: no audio track")
+        needs_asr = False
+    if not needs_asr:
+        _store_transcript(transcript, digest, cfg, transcripts)
+    return transcript, needs_asr
+
+
+def _store_transcript(transcript: Transcript, digest: str, cfg: Config, transcripts) -> None:
+    """Keep a new transcript for later jobs; a store that cannot be written is a note in it."""
+    try:
+        transcripts.put(digest, cfg.speech.key(), transcript, cfg.speech.model_dump())
+    except OSError as exc:
+        transcript.warnings.append(f"transcript not stored under {cfg.index.dir} ({exc})")
+
+
+def _finish(path: str, flight: _InFlight, cfg: Config, key: str, store,
+            transcripts) -> VideoMemory | Exception:
     from vidsift.workers.ingest import release_freed_memory
+    from vidsift.workers.speech import add_heard
 
     order = range(len(flight.shards))
     try:
-        if flight.stage.frame_count(order) == 0:
-            return CorruptVideoError(path, "the coarse pass decoded no frames")
-        return store.put_staged(flight.digest, key, cfg.embed.space_id, flight.info,
-                                flight.stage, order)
+        memory = flight.memory
+        if memory is None:
+            if flight.stage.frame_count(order) == 0:
+                return CorruptVideoError(path, "the coarse pass decoded no frames")
+            memory = store.put_staged(flight.digest, key, cfg.embed.space_id, flight.info,
+                                      flight.stage, order)
+        if flight.heard:
+            add_heard(flight.transcript, path, cfg.speech, [flight.heard[i] for i in order])
+            _store_transcript(flight.transcript, flight.digest, cfg, transcripts)
+        memory.transcript = flight.transcript
+        return memory
     except OSError as exc:  # a full or read-only index dir fails this video, not the run
         return exc
     finally:
-        flight.stage.discard()
+        flight.discard()
         release_freed_memory()  # the write's buffers
 
 

@@ -3,7 +3,10 @@
 A video is ingested shard by shard (core.shards.plan_shards): an actor decodes one time shard
 coarsely and embeds it where it decoded it, so only the small results (times, vectors, text,
 JPEG thumbnails) leave the actor, and the pool keeps every actor busy with the shards of one
-long video or of a whole archive. The same actors serve probes, fine decodes (frames_at) and
+long video or of a whole archive. When the job asks for speech recognition, each shard's audio
+is decoded and recognised in the same shard (on its decode actor, or on an embed actor for a
+recogniser that wants the GPU: speech.asr_actor), so a long lecture's speech is recognised on
+every actor at once and only its text leaves the worker. The same actors serve probes, fine decodes (frames_at) and
 query embeddings, so a question needs no other worker before the VLM.
 
 Failure rules: every call has a timeout (decode.timeout_s for probes and fine decodes,
@@ -26,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from vidsift.core.config import Config
+from vidsift.core.config import Config, IngestConfig, SpeechConfig
 from vidsift.core.errors import CorruptVideoError, DecodeTimeoutError, VidsiftError
 from vidsift.core.files import THUMBNAIL_MAX_SIDE
 from vidsift.core.types import CoarseFrames, Frame, FrameEmbeddings, VideoInfo
+from vidsift.workers.speech import Heard
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +84,55 @@ def _identity() -> tuple[str, int]:
 LOAD_GROUP = "load"  # EmbedActor's concurrency group for its backlog count
 
 
-class EmbedActor:
+@dataclass(frozen=True, slots=True)
+class SpeechShard:
+    """Speech recognition of one shard under cfg: [start, end) seconds of the audio track, None
+    for the video's first shard's start and last shard's end (speech before the first picture
+    or after the last one belongs to them)."""
+
+    cfg: SpeechConfig
+    start: float | None
+    end: float | None
+
+
+@dataclass(slots=True)
+class ShardResult:
+    """What one shard gave: its coarse frames (None when only its speech was asked for) and its
+    recognised speech (None when not asked for)."""
+
+    frames: CoarseFrames | None
+    heard: Heard | None
+
+
+def asr_on_embed_actors(ingest: IngestConfig, speech: SpeechConfig) -> bool:
+    """Whether the embed actors recognise speech (speech.asr_actor; auto: whisper when the embed
+    actors hold GPUs, since the decode actors are CPU-only)."""
+    if speech.asr_actor != "auto":
+        return speech.asr_actor == "embed"
+    return speech.asr_backend == "whisper" and ingest.embed_gpus_per_actor > 0
+
+
+class _Listener:
+    """An actor's speech recogniser: loaded on its first shard with speech, again only when a
+    job's speech settings differ (the pool serves jobs with different speech modes)."""
+
+    _asr = None
+    _asr_settings: str | None = None
+
+    def _hear(self, path: str, speech: SpeechShard) -> Heard:
+        from vidsift.workers.speech import get_asr, hear
+
+        def load():
+            settings = speech.cfg.model_dump_json()
+            if self._asr_settings != settings:
+                self._asr, self._asr_settings = None, None  # the old one's memory goes first
+                self._asr, self._asr_settings = get_asr(speech.cfg), settings
+            return self._asr
+
+        return hear(path, speech.cfg, load, speech.start, speech.end)
+
+
+class EmbedActor(_Listener):
     """Hosts the embedder (its models load once per actor: most of an ingest worker's memory),
     fed frames by the decode actors (wrapped with ray.remote by IngestPool)."""
 
@@ -119,8 +171,17 @@ class EmbedActor:
     def embed_text(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed_text(texts)
 
+    def hear(self, path: str, speech: SpeechShard) -> Heard:
+        """A shard's speech, recognised here (announced by one reserve, like a piece)."""
+        try:
+            return self._hear(path, speech)
+        finally:
+            with self._count_lock:
+                self._queued -= 1
+            release_freed_memory()
 
-class DecodeActor:
+
+class DecodeActor(_Listener):
     """Hosts one decoder in its own process (wrapped with ray.remote by IngestPool): probes,
     fine decodes, and the coarse pass of a shard, streamed to an EmbedActor piece by piece."""
 
@@ -141,24 +202,21 @@ class DecodeActor:
             return probe(*args, max_pixels=self.cfg.decode.max_pixels)
         return getattr(self.decoder, method)(*args, **kwargs)
 
-    def shard(self, path: str, start: float, end: float, embedders: list,
-              first: int = 0) -> CoarseFrames:
-        """Coarse-decode [start, end) of path in keyframe-aligned pieces of about PIECE_S
-        seconds; each piece's frames go to an EmbedActor while the next piece decodes. A piece
+    def shard(self, path: str, start: float, end: float, embedders: list, first: int = 0,
+              frames: bool = True, speech: SpeechShard | None = None) -> ShardResult:
+        """Coarse-decode [start, end) of path (when `frames`) in keyframe-aligned pieces of about
+        PIECE_S seconds, each piece's frames going to an EmbedActor while the next piece
+        decodes; and recognise the shard's speech (when `speech`: here, after the pieces are
+        sent, so it overlaps their embedding, or on an embed actor; asr_on_embed_actors). A piece
         goes to the embed actor with the fewest pieces queued (from every decode actor; ties
         taken in turn from index `first`): what a piece costs to embed varies a lot (frames
         with text pay for OCR), and a fixed pairing left one embed actor idle while another
         worked through a text-heavy shard. At most PIECES_IN_FLIGHT
-        pieces' pixels are alive at once, whatever the shard's length, and only times, vectors,
-        text and JPEG thumbnails leave this process."""
+        pieces' pixels (or one window of audio) are alive at once, whatever the shard's length,
+        and only times, vectors, text, JPEG thumbnails and transcript lines leave this process."""
         import ray
 
-        from vidsift.core.probe import scan_video
-        from vidsift.core.shards import plan_shards
-
         cfg = self.cfg
-        scan = scan_video(path, cfg.decode.max_pixels)  # cached: coarse() reads the same scan
-        keys = scan.times[scan.is_key]
         parts: list[CoarseFrames] = []
         in_flight: deque = deque()  # (times, thumbnails, embedding ref) of pieces being embedded
         turn = first
@@ -175,28 +233,49 @@ class DecodeActor:
             times, thumbnails, ref = piece
             parts.append(CoarseFrames(times=times, embeddings=ray.get(ref), thumbnails=thumbnails))
 
+        heard_ref = heard = None
+        if speech is not None and asr_on_embed_actors(cfg.ingest, speech.cfg):
+            heard_ref = least_queued().hear.remote(path, speech)
+            turn += 1
+        if frames:
+            for times, thumbnails, images in self._pieces(path, start, end):
+                in_flight.append((times, thumbnails, least_queued().encode_frames.remote(images)))
+                turn += 1
+                del images
+                if len(in_flight) >= PIECES_IN_FLIGHT:
+                    collect(in_flight.popleft())
+        if speech is not None and heard_ref is None:
+            heard = self._hear(path, speech)
+        while in_flight:
+            collect(in_flight.popleft())
+        if heard_ref is not None:
+            heard = ray.get(heard_ref)
+        release_freed_memory()
+        if not frames:
+            return ShardResult(None, heard)
+        if not parts:
+            empty = np.zeros((0, 0), np.float32)
+            return ShardResult(CoarseFrames(np.zeros(0), FrameEmbeddings(empty, empty, []), []), heard)
+        return ShardResult(CoarseFrames.concat(parts), heard)
+
+    def _pieces(self, path: str, start: float, end: float) -> Iterator[tuple[np.ndarray, list[bytes], list[np.ndarray]]]:
+        """(times, JPEG thumbnails, images) of each keyframe-aligned piece of [start, end)
+        that decodes to any coarse frame, one piece decoded at a time."""
+        from vidsift.core.probe import scan_video
+        from vidsift.core.shards import plan_shards
+
+        cfg = self.cfg
+        scan = scan_video(path, cfg.decode.max_pixels)  # cached: coarse() reads the same scan
+        keys = scan.times[scan.is_key]
         for lo, hi in plan_shards(keys[(keys > start) & (keys < end)], start, end, PIECE_S):
-            frames: list[Frame] = self.decoder.coarse(
+            decoded: list[Frame] = self.decoder.coarse(
                 path, cfg.decode.coarse_max_side, cfg.selection.max_coarse_gap_s,
                 cfg.selection.coarse_fps, start=lo, end=hi,
             )
-            if not frames:
-                continue
-            piece = (np.array([f.pts for f in frames], dtype=np.float64),
-                     [jpeg_thumbnail(f.image) for f in frames],
-                     least_queued().encode_frames.remote([f.image for f in frames]))
-            turn += 1
-            del frames
-            in_flight.append(piece)
-            if len(in_flight) >= PIECES_IN_FLIGHT:
-                collect(in_flight.popleft())
-        while in_flight:
-            collect(in_flight.popleft())
-        release_freed_memory()
-        if not parts:
-            empty = np.zeros((0, 0), np.float32)
-            return CoarseFrames(np.zeros(0), FrameEmbeddings(empty, empty, []), [])
-        return CoarseFrames.concat(parts)
+            if decoded:
+                yield (np.array([f.pts for f in decoded], dtype=np.float64),
+                       [jpeg_thumbnail(f.image) for f in decoded], [f.image for f in decoded])
+            del decoded
 
 
 def _read_ahead(items: Iterable, depth: int) -> Iterator:
@@ -240,12 +319,15 @@ def _read_ahead(items: Iterable, depth: int) -> Iterator:
 
 @dataclass(frozen=True, slots=True)
 class ShardTask:
-    """One shard to ingest: [start, end) seconds of path; tag is the caller's key for it."""
+    """One shard to ingest: [start, end) seconds of path; tag is the caller's key for it.
+    frames: decode and embed its coarse frames; speech: recognise its speech too (or only)."""
 
     path: str
     start: float
     end: float
     tag: Any = None
+    frames: bool = True
+    speech: SpeechShard | None = None
 
 
 @dataclass(slots=True)
@@ -355,9 +437,9 @@ class IngestPool:
             self._heal_embedders()
             return ray.get(self._embedders[0].embed_text.remote(list(texts)))
 
-    def run_shards(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, CoarseFrames | Exception]]:
+    def run_shards(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, ShardResult | Exception]]:
         """Ingest every task on the pool's actors, one shard in flight per decode actor, and
-        yield (task, CoarseFrames) as each finishes, or (task, the error) for a shard that
+        yield (task, ShardResult) as each finishes, or (task, the error) for a shard that
         failed for good. Tasks are drawn lazily, so a caller can stream an archive through
         without holding its task list."""
         import ray
@@ -379,7 +461,8 @@ class IngestPool:
                     return False
                 attempt = 0
             actor = self._actors[slot]
-            ref = actor.shard.remote(task.path, task.start, task.end, list(self._embedders), slot)
+            ref = actor.shard.remote(task.path, task.start, task.end, list(self._embedders), slot,
+                                     task.frames, task.speech)
             running[ref] = _Running(task, slot, actor, time.monotonic(), attempt)
             return True
 
@@ -410,11 +493,11 @@ class IngestPool:
             now = time.monotonic()
             wait_s = max(0.05, min(j.started + timeout_s for j in running.values()) - now)
             done, _ = ray.wait(list(running), num_returns=1, timeout=wait_s)
-            finished: list[tuple[ShardTask, CoarseFrames | Exception]] = []
+            finished: list[tuple[ShardTask, ShardResult | Exception]] = []
             for ref in done:
                 job = running.pop(ref)
                 try:
-                    outcome: CoarseFrames | Exception | None = ray.get(ref)
+                    outcome: ShardResult | Exception | None = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
                     outcome = lost(job, type(exc).__name__)
                 except ray.exceptions.RayTaskError as exc:
@@ -429,7 +512,7 @@ class IngestPool:
                             job.task.path, f"shard [{job.task.start:.1f}, {job.task.end:.1f}) s: "
                             f"{exc.cause!r}")
                 free.append(job.slot)
-                if isinstance(outcome, CoarseFrames):
+                if isinstance(outcome, ShardResult):
                     self.shards_done[job.slot] += 1
                 if outcome is not None:
                     finished.append((job.task, outcome))

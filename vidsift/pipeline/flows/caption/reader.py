@@ -100,7 +100,7 @@ def read_clips(videos: Iterable[str], cfg: Config,
             try:
                 info = probe(video, cfg.decode.max_pixels)
                 spans = fixed_clips(info.start_time, info.end_time, cfg.caption.clip_s)
-                outcome = with_speech(plan_clips(video, info, spans, cfg), cfg)
+                outcome = with_speech(plan_clips(video, info, spans, cfg), cfg, _transcript(video, cfg))
             except (VidsiftError, OSError, ValueError) as exc:
                 outcome = exc
             yield video, outcome
@@ -113,23 +113,32 @@ def read_clips(videos: Iterable[str], cfg: Config,
             yield video, memory
             continue
         try:
-            outcome = with_speech(plan_clips(video, memory.info, cut_clips(memory, cfg).spans, cfg), cfg)
+            outcome = with_speech(plan_clips(video, memory.info, cut_clips(memory, cfg).spans, cfg), cfg,
+                                  memory.transcript)
         except (VidsiftError, OSError, ValueError) as exc:
             outcome = exc
         yield video, outcome
 
 
-def with_speech(plan: ClipPlan, cfg: Config) -> ClipPlan:
-    """The plan with each clip's speech (its overlapping transcript lines) when speech.mode is
-    set and captions use it (caption.speech_chars); the transcript's notes are logged."""
+def _transcript(video: str, cfg: Config):
+    """The transcript of a video captioned in fixed clips (no ingest, so no pool: made here)."""
     if not (cfg.speech.enabled and cfg.caption.speech_chars):
+        return None
+    from vidsift.pipeline.speech import video_transcript
+
+    return video_transcript(video, cfg)
+
+
+def with_speech(plan: ClipPlan, cfg: Config, transcript) -> ClipPlan:
+    """The plan with each clip's speech (its overlapping transcript lines, from `transcript`:
+    a core.transcript.Transcript or None) when speech.mode is set and captions use it
+    (caption.speech_chars); the transcript's notes are logged."""
+    if transcript is None or not (cfg.speech.enabled and cfg.caption.speech_chars):
         return plan
     import dataclasses
 
     from vidsift.pipeline.clips import speech_in_clips
-    from vidsift.pipeline.speech import video_transcript
 
-    transcript = video_transcript(plan.video, cfg)
     for note in transcript.warnings:
         log.warning("captions without speech: %s", note)
     return dataclasses.replace(plan, speech=speech_in_clips(plan.spans, transcript.segments))
