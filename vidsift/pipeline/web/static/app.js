@@ -315,8 +315,10 @@ function renderIndexJob(box, job) {
   if (job.status === "failed") children.push(el("p", { className: "error", text: job.error }));
   if (job.status === "succeeded") {
     const r = job.result;
+    // reindexed: absent from the results of jobs run before it was reported
+    const redone = r.reindexed && r.reindexed.length ? `${r.reindexed.length} re-indexed for other speech settings, ` : "";
     children.push(el("p", { className: "summary",
-      text: `${r.indexed.length} indexed (${r.clips} clips), ${r.skipped.length} already indexed, ${r.failed.length} failed` }));
+      text: `${r.indexed.length} indexed (${redone}${r.clips} clips), ${r.skipped.length} already indexed, ${r.failed.length} failed` }));
     for (const [path, error] of r.failed) {
       children.push(el("p", { className: "error", text: `${basename(path)}: ${error}` }));
     }
