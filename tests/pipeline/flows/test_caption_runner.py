@@ -81,7 +81,8 @@ def test_caption_folder_kill_an_actor_then_rerun(ray_cluster, video_folder, tiny
     assert report.clips == VIDEOS * CLIPS_PER_VIDEO
 
     table = CaptionOutput(out).read_rows()
-    assert table.column_names == ["video", "clip", "start", "end", "caption", "model", "tokens"]
+    assert table.column_names == ["video", "clip", "start", "end", "caption", "model", "tokens",
+                                  "speech"]
     rows = table.to_pylist()
     keys = [(r["video"], r["clip"]) for r in rows]
     expected = {(str(video_folder / f"v{n}.mp4"), c) for n in range(VIDEOS)
@@ -92,7 +93,7 @@ def test_caption_folder_kill_an_actor_then_rerun(ray_cluster, video_folder, tiny
         assert row["end"] == pytest.approx(3.0 * row["clip"] + 3.0, abs=1e-6)
         assert row["model"]
         assert row["tokens"] == vision.tokens_for(2, *clip_frame_size(120, 160, 2, 32)) == 24
-        assert isinstance(row["caption"], str)
+        assert isinstance(row["caption"], str) and row["speech"] == ""  # no speech.mode
 
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert [f["video"] for f in failures] == [str(video_folder / "broken.mp4")]

@@ -12,7 +12,7 @@ from vidsift.pipeline.flows.caption import CaptionOutput, CaptionWriter
 def _row(video, clip, n_clips=2, error=""):
     return {"video": video, "clip": clip, "n_clips": n_clips, "start": 3.0 * clip,
             "end": 3.0 * clip + 3.0, "caption": f"clip {clip}", "model": "m", "tokens": 24,
-            "error": error}
+            "speech": "", "error": error}
 
 
 def test_a_video_commits_once_when_its_last_clip_lands(tmp_path):

@@ -1,7 +1,8 @@
 """The Ray Data stages of a caption run: ClipPlan rows -> decoded clip frames (CPU actor pool) ->
 captions (the VLM's actor pool). caption_rows() builds the dataset and streams its output rows.
 
-Every output row is one clip (video, clip, n_clips, start, end, tokens, caption, model, error)
+Every output row is one clip (video, clip, n_clips, start, end, tokens, speech, caption, model,
+error)
 or, for a video that cannot be read, a failure row (error set); no error stops the run.
 """
 
@@ -101,7 +102,7 @@ class CaptionActor:
         return {
             "video": batch["video"], "clip": batch["clip"], "n_clips": batch["n_clips"],
             "start": batch["start"], "end": batch["end"], "tokens": batch["tokens"],
-            "error": np.array(errors, dtype=object),
+            "speech": batch["speech"], "error": np.array(errors, dtype=object),
             "caption": np.array(captions, dtype=object), "model": np.array(models, dtype=object),
         }
 

@@ -2,7 +2,8 @@
 failures.jsonl), and from there the clip index.
 
 Output under OUT:
-  captions/<key>.parquet  one file per video: video, clip, start, end, caption, model, tokens
+  captions/<key>.parquet  one file per video: video, clip, start, end, caption, model, tokens,
+                          speech (what is said during the clip; empty without speech.mode)
   subtitles/<key>.srt, subtitles/<key>.vtt
   done/<key>.json         the commit marker, written last: a re-run skips these videos
   failures.jsonl          one line per video that could not be captioned (latest error)
@@ -24,7 +25,7 @@ from vidsift.core.files import write_atomic
 from vidsift.core.media import content_hash, video_key
 from vidsift.pipeline.subtitles import Cue, write_subtitles
 
-CAPTION_COLUMNS = ("video", "clip", "start", "end", "caption", "model", "tokens")
+CAPTION_COLUMNS = ("video", "clip", "start", "end", "caption", "model", "tokens", "speech")
 
 
 class CaptionOutput:
@@ -54,6 +55,7 @@ class CaptionOutput:
             "caption": pa.array([r["caption"] for r in rows], pa.string()),
             "model": pa.array([r["model"] for r in rows], pa.string()),
             "tokens": pa.array([r["tokens"] for r in rows], pa.int32()),
+            "speech": pa.array([r["speech"] for r in rows], pa.string()),
         })
         tmp = self.root / ".tmp" / f"{key}.parquet"
         pq.write_table(table, tmp)
