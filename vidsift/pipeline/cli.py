@@ -213,7 +213,8 @@ def index_command(
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add videos to the clip index (resumable: videos already indexed are skipped)."""
+    """Add videos to the clip index (resumable: videos already indexed with these speech settings
+    are skipped; ones indexed with other settings are re-done from their stored memory)."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
