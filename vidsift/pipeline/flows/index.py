@@ -74,18 +74,19 @@ class IndexSummary:
 
 def clips_record(path: str, memory, cfg: Config, index, embed_text=None, notes: list[str] | None = None):
     """A video's memory -> VideoClips for index.add_video, thumbnails written from the memory's
-    coarse-frame JPEGs (nothing is decoded). With speech.mode set and embed_text (the pool's),
-    each clip's text and text vector include what is said in it (pipeline.speech); the
-    transcript's notes (no audio, ...) are appended to `notes`."""
+    coarse-frame JPEGs (nothing is decoded). With the memory's transcript (ingest attaches it
+    when speech.mode is set) and embed_text (the pool's), each clip's text and text vector
+    include what is said in it (pipeline.speech); the transcript's notes (no audio, ...) are
+    appended to `notes`."""
     from vidsift.index.clip_index import VideoClips
     from vidsift.index.store import NewClip
     from vidsift.pipeline.ingest import cut_clips
 
     clips = cut_clips(memory, cfg)
-    if cfg.speech.enabled and embed_text is not None:
-        from vidsift.pipeline.speech import clips_with_speech, video_transcript
+    transcript = memory.transcript
+    if transcript is not None and embed_text is not None:
+        from vidsift.pipeline.speech import clips_with_speech
 
-        transcript = video_transcript(path, cfg, digest=memory.content_hash)
         clips = clips_with_speech(clips, transcript.segments, embed_text)
         if notes is not None:
             notes.extend(transcript.warnings)
