@@ -170,3 +170,24 @@ def test_plan_with_speech_picks_the_moment_only_said(coarse):
     # no transcript segments: the same plan as without speech
     empty = SpeechEvidence(np.zeros((0, 2)), np.zeros((0, 256)), 1.0)
     assert picked(empty) == picked(None)
+
+
+def test_a_plan_across_videos_picks_the_moment_only_said_in_one_of_them():
+    from vidsift.pipeline.evidence import SpeechEvidence, plan_across_videos
+
+    rng = np.random.default_rng(7)
+    said = unit(rng.normal(size=64))
+    query = unit(said + 0.2 * rng.normal(size=64))  # matches the line, no frame
+    sources = [_video_evidence("/v/a.mp4", 60, (720, 1280), 1.0, rng),
+               _video_evidence("/v/b.mp4", 60, (720, 1280), 1.0, rng)]
+    budget, selection = BudgetConfig(tokens=2048), SelectionConfig(selector="query")
+
+    def said_moment(plan):
+        return [t for s in plan.segments if s.video == "/v/b.mp4" for t in s.timestamps
+                if 36.0 <= t <= 41.0]
+
+    assert not said_moment(plan_across_videos(sources, query, selection, budget))
+    sources[1].speech = SpeechEvidence(np.array([[5.0, 8.0], [37.0, 40.0]]),
+                                       unit(np.stack([rng.normal(size=64), said])), reach_s=1.0)
+    plan = plan_across_videos(sources, query, selection, budget)
+    assert said_moment(plan) and plan.total_tokens <= 2048

@@ -190,7 +190,9 @@ class VideoEvidence:
 
     times, visual, text_vectors: its coarse frames as plan_evidence takes them. [start, end]:
     its timeline, seconds. frame_size: (height, width) pixels. weight: how much of the budget it
-    deserves (e.g. the summed scores of its clips the index retrieved), >= 0.
+    deserves (e.g. the summed scores of its clips the index retrieved), >= 0. speech: its
+    transcript as plan_evidence scores it (the frames around a line that matches the question
+    are raised), or None: pixels only.
     """
 
     video: str
@@ -201,6 +203,7 @@ class VideoEvidence:
     end: float
     frame_size: tuple[int, int]
     weight: float = 1.0
+    speech: SpeechEvidence | None = None
 
 
 def plan_across_videos(
@@ -216,7 +219,8 @@ def plan_across_videos(
     image at min_pixels of its own frame size, and a video whose floor does not fit beside the
     heavier ones' is left out), each video's share is planned by plan_evidence, and the tokens
     the plans leave unspent are offered, heaviest video first, to a re-plan of that video with
-    its share raised by them. Every segment names its video (PlannedSegment.video); segments are
+    its share raised by them. A video's speech, when given, scores its frames as in
+    plan_evidence. Every segment names its video (PlannedSegment.video); segments are
     grouped by video, heaviest first, in time order within a video. total_tokens <= budget.tokens,
     each segment's count exact by the model's arithmetic. TokenSet.video is "".
     Raises BudgetError when the budget cannot hold one image of any of the videos.
@@ -237,7 +241,7 @@ def plan_across_videos(
         return plan_evidence(
             source.times, source.visual, source.text_vectors, query_vector, source.start,
             source.end, selection, budget.model_copy(update={"tokens": tokens}),
-            source.frame_size, video=source.video, spec=spec,
+            source.frame_size, video=source.video, spec=spec, speech=source.speech,
         )
 
     order = sorted((i for i, share in enumerate(shares) if share),

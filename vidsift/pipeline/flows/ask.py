@@ -5,8 +5,10 @@ sharded coarse decode + embed on the ingest pool) -> [clip index retrieval] -> p
 A second question about a video reads its memory: nothing is decoded but the planned frames.
 Without a video the question goes across the clip index (Goldfish): its best clips, grouped by
 video, each video's memory, one token set over those videos (evidence.plan_across_videos), each
-segment decoded from its own video. A follow-up in a conversation (pipeline.conversation)
-carries the earlier turns as text within budget.history_tokens.
+segment decoded from its own video; with speech.mode set, the transcripts of those videos (only)
+raise their spoken moments, their best lines join the clips' weights, and the lines said during
+every video's segments go to the prompt, each naming its video. A follow-up in a conversation
+(pipeline.conversation) carries the earlier turns as text within budget.history_tokens.
 
 With vlm.model None or "none" it stops before the VLM (evidence-only mode): the result is the
 evidence the VLM would be shown (segments with start/end seconds, token counts, thumbnails).
@@ -16,6 +18,7 @@ An Asker keeps its pools alive, so the HTTP service pays the model loads once.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import logging
 import time
 from collections.abc import Sequence
@@ -61,7 +64,8 @@ class AskResult:
     history: dict = field(default_factory=dict)
     conversation: dict | None = None  # {name, turn} when asked in a conversation
     # with speech.mode set: what is said during the chosen evidence, as the prompt holds it
-    # ({start, end, text}, seconds, in time order), and its accounting: {lines, dropped, tokens,
+    # ({start, end, text}, seconds, in time order; asked across the index, {video, start, end,
+    # text} video by video as the segments are), and its accounting: {lines, dropped, tokens,
     # allowance, counted_by, sources, warnings}; [] and {} with speech off
     speech: list[dict] = field(default_factory=list)
     speech_info: dict = field(default_factory=dict)
@@ -106,7 +110,10 @@ class AskResult:
                          f"{seg['width']}x{seg['height']}  {seg['tokens']} tokens  "
                          f"{seg.get('thumbnail', '')}".rstrip())
         for line in self.speech:
-            lines.append(f"said {hms(line['start'])}-{hms(line['end'])}: {line['text']}")
+            span = f"{hms(line['start'])}-{hms(line['end'])}"
+            if several and "video" in line:
+                span = f"{Path(line['video']).name} {span}"
+            lines.append(f"said {span}: {line['text']}")
         if self.speech_info:
             info = self.speech_info
             lines.append(f"{info['lines']} transcript lines, {info['tokens']} of "
@@ -137,11 +144,13 @@ class _Timer:
 
     @contextmanager
     def stage(self, name: str):
+        """Time a stage; one entered again (speech, once per video asked across) adds up."""
         started = time.perf_counter()
         try:
             yield
         finally:
-            self.timings[name] = round(time.perf_counter() - started, 4)
+            self.timings[name] = round(self.timings.get(name, 0.0)
+                                       + time.perf_counter() - started, 4)
 
 
 class Asker:
@@ -229,11 +238,14 @@ class Asker:
             )
         return hits
 
-    def _plan_across_index(self, query_vector, budget_cfg, timer: _Timer, track,
+    def _plan_across_index(self, cfg: Config, query_vector, budget_cfg, timer: _Timer, track,
                            allow_video=None):
         """Retrieve across the index, read each hit video's memory (ingesting one that has none)
-        and plan one token set over them, each video weighted by its clips' summed scores
-        -> (token_set, retrieved hits as dicts)."""
+        and plan one token set over them, each video weighted by its clips' summed scores. With
+        speech.mode set, each retrieved video's transcript scores its frames (_speech), and the
+        best lines of those transcripts join the clips in the weights: a video the index found
+        only weakly but whose speech answers gets its share. Only retrieved videos' transcripts
+        are read. -> (token_set, retrieved hits as dicts, {video: _Spoken}, in plan order)."""
         from vidsift.pipeline.evidence import VideoEvidence, plan_across_videos
         from vidsift.pipeline.ingest import ingest_videos
 
@@ -242,9 +254,9 @@ class Asker:
         by_video: dict[str, list] = {}
         for hit in hits:
             by_video.setdefault(hit.video, []).append(hit)
-        sources, errors = [], []
+        sources, errors, memories, spoken = [], [], {}, {}
         with timer.stage("ingest"):
-            for path, outcome in ingest_videos(list(by_video), self.cfg, self.pool, self.memory,
+            for path, outcome in ingest_videos(list(by_video), cfg, self.pool, self.memory,
                                                track):
                 if isinstance(outcome, Exception):
                     log.warning("%s: left out of the answer: %s", path, outcome)
@@ -254,6 +266,7 @@ class Asker:
                 # coarse frames: a clip's mean vector dilutes a few seconds inside it
                 # (bench/ask_many.py: recall 9/10 this way, 8/10 inside the retrieved clips).
                 frames, info = outcome.frames, outcome.info
+                memories[path] = outcome
                 sources.append(VideoEvidence(
                     video=path, times=frames.times, visual=frames.embeddings.visual,
                     text_vectors=frames.embeddings.text, start=info.start_time,
@@ -262,13 +275,28 @@ class Asker:
                 ))
         if not sources:
             raise errors[0]
+        for source in sources:  # outside the ingest stage: speech is timed on its own
+            said = self._speech(cfg, source.video, memories[source.video].content_hash,
+                                query_vector, timer)
+            if said is not None:
+                spoken[source.video], source.speech = said, said.evidence
+        if spoken:
+            # the transcripts retrieve too, as in one video: their best lines (over all the
+            # retrieved videos, cosines in the clips' text space) join the clips' weights
+            lines = [(float(score), video) for video, said in spoken.items()
+                     for score in said.similarity]
+            source_of = {source.video: source for source in sources}
+            for score, video in heapq.nlargest(cfg.selection.max_anchors, lines):
+                source_of[video].weight += max(score, 0.0)
         sources.sort(key=lambda source: list(by_video).index(source.video))  # best hit first
         with timer.stage("plan"):
-            token_set = plan_across_videos(sources, query_vector, self.cfg.selection,
-                                           budget_cfg, spec=self.cfg.vision_spec())
+            token_set = plan_across_videos(sources, query_vector, cfg.selection,
+                                           budget_cfg, spec=cfg.vision_spec())
         retrieved = [{"video": h.video, "start": h.start, "end": h.end, "score": h.score,
                       "text": h.text} for h in hits if h.video in {s.video for s in sources}]
-        return token_set, retrieved
+        planned = dict.fromkeys(segment.video for segment in token_set.segments)
+        return token_set, retrieved, {video: spoken[video] for video in planned
+                                      if video in spoken}
 
     def ask(
         self,
@@ -306,15 +334,15 @@ class Asker:
         if video is None:
             with timer.stage("embed_query"):
                 query_vector = self.pool.embed_text([question])[0]
-            token_set, retrieved = self._plan_across_index(query_vector, budget_cfg, timer,
-                                                           track, allow_video)
-            spoken = None
+            token_set, retrieved, spoken = self._plan_across_index(cfg, query_vector, budget_cfg,
+                                                                   timer, track, allow_video)
         else:
             video = str(Path(video).expanduser().resolve())
             if allow_video is not None and not allow_video(video):
                 raise PathNotAllowedError(video)
-            token_set, retrieved, spoken = self._plan_one_video(cfg, video, question, budget_cfg,
-                                                                timer, track, use_index)
+            token_set, retrieved, one = self._plan_one_video(cfg, video, question, budget_cfg,
+                                                             timer, track, use_index)
+            spoken = {video: one} if one is not None else {}
         with timer.stage("fine"), ThreadPoolExecutor(self.pool.size) as threads:
             # One call per segment, spread over the pool's actors; each from its own video.
             decoded = list(threads.map(
@@ -342,9 +370,10 @@ class Asker:
             history_info = {"turns": len(kept), "dropped": len(history) - len(kept),
                             "tokens": history_tokens, "allowance": budget_cfg.history_tokens,
                             "counted_by": counted_by}
-        said, speech_info = (), {}
-        if spoken is not None:
-            said, speech_info = self._fit_speech(spoken, token_set, budget_cfg)
+        said, speech_lines, speech_info = (), [], {}
+        if spoken:
+            said, speech_lines, speech_info = self._fit_speech(spoken, token_set, budget_cfg,
+                                                               name_videos=video is None)
         answer, model, vlm_info, citations = None, "none", {}, []
         if cfg.vlm.enabled:
             with timer.stage("vlm"):
@@ -364,28 +393,51 @@ class Asker:
             tokens=token_set.total_tokens, budget=budget_cfg.tokens, timings=timer.timings,
             retrieved=retrieved, vlm=vlm_info, reused=all(reused), citations=citations,
             videos=list(dict.fromkeys(seg["video"] for seg in segments)), history=history_info,
-            speech=[{"start": line.start, "end": line.end, "text": line.text} for line in said],
-            speech_info=speech_info,
+            speech=speech_lines, speech_info=speech_info,
         )
 
-    def _fit_speech(self, spoken: _Spoken, token_set, budget_cfg) -> tuple[tuple, dict]:
-        """The transcript lines said during the planned segments, fitted to
-        budget.speech_tokens (fit_transcript: the least similar to the question dropped first)
-        -> (lines, accounting for AskResult.speech_info)."""
+    def _fit_speech(self, spoken: dict[str, _Spoken], token_set, budget_cfg,
+                    name_videos: bool) -> tuple[tuple, list[dict], dict]:
+        """The transcript lines said during each video's planned segments, fitted together to
+        budget.speech_tokens (fit_transcript: the least similar to the question dropped first),
+        video by video in the order of `spoken`, in time order within a video. When the segments
+        come from several videos, each prompt line starts with its video's file name, as the
+        segment labels do. name_videos: AskResult.speech dicts carry their "video" (asked
+        across the index) -> (lines as the prompt holds them, AskResult.speech,
+        AskResult.speech_info)."""
         from vidsift.pipeline.evidence import lines_near_segments
-        from vidsift.workers.vlm.prompt import fit_transcript
+        from vidsift.workers.vlm.prompt import fit_transcript, segment_videos
 
-        segments = spoken.transcript.segments
-        near = lines_near_segments(spoken.evidence.spans, token_set.segments,
-                                   spoken.evidence.reach_s) if segments else []
+        planned = segment_videos(token_set)
+        several = len(set(planned)) > 1
+        lines, scores, said_in, near_count = [], [], {}, 0
+        for video, heard in spoken.items():
+            segments = heard.transcript.segments
+            own = [seg for seg, source in zip(token_set.segments, planned) if source == video]
+            near = lines_near_segments(heard.evidence.spans, own,
+                                       heard.evidence.reach_s) if segments else []
+            near_count += len(near)
+            for i in near:
+                line = segments[i]
+                shown = (dataclasses.replace(line, text=f"{Path(video).name}: {line.text}")
+                         if several else line)
+                said_in[id(shown)] = (video, line)
+                lines.append(shown)
+                scores.append(float(heard.similarity[i]))
         count, counted_by = self.text_counter
-        said, tokens = fit_transcript([segments[i] for i in near],
-                                      [float(spoken.similarity[i]) for i in near],
-                                      budget_cfg.speech_tokens, count)
-        return said, {"lines": len(said), "dropped": len(near) - len(said), "tokens": tokens,
-                      "allowance": budget_cfg.speech_tokens, "counted_by": counted_by,
-                      "sources": list(spoken.transcript.sources),
-                      "warnings": list(spoken.transcript.warnings)}
+        said, tokens = fit_transcript(lines, scores, budget_cfg.speech_tokens, count)
+        entries = []
+        for shown in said:
+            video, line = said_in[id(shown)]
+            entries.append({**({"video": video} if name_videos else {}), "start": line.start,
+                            "end": line.end, "text": line.text})
+        return said, entries, {
+            "lines": len(said), "dropped": near_count - len(said), "tokens": tokens,
+            "allowance": budget_cfg.speech_tokens, "counted_by": counted_by,
+            "sources": list(dict.fromkeys(source for heard in spoken.values()
+                                          for source in heard.transcript.sources)),
+            "warnings": [note for heard in spoken.values()  # each names its file
+                         for note in heard.transcript.warnings]}
 
     def _plan_one_video(self, cfg: Config, video: str, question: str, budget_cfg,
                         timer: _Timer, track, use_index: bool):
