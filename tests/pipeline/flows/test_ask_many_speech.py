@@ -194,3 +194,22 @@ def test_cli_asks_across_the_index_with_speech(library):
     assert payload["videos"][0] == meeting
     assert {"video": meeting, "start": 21.0, "end": 24.5, "text": SAID[2]} in payload["speech"]
     assert payload["speech_info"]["lines"] == len(payload["speech"])
+
+
+def test_http_ask_job_without_a_video_takes_the_speech_field(library, tmp_path):
+    from tests.pipeline.test_http import _wait_all, running
+
+    cfg = load_config("default", [
+        f"serve.data_dir={tmp_path / 'svc'}", f"serve.media_roots=[{library / 'videos'}]",
+        f"index.dir={library / 'index-speech'}", "vlm.model=none", "embed.ocr=false",
+        f"budget.tokens={BUDGET}"])
+    meeting = _video(library, "meeting.mp4")
+    with running(cfg) as client:
+        ids = [client.post("/v1/jobs", json={"question": QUESTION, **speech}).json()["id"]
+               for speech in ({"speech": "subtitles"}, {})]
+        jobs = _wait_all(client, ids)
+    spoken, plain = (jobs[i]["result"] for i in ids)
+    assert spoken["video"] == "" and spoken["videos"][0] == meeting
+    assert spoken["speech"][0] == {"video": meeting, "start": 21.0, "end": 24.5, "text": SAID[2]}
+    assert spoken["speech_info"]["lines"] == len(spoken["speech"])
+    assert plain["speech"] == [] and plain["speech_info"] == {}
