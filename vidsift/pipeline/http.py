@@ -1,6 +1,6 @@
 """The HTTP service: a FastAPI app over a persistent job store, with worker threads that run the
-ask flow (and indexing) for queued jobs. `vidsift serve` hosts it on Ray Serve; tests and
-embedders can run it with any ASGI server (create_app(cfg)).
+ask flow (and indexing, captioning) for queued jobs. `vidsift serve` hosts it on Ray Serve; tests
+and embedders can run it with any ASGI server (create_app(cfg)).
 
 Routes (OpenAPI at /docs):
   POST   /v1/jobs                {video, question, options, conversation, speech} -> {id, status}
@@ -11,6 +11,9 @@ Routes (OpenAPI at /docs):
   DELETE /v1/jobs/{id}                                      -> cancels a queued or running job
   GET    /v1/jobs/{id}/thumbnails/{n}.jpg                   -> the n-th evidence thumbnail
   POST   /v1/index               {paths, speech}            -> {id} of an index job
+  POST   /v1/caption             {paths, speech, clips, clip_s, to_index} -> {id} of a caption job
+                                 (its result: every clip's caption, written under serve.data_dir)
+  GET    /v1/jobs/{id}/subtitles/{name}.srt|.vtt            -> a caption job's subtitles of a video
   GET    /v1/search?q&k                                     -> clips from the clip index
   POST   /v1/search?q&k          body: a photo              -> clips that look like it (and q)
   GET    /v1/index/thumbs/{folder}/{name}                   -> a clip's thumbnail
@@ -27,12 +30,12 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 
 from vidsift.core.config import Config, SpeechMode
@@ -52,6 +55,8 @@ MAX_INDEX_PATHS = 1000
 MAX_BUDGET_TOKENS = 65536
 MAX_CONVERSATION_CHARS = 200
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a search photo; a phone's JPEG is 2-8 MB
+MIN_CLIP_S, MAX_CLIP_S = 1.0, 3600.0  # a caption job's fixed clips: at most 3600 per hour of video
+SUBTITLE_TYPES = {".srt": "application/x-subrip", ".vtt": "text/vtt"}
 
 
 class _Strict(BaseModel):
@@ -87,6 +92,22 @@ class IndexRequest(_Strict):
         ..., min_length=1, max_length=MAX_INDEX_PATHS
     )
     speech: SpeechMode | None = Field(None, description=SPEECH_HELP)
+
+
+class CaptionRequest(IndexRequest):
+    clips: Literal["scenes", "fixed"] | None = Field(
+        None, description="scene cuts or fixed-length clips (caption.clips); omitted: the "
+                          "server's, or fixed when clip_s is given")
+    clip_s: float | None = Field(None, ge=MIN_CLIP_S, le=MAX_CLIP_S,
+                                 description="fixed clips' length in seconds (caption.clip_s)")
+    to_index: bool = Field(False, description="add the captions to the clip index's text space")
+
+    @model_validator(mode="after")
+    def _clip_s_means_fixed(self) -> CaptionRequest:
+        if self.clip_s is not None and self.clips == "scenes":
+            raise ValueError("clip_s sets the length of fixed clips: leave it out with "
+                             "clips=scenes")
+        return self
 
 
 class JobCreated(BaseModel):
@@ -147,6 +168,10 @@ class Service:
     def notify(self) -> None:
         self._wake.set()
 
+    def caption_dir(self, job_id: str) -> Path:
+        """Where a caption job writes its captions (the caption flow's resumable OUT folder)."""
+        return self.data_dir / "captions" / job_id
+
     def may_read(self, path: str) -> bool:
         """Whether a video (e.g. one the clip index names) lies inside the media roots."""
         try:
@@ -175,17 +200,35 @@ class Service:
             else:
                 self.store.mark_succeeded(job.id, result)
 
+    def _progress(self, job, stage: str):
+        """The job's progress recorder: record(done, total, video=None) keeps {stage, done, total,
+        video} as the job's progress; False once the job is no longer running (cancelled)."""
+        def record(done: int, total: int, video: str | None = None) -> bool:
+            step = {"stage": stage, "done": done, "total": total}
+            return self.store.set_progress(job.id, step if video is None else {**step,
+                                                                               "video": video})
+        return record
+
+    def _job_config(self, request: dict[str, Any]) -> Config:
+        """The service's config with a job's own settings: its speech mode, a caption job's
+        clips (caption.clips, caption.clip_s)."""
+        cfg = self.cfg.with_speech_mode(request["speech"]) if "speech" in request else self.cfg
+        clips = {key: request[key] for key in ("clips", "clip_s") if key in request}
+        if clips:
+            cfg = cfg.model_copy(update={"caption": cfg.caption.model_copy(update=clips)})
+        return cfg
+
     def _run(self, job) -> dict[str, Any]:
         request = job.request
         if job.kind == "ask":
             from vidsift.pipeline.conversation import ask_in_conversation
 
             options = request.get("options", {})
+            record = self._progress(job, "ingest")
             ask_options = dict(
                 budget=options.get("budget"), max_new_tokens=options.get("max_new_tokens"),
                 thumbnails_dir=self.data_dir / "thumbnails" / job.id,
-                progress=lambda event: self.store.set_progress(job.id, {
-                    "stage": "ingest", "done": event.shards_done, "total": event.shards_total}),
+                progress=lambda event: record(event.shards_done, event.shards_total),
                 allow_video=self.may_read, speech=request.get("speech"),
             )
             if request.get("conversation"):
@@ -203,13 +246,25 @@ class Service:
             from vidsift.pipeline.flows.index import index_videos
 
             # The asker's ingest pool: one set of actors (and memories) for every job.
-            cfg = self.cfg.with_speech_mode(request["speech"]) if "speech" in request else self.cfg
+            record = self._progress(job, "index")
             return dataclasses.asdict(index_videos(
-                request["paths"], cfg, pool=self.asker.pool,
-                progress=lambda event: self.store.set_progress(job.id, {
-                    "stage": "index", "done": event.done, "total": event.total,
-                    "video": event.path}),
+                request["paths"], self._job_config(request), pool=self.asker.pool,
+                progress=lambda event: record(event.done, event.total, event.path),
             ))
+        if job.kind == "caption":
+            from vidsift.core.media import video_key
+            from vidsift.pipeline.caption_job import caption_job
+
+            cfg = self._job_config(request)
+            result = caption_job(
+                request["paths"], self.caption_dir(job.id), cfg, self.roots.check,
+                self._progress(job, "caption"), to_index=request.get("to_index", False),
+                pool=self.asker.pool if cfg.caption.clips == "scenes" else None)
+            for video in result["captions"]:
+                key = video_key(video["video"])  # the flow's subtitles/<key>.srt and .vtt
+                video.update({f"{kind}_url": f"/v1/jobs/{job.id}/subtitles/{key}.{kind}"
+                              for kind in ("srt", "vtt")})
+            return result
         raise VidsiftError(f"unknown job kind {job.kind!r}")
 
 
@@ -353,14 +408,43 @@ def create_app(cfg: Config) -> FastAPI:
             raise ApiError(404, f"job {job_id!r} has no thumbnail {number}")
         return FileResponse(path, media_type="image/jpeg")
 
-    @app.post("/v1/index", status_code=202, response_model=JobCreated, dependencies=auth)
-    def index(body: IndexRequest, request: Request) -> JobCreated:
-        service = service_of(request)
+    def submit_paths_job(service: Service, kind: str, body: IndexRequest,
+                         **settings: Any) -> JobCreated:
+        """Queue a job over body.paths, each checked against the media roots (else 403); the
+        job's request keeps the settings given (not None)."""
         paths = [str(service.roots.check(p)) for p in body.paths]
-        job = service.store.create("index", {
-            "paths": paths, **({"speech": body.speech} if body.speech is not None else {})})
+        given = {key: value for key, value in {"speech": body.speech, **settings}.items()
+                 if value is not None}
+        job = service.store.create(kind, {"paths": paths, **given})
         service.notify()
         return JobCreated(id=job.id, status=job.status)
+
+    @app.post("/v1/index", status_code=202, response_model=JobCreated, dependencies=auth)
+    def index(body: IndexRequest, request: Request) -> JobCreated:
+        return submit_paths_job(service_of(request), "index", body)
+
+    @app.post("/v1/caption", status_code=202, response_model=JobCreated, dependencies=auth)
+    def caption(body: CaptionRequest, request: Request) -> JobCreated:
+        """Caption every clip of the videos under paths, as `vidsift caption` does."""
+        if not cfg.vlm.enabled:  # run_caption would fail the job with the same reason
+            raise ApiError(400, "captioning needs a VLM, and this service runs evidence-only "
+                                "(no vlm.model): serve with --set vlm.model=PATH_OR_HUB_ID")
+        clips = "fixed" if body.clip_s is not None else body.clips
+        return submit_paths_job(service_of(request), "caption", body, clips=clips,
+                                clip_s=body.clip_s, to_index=body.to_index)
+
+    @app.get("/v1/jobs/{job_id}/subtitles/{name}", dependencies=auth)
+    def job_subtitles(job_id: str, name: str, request: Request):
+        """A caption job's SRT or WebVTT of one video (its result's srt_url and vtt_url)."""
+        service = service_of(request)
+        job = _job_or_404(service, job_id)
+        folder = (service.caption_dir(job.id) / "subtitles").resolve()
+        path = (folder / name).resolve()  # a name that leads out of the folder is not served
+        media_type = SUBTITLE_TYPES.get(path.suffix)
+        if job.kind != "caption" or media_type is None or path.parent != folder \
+                or not path.is_file():
+            raise ApiError(404, f"job {job_id!r} has no subtitles {name!r}")
+        return FileResponse(path, media_type=media_type)
 
     def search_payload(service: Service, query: str | None, k: int, image=None) -> dict:
         """The k best clips of videos inside the media roots: an index may hold others (indexed
