@@ -1,18 +1,22 @@
 """Caption jobs over HTTP (POST /v1/caption) on 127.0.0.1 with the tiny random Qwen2.5-VL: a
 folder of lectures captioned clip by clip with exact spans, each clip's speech what its subtitles
 say then, a broken file and a link out of the media root failed while the rest is captioned,
-progress in the job, the SRT/WebVTT downloads, the captions in the clip index; bad requests."""
+progress in the job, the SRT/WebVTT downloads, the captions in the clip index; scene clips on the
+service's ingest pool; a cancelled job stops; bad requests and an evidence-only service."""
 
 from __future__ import annotations
 
 import os
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from tests.pipeline.test_http import _config, running
 from tests.speech_videos import make_speech_video, srt
+from vidsift.core.media import content_hash
+from vidsift.index.memory import MemoryStore
 from vidsift.pipeline.caption_job import JobCancelled, caption_job
 from vidsift.pipeline.flows.caption import CaptionOutput
 from vidsift.pipeline.jobs import FINAL_STATUSES, SUCCEEDED
@@ -118,6 +122,22 @@ def test_a_folder_is_captioned_clip_by_clip_with_its_subtitles(client, media_roo
                  key=lambda c: len(c["text"]))
     hit = client.get("/v1/search", params={"q": target["text"], "k": 1}).json()["hits"][0]
     assert (hit["video"], hit["text"]) == (target["video"], target["text"])
+
+
+def test_scene_clips_by_default_on_the_services_ingest_pool(client, service_cfg, media_root):
+    """No clips given: the server's caption.clips (scenes), cut on the memory the service's
+    ingest pool makes and stores (where an ask of that video finds it)."""
+    video = str(media_root / "course" / "talk.mp4")
+    job, _ = _follow(client, client.post("/v1/caption", json={"paths": [video]}).json()["id"])
+    assert job["status"] == SUCCEEDED, job["error"]
+    assert job["request"] == {"paths": [video], "to_index": False}
+    [captioned] = job["result"]["captions"]
+    spans = [(c["start"], c["end"]) for c in captioned["clips"]]
+    assert spans[0][0] == 0.0 and spans[-1][1] == 4.0
+    assert all(a[1] == b[0] for a, b in pairwise(spans))  # contiguous, no gap
+    assert all("speech" not in c for c in captioned["clips"])  # speech off: none reported
+    memories = MemoryStore(service_cfg.index.dir)
+    assert memories.get(content_hash(video), service_cfg.memory_key()) is not None
 
 
 def test_bad_caption_requests(client, media_root):
