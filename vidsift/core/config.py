@@ -201,7 +201,7 @@ class SpeechConfig(_Section):
     # none: no transcript; subtitles: embedded tracks, else sidecar files; asr: recognise the
     # audio; auto: subtitles when the video has any, else asr
     mode: SpeechMode = "none"
-    asr_backend: Literal["pocketsphinx", "whisper"] = "pocketsphinx"  # pocketsphinx: offline
+    asr_backend: Literal["pocketsphinx", "whisper", "moonshine"] = "pocketsphinx"  # pocketsphinx: offline
     whisper_model: str | None = None  # whisper: local path or hub id, e.g. openai/whisper-small
     language: str | None = None  # e.g. "en": subtitle track/sidecar preferred, whisper's language
     sidecars: bool = True  # read movie.srt / movie.en.vtt / movie.ass next to the video

@@ -36,9 +36,16 @@ def _whisper(cfg: SpeechConfig):
     return WhisperASR(cfg)
 
 
+def _moonshine(cfg: SpeechConfig):
+    from vidsift.workers.speech.moonshine_backend import MoonshineASR
+
+    return MoonshineASR(cfg)
+
+
 ASR_BACKENDS: dict[str, Callable[[SpeechConfig], object]] = {
     "pocketsphinx": _pocketsphinx,
     "whisper": _whisper,
+    "moonshine": _moonshine,
 }
 
 
