@@ -33,7 +33,7 @@ import numpy as np
 from vidsift.core.config import Config
 from vidsift.core.errors import PathNotAllowedError, VidsiftError
 from vidsift.core.timeline import hms
-from vidsift.core.types import HistoryTurn
+from vidsift.core.types import HistoryTurn, VideoMemory
 
 if TYPE_CHECKING:
     from vidsift.core.transcript import Transcript
@@ -276,8 +276,7 @@ class Asker:
         if not sources:
             raise errors[0]
         for source in sources:  # outside the ingest stage: speech is timed on its own
-            said = self._speech(cfg, source.video, memories[source.video].content_hash,
-                                query_vector, timer)
+            said = self._speech(cfg, source.video, memories[source.video], query_vector, timer)
             if said is not None:
                 spoken[source.video], source.speech = said, said.evidence
         if spoken:
@@ -458,7 +457,7 @@ class Asker:
             with timer.stage("retrieve"):
                 retrieved = self._retrieve(video, query_vector, k=cfg.selection.max_anchors)
             keep = _inside_clips(frames.times, [(h["start"], h["end"]) for h in retrieved])
-        spoken = self._speech(cfg, video, memory.content_hash, query_vector, timer)
+        spoken = self._speech(cfg, video, memory, query_vector, timer)
         if spoken is not None and not keep.all():
             # the transcript retrieves too: its best lines' moments join the retrieved clips
             best = np.argsort(-spoken.similarity, kind="stable")[:cfg.selection.max_anchors]
@@ -479,19 +478,20 @@ class Asker:
             )
         return token_set, retrieved, spoken
 
-    def _speech(self, cfg: Config, video: str, digest: str, query_vector: np.ndarray,
+    def _speech(self, cfg: Config, video: str, memory: VideoMemory, query_vector: np.ndarray,
                 timer: _Timer):
-        """The video's transcript for scoring, or None with speech.mode none. Its segments are
-        embedded by the pool's text embedder once per (content, speech settings, embedder
-        space): the vectors are stored beside the transcript (pipeline.speech)."""
+        """The video's transcript (ingest attached it to the memory) for scoring, or None
+        with speech.mode none. Its segments are embedded by the pool's text embedder once per
+        (content, speech settings, embedder space): the vectors are stored beside the
+        transcript (pipeline.speech)."""
         from vidsift.pipeline.evidence import SpeechEvidence, frame_relevance
-        from vidsift.pipeline.speech import transcript_vectors, video_transcript
+        from vidsift.pipeline.speech import transcript_vectors
 
-        if not cfg.speech.enabled:
+        transcript = memory.transcript
+        if transcript is None:
             return None
         with timer.stage("speech"):
-            transcript = video_transcript(video, cfg, digest=digest)
-            vectors = transcript_vectors(transcript, digest, cfg, self.pool.embed_text)
+            vectors = transcript_vectors(transcript, memory.content_hash, cfg, self.pool.embed_text)
         for note in transcript.warnings:
             log.warning("%s: %s", video, note)
         spans = np.array([(s.start, s.end) for s in transcript.segments],
