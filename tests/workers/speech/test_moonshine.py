@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from vidsift.core.config import SpeechConfig
-from vidsift.core.errors import ConfigError
+from vidsift.core.errors import ConfigError, ModelLoadError
 from vidsift.workers.speech import get_asr, transcribe
 from vidsift.workers.speech.audio import SAMPLE_RATE
-from vidsift.workers.speech.moonshine_backend import MAX_RUN_S, PAD_S, speech_runs
+from vidsift.workers.speech.moonshine_backend import MAX_RUN_S, PAD_S, detokenize, read_tokenizer, speech_runs
 
 
 def words(text: str) -> list[str]:
@@ -75,8 +75,21 @@ def test_hears_what_is_said_one_segment_per_sentence(spoken_video):
 def test_english_only_and_a_clear_error_without_its_package(monkeypatch):
     with pytest.raises(ConfigError, match="English only.*speech.asr_backend=whisper"):
         get_asr(SpeechConfig(asr_backend="moonshine", language="fr"))
-    import sys
+    import importlib.util
 
-    monkeypatch.setitem(sys.modules, "moonshine_cpp", None)  # as where its wheel does not install
-    with pytest.raises(ConfigError, match="needs the moonshine-cpp package.*speech.asr_backend=pocketsphinx"):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # as where its wheel does not install
+    with pytest.raises(ConfigError, match="needs the moonshine-cpp package.*use speech.asr_backend=pocketsphinx"):
         get_asr(SpeechConfig(asr_backend="moonshine"))
+
+
+def test_tokenizer_file_and_detokenize(tmp_path):
+    path = tmp_path / "tokenizer.bin"
+    vocab = [b"<unk>", b"<s>", b"</s>", "\u2581The".encode(), "\u2581caf".encode(), b"\xc3", b"\xa9", b"."]
+    path.write_bytes(b"".join(bytes([len(v)]) + v for v in vocab))
+    tokens = read_tokenizer(path)
+    assert tokens == vocab
+    # a character split over two byte tokens is joined; ids past the vocabulary are left out
+    assert detokenize(tokens, [3, 4, 5, 6, 7, 32767]) == "The café."
+    path.write_bytes(b"\x05<unk>\x09<s>")  # the last length runs past the end
+    with pytest.raises(ModelLoadError, match="not a Moonshine tokenizer"):
+        read_tokenizer(path)

