@@ -134,6 +134,30 @@ def test_paths_outside_the_media_root_are_403(client, video):
     assert response.status_code == 403
 
 
+def test_an_index_job_never_reads_a_video_its_manifest_or_folder_leads_out_to(client, media_root):
+    """The paths an index job names are inside the roots, but a manifest's entry or a folder's
+    symlink may lead out: each such video fails by name and is never hashed or indexed."""
+    import json
+    import shutil
+
+    outside = media_root.parent / "elsewhere.mp4"
+    shutil.copy(media_root / "short.mp4", outside)
+    course = media_root / "course"
+    course.mkdir(exist_ok=True)
+    (course / "list.jsonl").write_text(json.dumps(str(outside)) + "\n" + json.dumps("../short.mp4") + "\n")
+    os.symlink(outside, course / "linked.mp4")
+    ids = [client.post("/v1/index", json={"paths": [path]}).json()["id"]
+           for path in ("course/list.jsonl", "course")]
+    jobs = _wait_all(client, ids)
+    for job in jobs.values():
+        assert job["status"] == SUCCEEDED, job["error"]
+        assert [path for path, _ in job["result"]["failed"]] == [str(outside)]
+        assert "outside the allowed media roots" in job["result"]["failed"][0][1]
+    listed = jobs[ids[0]]["result"]
+    assert listed["indexed"] + listed["skipped"] == [str(media_root / "short.mp4")]
+    assert not jobs[ids[1]]["result"]["indexed"]  # the folder held only the link
+
+
 def test_malformed_and_unknown_fields_are_422_with_a_message(client, media_root):
     bad_json = client.post("/v1/jobs", content=b'{"video": "short.mp4", "question": ',
                            headers={"content-type": "application/json"})

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -131,6 +131,9 @@ class Service:
         self.roots = MediaRoots(cfg.serve.media_roots)
         self._asker = None
         self._asker_lock = threading.Lock()
+        # The clip index has one writer at a time (a second one is refused): jobs that write it
+        # take turns here instead of failing while another index job runs.
+        self._index_writer = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -247,19 +250,23 @@ class Service:
 
             # The asker's ingest pool: one set of actors (and memories) for every job.
             record = self._progress(job, "index")
-            return dataclasses.asdict(index_videos(
-                request["paths"], self._job_config(request), pool=self.asker.pool,
-                progress=lambda event: record(event.done, event.total, event.path),
-            ))
+            with self._index_writer:
+                return dataclasses.asdict(index_videos(
+                    request["paths"], self._job_config(request), pool=self.asker.pool,
+                    progress=lambda event: record(event.done, event.total, event.path),
+                    check=self.roots.check,
+                ))
         if job.kind == "caption":
             from vidsift.core.media import video_key
             from vidsift.pipeline.caption_job import caption_job
 
             cfg = self._job_config(request)
-            result = caption_job(
-                request["paths"], self.caption_dir(job.id), cfg, self.roots.check,
-                self._progress(job, "caption"), to_index=request.get("to_index", False),
-                pool=self.asker.pool if cfg.caption.clips == "scenes" else None)
+            to_index = request.get("to_index", False)
+            with self._index_writer if to_index else nullcontext():
+                result = caption_job(
+                    request["paths"], self.caption_dir(job.id), cfg, self.roots.check,
+                    self._progress(job, "caption"), to_index=to_index,
+                    pool=self.asker.pool if cfg.caption.clips == "scenes" else None)
             for video in result["captions"]:
                 key = video_key(video["video"])  # the flow's subtitles/<key>.srt and .vtt
                 video.update({f"{kind}_url": f"/v1/jobs/{job.id}/subtitles/{key}.{kind}"

@@ -107,9 +107,13 @@ def index_videos(
     cfg: Config,
     progress: Callable[[IndexEvent], None] | None = None,
     pool=None,
+    check: Callable[[str], object] | None = None,
 ) -> IndexSummary:
     """Index every video under paths (folders, manifests, files) into the clip index at
-    cfg.index.dir (see module doc). pool: an IngestPool to use (else one is started and closed)."""
+    cfg.index.dir (see module doc). pool: an IngestPool to use (else one is started and closed).
+    check(video), when given, raises for a video this run may not read (the HTTP service's
+    media roots: a folder's symlink or a manifest's entry can lead out of them); that video is
+    failed before it is opened."""
     from vidsift.index.clip_index import ClipIndex
     from vidsift.index.memory import MemoryStore
     from vidsift.index.store import NO_SPEECH
@@ -125,6 +129,8 @@ def index_videos(
         todo = []
         for path in videos:
             try:
+                if check is not None:
+                    check(path)
                 made_with = index.indexed_speech(content_hash(path))
             except Exception as exc:  # noqa: BLE001 - reported below like any failed video
                 summary.failed.append((path, str(exc)))
