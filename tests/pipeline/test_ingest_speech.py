@@ -124,3 +124,21 @@ def test_subtitles_and_a_missing_audio_track_need_no_recognition(pool, tmp_path,
                                           "warnings": [f"{mute}: no audio track"]}
     read = ingest_one(str(mute), _cfg(tmp_path, "speech.mode=auto"), pool, MemoryStore(tmp_path / "index"))
     assert [(s.start, s.end, s.text) for s in read.transcript.segments] == [(1.0, 2.5, "The vault code is four two")]
+
+
+def test_whisper_recognises_each_shard_on_the_embed_actors(pool, lecture, tmp_path, no_asr_in_the_driver):
+    """The GPU recogniser's path (speech.asr_actor=embed) with a tiny random-weight Whisper
+    loaded by path in the actor: its text is noise, its times must fall in the shard heard."""
+    from tests.tiny_whisper import save_tiny_whisper
+
+    model = save_tiny_whisper(tmp_path / "tiny-whisper")
+    cfg = _cfg(tmp_path, "speech.mode=asr", "speech.asr_backend=whisper",
+               f"speech.whisper_model={model}", "speech.asr_actor=embed", "speech.window_s=6")
+    transcript = ingest_one(str(lecture[0]), cfg, pool, MemoryStore(cfg.index.dir)).transcript
+    assert transcript.sources == ["asr whisper"] and transcript.segments
+    bounds = [0.0, 6.0, 12.0, 18.0, 24.0]
+    for segment in transcript.segments:
+        assert segment.source == "asr:whisper"
+        shard = next(i for i in range(4) if bounds[i] <= segment.start < bounds[i + 1])
+        assert segment.end <= bounds[shard + 1] + 1e-6
+    assert [s.start for s in transcript.segments] == sorted(s.start for s in transcript.segments)
