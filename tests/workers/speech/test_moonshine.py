@@ -4,6 +4,7 @@ each run of speech is one segment timed by its audio, and the pause finder that 
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -12,7 +13,14 @@ from vidsift.core.config import SpeechConfig
 from vidsift.core.errors import ConfigError, ModelLoadError
 from vidsift.workers.speech import get_asr, transcribe
 from vidsift.workers.speech.audio import SAMPLE_RATE
-from vidsift.workers.speech.moonshine_backend import MAX_RUN_S, PAD_S, detokenize, read_tokenizer, speech_runs
+from vidsift.workers.speech.moonshine_backend import (
+    MAX_RUN_S,
+    PAD_S,
+    detokenize,
+    read_tokenizer,
+    share_words,
+    speech_runs,
+)
 
 
 def words(text: str) -> list[str]:
@@ -54,7 +62,7 @@ def test_a_long_run_is_cut_at_its_quietest_moment():
     samples = np.concatenate([tone(7.0), tone(0.12, level=0.03), tone(17.88)])
     runs = speech_runs(samples)
     assert runs[0][0] == 0 and runs[-1][1] == len(samples)
-    assert all(a[1] == b[0] for a, b in zip(runs, runs[1:]))  # contiguous, nothing lost
+    assert all(a[1] == b[0] for a, b in pairwise(runs))  # contiguous, nothing lost
     assert all(end - start <= MAX_RUN_S * SAMPLE_RATE for start, end in runs)
     assert 7.0 <= runs[0][1] / SAMPLE_RATE <= 7.12  # inside the dip
 
@@ -93,3 +101,11 @@ def test_tokenizer_file_and_detokenize(tmp_path):
     path.write_bytes(b"\x05<unk>\x09<s>")  # the last length runs past the end
     with pytest.raises(ModelLoadError, match="not a Moonshine tokenizer"):
         read_tokenizer(path)
+
+
+def test_words_are_shared_to_runs_by_time_then_sentence_ends():
+    assert share_words("one two three four five six", [1, 1, 1]) == ["one two", "three four", "five six"]
+    # by time alone "Then" would go to the first run; the sentence's end moves it
+    assert share_words("The cat sat down. Then it ran away", [1, 1]) == ["The cat sat down.", "Then it ran away"]
+    assert share_words("hello", [1, 5, 1]) == ["", "hello", ""]  # short runs around may get nothing
+    assert share_words("", [1, 2]) == ["", ""]
