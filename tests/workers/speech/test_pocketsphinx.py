@@ -1,4 +1,4 @@
-"""pocketsphinx, the offline default, on espeak-ng speech: its accuracy on synthetic speech is
+"""pocketsphinx, the second offline backend, on espeak-ng speech: its accuracy on synthetic speech is
 low (bench/results/speech.json), so this checks what it does reliably: segments fall inside the
 spoken windows (none in the silence between) and some spoken words are heard."""
 
@@ -13,7 +13,7 @@ from vidsift.workers.speech import get_asr, transcribe
 
 def test_segments_land_in_the_spoken_windows(spoken_video):
     path, lines = spoken_video
-    transcript = transcribe(str(path), SpeechConfig(mode="asr"))
+    transcript = transcribe(str(path), SpeechConfig(mode="asr", asr_backend="pocketsphinx"))
     assert transcript.sources == ["asr pocketsphinx"] and transcript.warnings == []
     assert transcript.segments
     for seg in transcript.segments:
@@ -28,7 +28,7 @@ def test_segments_land_in_the_spoken_windows(spoken_video):
 
 def test_window_size_does_not_move_times(spoken_video):
     path, lines = spoken_video
-    short = transcribe(str(path), SpeechConfig(mode="asr", window_s=6))
+    short = transcribe(str(path), SpeechConfig(mode="asr", asr_backend="pocketsphinx", window_s=6))
     for seg in short.segments:
         assert any(line.start - 0.2 <= seg.start and seg.end <= line.end + 0.2 for line in lines), seg
 
