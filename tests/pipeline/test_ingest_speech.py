@@ -71,7 +71,7 @@ def test_speech_is_recognised_in_the_shards(pool, lecture, expected_segments, tm
     memory = ingest_one(str(path), cfg, pool, MemoryStore(cfg.index.dir), events.append)
     assert sum(pool.shards_done) - done_before == len(SHARDS) == events[-1].shards_total
     transcript = memory.transcript
-    assert transcript.sources == ["asr pocketsphinx"] and transcript.warnings == []
+    assert transcript.sources == ["asr moonshine"] and transcript.warnings == []
     assert transcript.segments == expected_segments
     # every sentence was heard where it was said, and nothing where nothing was
     for line in lines:

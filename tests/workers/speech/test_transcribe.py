@@ -18,13 +18,13 @@ def test_mode_none_reads_nothing(subtitled_video):
 
 def test_auto_falls_back_to_asr(spoken_video):
     transcript = transcribe(str(spoken_video[0]), SpeechConfig(mode="auto", sidecars=False))
-    assert transcript.sources == ["asr pocketsphinx"] and transcript.segments
+    assert transcript.sources == ["asr moonshine"] and transcript.segments
 
 
 def test_asr_mode_ignores_subtitles(subtitled_video):
     transcript = transcribe(str(subtitled_video), SpeechConfig(mode="asr"))
-    assert transcript.sources == ["asr pocketsphinx"]
-    assert all(s.source == "asr:pocketsphinx" for s in transcript.segments)
+    assert transcript.sources == ["asr moonshine"]
+    assert all(s.source == "asr:moonshine" for s in transcript.segments)
 
 
 def test_progress_reaches_the_end(spoken_video):
