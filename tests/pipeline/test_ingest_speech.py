@@ -123,7 +123,8 @@ def test_subtitles_and_a_missing_audio_track_need_no_recognition(pool, tmp_path,
     assert asked.transcript.to_dict() == {"segments": [], "sources": [],
                                           "warnings": [f"{mute}: no audio track"]}
     read = ingest_one(str(mute), _cfg(tmp_path, "speech.mode=auto"), pool, MemoryStore(tmp_path / "index"))
-    assert [(s.start, s.end, s.text) for s in read.transcript.segments] == [(1.0, 2.5, "The vault code is four two")]
+    said = [(s.start, s.end, s.text) for s in read.transcript.segments]
+    assert said == [(1.0, 2.5, "The vault code is four two")]
 
 
 def test_whisper_recognises_each_shard_on_the_embed_actors(pool, lecture, tmp_path, no_asr_in_the_driver):

@@ -6,8 +6,8 @@ JPEG thumbnails) leave the actor, and the pool keeps every actor busy with the s
 long video or of a whole archive. When the job asks for speech recognition, each shard's audio
 is decoded and recognised in the same shard (on its decode actor, or on an embed actor for a
 recogniser that wants the GPU: speech.asr_actor), so a long lecture's speech is recognised on
-every actor at once and only its text leaves the worker. The same actors serve probes, fine decodes (frames_at) and
-query embeddings, so a question needs no other worker before the VLM.
+every actor at once and only its text leaves the worker. The same actors serve probes, fine
+decodes (frames_at) and query embeddings, so a question needs no other worker before the VLM.
 
 Failure rules: every call has a timeout (decode.timeout_s for probes and fine decodes,
 ingest.shard_timeout_s per shard, never per video). A call past its timeout, or whose actor died
@@ -258,7 +258,8 @@ class DecodeActor(_Listener):
             return ShardResult(CoarseFrames(np.zeros(0), FrameEmbeddings(empty, empty, []), []), heard)
         return ShardResult(CoarseFrames.concat(parts), heard)
 
-    def _pieces(self, path: str, start: float, end: float) -> Iterator[tuple[np.ndarray, list[bytes], list[np.ndarray]]]:
+    def _pieces(self, path: str, start: float,
+                end: float) -> Iterator[tuple[np.ndarray, list[bytes], list[np.ndarray]]]:
         """(times, JPEG thumbnails, images) of each keyframe-aligned piece of [start, end)
         that decodes to any coarse frame, one piece decoded at a time."""
         from vidsift.core.probe import scan_video

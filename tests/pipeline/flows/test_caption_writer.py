@@ -46,3 +46,21 @@ def test_failures_are_recorded_and_cleared_by_a_later_success(tmp_path):
     assert output.read_failures() == {"/v/b.mp4": "CorruptVideoError: b.mp4"}
     assert not output.is_done("/v/b.mp4")
     assert [r["video"] for r in output.read_rows().to_pylist()] == ["/v/a.mp4"]
+
+
+def test_an_output_folder_from_before_the_speech_column_reads_back_whole(tmp_path):
+    """Resuming a run whose earlier videos were committed without the speech column: every row
+    reads back, the new videos' speech kept, the old ones' null (a dataset read dropped it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    output = CaptionOutput(tmp_path / "out")
+    writer = CaptionWriter(output, {})
+    writer.add(_row("/v/b.mp4", 0, n_clips=1) | {"speech": "said in b"})
+    old = pa.table({"video": ["/v/a.mp4"], "clip": pa.array([0], pa.int32()), "start": [0.0], "end": [3.0],
+                    "caption": ["old"], "model": ["m"], "tokens": pa.array([24], pa.int32())})
+    first = sorted((output.root / "captions").glob("*.parquet"))[0]
+    pq.write_table(old, first.with_name("0" + first.name))  # sorts first, as its schema would lead
+    rows = {r["video"]: r for r in output.read_rows().to_pylist()}
+    assert rows["/v/a.mp4"]["caption"] == "old" and rows["/v/a.mp4"]["speech"] is None
+    assert rows["/v/b.mp4"]["speech"] == "said in b"

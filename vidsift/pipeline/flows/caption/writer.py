@@ -76,13 +76,16 @@ class CaptionOutput:
         write_atomic(self.failures_path, text)
 
     def read_rows(self):
-        """Every committed caption row as a pyarrow Table; None before any video is committed."""
+        """Every committed caption row as a pyarrow Table; None before any video is committed.
+        Files written before a column existed (speech) have it as nulls: a dataset read would
+        take the first file's schema and drop the column from every file."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         files = sorted((self.root / "captions").glob("*.parquet"))
         if not files:
             return None
-        return pq.ParquetDataset([str(f) for f in files]).read()
+        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
 
 
 class CaptionWriter:
