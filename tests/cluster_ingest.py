@@ -4,8 +4,9 @@ tests/workers/test_ingest_cluster.py, since a driver joins one Ray cluster per p
 
     python -m tests.cluster_ingest VIDEO WORKDIR OUT_JSON
 
-Ingests VIDEO twice with one ingest actor per node: once undisturbed, once removing a worker node
-while shards are in flight; writes what the test asserts on to OUT_JSON.
+Ingests VIDEO twice, speech recognised in the shards, with one ingest actor per node: once
+undisturbed, once removing a worker node while shards are in flight; writes what the test asserts
+on to OUT_JSON.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def main(video: str, workdir: str, out_json: str) -> None:
         def cfg(index_dir: Path):
             return load_config("default", [
                 "embed.ocr=false", f"index.dir={index_dir}", "ingest.shard_minutes=0.05",
-                "ingest.num_actors=3", "ingest.num_cpus_per_actor=0.5",
+                "ingest.num_actors=3", "ingest.num_cpus_per_actor=0.5", "speech.mode=asr",
             ])
 
         clean_cfg = cfg(work / "clean")
@@ -74,6 +75,8 @@ def main(video: str, workdir: str, out_json: str) -> None:
         report["text_max_diff"] = float(np.abs(a.embeddings.text - b.embeddings.text).max())
         report["same_descriptions"] = a.embeddings.descriptions == b.embeddings.descriptions
         report["same_clips"] = cut_clips(clean, clean_cfg).spans == cut_clips(lossy, lossy_cfg).spans
+        report["segments"] = [len(clean.transcript.segments), len(lossy.transcript.segments)]
+        report["same_transcript"] = clean.transcript.to_dict() == lossy.transcript.to_dict()
         report["stored_equal"] = bool(np.array_equal(
             MemoryStore(lossy_cfg.index.dir).get(lossy.content_hash, lossy.key).frames.times,
             a.times))
