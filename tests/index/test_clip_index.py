@@ -1,12 +1,13 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vidsift.index.clip_index import ClipIndex, VideoClips
-from vidsift.index.store import NO_SPEECH, NewClip
 from vidsift.core.config import IndexConfig
 from vidsift.core.errors import ClipIndexError
+from vidsift.index.clip_index import ClipIndex, VideoClips
+from vidsift.index.store import NO_SPEECH, NewClip
 
 DV, DT = 48, 24
 
@@ -104,11 +105,17 @@ def test_add_is_incremental_and_readd_is_noop(filled):
         assert index.generation == 2
 
 
-def test_remove_video_removes_vectors_rows_and_thumbnails(filled):
-    b = record("b", 40, seed=1)
-    thumb = filled / "thumbs/b/00005.jpg"
+def _thumbnail_of_b(root: Path) -> Path:
+    """A thumbnail file of video b's clip 5, as an earlier run wrote it."""
+    thumb = root / "thumbs/b/00005.jpg"
     thumb.parent.mkdir(parents=True)
     thumb.write_bytes(b"jpeg")
+    return thumb
+
+
+def test_remove_video_removes_vectors_rows_and_thumbnails(filled):
+    b = record("b", 40, seed=1)
+    thumb = _thumbnail_of_b(filled)
     with ClipIndex(filled) as index:
         assert index.remove_video("hash-b") == 40
         assert all(h.video != "/videos/b.mp4" for h in index.search(visual=b.visual[5], k=50))
@@ -242,9 +249,7 @@ def thumbnailed(index, name, n, seed, speech):
 
 def test_replace_video_swaps_clips_in_one_commit(filled):
     old_b = record("b", 40, seed=1)
-    old_thumb = filled / "thumbs/b/00005.jpg"
-    old_thumb.parent.mkdir(parents=True)
-    old_thumb.write_bytes(b"jpeg")
+    old_thumb = _thumbnail_of_b(filled)
     with ClipIndex(filled) as index:
         assert index.indexed_speech("hash-b") == NO_SPEECH and index.indexed_speech("hash-z") is None
         new_b = thumbnailed(index, "b", 30, seed=7, speech="k1")

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
+from tests.ingest_pools import ingest_config, running_pool
 from tests.videos import make_coded_video
-from vidsift.core.config import load_config
 from vidsift.core.errors import CorruptVideoError, DecodeTimeoutError, NotAVideoError
 from vidsift.core.media import content_hash
 from vidsift.index.memory import MemoryStore
@@ -20,17 +20,12 @@ from vidsift.workers.ingest import IngestPool
 
 def _cfg(tmp_path, *extra):
     # 0.05 min = 3 s shards: the 10 s coded video (keyframe every second) gets 4 shards.
-    return load_config("default", [
-        "embed.ocr=false", f"index.dir={tmp_path / 'index'}", "ingest.shard_minutes=0.05",
-        "ingest.num_actors=2", *extra,
-    ])
+    return ingest_config(tmp_path, 0.05, *extra)
 
 
 @pytest.fixture(scope="module")
 def pool(ray_cluster, tmp_path_factory):
-    ingest_pool = IngestPool(_cfg(tmp_path_factory.mktemp("pool")))
-    yield ingest_pool
-    ingest_pool.close()
+    yield from running_pool(_cfg(tmp_path_factory.mktemp("pool")))
 
 
 def test_sharded_ingest_equals_the_whole_coarse_pass(pool, coded_video, tmp_path):

@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.ingest_pools import ingest_config, running_pool
 from tests.speech_videos import Line, espeak_available, make_speech_video
 from vidsift.core.config import load_config
 from vidsift.index.memory import MemoryStore
 from vidsift.index.transcripts import TranscriptStore
 from vidsift.pipeline.ingest import ingest_one
 from vidsift.workers import speech as speech_module
-from vidsift.workers.ingest import IngestPool
 
 # 24 s, keyframes every 2 s, 6 s shards: each sentence is said inside one shard
 SPOKEN = [Line(1.0, "The delivery truck arrives at the north gate"),
@@ -24,17 +24,12 @@ SHARDS = [(None, 6.0), (6.0, 12.0), (12.0, 18.0), (18.0, None)]
 
 
 def _cfg(tmp_path, *extra):
-    return load_config("default", [
-        "embed.ocr=false", f"index.dir={tmp_path / 'index'}", "ingest.shard_minutes=0.1",
-        "ingest.num_actors=2", *extra,
-    ])
+    return ingest_config(tmp_path, 0.1, *extra)
 
 
 @pytest.fixture(scope="module")
 def pool(ray_cluster, tmp_path_factory):
-    ingest_pool = IngestPool(_cfg(tmp_path_factory.mktemp("pool")))
-    yield ingest_pool
-    ingest_pool.close()
+    yield from running_pool(_cfg(tmp_path_factory.mktemp("pool")))
 
 
 @pytest.fixture(scope="module")

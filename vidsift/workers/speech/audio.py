@@ -72,7 +72,7 @@ class AudioReader:
         import av
 
         self.path = path
-        self.window = int(round(window_s * SAMPLE_RATE))
+        self.window = round(window_s * SAMPLE_RATE)
         self.bad_packets = 0
         with av.open(path) as container:
             if not container.streams.audio:
@@ -137,10 +137,10 @@ class _Windows:
         at = self.clock
         self.clock += len(samples) / SAMPLE_RATE
         if self.begin is not None and at < self.begin:
-            drop = min(len(samples), int(round((self.begin - at) * SAMPLE_RATE)))
+            drop = min(len(samples), round((self.begin - at) * SAMPLE_RATE))
             samples, at = samples[drop:], at + drop / SAMPLE_RATE
         if self.stop is not None:
-            keep = max(0, int(round((self.stop - at) * SAMPLE_RATE)))
+            keep = max(0, round((self.stop - at) * SAMPLE_RATE))
             if keep <= len(samples):
                 samples, self.ended = samples[:keep], True
         if not len(samples):
