@@ -25,6 +25,7 @@ from vidsift.core.media import content_hash
 from vidsift.core.shards import plan_shards
 from vidsift.core.transcript import Transcript
 from vidsift.core.types import VideoMemory
+from vidsift.pipeline.speech import store_transcript
 
 log = logging.getLogger(__name__)
 
@@ -167,16 +168,8 @@ def _known_transcript(path: str, digest: str, info, cfg: Config,
         transcript.warnings.append(f"{path}: no audio track")
         needs_asr = False
     if not needs_asr:
-        _store_transcript(transcript, digest, cfg, transcripts)
+        store_transcript(transcript, digest, cfg, transcripts)
     return transcript, needs_asr
-
-
-def _store_transcript(transcript: Transcript, digest: str, cfg: Config, transcripts) -> None:
-    """Keep a new transcript for later jobs; a store that cannot be written is a note in it."""
-    try:
-        transcripts.put(digest, cfg.speech.key(), transcript, cfg.speech.model_dump())
-    except OSError as exc:
-        transcript.warnings.append(f"transcript not stored under {cfg.index.dir} ({exc})")
 
 
 def _finish(path: str, flight: _InFlight, cfg: Config, key: str, store,
@@ -194,7 +187,7 @@ def _finish(path: str, flight: _InFlight, cfg: Config, key: str, store,
                                       flight.stage, order)
         if flight.heard:
             add_heard(flight.transcript, path, cfg.speech, [flight.heard[i] for i in order])
-            _store_transcript(flight.transcript, flight.digest, cfg, transcripts)
+            store_transcript(flight.transcript, flight.digest, cfg, transcripts)
         memory.transcript = flight.transcript
         return memory
     except OSError as exc:  # a full or read-only index dir fails this video, not the run

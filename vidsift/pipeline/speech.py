@@ -24,11 +24,20 @@ def video_transcript(path: str, cfg: Config, progress=None, asr=None, digest: st
     if found is not None:
         return found
     transcript = transcribe(str(path), cfg.speech, progress, asr)
+    store_transcript(transcript, digest, cfg, store)
+    return transcript
+
+
+def store_transcript(transcript: Transcript, digest: str, cfg: Config, store=None) -> None:
+    """Keep a new transcript for later jobs in the index dir's transcript store (`store`, else
+    opened here); a store that cannot be written is a note in the transcript."""
+    from vidsift.index.transcripts import TranscriptStore
+
+    store = store or TranscriptStore(cfg.index.dir)
     try:
-        store.put(digest, key, transcript, cfg.speech.model_dump())
+        store.put(digest, cfg.speech.key(), transcript, cfg.speech.model_dump())
     except OSError as exc:
         transcript.warnings.append(f"transcript not stored under {cfg.index.dir} ({exc})")
-    return transcript
 
 
 def transcript_vectors(transcript: Transcript, digest: str, cfg: Config, embed_text):
