@@ -13,14 +13,19 @@ from tests.speech_videos import Line, espeak_available, make_speech_video
 from vidsift.core.config import load_config
 from vidsift.index.memory import MemoryStore
 from vidsift.index.transcripts import TranscriptStore
-from vidsift.pipeline.ingest import ingest_one
+from vidsift.core.transcript import Transcript
+from vidsift.pipeline.ingest import SPEECH_OVERRUN_S, ingest_one
 from vidsift.workers import speech as speech_module
 
-# 24 s, keyframes every 2 s, 6 s shards: each sentence is said inside one shard
+# 24 s, keyframes every 2 s, 6 s shards: three sentences said inside one shard, the last one
+# across the boundary at 18 s
 SPOKEN = [Line(1.0, "The delivery truck arrives at the north gate"),
           Line(7.0, "Meeting at nine in the library"),
-          Line(13.5, "The password is falcon")]
-SHARDS = [(None, 6.0), (6.0, 12.0), (12.0, 18.0), (18.0, None)]
+          Line(13.0, "The password is falcon"),
+          Line(16.6, "Turn left at the bridge and follow the river")]
+# (start, end, share's end) of each shard's audio, as the ingest chain asks for it
+SHARDS = [(None, 6.0 + SPEECH_OVERRUN_S, 6.0), (6.0, 12.0 + SPEECH_OVERRUN_S, 12.0),
+          (12.0, 18.0 + SPEECH_OVERRUN_S, 18.0), (18.0, None, None)]
 
 
 def _cfg(tmp_path, *extra):
@@ -42,11 +47,15 @@ def lecture(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def expected_segments(lecture):
-    """Each shard's stretch of audio recognised alone, in this process: what the pool must give."""
+    """Each shard's stretch of audio recognised alone in this process, the stretches joined by
+    add_heard: what the pool must give."""
     cfg = load_config("default", ["speech.mode=asr"]).speech
     asr = speech_module.get_asr(cfg)
-    return [segment for start, end in SHARDS
-            for segment in speech_module.hear(str(lecture[0]), cfg, lambda: asr, start, end).segments]
+    parts = [speech_module.hear(str(lecture[0]), cfg, lambda: asr, start, end, until=until)
+             for start, end, until in SHARDS]
+    joined = Transcript()
+    speech_module.add_heard(joined, str(lecture[0]), cfg, parts)
+    return joined.segments
 
 
 @pytest.fixture
@@ -73,6 +82,10 @@ def test_speech_is_recognised_in_the_shards(pool, lecture, expected_segments, tm
         assert any(line.start - 0.3 <= s.start and s.end <= line.end + 0.3 for s in transcript.segments)
     for segment in transcript.segments:
         assert any(line.start - 0.3 <= segment.start and segment.end <= line.end + 0.3 for line in lines)
+    # the sentence said across the shard boundary at 18 s is one segment, heard once, whole
+    across = [s for s in transcript.segments if s.end > lines[3].start]
+    assert len(across) == 1 and across[0].start < 18.0 < across[0].end, across
+    assert {"turn", "river"} <= set(across[0].text.lower().replace(".", "").split())
     # stored with the memory: the next job reads it
     stored = TranscriptStore(cfg.index.dir).get(memory.content_hash, cfg.speech.key())
     assert stored.to_dict() == transcript.to_dict()
@@ -136,5 +149,5 @@ def test_whisper_recognises_each_shard_on_the_embed_actors(pool, lecture, tmp_pa
     for segment in transcript.segments:
         assert segment.source == "asr:whisper"
         shard = next(i for i in range(4) if bounds[i] <= segment.start < bounds[i + 1])
-        assert segment.end <= bounds[shard + 1] + 1e-6
+        assert segment.end <= bounds[shard + 1] + SPEECH_OVERRUN_S + 1e-6
     assert [s.start for s in transcript.segments] == sorted(s.start for s in transcript.segments)

@@ -88,11 +88,13 @@ LOAD_GROUP = "load"  # EmbedActor's concurrency group for its backlog count
 class SpeechShard:
     """Speech recognition of one shard under cfg: [start, end) seconds of the audio track, None
     for the video's first shard's start and last shard's end (speech before the first picture
-    or after the last one belongs to them)."""
+    or after the last one belongs to them); until: where the shard's share ends when its audio
+    runs on past it (workers.speech.hear)."""
 
     cfg: SpeechConfig
     start: float | None
     end: float | None
+    until: float | None = None
 
 
 @dataclass(slots=True)
@@ -129,7 +131,7 @@ class _Listener:
                 self._asr, self._asr_settings = get_asr(speech.cfg), settings
             return self._asr
 
-        return hear(path, speech.cfg, load, speech.start, speech.end)
+        return hear(path, speech.cfg, load, speech.start, speech.end, until=speech.until)
 
 
 class EmbedActor(_Listener):

@@ -65,3 +65,18 @@ def test_unknown_backend_is_a_config_error():
     cfg = SpeechConfig.model_construct(asr_backend="kaldi")
     with pytest.raises(ConfigError, match="unknown speech.asr_backend 'kaldi'.*pocketsphinx \\| whisper"):
         get_asr(cfg)
+
+
+def test_stretches_join_with_each_moment_once():
+    """A sentence said across a shard boundary is heard whole by the shard it began in (its audio
+    runs past its share) and in part by the next: the part goes, what follows it stays."""
+    from vidsift.core.transcript import Transcript
+    from vidsift.core.types import TranscriptSegment as Segment
+    from vidsift.workers.speech import Heard, add_heard
+
+    first = Heard([Segment(1.0, 3.0, "one"), Segment(5.0, 7.5, "across the boundary")], decoded_s=6.0)
+    second = Heard([Segment(6.0, 7.48, "the boundary"), Segment(9.0, 10.0, "two")], decoded_s=6.0)
+    joined = Transcript()
+    add_heard(joined, "talk.mp4", SpeechConfig(mode="asr"), [first, second])
+    assert [s.text for s in joined.segments] == ["one", "across the boundary", "two"]
+    assert joined.warnings == []

@@ -123,6 +123,7 @@ def _start_time(path: str) -> float:
 
 
 NO_AUDIO = "no audio track"
+_SAME_MOMENT_S = 0.05  # segment times from two recognitions of one pause may differ this much
 
 
 @dataclass(slots=True)
@@ -138,11 +139,16 @@ class Heard:
 
 
 def hear(path: str, cfg: SpeechConfig, load_asr: Callable[[], object], start: float | None = None,
-         end: float | None = None, progress: Progress | None = None) -> Heard:
+         end: float | None = None, progress: Progress | None = None,
+         until: float | None = None) -> Heard:
     """Recognise [start, end) seconds of path's audio track (None: from its start / to its end),
     window by window (cfg.window_s); silent windows are not shown to the recogniser. load_asr()
     gives the backend, called once the track has opened. Memory: one window of samples. What
-    the audio holds never raises: a missing or broken track is Heard.problem."""
+    the audio holds never raises: a missing or broken track is Heard.problem.
+    until: where this stretch's share of the track ends when the audio past it (to `end`) is
+    heard only so that a sentence begun before it is heard whole: segments starting from
+    `until` on are the next stretch's and left out (add_heard drops that stretch's copy of
+    the sentence), and decoded_s counts audio up to it."""
     from vidsift.workers.speech.audio import SILENCE_DBFS, AudioReader, NoAudioError
 
     heard = Heard()
@@ -158,9 +164,11 @@ def hear(path: str, cfg: SpeechConfig, load_asr: Callable[[], object], start: fl
     first = start or 0.0
     total = (end if end is not None else reader.duration) - first
 
+    share_end = until if until is not None else float("inf")
+
     def audible():
         for window in reader.windows(start, end):
-            heard.decoded_s += window.end - window.start
+            heard.decoded_s += max(0.0, min(window.end, share_end) - window.start)
             if progress:
                 progress(min(heard.decoded_s, total) if total > 0 else heard.decoded_s, max(total, 0.0))
             if window.loudness_dbfs > SILENCE_DBFS:
@@ -168,7 +176,7 @@ def hear(path: str, cfg: SpeechConfig, load_asr: Callable[[], object], start: fl
 
     try:
         for _, segments in asr.transcribe(audible()):
-            heard.segments.extend(segments)
+            heard.segments.extend(s for s in segments if s.start < share_end)
     except Exception as exc:  # noqa: BLE001 - a stream that breaks mid-way keeps what was heard
         heard.problem = (f"audio decoding stopped after {first + heard.decoded_s:.1f} s "
                          f"({type(exc).__name__}: {exc})")
@@ -177,12 +185,20 @@ def hear(path: str, cfg: SpeechConfig, load_asr: Callable[[], object], start: fl
 
 
 def add_heard(transcript: Transcript, path: str, cfg: SpeechConfig, parts: list[Heard]) -> None:
-    """Recognition of a video's stretches, in time order, into transcript: their segments, and
-    one note per kind of problem for the whole video (not one per shard)."""
+    """Recognition of a video's stretches, in time order, into transcript: their segments, each
+    moment once (a segment that begins inside one already kept is a piece of a sentence the
+    stretch before heard whole, see hear's `until`), and one note per kind of problem for the
+    whole video (not one per shard)."""
     if not all(part.problem == NO_AUDIO for part in parts):
         transcript.sources.append(f"asr {cfg.asr_backend}")
+    heard_to = float("-inf")  # where the segments kept so far end
     for part in parts:
-        transcript.segments.extend(part.segments)
+        for segment in part.segments:
+            # a sentence said across a boundary: the stretch before heard it whole (its audio
+            # runs past its share); this stretch's piece of it, begun inside that one, goes
+            if segment.start >= heard_to - _SAME_MOMENT_S:
+                transcript.segments.append(segment)
+                heard_to = max(heard_to, segment.end)
     problems = list(dict.fromkeys(part.problem for part in parts if part.problem))
     transcript.warnings.extend(f"{path}: {problem}" for problem in problems)
     bad = sum(part.bad_packets for part in parts)
