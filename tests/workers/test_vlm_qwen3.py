@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,12 +196,18 @@ def test_pruning_keeps_positions_and_deepstack_rows(pruned_vlm):
     assert pruned_vlm.generate([other])[0].visual_tokens_kept == 4
 
 
+def _with_preprocessor(weights: Path, tmp_path: Path, preprocessor: dict) -> Path:
+    """A copy of the checkpoint at `weights` (as tmp_path/ckpt) with another preprocessor config."""
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(weights, checkpoint)
+    (checkpoint / "preprocessor_config.json").write_text(json.dumps(preprocessor))
+    return checkpoint
+
+
 def test_checkpoint_of_another_geometry_is_a_config_error(tiny_qwen3_dir, tmp_path):
     """A Qwen2.5-VL preprocessor config (patch 14) beside Qwen3-VL weights: the budget would
     plan multiples of 32 pixels the checkpoint's own processor does not make."""
-    checkpoint = tmp_path / "ckpt"
-    shutil.copytree(tiny_qwen3_dir, checkpoint)
-    (checkpoint / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_CONFIG))
+    checkpoint = _with_preprocessor(tiny_qwen3_dir, tmp_path, PREPROCESSOR_CONFIG)
     with pytest.raises(ConfigError, match=r"ckpt: checkpoint's vision spec .* \(14, 2, 2\) "
                        r"differs from the qwen3_vl spec the budget plans with, \(16, 2, 2\)"):
         get_vlm(_config(checkpoint))
@@ -233,9 +240,7 @@ def test_mixture_of_experts_checkpoint_loads_and_matches_transformers(tmp_path):
 def test_checkpoint_of_another_model_type_is_named(tiny_qwen_dir, tmp_path):
     """Qwen2.5-VL weights behind a Qwen3-VL preprocessor config pass the spec check; the model
     type in config.json still says what they are."""
-    checkpoint = tmp_path / "ckpt"
-    shutil.copytree(tiny_qwen_dir, checkpoint)
-    (checkpoint / "preprocessor_config.json").write_text(json.dumps(QWEN3_PREPROCESSOR_CONFIG))
+    checkpoint = _with_preprocessor(tiny_qwen_dir, tmp_path, QWEN3_PREPROCESSOR_CONFIG)
     with pytest.raises(ModelLoadError, match=r"ckpt: a qwen2_5_vl checkpoint; the qwen3_vl "
                        r"backend loads qwen3_vl, qwen3_vl_moe checkpoints"):
         get_vlm(_config(checkpoint))
