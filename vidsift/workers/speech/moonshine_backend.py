@@ -8,10 +8,10 @@ cache; the wheel's own library (libmoonshine) is not used: it keeps about 67 MB 
 a long video's thousands of calls would turn into gigabytes.
 
 Moonshine returns a window's text without times, so each window is first cut into runs of
-speech at its pauses (speech_runs) and each run is recognised alone: a segment is one run, a
-phrase or sentence, timed by where its audio lies in the window. On lecture-like audio (the
-tuning sentences one after another) this costs nothing against whole 30 s windows: WER 0.119
-both ways, about 2x realtime on one core either way (its cost is close to linear in length).
+speech at its pauses (speech_runs); the runs are recognised together, pauses left out (the
+window's context: WER 0.033 against 0.119 run by run on lecture-like audio, at the same speed,
+its cost close to linear in length), and the words shared back to the runs by time
+(share_words): a segment is one run, a phrase or sentence, timed by where its audio lies.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class MoonshineASR:
         self.empty_cache = np.zeros((1, first.shape[1], 0, first.shape[3]), np.float32)  # (1, heads, 0, head dim)
 
     def recognise(self, samples: np.ndarray) -> str:
-        """The text said in `samples` ((n,) float32 at SAMPLE_RATE, one run of speech)."""
+        """The text said in `samples` ((n,) float32 at SAMPLE_RATE: a window's runs of speech)."""
         audio = np.ascontiguousarray(samples, dtype=np.float32)[None]
         hidden = self.encoder.run(None, {"input_values": audio})[0]  # (1, frames, dim)
         cache = dict.fromkeys(self.cache_names, self.empty_cache)
