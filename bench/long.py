@@ -246,8 +246,8 @@ def measure_http_second_ask(video: Path, index_dir: Path, repeats: int) -> dict:
     import httpx
     import uvicorn
 
-    from vidsift.pipeline.http import create_app
-    from vidsift.pipeline.jobs import FINAL_STATUSES
+    from vidsift.pipeline.service.http import create_app
+    from vidsift.pipeline.service.jobs import FINAL_STATUSES
 
     cfg = config(index_dir, 2, f"serve.media_roots=[{video.parent}]",
                  f"serve.data_dir={index_dir / 'service'}")

@@ -189,7 +189,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vidsift.core.config import load_config
-    from vidsift.pipeline.evidence import frame_relevance, plan_evidence
+    from vidsift.pipeline.plan.evidence import frame_relevance, plan_evidence
     from vidsift.core.probe import probe
     from vidsift.workers.decode import get_decoder
     from vidsift.workers.embed import get_embedder

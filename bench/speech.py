@@ -244,7 +244,7 @@ def build_needle_videos(work: Path, seed: int) -> tuple[Path, Path, list[dict]]:
 
 def transcript_recall(video: Path, needles: list[dict], index_dir: Path) -> float:
     from vidsift.core.config import load_config
-    from vidsift.pipeline.speech import video_transcript
+    from vidsift.pipeline.flows.speech import video_transcript
 
     cfg = load_config("default", [f"index.dir={index_dir}", "speech.mode=subtitles"])
     segments = {(s.start, s.end, s.text) for s in video_transcript(str(video), cfg).segments}

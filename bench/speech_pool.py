@@ -7,7 +7,7 @@ LINE_EVERY_S seconds (espeak-ng over a lavfi picture, a keyframe every 2 s), ing
 - old path (before speech moved onto the pool): the pool ingests the frames, then the driver
   recognises the whole audio track in its own process (workers.speech.transcribe);
 - vidsift: the pool ingests the frames and recognises each shard's audio in the same shard, on
-  the decode actors (pipeline.ingest.ingest_one with speech on).
+  the decode actors (pipeline.flows.ingest.ingest_one with speech on).
 
 Both run on the same Ray (2 decode actors, 1 embed actor, this machine's cores), each time with a
 fresh index dir. Reported: wall seconds (median of --repeats), the ratio, peak summed RSS of the
@@ -66,7 +66,7 @@ def run_once(video: Path, pool, on_pool: bool) -> dict:
     from long import RssSampler, config
 
     from vidsift.index.memory import MemoryStore
-    from vidsift.pipeline.ingest import ingest_one
+    from vidsift.pipeline.flows.ingest import ingest_one
     from vidsift.workers.speech import transcribe
 
     index_dir = Path(tempfile.mkdtemp(prefix="vsspeech", dir=WORK))

@@ -20,7 +20,7 @@ arithmetic, budget.model = qwen3_vl).
 
 Remote (--remote, or --remote-only to skip the prefill cases): the same vidsift token set (b)
 asked through vlm.backend=openai of an OpenAI-compatible endpoint on 127.0.0.1
-(pipeline.openai_server) serving the tiny test model, against the same backend object called
+(pipeline.service.openai_server) serving the tiny test model, against the same backend object called
 in-process: request bytes per ask (JPEG and PNG frames), round-trip seconds and their overhead
 over the in-process generate (encode, base64, JSON, HTTP, server-side decode), and the server's
 prompt-token count against the plan. Recorded under "remote_openai" (other entries are kept).
@@ -140,7 +140,7 @@ def vidsift_token_set(path: str, info, family: str = "qwen2_5_vl"):
     import numpy as np
 
     from vidsift.core.config import BudgetConfig, SelectionConfig
-    from vidsift.pipeline.evidence import plan_evidence
+    from vidsift.pipeline.plan.evidence import plan_evidence
 
     plan = plan_evidence(
         np.zeros(0), np.zeros((0, 1)), np.zeros((0, 1)), None, info.start_time, info.end_time,
@@ -194,7 +194,7 @@ def remote_overhead(token_set, repeats: int, max_new_tokens: int = 8) -> dict:
     from tests.tiny_vlm import save_tiny_qwen
     from vidsift.core.config import VLMConfig
     from vidsift.core.types import VLMRequest
-    from vidsift.pipeline.openai_server import create_app
+    from vidsift.pipeline.service.openai_server import create_app
     from vidsift.workers.vlm import get_vlm
     from vidsift.workers.vlm.remote import message_content
 

@@ -24,7 +24,7 @@ def main(video: str, workdir: str, out_json: str) -> None:
 
     from vidsift.core.config import load_config
     from vidsift.index.memory import MemoryStore
-    from vidsift.pipeline.ingest import cut_clips, ingest_one
+    from vidsift.pipeline.flows.ingest import cut_clips, ingest_one
     from vidsift.workers.ingest import IngestPool
 
     work = Path(workdir)

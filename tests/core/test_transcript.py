@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from vidsift.core.transcript import (
-    SubtitleParseError, Transcript, group_words, overlapping, parse_subtitles, sort_segments,
+    SubtitleParseError, group_words, overlapping, parse_subtitles, sort_segments,
 )
+from vidsift.core.types import Transcript
 from vidsift.core.types import TranscriptSegment as Seg
 
 SRT = """\ufeff1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from vidsift.core.config import SpeechConfig
-from vidsift.core.transcript import Transcript
+from vidsift.core.types import Transcript
 from vidsift.core.types import TranscriptSegment as Seg
 from vidsift.index.transcripts import TranscriptStore
 

@@ -191,7 +191,7 @@ def test_vision_tower_disagreeing_with_the_plan_is_an_error(tmp_path):
 
 def test_transcript_lines_follow_the_evidence_and_add_exactly_their_counted_tokens(vlm):
     from vidsift.core.types import TranscriptSegment
-    from vidsift.pipeline.conversation import text_token_counter
+    from vidsift.pipeline.flows.conversation import text_token_counter
     from vidsift.workers.vlm.prompt import fit_transcript, transcript_text
 
     token_set = random_token_set()

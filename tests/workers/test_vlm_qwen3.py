@@ -17,7 +17,7 @@ from vidsift.core.config import VLMConfig
 from vidsift.core.errors import ConfigError, ModelLoadError
 from vidsift.core.types import Frame, Segment, SegmentKind, TokenSet, VLMRequest
 from vidsift.core.vision import QWEN3_VL
-from vidsift.pipeline.budget import allocate
+from vidsift.pipeline.plan.budget import allocate
 from vidsift.workers.vlm import get_vlm
 from vidsift.workers.vlm.qwen3_vl import Qwen3VLBackend
 
@@ -95,7 +95,7 @@ def test_clip_is_stamped_per_temporal_patch_as_hf_processor_does(vlm):
 
 
 def test_token_count_equals_the_budget_plan(vlm):
-    """A plan by pipeline.budget.allocate with Qwen3-VL's arithmetic, frames decoded at the
+    """A plan by pipeline.plan.budget.allocate with Qwen3-VL's arithmetic, frames decoded at the
     source size (360x640) and resized by vidsift: the model sees exactly the planned tokens."""
     segments = [Segment(3.0, 3.0, SegmentKind.IMAGE, weight=1.0),
                 Segment(10.0, 14.0, SegmentKind.CLIP, weight=2.0),

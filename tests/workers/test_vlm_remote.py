@@ -14,7 +14,7 @@ from vidsift.core.config import VLMConfig, load_config
 from vidsift.core.errors import ConfigError, RequestFailedError, TokenCountError
 from vidsift.core.types import TokenSet, VLMRequest
 from vidsift.core.vision import QWEN2_5_VL, tokens_for
-from vidsift.pipeline.openai_server import create_app, decode_content
+from vidsift.pipeline.service.openai_server import create_app, decode_content
 from vidsift.workers.vlm import get_vlm
 from vidsift.workers.vlm.remote import OpenAIBackend, chat_url, message_content, retry_after_s
 
@@ -85,7 +85,7 @@ def test_end_to_end_prompt_tokens_equal_the_plan(tiny_server, tiny_qwen_dir, api
 def test_the_wire_changes_nothing(tiny_server, tiny_backend, api_key):
     """What the server answers over HTTP equals what its endpoint answers for the same body
     in-process, and PNG frames arrive bit-identical (JPEG close)."""
-    from vidsift.pipeline.openai_server import ChatEndpoint
+    from vidsift.pipeline.service.openai_server import ChatEndpoint
 
     token_set = images_token_set()
     cfg = VLMConfig(backend="openai", base_url=tiny_server, model=MODEL, image_format="png")

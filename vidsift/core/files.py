@@ -1,8 +1,10 @@
-"""Writing files so that readers never see half of one, and the thumbnails results point to."""
+"""Writing files so that readers never see half of one, the thumbnails results point to, and the
+SQLite connection the stores share."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,3 +50,14 @@ def save_thumbnail(image: np.ndarray, path: str | os.PathLike) -> None:
     thumb.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE))
     path.parent.mkdir(parents=True, exist_ok=True)
     thumb.save(path, format="JPEG", quality=80)
+
+
+def open_sqlite(path: str | os.PathLike, busy_timeout_s: float) -> sqlite3.Connection:
+    """A short-lived connection to a store's SQLite file in WAL mode, safe to open from any thread
+    or process: SQLite's file locks serialise writers, WAL lets readers run beside them.
+    isolation_level=None: the caller issues BEGIN IMMEDIATE where a read-then-write must be
+    atomic; single statements are atomic on their own."""
+    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # durable across crashes of the process in WAL
+    return conn

@@ -10,31 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from vidsift.core.types import TranscriptSegment
 
 SUBTITLE_SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
-
-
-@dataclass(slots=True)
-class Transcript:
-    """A video's transcript: segments in time order, what they were read from (e.g.
-    "subtitle stream 2 (mov_text, eng)", "sidecar movie.en.srt", "asr pocketsphinx") and notes on
-    what could not be read (no audio track, a broken sidecar file, undecodable audio packets)."""
-
-    segments: list[TranscriptSegment] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"segments": segments_to_json(self.segments), "sources": list(self.sources),
-                "warnings": list(self.warnings)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Transcript:
-        return cls(segments_from_json(data["segments"]), list(data.get("sources", [])),
-                   list(data.get("warnings", [])))
 
 
 class SubtitleParseError(ValueError):
@@ -193,12 +172,3 @@ def overlapping(segments: Sequence[TranscriptSegment], start: float, end: float)
     """The segments sharing some time with [start, end) (a zero-length segment at t counts when
     start <= t < end), in their order."""
     return [s for s in segments if s.start < end and (s.end > start or s.start == s.end >= start)]
-
-
-def segments_to_json(segments: Sequence[TranscriptSegment]) -> list[dict]:
-    return [{"start": s.start, "end": s.end, "text": s.text, "source": s.source} for s in segments]
-
-
-def segments_from_json(rows: Sequence[dict]) -> list[TranscriptSegment]:
-    return [TranscriptSegment(float(r["start"]), float(r["end"]), str(r["text"]), str(r.get("source", "")))
-            for r in rows]

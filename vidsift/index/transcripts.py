@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vidsift.core.files import write_atomic
-from vidsift.core.transcript import Transcript
+from vidsift.core.types import Transcript
 
 log = logging.getLogger(__name__)
 

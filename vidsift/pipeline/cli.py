@@ -307,7 +307,7 @@ def serve_command(
 ) -> None:
     """Run the HTTP service (Ray Serve + FastAPI): the web page at /, OpenAPI at /docs."""
     cfg = resolve_config(config, overrides, **{"serve.host": host, "serve.port": port})
-    from vidsift.pipeline.http import serve_forever
+    from vidsift.pipeline.service.http import serve_forever
 
     console.print(f"vidsift serving on http://{cfg.serve.host}:{cfg.serve.port} "
                   "(the page: /, the API's docs: /docs)")
@@ -331,7 +331,7 @@ def serve_vlm_command(
     """Serve the in-process VLM as an OpenAI-compatible /v1/chat/completions endpoint (for
     vlm.backend=openai elsewhere)."""
     cfg = resolve_config(config, overrides, **{"vlm.model": model})
-    from vidsift.pipeline.openai_server import serve_vlm
+    from vidsift.pipeline.service.openai_server import serve_vlm
 
     console.print(f"serving {served_name or cfg.vlm.model} on http://{host}:{port}/v1")
     serve_vlm(cfg, host, port, api_key_env, served_name)
@@ -356,7 +356,7 @@ def demo_command(
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = resolve_config(config, overrides, **{"index.dir": str(out_dir / "index"),
                                                "vlm.model": "none"})
-    from vidsift.pipeline.demo import run_demo
+    from vidsift.pipeline.flows.demo import run_demo
 
     run_demo(cfg, out_dir, video, question, console)
 
@@ -384,7 +384,7 @@ def transcribe_command(
     cfg = resolve_config(config, overrides, **{"index.dir": index_dir, "speech.mode": speech})
     if cfg.speech.mode == "none":
         cfg.speech.mode = "auto"
-    from vidsift.pipeline.speech import video_transcript
+    from vidsift.pipeline.flows.speech import video_transcript
 
     with Progress(TextColumn("transcribing"), BarColumn(), TextColumn("{task.fields[done]}"),
                   TimeRemainingColumn(), console=err_console, transient=True) as bar:
@@ -400,7 +400,7 @@ def transcribe_command(
     if fmt == "json":
         text = json.dumps({"video": video, **transcript.to_dict()}, indent=2, ensure_ascii=False) + "\n"
     else:
-        from vidsift.pipeline import subtitles
+        from vidsift.pipeline.flows import subtitles
 
         cues = [subtitles.Cue(s.start, s.end, s.text) for s in transcript.segments]
         text = getattr(subtitles, writers[fmt])(cues)

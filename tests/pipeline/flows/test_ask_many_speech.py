@@ -197,7 +197,7 @@ def test_cli_asks_across_the_index_with_speech(library):
 
 
 def test_http_ask_job_without_a_video_takes_the_speech_field(library, tmp_path):
-    from tests.pipeline.test_http import _wait_all, running
+    from tests.pipeline.service.test_http import _wait_all, running
 
     cfg = load_config("default", [
         f"serve.data_dir={tmp_path / 'svc'}", f"serve.media_roots=[{library / 'videos'}]",

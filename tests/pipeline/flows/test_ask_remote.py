@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vidsift.core.config import load_config
 from vidsift.pipeline.flows.ask import Asker
-from vidsift.pipeline.openai_server import create_app
+from vidsift.pipeline.service.openai_server import create_app
 from vidsift.workers.vlm.remote import OpenAIBackend
 
 from tests.http_servers import serve

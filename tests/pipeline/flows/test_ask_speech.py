@@ -145,7 +145,7 @@ def test_speech_flag_on_ask_index_and_caption(ray_cluster, spoken_video, tmp_pat
 
 
 def test_speech_field_on_http_ask_and_index_jobs(ray_cluster, spoken_video, tmp_path):
-    from tests.pipeline.test_http import _wait_all, running
+    from tests.pipeline.service.test_http import _wait_all, running
 
     root = spoken_video.parent
     cfg = load_config("default", [

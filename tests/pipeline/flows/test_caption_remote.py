@@ -8,7 +8,7 @@ from tests.http_servers import serve
 from tests.videos import make_coded_video
 from vidsift.core.config import VLMConfig, load_config
 from vidsift.pipeline.flows.caption import CaptionOutput, run_caption
-from vidsift.pipeline.openai_server import create_app
+from vidsift.pipeline.service.openai_server import create_app
 from vidsift.workers.vlm import get_vlm
 
 

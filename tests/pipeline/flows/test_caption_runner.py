@@ -18,7 +18,7 @@ from vidsift.core.errors import ConfigError
 from vidsift.core.media import content_hash, video_key
 from vidsift.index.clip_index import ClipIndex
 from vidsift.index.memory import MemoryStore
-from vidsift.pipeline.clips import frames_in_clips, middle_frame
+from vidsift.pipeline.plan.clips import frames_in_clips, middle_frame
 from vidsift.pipeline.flows.caption import (
     CAPTION_HASH_SUFFIX,
     CaptionOutput,
@@ -27,7 +27,7 @@ from vidsift.pipeline.flows.caption import (
     run_caption,
 )
 from vidsift.pipeline.flows.index import search_clips
-from vidsift.pipeline.ingest import cut_clips, ingest_one
+from vidsift.pipeline.flows.ingest import cut_clips, ingest_one
 
 VIDEOS = 5
 CLIPS_PER_VIDEO = 2  # 6 s videos cut into 3 s clips

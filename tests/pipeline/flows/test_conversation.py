@@ -1,9 +1,10 @@
 """Follow-up questions on Ray: a generated video, the offline embedder (OCR off), evidence-only
-and the tiny random Qwen2.5-VL; turns kept in the job store across store objects and the CLI."""
+and the tiny random Qwen2.5-VL; turns kept in the conversation store across store objects and the CLI."""
 
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from typer.testing import CliRunner
@@ -11,11 +12,10 @@ from typer.testing import CliRunner
 from vidsift.core.config import load_config
 from vidsift.core.errors import PathNotAllowedError, VidsiftError
 from vidsift.pipeline.cli import app
-from vidsift.pipeline.conversation import (
-    approximate_tokens, ask_in_conversation, history_turns,
+from vidsift.pipeline.flows.conversation import (
+    ConversationStore, approximate_tokens, ask_in_conversation, history_turns,
 )
 from vidsift.pipeline.flows.ask import Asker
-from vidsift.pipeline.jobs import JobStore
 from vidsift.workers.vlm.prompt import history_text
 
 
@@ -25,10 +25,43 @@ def _config(tmp_path, *extra):
         f"index.dir={tmp_path / 'index'}", f"serve.data_dir={tmp_path / 'service'}", *extra])
 
 
+def test_conversation_turns_are_numbered_and_survive_a_new_store(tmp_path):
+    store = ConversationStore(tmp_path)
+    assert store.turns("talk") == []
+    first = {"video": "/v/talk.mp4", "question": "where?", "answer": "at [1]",
+             "segments": [{"video": "/v/talk.mp4", "start": 3.0, "end": 3.0, "kind": "image"}]}
+    assert store.add_turn("talk", first) == 1
+    assert store.add_turn("other", {"question": "x"}) == 1  # numbered per conversation
+    assert store.add_turn("talk", {"question": "and then?"}) == 2
+    reopened = ConversationStore(tmp_path)
+    assert reopened.turns("talk") == [{**first, "number": 1},
+                                      {"question": "and then?", "number": 2}]
+    assert [t["number"] for t in reopened.turns("other")] == [1]
+
+
+def test_concurrent_turns_of_one_conversation_get_distinct_numbers(tmp_path):
+    store = ConversationStore(tmp_path)
+    numbers: list[int] = []
+    lock = threading.Lock()
+
+    def add(n: int) -> None:
+        number = store.add_turn("busy", {"question": f"q{n}"})
+        with lock:
+            numbers.append(number)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(numbers) == list(range(1, 13))
+    assert sorted(t["question"] for t in store.turns("busy")) == sorted(f"q{n}" for n in range(12))
+
+
 def test_a_follow_up_reads_the_videos_memory_and_the_turns_persist(ray_cluster, coded_video,
                                                                    tmp_path):
     cfg = _config(tmp_path, "vlm.model=none")
-    store = JobStore(cfg.serve.data_dir)
+    store = ConversationStore(cfg.serve.data_dir)
     asker = Asker(cfg)
     try:
         first = ask_in_conversation(asker, store, "bars", str(coded_video), "where are the bars?")
@@ -52,7 +85,7 @@ def test_a_follow_up_reads_the_videos_memory_and_the_turns_persist(ray_cluster, 
         assert len(store.turns("bars")) == 2
     finally:
         asker.close()
-    turns = JobStore(cfg.serve.data_dir).turns("bars")  # a new store object: a restart
+    turns = ConversationStore(cfg.serve.data_dir).turns("bars")  # a new store object: a restart
     assert [t["question"] for t in turns] == ["where are the bars?", "what colour is the top left?"]
     assert [t["number"] for t in turns] == [1, 2]
     assert turns[1]["segments"] == [
@@ -65,7 +98,7 @@ def test_history_with_the_tiny_vlm_is_counted_by_its_tokenizer_and_trimmed_oldes
     questions = ["where are the bars?", "which frame number shows at the start?",
                  "and at the end?"]
     cfg = _config(tmp_path, f"vlm.model={tiny_qwen_dir}", "vlm.max_new_tokens=4")
-    store = JobStore(cfg.serve.data_dir)
+    store = ConversationStore(cfg.serve.data_dir)
     asker = Asker(cfg)
     try:
         for question in questions[:2]:

@@ -70,7 +70,7 @@ def test_unknown_backend_is_a_config_error():
 def test_stretches_join_with_each_moment_once():
     """A sentence said across a shard boundary is heard whole by the shard it began in (its audio
     runs past its share) and in part by the next: the part goes, what follows it stays."""
-    from vidsift.core.transcript import Transcript
+    from vidsift.core.types import Transcript
     from vidsift.core.types import TranscriptSegment as Segment
     from vidsift.workers.speech import Heard, add_heard
 

@@ -8,7 +8,7 @@ video, each video's memory, one token set over those videos (evidence.plan_acros
 segment decoded from its own video; with speech.mode set, the transcripts of those videos (only)
 raise their spoken moments, their best lines join the clips' weights, and the lines said during
 every video's segments go to the prompt, each naming its video. A follow-up in a conversation
-(pipeline.conversation) carries the earlier turns as text within budget.history_tokens.
+(pipeline.flows.conversation) carries the earlier turns as text within budget.history_tokens.
 
 With vlm.model None or "none" it stops before the VLM (evidence-only mode): the result is the
 evidence the VLM would be shown (segments with start/end seconds, token counts, thumbnails).
@@ -36,8 +36,8 @@ from vidsift.core.timeline import hms
 from vidsift.core.types import HistoryTurn, VideoMemory
 
 if TYPE_CHECKING:
-    from vidsift.core.transcript import Transcript
-    from vidsift.pipeline.evidence import SpeechEvidence
+    from vidsift.core.types import Transcript
+    from vidsift.pipeline.plan.evidence import SpeechEvidence
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class Asker:
     def text_counter(self):
         """(count, how) for the conversation's history text (conversation.text_token_counter)."""
         if self._text_counter is None:
-            from vidsift.pipeline.conversation import text_token_counter
+            from vidsift.pipeline.flows.conversation import text_token_counter
 
             self._text_counter = text_token_counter(self.cfg.vlm)
         return self._text_counter
@@ -246,8 +246,8 @@ class Asker:
         best lines of those transcripts join the clips in the weights: a video the index found
         only weakly but whose speech answers gets its share. Only retrieved videos' transcripts
         are read. -> (token_set, retrieved hits as dicts, {video: _Spoken}, in plan order)."""
-        from vidsift.pipeline.evidence import VideoEvidence, plan_across_videos
-        from vidsift.pipeline.ingest import ingest_videos
+        from vidsift.pipeline.plan.evidence import VideoEvidence, plan_across_videos
+        from vidsift.pipeline.flows.ingest import ingest_videos
 
         with timer.stage("retrieve"):
             hits = self._retrieve_across(query_vector, allow_video)
@@ -312,7 +312,7 @@ class Asker:
     ) -> AskResult:
         """video None: across every video of the clip index. allow_video(path), when given,
         says which videos may be read (the service's media roots). progress: called with each
-        pipeline.ingest.IngestProgress while a video is ingested (shards done / total).
+        pipeline.flows.ingest.IngestProgress while a video is ingested (shards done / total).
         history: the conversation's earlier turns, oldest first; the newest that fit
         budget.history_tokens go into the prompt. speech: this question's speech.mode (none |
         subtitles | asr | auto); None: the config's."""
@@ -404,7 +404,7 @@ class Asker:
         segment labels do. name_videos: AskResult.speech dicts carry their "video" (asked
         across the index) -> (lines as the prompt holds them, AskResult.speech,
         AskResult.speech_info)."""
-        from vidsift.pipeline.evidence import lines_near_segments
+        from vidsift.pipeline.plan.evidence import lines_near_segments
         from vidsift.workers.vlm.prompt import fit_transcript, segment_videos
 
         planned = segment_videos(token_set)
@@ -443,8 +443,8 @@ class Asker:
         """The video's memory (ingested when it has none), its clips retrieved from the index
         when indexed, with speech.mode set its transcript (stored, embedded once per embedder
         space), and the plan -> (token_set, retrieved clips as dicts, _Spoken or None)."""
-        from vidsift.pipeline.evidence import plan_evidence
-        from vidsift.pipeline.ingest import ingest_one
+        from vidsift.pipeline.plan.evidence import plan_evidence
+        from vidsift.pipeline.flows.ingest import ingest_one
 
         with timer.stage("ingest"):
             memory = ingest_one(video, cfg, self.pool, self.memory, track)
@@ -483,9 +483,9 @@ class Asker:
         """The video's transcript (ingest attached it to the memory) for scoring, or None
         with speech.mode none. Its segments are embedded by the pool's text embedder once per
         (content, speech settings, embedder space): the vectors are stored beside the
-        transcript (pipeline.speech)."""
-        from vidsift.pipeline.evidence import SpeechEvidence, frame_relevance
-        from vidsift.pipeline.speech import transcript_vectors
+        transcript (pipeline.flows.speech)."""
+        from vidsift.pipeline.plan.evidence import SpeechEvidence, frame_relevance
+        from vidsift.pipeline.flows.speech import transcript_vectors
 
         transcript = memory.transcript
         if transcript is None:
@@ -536,16 +536,15 @@ def _segment_dict(segment, video: str | None) -> dict:
 def ask(cfg: Config, video: str | None, question: str, conversation: str | None = None,
         **options) -> AskResult:
     """One question from the command line: build the pools, ask, release them. video None:
-    across the clip index. conversation: ask as its next turn, kept in the job store under
-    serve.data_dir (shared with the HTTP service)."""
+    across the clip index. conversation: ask as its next turn, kept under serve.data_dir
+    (shared with the HTTP service)."""
     asker = Asker(cfg)
     try:
         if conversation is None:
             return asker.ask(video, question, **options)
-        from vidsift.pipeline.conversation import ask_in_conversation
-        from vidsift.pipeline.jobs import JobStore
+        from vidsift.pipeline.flows.conversation import ConversationStore, ask_in_conversation
 
-        return ask_in_conversation(asker, JobStore(cfg.serve.data_dir), conversation, video,
-                                   question, **options)
+        return ask_in_conversation(asker, ConversationStore(cfg.serve.data_dir), conversation,
+                                   video, question, **options)
     finally:
         asker.close()

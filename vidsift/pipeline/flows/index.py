@@ -76,16 +76,16 @@ def clips_record(path: str, memory, cfg: Config, index, embed_text=None, notes: 
     """A video's memory -> VideoClips for index.add_video, thumbnails written from the memory's
     coarse-frame JPEGs (nothing is decoded). With the memory's transcript (ingest attaches it
     when speech.mode is set) and embed_text (the pool's), each clip's text and text vector
-    include what is said in it (pipeline.speech); the transcript's notes (no audio, ...) are
+    include what is said in it (pipeline.flows.speech); the transcript's notes (no audio, ...) are
     appended to `notes`."""
     from vidsift.index.clip_index import VideoClips
     from vidsift.index.store import NewClip
-    from vidsift.pipeline.ingest import cut_clips
+    from vidsift.pipeline.flows.ingest import cut_clips
 
     clips = cut_clips(memory, cfg)
     transcript = memory.transcript
     if transcript is not None and embed_text is not None:
-        from vidsift.pipeline.speech import clips_with_speech
+        from vidsift.pipeline.flows.speech import clips_with_speech
 
         clips = clips_with_speech(clips, transcript.segments, embed_text)
         if notes is not None:
@@ -117,7 +117,7 @@ def index_videos(
     from vidsift.index.clip_index import ClipIndex
     from vidsift.index.memory import MemoryStore
     from vidsift.index.store import NO_SPEECH
-    from vidsift.pipeline.ingest import ingest_videos
+    from vidsift.pipeline.flows.ingest import ingest_videos
 
     started = time.perf_counter()
     videos = find_videos(paths)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from vidsift.core.config import SpeechConfig
 from vidsift.core.registry import lookup
-from vidsift.core.transcript import SubtitleParseError, Transcript
+from vidsift.core.transcript import SubtitleParseError
+from vidsift.core.types import Transcript
 from vidsift.core.types import TranscriptSegment
 
 

@@ -1,7 +1,7 @@
 """What to caption: the videos a source names that OUT has not committed yet, and each video's
 clips with the frame times and size the VLM is shown.
 
-Scene clips come from the shared ingest chain (pipeline.ingest): a video's stored memory is read
+Scene clips come from the shared ingest chain (pipeline.flows.ingest): a video's stored memory is read
 (nothing decoded), else it is ingested on the pool and its memory kept; cut_clips then gives the
 same spans the clip index uses, so captions line up with indexed clips. Fixed clips tile the
 probe's [start, end].
@@ -106,7 +106,7 @@ def read_clips(videos: Iterable[str], cfg: Config,
             yield video, outcome
         return
     from vidsift.index.memory import MemoryStore
-    from vidsift.pipeline.ingest import cut_clips, ingest_videos
+    from vidsift.pipeline.flows.ingest import cut_clips, ingest_videos
 
     for video, memory in ingest_videos(videos, cfg, pool, MemoryStore(cfg.index.dir)):
         if isinstance(memory, Exception):
@@ -124,7 +124,7 @@ def _transcript(video: str, cfg: Config):
     """The transcript of a video captioned in fixed clips (no ingest, so no pool: made here)."""
     if not (cfg.speech.enabled and cfg.caption.speech_chars):
         return None
-    from vidsift.pipeline.speech import video_transcript
+    from vidsift.pipeline.flows.speech import video_transcript
 
     return video_transcript(video, cfg)
 
@@ -137,7 +137,7 @@ def with_speech(plan: ClipPlan, cfg: Config, transcript) -> ClipPlan:
         return plan
     import dataclasses
 
-    from vidsift.pipeline.clips import speech_in_clips
+    from vidsift.pipeline.plan.clips import speech_in_clips
 
     for note in transcript.warnings:
         log.warning("captions without speech: %s", note)

@@ -23,7 +23,7 @@ import numpy as np
 from vidsift.core.config import Config
 from vidsift.core.files import write_atomic
 from vidsift.core.media import content_hash, video_key
-from vidsift.pipeline.subtitles import Cue, write_subtitles
+from vidsift.pipeline.flows.subtitles import Cue, write_subtitles
 
 CAPTION_COLUMNS = ("video", "clip", "start", "end", "caption", "model", "tokens", "speech")
 
@@ -149,7 +149,7 @@ def add_captions_to_index(out: str | Path, cfg: Config) -> dict:
     from vidsift.index.store import NewClip
     from vidsift.workers.decode import get_decoder
     from vidsift.workers.embed import get_embedder
-    from vidsift.pipeline.ingest import clips_of
+    from vidsift.pipeline.flows.ingest import clips_of
 
     table = CaptionOutput(out).read_rows()
     rows = table.to_pylist() if table is not None else []

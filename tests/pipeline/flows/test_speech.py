@@ -6,7 +6,7 @@ from tests.speech_videos import make_speech_video
 from vidsift.core.config import load_config
 from vidsift.core.media import content_hash
 from vidsift.index.transcripts import TranscriptStore
-from vidsift.pipeline.speech import video_transcript
+from vidsift.pipeline.flows.speech import video_transcript
 
 CUES = [(1.25, 3.5, "The password is falcon")]
 
@@ -76,7 +76,7 @@ def test_speech_in_clips_and_fuse_text():
     import numpy as np
 
     from vidsift.core.types import TranscriptSegment as Seg
-    from vidsift.pipeline.clips import fuse_text, speech_in_clips
+    from vidsift.pipeline.plan.clips import fuse_text, speech_in_clips
 
     spans = [(0.0, 5.0), (5.0, 10.0), (10.0, 12.0)]
     segments = [Seg(1.0, 2.0, "hello  there"), Seg(4.5, 6.0, "across\nthe cut"), Seg(6.0, 7.0, "second")]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vidsift.pipeline.clips import (
+from vidsift.pipeline.plan.clips import (
     clip_texts,
     clip_vectors,
     cut_strengths,

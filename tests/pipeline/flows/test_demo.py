@@ -1,4 +1,4 @@
-"""vidsift.pipeline.demo: the sample video the demo indexes (run_demo itself is the full pipeline,
+"""vidsift.pipeline.flows.demo: the sample video the demo indexes (run_demo itself is the full pipeline,
 exercised by the flow tests)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from vidsift.core.errors import ConfigError
 from vidsift.core.probe import probe
-from vidsift.pipeline import demo
-from vidsift.pipeline.demo import SCENE_SECONDS, make_sample_video
+from vidsift.pipeline.flows import demo
+from vidsift.pipeline.flows.demo import SCENE_SECONDS, make_sample_video
 from vidsift.workers.decode import get_decoder
 
 

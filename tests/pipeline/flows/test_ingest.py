@@ -13,7 +13,7 @@ from tests.videos import make_coded_video
 from vidsift.core.errors import CorruptVideoError, DecodeTimeoutError, NotAVideoError
 from vidsift.core.media import content_hash
 from vidsift.index.memory import MemoryStore
-from vidsift.pipeline.ingest import cut_clips, ingest_one, ingest_videos
+from vidsift.pipeline.flows.ingest import cut_clips, ingest_one, ingest_videos
 from vidsift.workers.decode import DECODERS, get_decoder
 from vidsift.workers.ingest import IngestPool
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from vidsift.core.config import Config
 from vidsift.core.media import content_hash
-from vidsift.core.transcript import Transcript
+from vidsift.core.types import Transcript
 
 
 def video_transcript(path: str, cfg: Config, progress=None, asr=None, digest: str | None = None) -> Transcript:
@@ -68,7 +68,7 @@ def transcript_vectors(transcript: Transcript, digest: str, cfg: Config, embed_t
 
 
 def clips_with_speech(clips, segments, embed_text):
-    """A pipeline.ingest.Clips with each clip's overlapping transcript lines in its text and its
+    """A pipeline.flows.ingest.Clips with each clip's overlapping transcript lines in its text and its
     text vector (clips.fuse_text). embed_text: list[str] -> (n, D) unit rows in the clip index's
     text space (the ingest pool's or an embedder's embed_text); called once, on the clips that
     have speech."""
@@ -76,7 +76,7 @@ def clips_with_speech(clips, segments, embed_text):
 
     import numpy as np
 
-    from vidsift.pipeline.clips import fuse_text, speech_in_clips
+    from vidsift.pipeline.plan.clips import fuse_text, speech_in_clips
 
     speech = speech_in_clips(clips.spans, segments)
     spoken = [i for i, s in enumerate(speech) if s]

@@ -17,7 +17,7 @@ Routes (OpenAPI at /docs):
   GET    /v1/search?q&k                                     -> clips from the clip index
   POST   /v1/search?q&k          body: a photo              -> clips that look like it (and q)
   GET    /v1/index/thumbs/{folder}/{name}                   -> a clip's thumbnail
-  GET    /  and /v1/videos, /v1/info, /v1/media, /v1/media/tickets: the web page (pipeline.web)
+  GET    /  and /v1/videos, /v1/info, /v1/media, /v1/media/tickets: the web page (pipeline.service.web)
 Security: every video path must resolve inside serve.media_roots (else 403); when serve.api_key
 is set (it must be when the host is not loopback) requests carry it in the X-API-Key header.
 Errors are JSON {"error": message, ...}; never a stack trace.
@@ -40,8 +40,15 @@ from starlette.exceptions import HTTPException
 
 from vidsift.core.config import Config, SpeechMode
 from vidsift.core.errors import PathNotAllowedError, VidsiftError
-from vidsift.pipeline.jobs import STATUSES, JobStore
-from vidsift.pipeline.security import (
+from vidsift.pipeline.flows.conversation import (
+    ConversationStore,
+    ask_in_conversation,
+    check_name,
+    scope_of,
+)
+from vidsift.pipeline.service.errors import ApiError
+from vidsift.pipeline.service.jobs import STATUSES, JobStore
+from vidsift.pipeline.service.security import (
     API_KEY_HEADER,
     MediaRoots,
     api_key_matches,
@@ -115,19 +122,15 @@ class JobCreated(BaseModel):
     status: str
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-        super().__init__(message)
-
-
 class Service:
-    """The job store, media roots, the Asker (lazy: Ray pools) and the worker threads."""
+    """The job store, the conversations, media roots, the Asker (lazy: Ray pools) and the
+    worker threads."""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.data_dir = Path(cfg.serve.data_dir).expanduser()
         self.store = JobStore(self.data_dir)
+        self.conversations = ConversationStore(self.data_dir)
         self.roots = MediaRoots(cfg.serve.media_roots)
         self._asker = None
         self._asker_lock = threading.Lock()
@@ -224,8 +227,6 @@ class Service:
     def _run(self, job) -> dict[str, Any]:
         request = job.request
         if job.kind == "ask":
-            from vidsift.pipeline.conversation import ask_in_conversation
-
             options = request.get("options", {})
             record = self._progress(job, "ingest")
             ask_options = dict(
@@ -235,7 +236,7 @@ class Service:
                 allow_video=self.may_read, speech=request.get("speech"),
             )
             if request.get("conversation"):
-                result = ask_in_conversation(self.asker, self.store, request["conversation"],
+                result = ask_in_conversation(self.asker, self.conversations, request["conversation"],
                                              request.get("video"), request["question"],
                                              **ask_options)
             else:
@@ -258,7 +259,7 @@ class Service:
                 ))
         if job.kind == "caption":
             from vidsift.core.media import video_key
-            from vidsift.pipeline.caption_job import caption_job
+            from vidsift.pipeline.service.caption_job import caption_job
 
             cfg = self._job_config(request)
             to_index = request.get("to_index", False)
@@ -353,11 +354,9 @@ def create_app(cfg: Config) -> FastAPI:
             raise ApiError(422, f"question: at most {cfg.serve.max_question_chars} characters")
         video = str(service.roots.check(body.video)) if body.video is not None else None
         if body.conversation is not None:
-            from vidsift.pipeline.conversation import check_name, scope_of
-
             # A follow-up about the conversation's video is checked against the roots now.
             scope = scope_of(check_name(body.conversation),
-                             service.store.turns(body.conversation), video)
+                             service.conversations.turns(body.conversation), video)
             video = str(service.roots.check(scope)) if scope is not None else None
         options = body.options.model_dump(exclude_none=True)
         if "max_new_tokens" in options:
@@ -401,7 +400,7 @@ def create_app(cfg: Config) -> FastAPI:
 
     @app.get("/v1/conversations/{name}", dependencies=auth)
     def get_conversation(name: str, request: Request) -> dict:
-        turns = service_of(request).store.turns(name)
+        turns = service_of(request).conversations.turns(name)
         if not turns:
             raise ApiError(404, f"no conversation {name!r}")
         return {"name": name, "turns": turns}
@@ -511,7 +510,7 @@ def create_app(cfg: Config) -> FastAPI:
             raise ApiError(404, f"no thumbnail {folder}/{name}")
         return FileResponse(path, media_type="image/jpeg")
 
-    from vidsift.pipeline.web import add_web_routes
+    from vidsift.pipeline.service.web import add_web_routes
 
     add_web_routes(app, cfg, auth)
     return app

@@ -1,15 +1,15 @@
 """A persistent job store on SQLite (WAL): the HTTP service's queue and its record of results.
 
-Every operation opens its own short connection, so the store is safe to share between threads
-and between processes (SQLite's file locks serialise writers; WAL lets readers run beside them).
+Every operation opens its own short connection (core.files.open_sqlite), so the store is safe to
+share between threads and between processes.
 Claiming a job is one atomic UPDATE ... RETURNING, so two workers never take the same job.
 A job's result, once written, is never deleted or overwritten: a cancel after the finish is a
 no-op, and a restart only re-queues jobs that were queued or running.
 
 Statuses: queued -> running -> succeeded | failed; queued or running -> cancelled.
 
-The same file keeps conversations: the turns of follow-up questions (question, answer,
-evidence), numbered per conversation name, read back by the next question of that name.
+The same file keeps conversations (flows.conversation.ConversationStore), so the CLI and the
+service share them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from vidsift.core.files import open_sqlite
+from vidsift.pipeline.flows.conversation import STORE_FILE
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -47,13 +50,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);
-CREATE TABLE IF NOT EXISTS turns (
-    conversation TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    turn TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (conversation, number)
-);
 """
 _COLUMNS = (
     "id, kind, status, request, result, error, attempts, created_at, started_at, finished_at, "
@@ -118,21 +114,16 @@ class JobStore:
     def __init__(self, data_dir: str | Path, busy_timeout_s: float = 30.0) -> None:
         self.data_dir = Path(data_dir).expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.data_dir / "jobs.sqlite3"
+        self.path = self.data_dir / STORE_FILE
         self.busy_timeout_s = busy_timeout_s
         with closing(self._connect()) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
             if "progress" not in columns:  # a store written before jobs reported progress
                 conn.execute("ALTER TABLE jobs ADD COLUMN progress TEXT")
 
     def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves where a read-then-write must
-        # be atomic; single statements are atomic on their own.
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-        conn.execute("PRAGMA synchronous=NORMAL")  # durable across crashes of the process in WAL
-        return conn
+        return open_sqlite(self.path, self.busy_timeout_s)
 
     def create(self, kind: str, request: dict[str, Any]) -> Job:
         job_id = uuid.uuid4().hex
@@ -230,27 +221,6 @@ class JobStore:
                 (QUEUED, RUNNING),
             )
             return cur.rowcount
-
-    def add_turn(self, conversation: str, turn: dict[str, Any]) -> int:
-        """Append a turn (JSON) to a conversation, creating it; returns the turn's number
-        (1, 2, ...). One statement: two writers never get the same number."""
-        with closing(self._connect()) as conn:
-            (number,) = conn.execute(
-                "INSERT INTO turns (conversation, number, turn, created_at) VALUES "
-                "(?, (SELECT COALESCE(MAX(number), 0) + 1 FROM turns WHERE conversation = ?), ?, ?)"
-                " RETURNING number",
-                (conversation, conversation, json.dumps(turn), time.time()),
-            ).fetchone()
-        return number
-
-    def turns(self, conversation: str) -> list[dict[str, Any]]:
-        """A conversation's turns, oldest first, each with its "number"; [] for a new name."""
-        with closing(self._connect()) as conn:
-            rows = conn.execute(
-                "SELECT number, turn FROM turns WHERE conversation = ? ORDER BY number",
-                (conversation,),
-            ).fetchall()
-        return [{**json.loads(turn), "number": number} for number, turn in rows]
 
     def counts(self) -> dict[str, int]:
         with closing(self._connect()) as conn:

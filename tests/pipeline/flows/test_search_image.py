@@ -15,7 +15,7 @@ from vidsift.core.config import load_config
 from vidsift.core.images import read_image
 from vidsift.pipeline.cli import app
 from vidsift.pipeline.flows.index import search_clips
-from vidsift.pipeline.http import create_app
+from vidsift.pipeline.service.http import create_app
 
 pytestmark = pytest.mark.slow
 

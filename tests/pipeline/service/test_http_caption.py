@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.test_http import _config, running
+from tests.pipeline.service.test_http import _config, running
 from tests.speech_videos import make_speech_video, srt
 from vidsift.core.media import content_hash
 from vidsift.index.memory import MemoryStore
-from vidsift.pipeline.caption_job import JobCancelled, caption_job
+from vidsift.pipeline.service.caption_job import JobCancelled, caption_job
 from vidsift.pipeline.flows.caption import CaptionOutput
-from vidsift.pipeline.jobs import FINAL_STATUSES, SUCCEEDED
-from vidsift.pipeline.security import MediaRoots
+from vidsift.pipeline.service.jobs import FINAL_STATUSES, SUCCEEDED
+from vidsift.pipeline.service.security import MediaRoots
 
 INTRO_CUES = [(0.5, 1.5, "Welcome to the lecture"), (2.5, 3.5, "Chapter two begins")]
 TALK_CUES = [(1.0, 1.8, "Questions from the audience")]

@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data
 
 from tests.conftest import PHOTO_SCENES
-from tests.pipeline.test_http import _free_port, running
+from tests.pipeline.service.test_http import _free_port, running
 from tests.videos import make_scene_video
 from vidsift.core.config import load_config
 

@@ -1,7 +1,7 @@
 """Conversations: follow-up questions that remember the earlier turns.
 
 A conversation is a name. Its turns (question, answer, the evidence shown with its times and
-videos, the citations) persist in the job store's SQLite file (pipeline.jobs.JobStore under
+videos, the citations) persist in the job store's SQLite file (pipeline.service.jobs.JobStore under
 serve.data_dir), so they survive restarts and the CLI and the HTTP service share them.
 A follow-up picks fresh evidence for its own question from the video's stored memory (nothing
 is decoded but the planned frames) and shows the earlier turns to the VLM as text
@@ -13,12 +13,18 @@ A conversation keeps the scope of its first question: one video, or the whole cl
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
 
 from vidsift.core.config import VLMConfig
 from vidsift.core.errors import VidsiftError
+from vidsift.core.files import open_sqlite
 from vidsift.core.types import HistoryTurn
 
 log = logging.getLogger(__name__)
@@ -26,6 +32,51 @@ log = logging.getLogger(__name__)
 MAX_NAME_CHARS = 200
 APPROXIMATE = "approximate"
 TOKENIZER = "tokenizer"
+STORE_FILE = "jobs.sqlite3"  # under serve.data_dir, beside the service's jobs
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS turns (
+    conversation TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    turn TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (conversation, number)
+);
+"""
+
+
+class ConversationStore:
+    """The turns of every conversation in `data_dir/STORE_FILE`, numbered per name. Cheap to
+    construct; every call opens its own short connection (safe across threads and processes)."""
+
+    def __init__(self, data_dir: str | Path, busy_timeout_s: float = 30.0) -> None:
+        self.data_dir = Path(data_dir).expanduser()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / STORE_FILE
+        self.busy_timeout_s = busy_timeout_s
+        with closing(open_sqlite(self.path, busy_timeout_s)) as conn:
+            conn.executescript(_SCHEMA)
+
+    def add_turn(self, conversation: str, turn: dict[str, Any]) -> int:
+        """Append a turn (JSON) to a conversation, creating it; returns the turn's number
+        (1, 2, ...). One statement: two writers never get the same number."""
+        with closing(open_sqlite(self.path, self.busy_timeout_s)) as conn:
+            (number,) = conn.execute(
+                "INSERT INTO turns (conversation, number, turn, created_at) VALUES "
+                "(?, (SELECT COALESCE(MAX(number), 0) + 1 FROM turns WHERE conversation = ?), ?, ?)"
+                " RETURNING number",
+                (conversation, conversation, json.dumps(turn), time.time()),
+            ).fetchone()
+        return number
+
+    def turns(self, conversation: str) -> list[dict[str, Any]]:
+        """A conversation's turns, oldest first, each with its "number"; [] for a new name."""
+        with closing(open_sqlite(self.path, self.busy_timeout_s)) as conn:
+            rows = conn.execute(
+                "SELECT number, turn FROM turns WHERE conversation = ? ORDER BY number",
+                (conversation,),
+            ).fetchall()
+        return [{**json.loads(turn), "number": number} for number, turn in rows]
 
 
 def approximate_tokens(text: str) -> int:
@@ -69,7 +120,7 @@ def check_name(name: str) -> str:
 
 
 def history_turns(turns: Sequence[dict]) -> list[HistoryTurn]:
-    """Stored turns (JobStore.turns) as the prompt shows them, oldest first. A turn asked in
+    """Stored turns (ConversationStore.turns) as the prompt shows them, oldest first. A turn asked in
     evidence-only mode has no answer and says so."""
     return [
         HistoryTurn(
@@ -114,9 +165,7 @@ def turn_record(result) -> dict:
 def ask_in_conversation(asker, store, name: str, video: str | None, question: str,
                         **options):
     """Ask `question` as the next turn of conversation `name` (asker: flows.ask.Asker; store:
-    jobs.JobStore) and record it; returns the AskResult with its conversation filled."""
-    from pathlib import Path
-
+    ConversationStore) and record it; returns the AskResult with its conversation filled."""
     check_name(name)
     if video is not None:
         video = str(Path(video).expanduser().resolve())

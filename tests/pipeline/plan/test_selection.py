@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vidsift.core.config import SelectionConfig
-from vidsift.pipeline.selection import (
+from vidsift.pipeline.plan.selection import (
     SELECTORS,
     clip_around,
     coverage_order,
@@ -66,7 +66,7 @@ def test_coverage_on_a_long_video_finds_every_scene_and_respects_covered_frames(
     # 8 scenes of 1000 frames each (a 2-hour memory's size): candidates and clients are
     # subsampled past MAX_COVERAGE_CLIENTS, yet every scene still gets a pick, and frames
     # already covered or not candidates are never returned.
-    from vidsift.pipeline.selection import MAX_COVERAGE_CLIENTS
+    from vidsift.pipeline.plan.selection import MAX_COVERAGE_CLIENTS
 
     rng = np.random.default_rng(3)
     scenes = rng.standard_normal((8, 64)).astype(np.float32)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vidsift.core.errors import VidsiftError
 from vidsift.core.media import VIDEO_EXTENSIONS
-from vidsift.pipeline.security import MediaRoots
+from vidsift.pipeline.service.security import MediaRoots
 
 TICKET_TTL_S = 6 * 3600  # long enough to watch a long video without a new ticket
 

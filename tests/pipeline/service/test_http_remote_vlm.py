@@ -4,12 +4,12 @@ plan. Both servers are real, on 127.0.0.1: vidsift's service and an OpenAI-compa
 serving the tiny random Qwen2.5-VL."""
 
 from vidsift.core.config import VLMConfig
-from vidsift.pipeline.jobs import SUCCEEDED
-from vidsift.pipeline.openai_server import create_app
+from vidsift.pipeline.service.jobs import SUCCEEDED
+from vidsift.pipeline.service.openai_server import create_app
 from vidsift.workers.vlm import get_vlm
 
 from tests.http_servers import serve
-from tests.pipeline.test_http import _config, _wait_all, media_root, running  # noqa: F401
+from tests.pipeline.service.test_http import _config, _wait_all, media_root, running  # noqa: F401
 
 
 def test_ask_jobs_answer_through_a_remote_vlm(ray_cluster, media_root, tiny_qwen_dir,  # noqa: F811

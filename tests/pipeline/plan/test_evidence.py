@@ -4,7 +4,7 @@ import pytest
 from vidsift.core.config import BudgetConfig, SelectionConfig
 from vidsift.core.errors import BudgetError
 from vidsift.core.vision import tokens_for
-from vidsift.pipeline.evidence import frame_relevance, plan_evidence, slot_count
+from vidsift.pipeline.plan.evidence import frame_relevance, plan_evidence, slot_count
 from vidsift.core.types import SegmentKind
 
 
@@ -78,7 +78,7 @@ def test_errors():
 
 
 def _video_evidence(name, seconds, frame_size, weight, rng, query=None, match_at=None):
-    from vidsift.pipeline.evidence import VideoEvidence
+    from vidsift.pipeline.plan.evidence import VideoEvidence
 
     times = np.arange(0.0, seconds, 1.0)
     text = unit(rng.normal(size=(len(times), 64)))
@@ -91,8 +91,8 @@ def _video_evidence(name, seconds, frame_size, weight, rng, query=None, match_at
 
 @pytest.mark.parametrize("tokens", [700, 2048, 4096])
 def test_one_plan_over_several_videos_is_exact_within_the_one_budget(tokens):
-    from vidsift.pipeline.budget import frame_grids
-    from vidsift.pipeline.evidence import plan_across_videos
+    from vidsift.pipeline.plan.budget import frame_grids
+    from vidsift.pipeline.plan.evidence import plan_across_videos
 
     rng = np.random.default_rng(5)
     query = unit(rng.normal(size=64))
@@ -124,7 +124,7 @@ def test_one_plan_over_several_videos_is_exact_within_the_one_budget(tokens):
 
 
 def test_a_budget_for_no_video_is_a_budget_error():
-    from vidsift.pipeline.evidence import plan_across_videos
+    from vidsift.pipeline.plan.evidence import plan_across_videos
 
     rng = np.random.default_rng(1)
     sources = [_video_evidence("/v/a.mp4", 10, (720, 1280), 1.0, rng)]
@@ -133,7 +133,7 @@ def test_a_budget_for_no_video_is_a_budget_error():
 
 
 def test_speech_relevance_raises_the_frames_a_matching_line_reaches():
-    from vidsift.pipeline.evidence import speech_relevance
+    from vidsift.pipeline.plan.evidence import speech_relevance
 
     times = np.array([8.0, 0.0, 2.0, 4.0, 6.0, 10.0])  # any order
     own = np.array([0.1, 0.3, 0.2, 0.05, 0.4, 0.0])
@@ -150,7 +150,7 @@ def test_speech_relevance_raises_the_frames_a_matching_line_reaches():
 
 
 def test_plan_with_speech_picks_the_moment_only_said(coarse):
-    from vidsift.pipeline.evidence import SpeechEvidence
+    from vidsift.pipeline.plan.evidence import SpeechEvidence
 
     times, visual, text, _ = coarse
     rng = np.random.default_rng(5)
@@ -173,7 +173,7 @@ def test_plan_with_speech_picks_the_moment_only_said(coarse):
 
 
 def test_a_plan_across_videos_picks_the_moment_only_said_in_one_of_them():
-    from vidsift.pipeline.evidence import SpeechEvidence, plan_across_videos
+    from vidsift.pipeline.plan.evidence import SpeechEvidence, plan_across_videos
 
     rng = np.random.default_rng(7)
     said = unit(rng.normal(size=64))

@@ -12,8 +12,8 @@ from skimage import data
 
 from tests.videos import make_coded_video
 from vidsift.core.config import load_config
-from vidsift.pipeline.http import create_app
-from vidsift.pipeline.web.media import MediaTickets, TicketError
+from vidsift.pipeline.service.http import create_app
+from vidsift.pipeline.service.web.media import MediaTickets, TicketError
 
 KEY = "s3cret"
 

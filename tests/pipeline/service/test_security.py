@@ -7,7 +7,7 @@ import os
 import pytest
 
 from vidsift.core.errors import ConfigError, PathNotAllowedError
-from vidsift.pipeline.security import (
+from vidsift.pipeline.service.security import (
     MediaRoots,
     api_key_matches,
     api_key_required,

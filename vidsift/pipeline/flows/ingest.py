@@ -23,9 +23,9 @@ from vidsift.core.config import Config
 from vidsift.core.errors import CorruptVideoError, VidsiftError
 from vidsift.core.media import content_hash
 from vidsift.core.shards import plan_shards
-from vidsift.core.transcript import Transcript
+from vidsift.core.types import Transcript
 from vidsift.core.types import VideoMemory
-from vidsift.pipeline.speech import store_transcript
+from vidsift.pipeline.flows.speech import store_transcript
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ class Clips:
 def cut_clips(memory: VideoMemory, cfg: Config) -> Clips:
     """The one clip rule: scene cuts on the coarse frames (cfg.index settings), bounds snapped to
     keyframes and stretched to cover every coarse frame, so index and caption clips line up."""
-    from vidsift.pipeline.clips import segment_clips
+    from vidsift.pipeline.plan.clips import segment_clips
 
     info, times = memory.info, memory.frames.times
     start = min(info.start_time, float(times[0]))
@@ -245,7 +245,7 @@ def cut_clips(memory: VideoMemory, cfg: Config) -> Clips:
 def clips_of(memory: VideoMemory, spans: list[tuple[float, float]]) -> Clips:
     """Clips with the given (start, end) spans, summarised from the memory's coarse frames: the
     frames inside each, its middle frame (thumbnail), its text and its mean vectors."""
-    from vidsift.pipeline.clips import clip_texts, clip_vectors, frames_in_clips, middle_frame
+    from vidsift.pipeline.plan.clips import clip_texts, clip_vectors, frames_in_clips, middle_frame
 
     frames = memory.frames
     members = frames_in_clips(frames.times, spans)

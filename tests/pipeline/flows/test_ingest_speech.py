@@ -13,8 +13,8 @@ from tests.speech_videos import Line, espeak_available, make_speech_video
 from vidsift.core.config import load_config
 from vidsift.index.memory import MemoryStore
 from vidsift.index.transcripts import TranscriptStore
-from vidsift.core.transcript import Transcript
-from vidsift.pipeline.ingest import SPEECH_OVERRUN_S, ingest_one
+from vidsift.core.types import Transcript
+from vidsift.pipeline.flows.ingest import SPEECH_OVERRUN_S, ingest_one
 from vidsift.workers import speech as speech_module
 
 # 24 s, keyframes every 2 s, 6 s shards: three sentences said inside one shard, the last one

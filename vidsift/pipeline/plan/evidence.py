@@ -15,8 +15,8 @@ from vidsift.core.config import BudgetConfig, SelectionConfig
 from vidsift.core.errors import BudgetError
 from vidsift.core.types import TokenSet
 from vidsift.core.vision import VISION_SPECS, VisionSpec
-from vidsift.pipeline.budget import allocate, frame_grids, split_budget
-from vidsift.pipeline.selection import get_selector
+from vidsift.pipeline.plan.budget import allocate, frame_grids, split_budget
+from vidsift.pipeline.plan.selection import get_selector
 
 
 def frame_relevance(text_vectors: np.ndarray, query_vector: np.ndarray | None) -> np.ndarray:

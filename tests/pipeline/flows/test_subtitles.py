@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from vidsift.pipeline.subtitles import Cue, format_timestamp, srt_text, vtt_text, write_subtitles
+from vidsift.pipeline.flows.subtitles import Cue, format_timestamp, srt_text, vtt_text, write_subtitles
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 
-from vidsift.pipeline.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore
+from vidsift.pipeline.service.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore
 
 
 def test_create_get_and_page_newest_first(tmp_path):
@@ -142,39 +142,6 @@ def test_a_store_written_before_progress_opens(tmp_path):
     store = JobStore(tmp_path)
     job = store.get("old")
     assert job.result == {"answer": 1} and job.progress is None
-
-
-def test_conversation_turns_are_numbered_and_survive_a_new_store(tmp_path):
-    store = JobStore(tmp_path)
-    assert store.turns("talk") == []
-    first = {"video": "/v/talk.mp4", "question": "where?", "answer": "at [1]",
-             "segments": [{"video": "/v/talk.mp4", "start": 3.0, "end": 3.0, "kind": "image"}]}
-    assert store.add_turn("talk", first) == 1
-    assert store.add_turn("other", {"question": "x"}) == 1  # numbered per conversation
-    assert store.add_turn("talk", {"question": "and then?"}) == 2
-    reopened = JobStore(tmp_path)
-    assert reopened.turns("talk") == [{**first, "number": 1},
-                                      {"question": "and then?", "number": 2}]
-    assert [t["number"] for t in reopened.turns("other")] == [1]
-
-
-def test_concurrent_turns_of_one_conversation_get_distinct_numbers(tmp_path):
-    store = JobStore(tmp_path)
-    numbers: list[int] = []
-    lock = threading.Lock()
-
-    def add(n: int) -> None:
-        number = store.add_turn("busy", {"question": f"q{n}"})
-        with lock:
-            numbers.append(number)
-
-    threads = [threading.Thread(target=add, args=(n,)) for n in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(numbers) == list(range(1, 13))
-    assert sorted(t["question"] for t in store.turns("busy")) == sorted(f"q{n}" for n in range(12))
 
 
 def test_a_conversations_next_turn_waits_while_its_previous_one_runs(tmp_path):

@@ -16,8 +16,8 @@ import pytest
 from tests.videos import make_coded_video
 from vidsift.core.config import load_config
 from vidsift.core.errors import ConfigError
-from vidsift.pipeline.http import create_app
-from vidsift.pipeline.jobs import FINAL_STATUSES, SUCCEEDED, JobStore
+from vidsift.pipeline.service.http import create_app
+from vidsift.pipeline.service.jobs import FINAL_STATUSES, SUCCEEDED, JobStore
 
 
 def _free_port() -> int:
@@ -200,7 +200,7 @@ def test_api_key_rule(media_root, tmp_path):
 def test_ray_serve_hosts_the_app_on_loopback(ray_cluster, media_root, tmp_path):
     from ray import serve
 
-    from vidsift.pipeline.http import build_deployment
+    from vidsift.pipeline.service.http import build_deployment
 
     port = _free_port()
     cfg = _config(media_root, tmp_path / "svc", f"serve.port={port}")

@@ -14,7 +14,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from vidsift.core.config import Config
-from vidsift.pipeline.web.media import (
+from vidsift.pipeline.service.errors import ApiError
+from vidsift.pipeline.service.web.media import (
     MediaTickets,
     NotMediaError,
     TicketError,
@@ -44,8 +45,6 @@ class TicketRequest(BaseModel):
 
 def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
     """Register the page and its routes on the service's app. auth: the API's key dependency."""
-    from vidsift.pipeline.http import ApiError
-
     tickets = MediaTickets()  # this service's secret: its tickets only
 
     def checked_video(service, path: str | Path) -> Path:

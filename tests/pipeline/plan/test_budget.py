@@ -6,7 +6,7 @@ import pytest
 from vidsift.core.errors import BudgetError
 from vidsift.core.types import Segment, SegmentKind
 from vidsift.core.vision import QWEN2_5_VL, VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, smart_resize, tokens_for
-from vidsift.pipeline.budget import allocate, frame_grids
+from vidsift.pipeline.plan.budget import allocate, frame_grids
 
 from tests.tiny_vlm import FRAME_SIZES, hf_image_processor, hf_image_tokens
 
@@ -135,7 +135,7 @@ def test_bad_inputs_are_rejected():
 
 
 def test_split_budget_is_proportional_above_the_floors_and_sums_to_the_total():
-    from vidsift.pipeline.budget import split_budget
+    from vidsift.pipeline.plan.budget import split_budget
 
     assert split_budget([3, 1, 0], [10, 10, 10], 100) == [67, 23, 10]
     assert split_budget([0, 0], [5, 5], 11) == [6, 5]  # no weight: equal, remainder to the first
