@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,19 @@ def pytest_configure(config):
     # Tests generate their videos with ffmpeg; `make test` installs it. Fail fast, not skip.
     if not ffmpeg_available():
         raise pytest.UsageError("ffmpeg and ffprobe must be on PATH (make test installs them)")
+    # A run reads and writes nothing outside its own temp dirs, as on a new machine: a fresh HOME
+    # (so ~/.cache, where the default config keeps its ONNX exports, starts empty) for this
+    # process, its Ray workers and the subprocesses it starts. Ray stays on loopback: it would
+    # otherwise bind the machine's own network address.
+    config.vidsift_home = tempfile.mkdtemp(prefix="vshome")
+    os.environ["HOME"] = config.vidsift_home
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+
+def pytest_unconfigure(config):
+    home = getattr(config, "vidsift_home", None)
+    if home:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +46,6 @@ def coded_video(media_dir) -> Path:
 def ray_cluster():
     """One local Ray cluster for the whole run, its temp dir private to the run (short path:
     Ray's unix sockets must fit in 107 characters). Tests that need Ray take this fixture."""
-    import shutil
-    import tempfile
-
     from vidsift.core.config import RayConfig
     from vidsift.workers.ray_runtime import ensure_ray
 
