@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,13 +29,20 @@ def test_shards_spread_over_nodes_and_survive_a_node_loss(tmp_path):
         ["The delivery truck arrives at the north gate", "Meeting at nine in the library",
          "The password is falcon", "Turn left at the bridge", "Bring your passport"])],
         keyframe_every_s=1)
-    work = Path(__import__("tempfile").mkdtemp(prefix="vsclu"))  # Ray's socket paths stay short
+    work = Path(tempfile.mkdtemp(prefix="vsclu"))  # Ray's socket paths stay short
     out = tmp_path / "report.json"
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.cluster_ingest", str(video), str(work), str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=540,
-    )
+    # RAY_TMPDIR: ray.cluster_utils.Cluster writes the cluster's address under Ray's default temp
+    # dir (/tmp/ray/ray_current_cluster), which exists only where Ray ran before; here it is the
+    # test's own folder, which Cluster's head_node_args temp_dir (work/ray) creates.
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT),
+           "RAY_TMPDIR": str(work)}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.cluster_ingest", str(video), str(work), str(out)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=540,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(out.read_text())
     assert report["nodes"] == 3
