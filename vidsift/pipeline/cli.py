@@ -19,8 +19,22 @@ from typer.core import TyperGroup
 from vidsift.core.config import Config, load_config
 from vidsift.core.errors import VidsiftError
 
-console = Console()
-err_console = Console(stderr=True)
+UNWRAPPED_WIDTH = 10_000  # columns when output is not a terminal: no line is ever folded
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console that never breaks a line of its own: messages are soft-wrapped (a terminal
+    folds them for the eye, a copy keeps them whole), and where the output is not a terminal
+    (a pipe, a file, a test) tables are laid out without a width limit too, since rich would
+    otherwise fold everything at 80 columns and split the paths scripts read."""
+    made = Console(stderr=stderr, soft_wrap=True)
+    if not made.is_terminal:
+        made.width = UNWRAPPED_WIDTH
+    return made
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 class _Commands(TyperGroup):
@@ -235,7 +249,7 @@ def index_command(
                 counts["clips"] += event.clips
                 counts["frames"] += event.frames
             elif event.kind == "failed":
-                err_console.print(f"[yellow]skipped[/] {event.error}", highlight=False)
+                err_console.print(f"[yellow]failed:[/] {event.error}", highlight=False)
             elapsed = time.perf_counter() - started
             fps = f"{counts['frames'] / elapsed:.1f}" if counts["frames"] else "-"
             bar.update(task, total=event.total, completed=event.done, clips=counts["clips"],

@@ -162,7 +162,7 @@ def index_videos(
                             index.add_video(record)
                     except Exception as exc:  # noqa: BLE001 - one bad file must not stop an archive
                         error = str(exc) if str(path) in str(exc) else f"{path}: {type(exc).__name__}: {exc}"
-                        log.warning("skipping %s", error)
+                        log.info("failed: %s", error)  # the summary and the progress events report it
                         summary.failed.append((path, error))
                         notify(IndexEvent("failed", path, _done(summary), total, error=error))
                         continue
