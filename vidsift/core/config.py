@@ -236,7 +236,9 @@ class ServeConfig(_Section):
     media_roots: list[str] = Field(default_factory=list)  # empty: the current directory only
     api_key: str | None = None  # required whenever host is not loopback
     max_question_chars: int = Field(2000, ge=1)
-    workers: int = Field(2, ge=1)
+    # Threads that run jobs. 0: jobs are accepted and kept queued, none runs (until a service
+    # with workers starts on this data_dir), e.g. to check the API without Ray.
+    workers: int = Field(2, ge=0)
 
 
 class RayConfig(_Section):

@@ -169,10 +169,18 @@ def test_malformed_and_unknown_fields_are_422_with_a_message(client, media_root)
                                            "options": {"temperature": 2}})
     assert nested.status_code == 422 and "temperature" in nested.json()["error"]
     too_long = client.post("/v1/jobs", json={"video": "short.mp4", "question": "q" * 2001})
-    assert too_long.status_code == 422 and "2000" in too_long.json()["error"]
+    # The server's own limit answers like the schema's checks: the message and its details.
+    assert too_long.status_code == 422 and too_long.json() == {
+        "error": "invalid request: question: at most 2000 characters",
+        "details": ["question: at most 2000 characters"]}
     assert client.get("/v1/jobs/nope").status_code == 404
     assert client.get("/v1/jobs/nope").json() == {"error": "no job 'nope'"}
     assert client.get("/v1/jobs", params={"limit": 10_000}).status_code == 422
+    # An offset past SQLite's integers is refused, one at its end is an empty page (was a 500).
+    beyond = client.get("/v1/jobs", params={"offset": 2**63})
+    assert beyond.status_code == 422 and beyond.json()["details"] == [
+        f"query.offset: Input should be less than or equal to {2**63 - 1}"]
+    assert client.get("/v1/jobs", params={"offset": 2**63 - 1}).json()["jobs"] == []
 
 
 def test_max_new_tokens_is_capped_and_cancel_works(client):

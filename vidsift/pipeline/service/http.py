@@ -46,7 +46,7 @@ from vidsift.pipeline.flows.conversation import (
     check_name,
     scope_of,
 )
-from vidsift.pipeline.service.errors import ApiError
+from vidsift.pipeline.service.errors import ApiError, error_responses, file_responses
 from vidsift.pipeline.service.jobs import STATUSES, JobStore
 from vidsift.pipeline.service.security import (
     API_KEY_HEADER,
@@ -59,11 +59,18 @@ log = logging.getLogger("vidsift.http")
 
 MAX_PATH_CHARS = 4096
 MAX_INDEX_PATHS = 1000
+MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: a page past every job is empty, not an error
 MAX_BUDGET_TOKENS = 65536
 MAX_CONVERSATION_CHARS = 200
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a search photo; a phone's JPEG is 2-8 MB
 MIN_CLIP_S, MAX_CLIP_S = 1.0, 3600.0  # a caption job's fixed clips: at most 3600 per hour of video
 SUBTITLE_TYPES = {".srt": "application/x-subrip", ".vtt": "text/vtt"}
+JPEG = ("image/jpeg",)
+# The photo POST /v1/search reads as its body (any format Pillow reads; these are the usual ones).
+IMAGE_BODY = {"requestBody": {"required": True, "description": "a photo, at most "
+                              f"{MAX_IMAGE_BYTES} bytes", "content": {
+    kind: {"schema": {"type": "string", "format": "binary"}}
+    for kind in ("image/jpeg", "image/png", "image/webp", "application/octet-stream")}}}
 
 
 class _Strict(BaseModel):
@@ -347,11 +354,14 @@ def create_app(cfg: Config) -> FastAPI:
 
     auth = [Depends(check_key)]
 
-    @app.post("/v1/jobs", status_code=202, response_model=JobCreated, dependencies=auth)
+    @app.post("/v1/jobs", status_code=202, response_model=JobCreated, dependencies=auth,
+              responses=error_responses(400, 401, 403, 422))
     def submit_job(body: JobRequest, request: Request) -> JobCreated:
         service = service_of(request)
-        if len(body.question) > cfg.serve.max_question_chars:
-            raise ApiError(422, f"question: at most {cfg.serve.max_question_chars} characters")
+        if len(body.question) > cfg.serve.max_question_chars:  # the server's limit: same body
+            raise RequestValidationError([{  # as the schema's own checks (error and details)
+                "loc": ("body", "question"), "type": "string_too_long",
+                "msg": f"at most {cfg.serve.max_question_chars} characters"}])
         video = str(service.roots.check(body.video)) if body.video is not None else None
         if body.conversation is not None:
             # A follow-up about the conversation's video is checked against the roots now.
@@ -369,11 +379,11 @@ def create_app(cfg: Config) -> FastAPI:
         service.notify()
         return JobCreated(id=job.id, status=job.status)
 
-    @app.get("/v1/jobs", dependencies=auth)
+    @app.get("/v1/jobs", dependencies=auth, responses=error_responses(401, 422))
     def list_jobs(
         request: Request,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         status: Annotated[str | None, Query(pattern=f"^({'|'.join(STATUSES)})$")] = None,
     ) -> dict:
         jobs, total = service_of(request).store.list(limit=limit, offset=offset, status=status)
@@ -387,25 +397,30 @@ def create_app(cfg: Config) -> FastAPI:
             raise ApiError(404, f"no job {job_id!r}")
         return job
 
-    @app.get("/v1/jobs/{job_id}", dependencies=auth)
+    @app.get("/v1/jobs/{job_id}", dependencies=auth, responses=error_responses(401, 404, 422))
     def get_job(job_id: str, request: Request) -> dict:
         return _job_or_404(service_of(request), job_id).to_dict()
 
-    @app.delete("/v1/jobs/{job_id}", dependencies=auth)
+    @app.delete("/v1/jobs/{job_id}", dependencies=auth,
+                responses=error_responses(401, 404, 422))
     def cancel_job(job_id: str, request: Request) -> dict:
         job = service_of(request).store.cancel(job_id)
         if job is None:
             raise ApiError(404, f"no job {job_id!r}")
         return job.to_dict()
 
-    @app.get("/v1/conversations/{name}", dependencies=auth)
+    @app.get("/v1/conversations/{name}", dependencies=auth,
+             responses=error_responses(401, 404, 422))
     def get_conversation(name: str, request: Request) -> dict:
         turns = service_of(request).conversations.turns(name)
         if not turns:
             raise ApiError(404, f"no conversation {name!r}")
         return {"name": name, "turns": turns}
 
-    @app.get("/v1/jobs/{job_id}/thumbnails/{number}.jpg", dependencies=auth)
+    @app.get("/v1/jobs/{job_id}/thumbnails/{number}.jpg", dependencies=auth,
+             response_class=FileResponse,
+             responses={**file_responses("the evidence thumbnail", JPEG),
+                        **error_responses(401, 404, 422)})
     def job_thumbnail(job_id: str, number: int, request: Request):
         service = service_of(request)
         _job_or_404(service, job_id)
@@ -425,11 +440,13 @@ def create_app(cfg: Config) -> FastAPI:
         service.notify()
         return JobCreated(id=job.id, status=job.status)
 
-    @app.post("/v1/index", status_code=202, response_model=JobCreated, dependencies=auth)
+    @app.post("/v1/index", status_code=202, response_model=JobCreated, dependencies=auth,
+              responses=error_responses(400, 401, 403, 422))
     def index(body: IndexRequest, request: Request) -> JobCreated:
         return submit_paths_job(service_of(request), "index", body)
 
-    @app.post("/v1/caption", status_code=202, response_model=JobCreated, dependencies=auth)
+    @app.post("/v1/caption", status_code=202, response_model=JobCreated, dependencies=auth,
+              responses=error_responses(400, 401, 403, 422))
     def caption(body: CaptionRequest, request: Request) -> JobCreated:
         """Caption every clip of the videos under paths, as `vidsift caption` does."""
         if not cfg.vlm.enabled:  # run_caption would fail the job with the same reason
@@ -439,7 +456,10 @@ def create_app(cfg: Config) -> FastAPI:
         return submit_paths_job(service_of(request), "caption", body, clips=clips,
                                 clip_s=body.clip_s, to_index=body.to_index)
 
-    @app.get("/v1/jobs/{job_id}/subtitles/{name}", dependencies=auth)
+    @app.get("/v1/jobs/{job_id}/subtitles/{name}", dependencies=auth,
+             response_class=FileResponse,
+             responses={**file_responses("SRT or WebVTT", tuple(SUBTITLE_TYPES.values())),
+                        **error_responses(401, 404, 422)})
     def job_subtitles(job_id: str, name: str, request: Request):
         """A caption job's SRT or WebVTT of one video (its result's srt_url and vtt_url)."""
         service = service_of(request)
@@ -474,7 +494,7 @@ def create_app(cfg: Config) -> FastAPI:
             hits.append(record)
         return {"query": query, "image": image is not None, "hits": hits}
 
-    @app.get("/v1/search", dependencies=auth)
+    @app.get("/v1/search", dependencies=auth, responses=error_responses(400, 401, 422))
     def search(
         request: Request,
         q: Annotated[str, Query(min_length=1, max_length=2000)],
@@ -482,7 +502,8 @@ def create_app(cfg: Config) -> FastAPI:
     ) -> dict:
         return search_payload(service_of(request), q, k)
 
-    @app.post("/v1/search", dependencies=auth)
+    @app.post("/v1/search", dependencies=auth, openapi_extra=IMAGE_BODY,
+              responses=error_responses(400, 401, 413, 422))
     async def search_by_image(
         request: Request,
         q: Annotated[str | None, Query(max_length=2000)] = None,
@@ -502,7 +523,9 @@ def create_app(cfg: Config) -> FastAPI:
         image = await run_in_threadpool(read_image, bytes(data), "uploaded image")
         return await run_in_threadpool(search_payload, service_of(request), q or None, k, image)
 
-    @app.get("/v1/index/thumbs/{folder}/{name}", dependencies=auth)
+    @app.get("/v1/index/thumbs/{folder}/{name}", dependencies=auth, response_class=FileResponse,
+             responses={**file_responses("the clip's thumbnail", JPEG),
+                        **error_responses(401, 404, 422)})
     def clip_thumbnail(folder: str, name: str):
         index_dir = Path(cfg.index.dir).expanduser().resolve()
         path = (index_dir / "thumbs" / folder / name).resolve()
