@@ -18,7 +18,9 @@ from vidsift.core.vision import (
     VISION_SPECS,
     VisionSpec,
     check_checkpoint_spec,
+    content_size,
     grid_thw,
+    padded_size,
     smart_resize,
     tokens_for,
 )
@@ -84,6 +86,27 @@ def test_bad_sizes_are_rejected():
         smart_resize(10, 2500)
     with pytest.raises(ValueError, match="at least one frame"):
         grid_thw(0, 56, 56)
+
+
+def test_a_frame_too_elongated_for_the_processor_is_sized_letterboxed():
+    """HF's processor refuses a frame 16 high and 16000 wide (aspect 1000, over 200); padded to
+    80 high with black bars it takes it, at vidsift's size and token count for the padded size."""
+    processor = hf_image_processor(MIN_PX, MAX_PX)
+    with pytest.raises(ValueError, match="aspect ratio"):
+        processor(images=[np.zeros((16, 16000, 3), np.uint8)], return_tensors="np")
+    assert padded_size(16, 16000) == (80, 16000) and padded_size(16000, 16) == (16000, 80)
+    assert padded_size(1, 201) == (2, 201)
+    for within in [(16, 3200), (720, 1280), (1, 200)]:
+        assert padded_size(*within) == within
+    size = smart_resize(*padded_size(16, 16000), QWEN2_5_VL.factor, MIN_PX, MAX_PX)
+    padded = np.zeros((*padded_size(16, 16000), 3), np.uint8)
+    assert hf_image_tokens(processor, [padded]) == [tokens_for(1, *size)]
+    # the frame's own pixels inside a planned input: each side scaled as its padded frame is
+    assert content_size((16, 16000), (28, 5600)) == (6, 5600)  # 16 * 28 / 80 = 5.6 rows
+    assert content_size((16000, 16), (5600, 28)) == (5600, 6)
+    assert content_size((720, 1280), (336, 588)) == (336, 588)  # no bars within the ratio
+    with pytest.raises(ValueError, match="positive"):
+        padded_size(0, 10)
 
 
 def test_spec_reads_the_checkpoint(tmp_path):

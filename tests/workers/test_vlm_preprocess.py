@@ -18,12 +18,14 @@ from vidsift.core.vision import (
     VIDEO_MIN_PIXELS,
     grid_thw,
     smart_resize,
+    tokens_for,
 )
 from vidsift.workers.vlm.preprocess import (
     check_planned_tokens,
     normalize,
     prepare_frames,
     prepare_segment,
+    resize_frame,
     temporal_patch_times,
 )
 
@@ -58,6 +60,26 @@ def test_resized_image_is_identical_to_hf():
     expected = hf_image_processor(VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS)(images=[image], return_tensors="np")
     patches, grid = prepare_frames([image], height, width, QWEN2_5_VL)
     assert grid == tuple(expected["image_grid_thw"][0]) == (1, height // 14, width // 14)
+    np.testing.assert_array_equal(patches, expected["pixel_values"])
+
+
+def test_a_frame_too_elongated_for_the_model_is_letterboxed_to_its_planned_size():
+    """A 16 x 16000 frame (aspect 1000) at the 28 x 5600 the plan sized from its letterboxed
+    80 x 16000: resized into the middle 6 rows (16 * 28 / 80), black bars above and below, and
+    it encodes to the planned 200 tokens exactly as HF's processor encodes the letterboxed
+    frame (which it refuses unpadded)."""
+    from PIL import Image
+
+    frame = _image(16, 16000, seed=7)
+    resized = resize_frame(frame, 28, 5600)
+    assert resized.shape == (28, 5600, 3)
+    assert not resized[:11].any() and not resized[17:].any()
+    content = np.asarray(Image.fromarray(frame).resize((5600, 6), Image.BICUBIC))
+    np.testing.assert_array_equal(resized[11:17], content)
+    patches, grid = prepare_frames([frame], 28, 5600, QWEN2_5_VL)
+    assert grid == (1, 2, 400) and tokens_for(1, 28, 5600) == 200
+    expected = hf_image_processor(VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS)(images=[resized],
+                                                                      return_tensors="np")
     np.testing.assert_array_equal(patches, expected["pixel_values"])
 
 

@@ -173,6 +173,34 @@ def test_server_refuses_what_it_cannot_serve(tiny_server):
     assert httpx.post(url, json=fetch).status_code == 401
 
 
+def test_an_image_too_elongated_for_the_processor_is_answered_letterboxed(tiny_server,
+                                                                          tiny_backend):
+    """A 16 x 16000 image (aspect 1000: Qwen2-VL's processor refuses over 200) is shown padded to
+    80 x 16000, at the processor's size for that, 56 x 14140 (1010 tokens): the prompt counts
+    exactly what the same image sent already letterboxed counts."""
+    import base64
+    import httpx
+
+    from vidsift.pipeline.service.openai_server import ChatEndpoint
+    from vidsift.workers.vlm.remote import encode_frame
+
+    wide = np.random.default_rng(4).integers(0, 256, (16, 16000, 3), dtype=np.uint8)
+    pixels = ChatEndpoint(tiny_backend, MODEL).pixels("image", [wide], 2.0, {})
+    assert pixels.grid_thw == (1, 4, 1010) and pixels.tokens == 1010 == tokens_for(1, 56, 14140)
+    letterboxed = np.pad(wide, ((32, 32), (0, 0), (0, 0)))
+
+    def prompt_tokens(image):
+        url = "data:image/png;base64," + base64.b64encode(encode_frame(image, "png")).decode()
+        body = {"model": MODEL, "max_tokens": 1, "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "What?"}]}]}
+        answer = httpx.post(chat_url(tiny_server), json=body, timeout=120,
+                            headers={"Authorization": f"Bearer {KEY}"})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["usage"]["prompt_tokens"]
+
+    assert prompt_tokens(wide) == prompt_tokens(letterboxed)
+
+
 # ---- failures, on a scripted server -------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Query images: a photo file or uploaded bytes -> the (H, W, 3) uint8 RGB array embedders take."""
+"""Query images: a photo file or uploaded bytes -> the (H, W, 3) uint8 RGB array embedders take;
+and the letterbox bars around a frame too elongated for the VLM (core.vision.padded_size)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,15 @@ def read_image(source: bytes | str | os.PathLike, name: str | None = None) -> np
         raise ImageError(label, "not an image Pillow can read (JPEG, PNG, WebP, ...)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError(label, f"damaged image ({exc})") from None
+
+
+def pad_centred(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w, 3) uint8 -> (height, width, 3) uint8: the image centred between black bars (an odd
+    pixel of bar goes below / right); the image itself when it already is height x width."""
+    rows, cols = height - image.shape[0], width - image.shape[1]
+    if rows < 0 or cols < 0:
+        raise ValueError(f"pad_centred: {image.shape[0]}x{image.shape[1]} does not fit in "
+                         f"{height}x{width}")
+    if not rows and not cols:
+        return image
+    return np.pad(image, ((rows // 2, rows - rows // 2), (cols // 2, cols - cols // 2), (0, 0)))

@@ -19,6 +19,14 @@ patch of 2 frames, normalized with mean = std = 0.5. Its prompt adds text around
 tokens (a "<t seconds>" tag and vision start/end tokens per temporal patch) but no visual tokens,
 so the visual-token arithmetic above is all the budget needs.
 
+Extreme aspect ratios: the processors refuse a frame more than MAX_ASPECT_RATIO times wider than
+high (or higher than wide). vidsift shows such a frame letterboxed: padded_size grows its short
+side (black bars, centred) to the most elongated shape allowed, every input size is planned from
+that padded size, and the pixels are made to match (content_size: where the frame's own pixels go
+inside the planned input; the decoders and workers.vlm.preprocess fill it, core.images.pad_centred
+adds the bars). A frame 16000 wide and 16 high is planned as if 80 high, so its token count is exact
+and the model sees all of it, smaller; cropping to 3200 wide would throw away four fifths of it.
+
 Pure arithmetic and plain data; only VisionSpec.from_pretrained touches files (and transformers,
 imported there so that importing this module costs no torch/transformers import).
 """
@@ -153,6 +161,27 @@ def smart_resize(
         h_bar = ceil_by_factor(height * beta, factor)
         w_bar = ceil_by_factor(width * beta, factor)
     return max(h_bar, factor), max(w_bar, factor)
+
+
+def padded_size(height: int, width: int) -> tuple[int, int]:
+    """(height, width) in pixels of a frame letterboxed to at most MAX_ASPECT_RATIO: a frame more
+    elongated than that has its short side grown to ceil(long side / MAX_ASPECT_RATIO) (black
+    bars, centred); any other frame is unchanged. smart_resize accepts every size this returns,
+    so input sizes are planned from it (budget.frame_grids, the caption reader, serve-vlm)."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"padded_size: size must be positive, got {height}x{width}")
+    shortest = math.ceil(max(height, width) / MAX_ASPECT_RATIO)
+    return max(height, shortest), max(width, shortest)
+
+
+def content_size(frame_size: tuple[int, int], input_size: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) in pixels that a frame of frame_size = (height, width) fills inside a model
+    input of input_size = (height, width) made from its padded frame (padded_size): each side
+    scaled by input / padded, at least 1 pixel; the rest of the input is the letterbox bars.
+    input_size itself for a frame that needs no padding."""
+    (height, width), (padded_h, padded_w) = frame_size, padded_size(*frame_size)
+    input_h, input_w = input_size
+    return max(1, round(height * input_h / padded_h)), max(1, round(width * input_w / padded_w))
 
 
 def grid_thw(

@@ -3,8 +3,10 @@ tiling, frame times and frame sizes by the token arithmetic, an unreadable video
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from tests.tiny_vlm import hf_image_processor, hf_image_tokens
 from tests.videos import make_coded_video
 from vidsift.core import vision
 from vidsift.core.config import load_config
@@ -25,6 +27,15 @@ def test_fixed_clips_tile_the_video_exactly():
     assert bounds == pytest.approx([0.04, 2.3733, 2.3733, 4.7067, 4.7067, 7.04], abs=1e-4)
     assert fixed_clips(0.0, 2.0, 8.0) == [(0.0, 2.0)]
     assert bin_centres(0.0, 4.0, 4).tolist() == [0.5, 1.5, 2.5, 3.5]
+
+
+def test_clip_frame_size_of_a_video_too_elongated_for_the_processor_is_one_it_keeps():
+    """16000 x 16 (aspect 1000; Qwen-VL takes 200): sized letterboxed (80 high), the long side
+    cut where one token row would leave it over 200:1, so a processor keeps it as sent."""
+    assert clip_frame_size(16, 16000, 4, 1024) == (28, 5600)
+    assert clip_frame_size(16000, 16, 4, 1024) == (5600, 28)
+    processor = hf_image_processor(28 * 28, 512 * 28 * 28)
+    assert hf_image_tokens(processor, [np.zeros((28, 5600, 3), np.uint8)]) == [200]
 
 
 def test_clip_frame_size_follows_the_token_arithmetic():

@@ -146,3 +146,20 @@ def test_split_budget_is_proportional_above_the_floors_and_sums_to_the_total():
     assert split_budget([1], [101], 100) == [0]
     with pytest.raises(ValueError, match="2 weights but 1 floors"):
         split_budget([1, 1], [1], 10)
+
+
+@pytest.mark.parametrize("frame_size", [(16, 16000), (16000, 16), (1, 4000), (2, 1000), (16, 3201)])
+def test_a_video_too_elongated_for_the_processor_is_planned_letterboxed(frame_size):
+    """Frames more elongated than the processor's 200:1 (16000 x 16 and the like) are planned as
+    their letterboxed frames (core.vision.padded_size): exact token counts, sizes the processor
+    keeps as they are, within the budget."""
+    plan = allocate([image(1.0), clip(2.0, 6.0, weight=2.0)], 1024, frame_size, MIN_PX, MAX_PX,
+                    clip_fps=2.0)
+    assert [s.kind for s in plan.segments] == [SegmentKind.IMAGE, SegmentKind.CLIP]
+    assert plan.total_tokens <= 1024
+    processor = hf_image_processor(MIN_PX, MAX_PX)
+    for seg in plan.segments:
+        assert seg.tokens == tokens_for(len(seg.timestamps), seg.height, seg.width)
+        assert smart_resize(seg.height, seg.width, FACTOR, MIN_PX, MAX_PX) == (seg.height, seg.width)
+        assert hf_image_tokens(processor, [np.zeros((seg.height, seg.width, 3), np.uint8)]) == [
+            tokens_for(1, seg.height, seg.width)]

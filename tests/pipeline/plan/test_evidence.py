@@ -123,6 +123,29 @@ def test_one_plan_over_several_videos_is_exact_within_the_one_budget(tokens):
     assert any(s.start <= 42.0 <= s.end for s in plan.segments if s.video == "/v/b.mp4")
 
 
+def test_a_video_too_elongated_for_the_processor_is_planned_beside_the_others():
+    """A 16000 x 16 video (aspect 1000; Qwen-VL takes 200) among two ordinary ones: planned
+    letterboxed, each segment exact, the answer still found in the ordinary video holding it."""
+    from vidsift.pipeline.plan.evidence import plan_across_videos
+
+    rng = np.random.default_rng(8)
+    query = unit(rng.normal(size=64))
+    sources = [
+        _video_evidence("/v/wide.mp4", 4, (16, 16000), 1.0, rng),
+        _video_evidence("/v/a.mp4", 30, (240, 320), 1.0, rng, query, match_at=12),
+        _video_evidence("/v/b.mp4", 30, (720, 1280), 0.5, rng),
+    ]
+    plan = plan_across_videos(sources, query, SelectionConfig(), BudgetConfig(tokens=2048))
+    assert set(s.video for s in plan.segments) == {"/v/wide.mp4", "/v/a.mp4", "/v/b.mp4"}
+    assert plan.total_tokens <= 2048
+    for seg in plan.segments:
+        assert seg.tokens == tokens_for(len(seg.timestamps), seg.height, seg.width)
+        assert max(seg.height, seg.width) / min(seg.height, seg.width) <= 200
+    wide = [s for s in plan.segments if s.video == "/v/wide.mp4"]
+    assert all(s.height == 28 for s in wide)  # one token row: 16 high, padded to 80
+    assert any(s.start <= 12.0 <= s.end for s in plan.segments if s.video == "/v/a.mp4")
+
+
 def test_a_budget_for_no_video_is_a_budget_error():
     from vidsift.pipeline.plan.evidence import plan_across_videos
 

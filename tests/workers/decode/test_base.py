@@ -43,6 +43,20 @@ def test_frames_at_exact_on_vfr(decoder, vfr_video):
     assert [f.pts for f in frames] == pytest.approx([container_pts[i] for i in (20, 22, 22, 23, 59)])
 
 
+def test_a_frame_too_elongated_for_the_vlm_is_letterboxed_at_the_planned_size(decoder, tmp_path):
+    """16000 x 16 (aspect 1000; Qwen-VL takes 200), asked for the 28 x 5600 the plan sized from
+    its letterboxed 80 x 16000: each frame comes back 28 x 5600, the frame itself in the middle
+    6 rows (16 * 28 / 80), black bars above and below; frames_at and clip alike."""
+    wide = str(make_coded_video(tmp_path / "wide.mp4", n_frames=10, fps=5, size=(16000, 16),
+                                gop=5))
+    shown = decoder.frames_at(wide, [0.6, 1.4], size=(28, 5600))
+    clip = decoder.clip(wide, 0.2, 1.2, fps=5, size=(28, 5600))
+    for frames, expected in [(shown, [3, 7]), (clip, [1, 2, 3, 4, 5])]:
+        assert [f.image.shape for f in frames] == [(28, 5600, 3)] * len(expected)
+        assert [read_code(f.image[11:17]) for f in frames] == expected
+        assert not any(f.image[:11].any() or f.image[17:].any() for f in frames)
+
+
 def test_sample_pts_equal_container_pts(decoder, vfr_video):
     container_pts = [t for t, _ in ffprobe_frames(vfr_video)]
     frames = decoder.sample(vfr_video, fps=20, max_side=160)

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from vidsift.core.errors import BudgetError
 from vidsift.core.timeline import bin_centres
 from vidsift.core.types import PlannedSegment, Segment, SegmentKind, TokenSet
-from vidsift.core.vision import MAX_ASPECT_RATIO, QWEN2_5_VL, VisionSpec, smart_resize, tokens_for
+from vidsift.core.vision import (
+    MAX_ASPECT_RATIO, QWEN2_5_VL, VisionSpec, padded_size, smart_resize, tokens_for,
+)
 
 
 def frame_grids(
@@ -32,10 +34,13 @@ def frame_grids(
     and it is not larger than what smart_resize makes of the source frame (upscaling a small video
     spends tokens on no new detail). Each such size is a fixed point of smart_resize, so the
     processor keeps it as is. Sorted by cost, one grid per cost (the best-kept aspect), ascending.
+    A frame more elongated than MAX_ASPECT_RATIO is planned letterboxed, as core.vision.padded_size
+    pads it (the decoders add the bars): every positive frame size has grids.
     """
-    height, width = frame_size
-    if height <= 0 or width <= 0:
-        raise ValueError(f"frame_grids: frame size must be positive, got {height}x{width}")
+    if frame_size[0] <= 0 or frame_size[1] <= 0:
+        raise ValueError(f"frame_grids: frame size must be positive, got {frame_size[0]}x"
+                         f"{frame_size[1]}")
+    height, width = padded_size(*frame_size)
     if min_pixels > max_pixels:
         raise ValueError(f"frame_grids: min_pixels {min_pixels} > max_pixels {max_pixels}")
     area = spec.factor * spec.factor

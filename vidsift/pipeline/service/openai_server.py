@@ -7,8 +7,9 @@ POST /v1/chat/completions takes one user message whose content is text parts, im
 f1,f2,...), decodes them, and answers greedily. Each image is sized as Qwen2-VL's processor sizes
 it (smart_resize within its image or video min_pixels..max_pixels, or the request's
 mm_processor_kwargs min_pixels / max_pixels as vLLM takes them; vidsift's planned sizes inside
-those limits stay as sent); a video part's frames merge two by two in time at the request's
-mm_processor_kwargs.fps (default 2).
+those limits stay as sent; an image more elongated than the processor takes, which it would
+refuse, is letterboxed first: core.vision.padded_size); a video part's frames merge two by two
+in time at the request's mm_processor_kwargs.fps (default 2).
 usage.prompt_tokens counts the prompt as the model reads it, one token per visual token.
 Remote URLs are refused (the server fetches nothing). GET /v1/models lists the one model.
 """
@@ -25,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from vidsift.core.vision import (
-    IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, smart_resize,
+    IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, padded_size,
+    smart_resize,
 )
 
 DEFAULT_VIDEO_FPS = 2.0
@@ -117,8 +119,8 @@ class ChatEndpoint:
         low, high = ((IMAGE_MIN_PIXELS, IMAGE_MAX_PIXELS) if kind == "image"
                      else (VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS))
         low, high = int(limits.get("min_pixels") or low), int(limits.get("max_pixels") or high)
-        height, width = smart_resize(frames[0].shape[0], frames[0].shape[1], spec.factor,
-                                     low, high)
+        # a frame too elongated for the processor is letterboxed (prepare_segment pads it)
+        height, width = smart_resize(*padded_size(*frames[0].shape[:2]), spec.factor, low, high)
         times = tuple(k / fps for k in range(len(frames)))
         segment = PlannedSegment(
             SegmentKind.IMAGE if kind == "image" else SegmentKind.CLIP, times[0], times[-1],

@@ -7,6 +7,9 @@ Semantics (identical for every backend):
   frame's real PTS from the packet scan (vidsift.core.probe.scan_video).
 - size=(height, width) resizes exactly; max_side=N shrinks so the longest side is N keeping the
   aspect ratio (never enlarges); at most one of them. Sizes are of the displayed (rotated) image.
+  With size, a frame more elongated than the VLM takes (core.vision.MAX_ASPECT_RATIO) is
+  letterboxed as the plan sized it: its pixels are scaled to core.vision.content_size and centred
+  between black bars (core.images.pad_centred), so the image is still exactly height x width.
 - Every Frame has the container's PTS in seconds and its index in presentation order, and its
   image is RGB uint8 (H, W, 3) with the display rotation applied.
 - sample() targets start + k/fps for k = 0, 1, ... while < end; when several targets fall in one
@@ -27,8 +30,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from vidsift.core.images import pad_centred
 from vidsift.core.probe import DEFAULT_MAX_PIXELS, StreamScan, scan_video
 from vidsift.core.types import Frame
+from vidsift.core.vision import content_size
 
 
 @runtime_checkable
@@ -155,12 +160,19 @@ class BaseDecoder:
             image = rotate(image, scan.rotation)
         return Frame(image=image, pts=scan.time_of(index), index=int(index))
 
-    def _indices(self, scan: StreamScan, indices: np.ndarray, out_hw: tuple[int, int]) -> list[Frame]:
+    def _indices(self, scan: StreamScan, indices: np.ndarray, out_hw: tuple[int, int],
+                 letterbox: bool = False) -> list[Frame]:
+        """Frames at `indices` as out_hw images; letterbox: out_hw is a planned VLM input size
+        (size=), so an over-elongated frame is scaled to its content size and padded to it."""
         indices = np.unique(np.asarray(indices, dtype=np.int64))
         if indices.size == 0:
             return []
         scan.check_readable(scan.time_of(int(indices[-1])))
-        return self._decode_indices(scan, indices, out_hw)
+        inner_hw = content_size(scan.display_size, out_hw) if letterbox else out_hw
+        frames = self._decode_indices(scan, indices, inner_hw)
+        if inner_hw == out_hw:
+            return frames
+        return [Frame(pad_centred(f.image, *out_hw), f.pts, f.index) for f in frames]
 
     # --- public interface -----------------------------------------------------------------
     def keyframes(self, path, max_side: int | None = None) -> list[Frame]:
@@ -174,7 +186,8 @@ class BaseDecoder:
         if times.size:
             scan.check_readable(float(times.max()))
         wanted = scan.indices_at(times)
-        by_index = {f.index: f for f in self._indices(scan, wanted, output_size(scan.display_size, size, max_side))}
+        out_hw = output_size(scan.display_size, size, max_side)
+        by_index = {f.index: f for f in self._indices(scan, wanted, out_hw, size is not None)}
         return [by_index[int(i)] for i in wanted]
 
     def sample(self, path, fps: float, size=None, max_side=None, start=None, end=None) -> list[Frame]:
@@ -182,7 +195,8 @@ class BaseDecoder:
         targets = sample_times(scan, fps, start, end)
         if targets.size:
             scan.check_readable(float(targets[-1]))
-        return self._indices(scan, scan.indices_at(targets), output_size(scan.display_size, size, max_side))
+        return self._indices(scan, scan.indices_at(targets),
+                             output_size(scan.display_size, size, max_side), size is not None)
 
     def clip(self, path, start: float, end: float, fps: float, size=None, max_side=None) -> list[Frame]:
         if end < start:

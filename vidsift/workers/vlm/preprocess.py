@@ -2,7 +2,7 @@
 
 vidsift decides every frame's size itself (the budget), and transformers' video processors need
 torchvision, so the patches are built here: resize to the planned (height, width) with PIL bicubic
-(as HF's image processor does), rescale by 1/255 and normalize with the checkpoint's mean/std
+(as HF's image processor does; a frame too elongated for the model letterboxed, see resize_frame), rescale by 1/255 and normalize with the checkpoint's mean/std
 (its core.vision.VisionSpec; same float64-then-float32 steps as HF, so values are bit-identical),
 then cut into patches in the exact order the vision tower reads them.
 
@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidsift.core.errors import TokenCountError
+from vidsift.core.images import pad_centred
 from vidsift.core.types import PlannedSegment
-from vidsift.core.vision import VisionSpec
+from vidsift.core.vision import VisionSpec, content_size
 
 
 @dataclass(slots=True, eq=False)
@@ -49,13 +50,16 @@ class SegmentPixels:
 
 
 def resize_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (height, width, 3) uint8 with PIL bicubic; unchanged if already sized."""
+    """(H, W, 3) uint8 -> (height, width, 3) uint8 with PIL bicubic; unchanged if already sized.
+    A frame more elongated than core.vision.MAX_ASPECT_RATIO is letterboxed as the decoders do
+    it: resized to its content_size inside height x width, centred between black bars."""
     if image.shape[0] == height and image.shape[1] == width:
         return image
     from PIL import Image
 
-    resized = Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BICUBIC)
-    return np.asarray(resized)
+    inner_h, inner_w = content_size(image.shape[:2], (height, width))
+    resized = Image.fromarray(np.ascontiguousarray(image)).resize((inner_w, inner_h), Image.BICUBIC)
+    return pad_centred(np.asarray(resized), height, width)
 
 
 def normalize(frames: np.ndarray, spec: VisionSpec) -> np.ndarray:

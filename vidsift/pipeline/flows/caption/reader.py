@@ -21,7 +21,9 @@ from vidsift.core.errors import VidsiftError
 from vidsift.core.media import find_videos
 from vidsift.core.timeline import bin_centres
 from vidsift.core.types import VideoInfo
-from vidsift.core.vision import QWEN2_5_VL, VisionSpec, smart_resize, tokens_for
+from vidsift.core.vision import (
+    MAX_ASPECT_RATIO, QWEN2_5_VL, VisionSpec, padded_size, smart_resize, tokens_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,16 @@ def fixed_clips(start: float, end: float, clip_s: float) -> list[tuple[float, fl
 def clip_frame_size(height: int, width: int, frames: int, tokens_per_clip: int,
                     spec: VisionSpec = QWEN2_5_VL) -> tuple[int, int]:
     """The largest (h, w) the VLM's arithmetic allows for `frames` frames of a height x width video
-    within tokens_per_clip visual tokens (aspect ratio kept)."""
+    within tokens_per_clip visual tokens (aspect ratio kept; a video too elongated for the VLM
+    letterboxed, core.vision.padded_size, as the decoders then pad its frames)."""
     temporal = math.ceil(frames / spec.temporal_patch_size)
     per_frame = max(1, tokens_per_clip // temporal)
     area = spec.factor * spec.factor
-    return smart_resize(height, width, spec.factor, min_pixels=area, max_pixels=per_frame * area)
+    height, width = smart_resize(*padded_size(height, width), spec.factor, min_pixels=area,
+                                 max_pixels=per_frame * area)
+    # a short side held at one patch row can leave the size more elongated than a processor
+    # takes (a remote VLM would refuse the frames): the long side is cut to the most it allows
+    return min(height, MAX_ASPECT_RATIO * width), min(width, MAX_ASPECT_RATIO * height)
 
 
 @dataclass(frozen=True, slots=True)
