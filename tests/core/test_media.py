@@ -7,8 +7,15 @@ import os
 
 import pytest
 
-from vidsift.core.errors import ConfigError, VideoNotFoundError
-from vidsift.core.media import content_hash, find_videos, video_key
+from vidsift.core.errors import (
+    ConfigError,
+    EmptyVideoError,
+    InvalidPathError,
+    NotAFileError,
+    SymlinkLoopError,
+    VideoNotFoundError,
+)
+from vidsift.core.media import check_video_file, content_hash, find_videos, resolve_path, video_key
 
 
 def touch(path, data: bytes = b"x"):
@@ -109,3 +116,65 @@ def test_video_key_is_safe_stable_and_unique_per_path():
     assert video_key("/a/clip.mp4") != video_key("/b/clip.mp4")
     assert video_key("/a/clip.mp4").startswith("clip-")
     assert len(video_key("/x/" + "n" * 300 + ".mp4")) == 60 + 1 + 10
+
+
+@pytest.fixture()
+def hostile(tmp_path):
+    """A folder of paths that look like videos but are not: a symlink-loop pair, a dangling
+    link, a directory named like a video, a named pipe, an empty file."""
+    os.symlink(tmp_path / "loop_b.mp4", tmp_path / "loop_a.mp4")
+    os.symlink(tmp_path / "loop_a.mp4", tmp_path / "loop_b.mp4")
+    os.symlink(tmp_path / "gone.mp4", tmp_path / "dangling.mp4")
+    (tmp_path / "clip.mp4").mkdir()
+    os.mkfifo(tmp_path / "pipe.mp4")
+    touch(tmp_path / "empty.mp4", b"")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("name", "error", "message"), [
+    ("loop_a.mp4", SymlinkLoopError, "loop_a.mp4: symlink loop (too many levels of symbolic links)"),
+    ("dangling.mp4", VideoNotFoundError, "dangling.mp4: file not found (a dangling symlink to {root}/gone.mp4)"),
+    ("clip.mp4", NotAFileError, "clip.mp4: not a regular file (a directory)"),
+    ("pipe.mp4", NotAFileError, "pipe.mp4: not a regular file (a named pipe)"),
+    ("empty.mp4", EmptyVideoError, "empty.mp4: file is empty"),
+    ("absent.mp4", VideoNotFoundError, "absent.mp4: file not found"),
+    ("nul\0.mp4", InvalidPathError, "nul\\x00.mp4: invalid path (a NUL byte in it)"),
+])
+def test_check_video_file_names_the_path_and_the_problem(hostile, name, error, message):
+    with pytest.raises(error) as err:
+        check_video_file(hostile / name)
+    assert str(err.value) == f"{hostile}/" + message.format(root=hostile)
+
+
+def test_check_video_file_gives_the_resolved_path(tmp_path):
+    video = touch(tmp_path / "real" / "a.mp4")
+    os.symlink(video, tmp_path / "alias.mp4")
+    assert check_video_file(tmp_path / "alias.mp4") == video.resolve()
+
+
+def test_a_folders_broken_video_entries_are_listed_so_each_fails_by_name(hostile):
+    touch(hostile / "good.mp4")
+    touch(hostile / "clip.mp4" / "inside.mp4")  # a folder named like a video is walked
+    os.symlink(hostile / "nowhere", hostile / "notes.txt")  # not named like a video: left out
+    found = find_videos([hostile])
+    assert found == [str(hostile / name) for name in (
+        "clip.mp4/inside.mp4", "dangling.mp4", "empty.mp4", "good.mp4", "loop_a.mp4",
+        "loop_b.mp4", "pipe.mp4")]
+
+
+def test_a_loop_or_nul_given_by_name_is_listed_as_given(hostile):
+    assert find_videos([hostile / "loop_a.mp4", "bad\0.mp4"]) == [str(hostile / "loop_a.mp4"),
+                                                                 "bad\0.mp4"]
+
+
+def test_a_folder_with_no_videos_is_listed_itself_so_it_is_reported(tmp_path):
+    touch(tmp_path / "lectures.mp4" / "notes.txt")
+    assert find_videos([tmp_path / "lectures.mp4"]) == [str(tmp_path / "lectures.mp4")]
+    with pytest.raises(NotAFileError, match="lectures.mp4: not a regular file"):
+        check_video_file(find_videos([tmp_path / "lectures.mp4"])[0])
+
+
+def test_resolve_path_refuses_a_nul_byte_and_leaves_a_loop_where_it_stops(hostile):
+    with pytest.raises(InvalidPathError, match="invalid path"):
+        resolve_path("a\0b.mp4")
+    assert resolve_path(hostile / "loop_a.mp4") == hostile / "loop_a.mp4"

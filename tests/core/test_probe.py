@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import numpy as np
@@ -11,10 +12,12 @@ from vidsift.core.errors import (
     AbsurdDimensionsError,
     CorruptVideoError,
     EmptyVideoError,
+    NotAFileError,
     NotAVideoError,
+    SymlinkLoopError,
     VideoNotFoundError,
 )
-from vidsift.core.probe import probe, scan_video
+from vidsift.core.probe import check_video, probe, scan_video
 
 
 def ffprobe_frames(path) -> list[tuple[float, bool]]:
@@ -109,3 +112,41 @@ def test_frames_an_edit_list_hides_are_not_frames(copy_cut_video):
     starts = scan.decode_starts(np.array([0, first_key - 1, first_key, first_key + 1]))
     assert starts.tolist() == [-1, -1, first_key, first_key]
     assert scan.seek_pts(-1) == scan.lead_in_pts and scan.seek_pts(first_key) == scan.pts[first_key]
+
+
+@pytest.fixture()
+def loop_pair(tmp_path):
+    os.symlink(tmp_path / "b.mp4", tmp_path / "a.mp4")
+    os.symlink(tmp_path / "a.mp4", tmp_path / "b.mp4")
+    return tmp_path / "a.mp4"
+
+
+def test_probe_of_a_symlink_loop_or_a_directory_names_the_problem(loop_pair, tmp_path):
+    with pytest.raises(SymlinkLoopError) as err:
+        probe(loop_pair)
+    assert str(err.value) == f"{loop_pair}: symlink loop (too many levels of symbolic links)"
+    (tmp_path / "clip.mp4").mkdir()
+    with pytest.raises(NotAFileError) as err:
+        probe(tmp_path / "clip.mp4")
+    assert str(err.value) == f"{tmp_path / 'clip.mp4'}: not a regular file (a directory)"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "error"),
+    [
+        ("empty_video", EmptyVideoError),
+        ("text_file_video", NotAVideoError),
+        ("audio_only_file", NotAVideoError),
+        ("loop_pair", SymlinkLoopError),
+    ],
+)
+def test_check_video_refuses_what_probe_refuses_without_scanning(request, fixture, error):
+    path = request.getfixturevalue(fixture)
+    with pytest.raises(error) as err:
+        check_video(path)
+    assert err.value.path == str(path)
+
+
+def test_check_video_gives_the_resolved_path_of_a_video(coded_video, tmp_path):
+    os.symlink(coded_video, tmp_path / "alias.mp4")
+    assert check_video(tmp_path / "alias.mp4") == coded_video.resolve()

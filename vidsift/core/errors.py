@@ -37,6 +37,27 @@ class EmptyVideoError(VideoError):
     reason = "file is empty"
 
 
+class InvalidPathError(VideoError):
+    """A path no file can have (a NUL byte in it). `path` shows a NUL as the four characters
+    \\x00, so the message prints on a terminal and in JSON."""
+
+    reason = "invalid path"
+
+    def __init__(self, path: str, detail: str = "") -> None:
+        super().__init__(str(path).replace("\0", "\\x00"), detail)
+
+
+class SymlinkLoopError(VideoError):
+    reason = "symlink loop (too many levels of symbolic links)"
+
+
+class NotAFileError(VideoError):
+    """A directory, named pipe, socket or device where a video file was expected; `detail`
+    says which."""
+
+    reason = "not a regular file"
+
+
 class NotAVideoError(VideoError):
     reason = "not a video (no decodable video stream)"
 

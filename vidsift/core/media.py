@@ -4,14 +4,24 @@ content."""
 from __future__ import annotations
 
 import csv
+import errno
 import functools
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from vidsift.core.errors import ConfigError, VideoNotFoundError
+from vidsift.core.errors import (
+    ConfigError,
+    EmptyVideoError,
+    InvalidPathError,
+    NotAFileError,
+    SymlinkLoopError,
+    VideoError,
+    VideoNotFoundError,
+)
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".flv", ".wmv"}
@@ -43,26 +53,80 @@ def _read_manifest(source: Path) -> list[str]:
             if not isinstance(path, str):
                 raise ConfigError(f"{source}:{number}: expected a path or {{\"path\": ...}}")
             entries.append(path)
-    return [str((source.parent / Path(e).expanduser()).resolve()) for e in entries]
+    return [_listed(source.parent / Path(e).expanduser()) for e in entries]
+
+
+def resolve_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> Path:
+    """The absolute path, '..' and symlinks resolved as far as they lead: a symlink loop or a
+    dangling link is left where resolution stops, for check_video_file to name. A relative
+    path is taken relative to base (default: the current directory). InvalidPathError for a
+    NUL byte, which no file name can hold."""
+    if "\0" in str(path):
+        raise InvalidPathError(str(path), "a NUL byte in it")
+    raw = Path(path).expanduser()
+    return Path(os.path.realpath(raw if base is None else Path(base) / raw))
+
+
+_NOT_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
+                   (stat.S_ISSOCK, "a socket"))
+
+
+def check_video_file(path: str | os.PathLike) -> Path:
+    """The resolved path of a regular, non-empty file (stat calls only, nothing read), else a
+    VideoError naming the path as given and the problem: InvalidPathError (a NUL byte),
+    VideoNotFoundError (missing, or a dangling symlink), SymlinkLoopError, NotAFileError (a
+    directory, pipe, socket or device), EmptyVideoError; another OSError as VideoError with
+    its reason (permission denied, name too long, ...). Every entry point runs it (or
+    probe.check_video, which also opens the container) before any work starts."""
+    resolved = resolve_path(path)
+    given = Path(path).expanduser()
+    try:
+        info = os.stat(given)
+    except FileNotFoundError:
+        if os.path.islink(given):
+            raise VideoNotFoundError(str(path), f"a dangling symlink to {os.readlink(given)}") from None
+        raise VideoNotFoundError(str(path)) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SymlinkLoopError(str(path)) from None
+        raise VideoError(str(path), exc.strerror or type(exc).__name__) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for is_kind, name in _NOT_FILE_KINDS if is_kind(info.st_mode)), "a device")
+        raise NotAFileError(str(path), kind)
+    if info.st_size == 0:
+        raise EmptyVideoError(str(path))
+    return resolved
+
+
+def _listed(path: Path) -> str:
+    """A path as find_videos lists it: resolved; a broken symlink (a loop, a dangling link) at
+    the link itself, and a path with a NUL byte as given, so check_video_file names them."""
+    if "\0" in str(path):
+        return str(path)
+    if os.path.islink(path) and not path.exists():
+        return str(resolve_path(path.parent) / path.name)
+    return str(resolve_path(path))
 
 
 def find_videos(sources: Sequence[str | os.PathLike]) -> list[str]:
-    """The videos a job names: each source is a folder (its video files by extension, recursive,
-    hidden ones left out, sorted), a manifest (.jsonl / .csv, see _read_manifest) or a file taken
-    as given (any extension; a missing one too, so it is reported). Absolute, de-duplicated, in
-    the order found."""
+    """The videos a job names: each source is a folder (every entry named like a video, by
+    extension, recursive, hidden ones left out, sorted), a manifest (.jsonl / .csv, see
+    _read_manifest) or a file taken as given (any extension). Absolute, de-duplicated, in the
+    order found. What cannot be a video is listed too, so that check_video_file reports it by
+    name: a missing file, a folder's broken entry (a symlink loop, a dangling link: listed at
+    the link, unresolved), a folder with no videos in it (the folder itself)."""
     found: dict[str, None] = {}
     for raw in sources:
         path = Path(raw).expanduser()
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if (child.is_file() and child.suffix.lower() in VIDEO_EXTENSIONS
-                        and not child.name.startswith(".")):
-                    found.setdefault(str(child.resolve()), None)
+            entries = [child for child in sorted(path.rglob("*"))
+                       if child.suffix.lower() in VIDEO_EXTENSIONS
+                       and not child.name.startswith(".") and not child.is_dir()]
+            found.update(dict.fromkeys(_listed(child) for child in entries or [path]))
         elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
             found.update(dict.fromkeys(_read_manifest(path)))
         else:
-            found.setdefault(str(path.resolve()), None)
+            found.setdefault(_listed(path), None)
     return list(found)
 
 
@@ -79,10 +143,10 @@ def content_hash(path: str | os.PathLike) -> str:
     """SHA-256 of the file's bytes, hex: the same video at another path is the same content.
     Cached per (path, size, mtime) in this process, so a service hashes a file once."""
     try:
-        stat = os.stat(path)
+        info = os.stat(path)
     except FileNotFoundError:
         raise VideoNotFoundError(str(path)) from None
-    return _hash_file(str(path), stat.st_size, stat.st_mtime_ns)
+    return _hash_file(str(path), info.st_size, info.st_mtime_ns)
 
 
 def video_key(path: str) -> str:

@@ -12,17 +12,17 @@ import functools
 import os
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
 from vidsift.core.errors import (
     AbsurdDimensionsError,
     CorruptVideoError,
-    EmptyVideoError,
     NotAVideoError,
-    VideoNotFoundError,
     ZeroDurationError,
 )
+from vidsift.core.media import check_video_file, resolve_path
 from vidsift.core.types import VideoInfo
 
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -153,21 +153,29 @@ def _looks_like_container(path: str) -> bool:
 
 
 def open_container(path: str):
-    """av.open with typed errors for missing, empty, unreadable and non-video files."""
+    """av.open with typed errors: check_video_file's (missing, a loop, not a regular file,
+    empty, ...) and for files that are damaged or not media at all."""
     import av
 
-    if not os.path.exists(path):
-        raise VideoNotFoundError(path)
-    if os.path.isdir(path):
-        raise NotAVideoError(path, "is a directory")
-    if os.path.getsize(path) == 0:
-        raise EmptyVideoError(path)
+    check_video_file(path)
     try:
         return av.open(path)
     except av.error.FFmpegError as exc:
         if _looks_like_container(path):
-            raise CorruptVideoError(path, f"container does not open: {exc}") from None
-        raise NotAVideoError(path, f"not a media container: {exc}") from None
+            raise CorruptVideoError(path, f"container does not open: {exc.strerror}") from None
+        raise NotAVideoError(path, f"not a media container: {exc.strerror}") from None
+
+
+def check_video(path: str | os.PathLike) -> Path:
+    """The cheap check before any work on a video starts (milliseconds: a few stat calls and
+    opening the container, which reads its header, not its packets): its resolved path, or the typed VideoError that
+    names it and the problem (check_video_file's, NotAVideoError, CorruptVideoError)."""
+    container = open_container(str(path))
+    try:
+        video_stream(container, str(path))
+    finally:
+        container.close()
+    return resolve_path(path)
 
 
 def video_stream(container, path: str):
@@ -290,12 +298,8 @@ def _cached_scan(path: str, size: int, mtime_ns: int, max_pixels: int) -> Stream
 def scan_video(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> StreamScan:
     """Scan (or reuse the cached scan of) a video file; typed VideoError on bad input."""
     path = str(path)
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        raise VideoNotFoundError(path) from None
-    if stat.st_size == 0 and not os.path.isdir(path):
-        raise EmptyVideoError(path)
+    check_video_file(path)
+    stat = os.stat(path)
     return _cached_scan(path, stat.st_size, stat.st_mtime_ns, max_pixels)
 
 
@@ -312,7 +316,8 @@ def _is_vfr(scan: StreamScan) -> bool:
 def probe(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInfo:
     """Inspect a video: timing, size after rotation, codec, VFR, keyframe times.
 
-    Raises VideoNotFoundError, EmptyVideoError, NotAVideoError (text or audio-only files),
+    Raises check_video_file's errors (VideoNotFoundError, SymlinkLoopError, NotAFileError,
+    EmptyVideoError, ...), NotAVideoError (text or audio-only files),
     CorruptVideoError (truncated/damaged; readable_until says where it breaks),
     ZeroDurationError, AbsurdDimensionsError (more than max_pixels pixels per frame).
     """
