@@ -134,9 +134,10 @@ def ask_command(
 
     from vidsift.pipeline.flows.ask import ask
 
+    # Off a terminal the transient bar shows nothing and leaves a blank line above an error.
     with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("shards"),
-                  TimeElapsedColumn(), console=err_console, disable=as_json,
-                  transient=True) as bar:
+                  TimeElapsedColumn(), console=err_console,
+                  disable=as_json or not err_console.is_terminal, transient=True) as bar:
         task = bar.add_task("", total=None)
 
         def progress(event) -> None:

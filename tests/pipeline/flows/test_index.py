@@ -119,3 +119,33 @@ def test_search_without_index_is_a_clear_error(tmp_path):
     result = invoke("search", "anything", "--index-dir", str(tmp_path / "none"))
     assert result.exit_code == 1
     assert "no clip index here" in " ".join(result.output.split())  # rich wraps long lines
+
+
+def test_broken_entries_and_a_directory_fail_by_name_before_any_pool(tmp_path):
+    """A folder's symlink-loop pair and dangling link are listed as failed (once silently left
+    out), a directory named like a video given by name is a failure (once '0 indexed, 0
+    failed'), and with nothing readable no pool starts: no ray_cluster here, a few ms."""
+    import os
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    os.symlink(folder / "b.mp4", folder / "a.mp4")
+    os.symlink(folder / "a.mp4", folder / "b.mp4")
+    os.symlink(folder / "gone.mp4", folder / "dangling.mp4")
+    (folder / "empty.mp4").write_bytes(b"")
+    (tmp_path / "clip.mp4").mkdir()
+    result = invoke("index", str(folder), str(tmp_path / "clip.mp4"),
+                    "--index-dir", str(tmp_path / "index"), "--json")
+    assert result.exit_code == 1  # nothing indexed
+    summary = json.loads(result.stdout)
+    loop = "symlink loop (too many levels of symbolic links)"
+    assert summary["failed"] == [
+        {"path": str(folder / "a.mp4"), "error": f"{folder / 'a.mp4'}: {loop}"},
+        {"path": str(folder / "b.mp4"), "error": f"{folder / 'b.mp4'}: {loop}"},
+        {"path": str(folder / "dangling.mp4"),
+         "error": f"{folder / 'dangling.mp4'}: file not found (a dangling symlink to {folder / 'gone.mp4'})"},
+        {"path": str(folder / "empty.mp4"), "error": f"{folder / 'empty.mp4'}: file is empty"},
+        {"path": str(tmp_path / "clip.mp4"),
+         "error": f"{tmp_path / 'clip.mp4'}: not a regular file (a directory)"},
+    ]
+    assert summary["indexed"] == [] and summary["wall_s"] < 3.0

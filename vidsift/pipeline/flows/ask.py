@@ -155,18 +155,27 @@ class _Timer:
 
 class Asker:
     """The ingest pool (decode + embed actors, on Ray), the memory store and, unless
-    evidence-only, the VLM pool; reused across asks."""
+    evidence-only, the VLM pool; reused across asks. The pools start on first use, so a
+    question about a file that is no video fails in milliseconds, before Ray starts."""
 
     def __init__(self, cfg: Config, pool=None) -> None:
         from vidsift.index.memory import MemoryStore
-        from vidsift.pipeline.flows.index import start_pool
 
         self.cfg = cfg
         self._owns_pool = pool is None
-        self.pool = start_pool(cfg) if pool is None else pool
+        self._pool = pool
         self.memory = MemoryStore(cfg.index.dir)
         self._vlm = None
         self._text_counter = None
+
+    @property
+    def pool(self):
+        """The ingest pool: the one lent, else one started on first use."""
+        if self._pool is None:
+            from vidsift.pipeline.flows.index import start_pool
+
+            self._pool = start_pool(self.cfg)
+        return self._pool
 
     @property
     def vlm(self):
@@ -187,8 +196,9 @@ class Asker:
         if self._vlm is not None:
             self._vlm.shutdown()
             self._vlm = None
-        if self._owns_pool:
-            self.pool.close()
+        if self._owns_pool and self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     @property
     def text_counter(self):
@@ -315,7 +325,11 @@ class Asker:
         pipeline.flows.ingest.IngestProgress while a video is ingested (shards done / total).
         history: the conversation's earlier turns, oldest first; the newest that fit
         budget.history_tokens go into the prompt. speech: this question's speech.mode (none |
-        subtitles | asr | auto); None: the config's."""
+        subtitles | asr | auto); None: the config's. A video that is no readable file (missing,
+        empty, a directory, a symlink loop, not a media container) fails first, by name
+        (core.probe.check_video), before any pool starts."""
+        if video is not None:
+            video = _checked_video(video, allow_video)
         from vidsift.core.types import VLMRequest
         from vidsift.workers.vlm.prompt import fit_history, parse_citations
 
@@ -336,9 +350,6 @@ class Asker:
             token_set, retrieved, spoken = self._plan_across_index(cfg, query_vector, budget_cfg,
                                                                    timer, track, allow_video)
         else:
-            video = str(Path(video).expanduser().resolve())
-            if allow_video is not None and not allow_video(video):
-                raise PathNotAllowedError(video)
             token_set, retrieved, one = self._plan_one_video(cfg, video, question, budget_cfg,
                                                              timer, track, use_index)
             spoken = {video: one} if one is not None else {}
@@ -511,6 +522,20 @@ class _Spoken:
     transcript: Transcript
     evidence: SpeechEvidence
     similarity: np.ndarray
+
+
+def _checked_video(video: str, allow_video=None) -> str:
+    """The video's resolved path, once allow_video(path) (when given) accepts it (else
+    PathNotAllowedError) and the file passes core.probe.check_video (else its VideoError,
+    naming the path as given)."""
+    from vidsift.core.media import resolve_path
+    from vidsift.core.probe import check_video
+
+    resolved = str(resolve_path(video))
+    if allow_video is not None and not allow_video(resolved):
+        raise PathNotAllowedError(resolved)
+    check_video(video)
+    return resolved
 
 
 def _inside_clips(times: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:

@@ -110,10 +110,14 @@ def index_videos(
     check: Callable[[str], object] | None = None,
 ) -> IndexSummary:
     """Index every video under paths (folders, manifests, files) into the clip index at
-    cfg.index.dir (see module doc). pool: an IngestPool to use (else one is started and closed).
+    cfg.index.dir (see module doc). Every video is checked first (core.probe.check_video: a
+    missing or empty file, a symlink loop, a directory, a file that is no media container fails
+    by name); the pool starts only when one passes. pool: an IngestPool to use (else one is
+    started and closed).
     check(video), when given, raises for a video this run may not read (the HTTP service's
     media roots: a folder's symlink or a manifest's entry can lead out of them); that video is
     failed before it is opened."""
+    from vidsift.core.probe import check_video
     from vidsift.index.clip_index import ClipIndex
     from vidsift.index.memory import MemoryStore
     from vidsift.index.store import NO_SPEECH
@@ -131,6 +135,7 @@ def index_videos(
             try:
                 if check is not None:
                     check(path)
+                check_video(path)  # a file that is no video fails here, before the pool starts
                 made_with = index.indexed_speech(content_hash(path))
             except Exception as exc:  # noqa: BLE001 - reported below like any failed video
                 summary.failed.append((path, str(exc)))

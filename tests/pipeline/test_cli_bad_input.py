@@ -1,0 +1,69 @@
+"""The installed `vidsift` console script, run as a user runs it, on files that are no video: one
+line naming the file and the problem, exit code 1, and fast: the path is checked before Ray or
+any model starts (asking once took 15-25 s to say a file was empty)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.videos import make_empty_file, make_text_file
+
+VIDSIFT = Path(sys.executable).parent / "vidsift"  # the venv's console script
+FAST_S = 3.0
+
+PROBLEMS = {
+    "empty.mp4": "file is empty",
+    "notes.mp4": "not a video (no decodable video stream) (not a media container: Invalid "
+                 "data found when processing input)",
+    "clip.mp4": "not a regular file (a directory)",
+    "loop.mp4": "symlink loop (too many levels of symbolic links)",
+}
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory) -> Path:
+    """A 0-byte file, a text file named .mp4, a directory named like a video, a symlink loop."""
+    folder = tmp_path_factory.mktemp("bad_inputs")
+    make_empty_file(folder / "empty.mp4")
+    make_text_file(folder / "notes.mp4")
+    (folder / "clip.mp4").mkdir()
+    os.symlink(folder / "loop_back.mp4", folder / "loop.mp4")
+    os.symlink(folder / "loop.mp4", folder / "loop_back.mp4")
+    return folder
+
+
+def vidsift(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.perf_counter()
+    done = subprocess.run([str(VIDSIFT), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+    return done, time.perf_counter() - started
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_ask_about_a_file_that_is_no_video_fails_at_once_in_one_line(bad_inputs, tmp_path, name):
+    done, seconds = vidsift("ask", str(bad_inputs / name), "what happens?", "--model", "none",
+                            "--index-dir", str(tmp_path / "index"), cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [f"error: {bad_inputs / name}: {PROBLEMS[name]}"]
+    assert done.stdout == ""
+    assert seconds < FAST_S, f"{seconds:.1f} s to refuse {name}"
+
+
+def test_a_relative_path_is_named_as_given(bad_inputs):
+    done, _ = vidsift("ask", "empty.mp4", "q", "--model", "none", "--index-dir", "index",
+                      cwd=bad_inputs)
+    assert done.stderr.splitlines() == ["error: empty.mp4: file is empty"]
+
+
+@pytest.mark.parametrize("name", ["loop.mp4", "clip.mp4"])
+def test_probe_of_a_loop_or_a_directory_is_one_line(bad_inputs, tmp_path, name):
+    done, seconds = vidsift("probe", str(bad_inputs / name), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"error: {bad_inputs / name}: {PROBLEMS[name]}"]
+    assert seconds < FAST_S
