@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+import time
+
+import psutil
 import pytest
 
 from vidsift.core.config import RayConfig
@@ -26,3 +33,70 @@ def test_initialised_ray_is_reused_without_reinitialising(ray_cluster, monkeypat
     context = ray.get_runtime_context()
     assert (context.namespace, context.get_job_id()) == (namespace, job) and namespace == "vidsift-test"
     assert ray.cluster_resources().get("CPU") == 4
+
+
+def _running(pid: int) -> bool:
+    """pid names a live process (a zombie, exited and waiting for its parent's wait(), is not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_until_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _running(pid)
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux >= 5.3")
+def test_watchdog_kills_the_watched_processes_when_their_starter_is_sigkilled():
+    starter_code = (
+        "import subprocess, time\n"
+        "from vidsift.workers.head_watchdog import start_watchdog\n"
+        "watched, unwatched = (subprocess.Popen(['sleep', '600']) for _ in range(2))\n"
+        "watchdog = start_watchdog({watched.pid})\n"
+        "print(watched.pid, unwatched.pid, watchdog.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    starter = subprocess.Popen([sys.executable, "-c", starter_code], stdout=subprocess.PIPE, text=True)
+    started = []  # psutil handles: kill() below never strikes a later process reusing a pid
+    try:
+        watched, unwatched, watchdog = (int(pid) for pid in starter.stdout.readline().split())
+        started = [psutil.Process(pid) for pid in (watched, unwatched, watchdog)]
+        time.sleep(0.5)  # the watchdog is up and blocked on its parent's pidfd
+        assert _running(watched) and _running(watchdog)
+        starter.kill()
+        starter.wait()
+        assert _wait_until_gone(watched, 5), "the watched process outlived its SIGKILLed starter"
+        assert _wait_until_gone(watchdog, 5), "the watchdog did not exit after its work"
+        assert _running(unwatched), "the watchdog killed a process it was not given"
+    finally:
+        starter.kill()
+        for proc in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+
+
+def test_a_connected_cluster_outlives_a_sigkilled_driver(ray_cluster):
+    """ray.address set: the driver only connects, so its death stops nothing of the cluster."""
+    address = ray_cluster.get_runtime_context().gcs_address
+    driver_code = (
+        "import sys\n"
+        "from vidsift.core.config import RayConfig\n"
+        "from vidsift.workers.ray_runtime import ensure_ray\n"
+        "ray = ensure_ray(RayConfig(address=sys.argv[1], namespace='vidsift-test'))\n"
+        "print(ray.cluster_resources()['CPU'], flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", driver_code, address],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert float(driver.stdout.readline()) == 4  # connected to this run's cluster
+        driver.kill()
+        driver.wait()
+        time.sleep(3)  # a watchdog, had one been started, would have struck by now
+        assert ray_cluster.get(ray_cluster.remote(lambda: 42).remote(), timeout=60) == 42
+    finally:
+        driver.kill()
