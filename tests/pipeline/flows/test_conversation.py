@@ -4,7 +4,9 @@ and the tiny random Qwen2.5-VL; turns kept in the conversation store across stor
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
+from contextlib import closing
 
 import pytest
 from typer.testing import CliRunner
@@ -13,7 +15,7 @@ from vidsift.core.config import load_config
 from vidsift.core.errors import PathNotAllowedError, VidsiftError
 from vidsift.pipeline.cli import app
 from vidsift.pipeline.flows.conversation import (
-    ConversationStore, approximate_tokens, ask_in_conversation, history_turns,
+    STORE_FILE, ConversationStore, approximate_tokens, ask_in_conversation, history_turns,
 )
 from vidsift.pipeline.flows.ask import Asker
 from vidsift.workers.vlm.prompt import history_text
@@ -37,6 +39,23 @@ def test_conversation_turns_are_numbered_and_survive_a_new_store(tmp_path):
     assert reopened.turns("talk") == [{**first, "number": 1},
                                       {"question": "and then?", "number": 2}]
     assert [t["number"] for t in reopened.turns("other")] == [1]
+
+
+def test_a_store_written_before_turns_knew_their_job_gains_the_column(tmp_path):
+    with closing(sqlite3.connect(tmp_path / STORE_FILE)) as conn:  # the older schema, as it was
+        conn.executescript("""
+            CREATE TABLE turns (conversation TEXT NOT NULL, number INTEGER NOT NULL,
+                                turn TEXT NOT NULL, created_at REAL NOT NULL,
+                                PRIMARY KEY (conversation, number));
+            INSERT INTO turns VALUES ('old', 1, '{"question": "before"}', 0);
+        """)
+    store = ConversationStore(tmp_path)
+    assert store.turns("old") == [{"question": "before", "number": 1}]
+    assert store.add_turn("old", {"question": "a job's"}, job="job-1") == 2
+    assert store.add_turn("old", {"question": "a job's, run again"}, job="job-1") == 2
+    assert store.add_turn("old", {"question": "the CLI's"}) == 3
+    assert [t["question"] for t in ConversationStore(tmp_path).turns("old")] == [
+        "before", "a job's", "the CLI's"]
 
 
 def test_concurrent_turns_of_one_conversation_get_distinct_numbers(tmp_path):

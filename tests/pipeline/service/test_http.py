@@ -245,6 +245,29 @@ def test_an_ask_completes_while_an_index_job_ingests(ray_cluster, media_root, tm
         assert _wait_all(client, [again])[again]["result"]["reused_memory"] is True
 
 
+def test_a_conversation_job_cancelled_while_it_runs_records_no_turn(ray_cluster, media_root,
+                                                                   tmp_path):
+    video = make_coded_video(media_root / "cancelled.mp4", n_frames=300, fps=10,
+                             size=(160, 120), gop=10)
+    # One worker: the next job starts only once the cancelled one's run is over.
+    with running(_config(media_root, tmp_path / "svc", "serve.workers=1")) as client:
+        asked = client.post("/v1/jobs", json={"video": str(video), "question": "what is shown?",
+                                              "conversation": "chat"}).json()["id"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/v1/jobs/{asked}").json()["status"] == "queued":
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.02)
+        assert client.delete(f"/v1/jobs/{asked}").json()["status"] == "cancelled"
+        again = client.post("/v1/jobs", json={"video": str(video), "question": "and now?",
+                                              "conversation": "chat"}).json()["id"]
+        jobs = _wait_all(client, [asked, again])
+        assert jobs[asked]["status"] == "cancelled" and jobs[asked]["result"] is None
+        assert jobs[again]["status"] == SUCCEEDED, jobs[again]["error"]
+        assert jobs[again]["result"]["conversation"] == {"name": "chat", "turn": 1}
+        turns = client.get("/v1/conversations/chat").json()["turns"]
+        assert [(t["number"], t["question"]) for t in turns] == [(1, "and now?")]
+
+
 def test_follow_ups_and_asks_across_the_index_over_http(ray_cluster, media_root, tmp_path):
     cfg = _config(media_root, tmp_path / "svc")
     short = str((media_root / "short.mp4").resolve())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 
+from vidsift.pipeline.flows.conversation import ConversationStore
 from vidsift.pipeline.service.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore
 
 
@@ -157,3 +158,34 @@ def test_a_conversations_next_turn_waits_while_its_previous_one_runs(tmp_path):
     assert store.claim_next() is None
     store.mark_succeeded(first.id, {"answer": "a1"})
     assert store.claim_next().id == follow.id
+
+
+def test_a_conversation_jobs_turn_is_written_once_and_a_cancelled_job_leaves_none(tmp_path):
+    jobs, conversations = JobStore(tmp_path), ConversationStore(tmp_path)
+
+    def ask(job_id: str, question: str) -> int | None:  # what the service's worker records
+        return conversations.add_turn("chat", {"question": question}, job=job_id,
+                                      only_if=jobs.runs(job_id))
+
+    def questions() -> list[str]:
+        return [turn["question"] for turn in conversations.turns("chat")]
+
+    first = jobs.create("ask", {"conversation": "chat"})
+    assert jobs.claim_next().id == first.id and ask(first.id, "where?") == 1
+    # The service stopped before the job was marked done: the restart runs it again, and the
+    # conversation keeps one turn of it.
+    assert jobs.requeue_interrupted() == 1 and jobs.claim_next().id == first.id
+    assert ask(first.id, "where? (run again)") == 1
+    assert jobs.mark_succeeded(first.id, {}) and questions() == ["where?"]
+    # Cancelled before its turn is written: nothing is written.
+    early = jobs.create("ask", {"conversation": "chat"})
+    assert jobs.claim_next().id == early.id and jobs.cancel(early.id).status == CANCELLED
+    assert ask(early.id, "early") is None and questions() == ["where?"]
+    # Cancelled after it was written, before the job was marked done: withdrawn with the job.
+    late = jobs.create("ask", {"conversation": "chat"})
+    assert jobs.claim_next().id == late.id and ask(late.id, "late") == 2
+    assert jobs.cancel(late.id).status == CANCELLED and not jobs.mark_succeeded(late.id, {})
+    assert questions() == ["where?"]
+    # A cancel after the finish changes nothing; turns without a job (the CLI's) are all kept.
+    assert jobs.cancel(first.id).status == SUCCEEDED and questions() == ["where?"]
+    assert [conversations.add_turn("chat", {"question": "cli"}) for _ in range(2)] == [2, 3]

@@ -9,6 +9,8 @@ is decoded but the planned frames) and shows the earlier turns to the VLM as tex
 first; the visual budget is untouched.
 
 A conversation keeps the scope of its first question: one video, or the whole clip index.
+A turn the HTTP service's job asked keeps the job's id: it is written once however often the job
+is re-run, and only while the job runs (the service withdraws it when the job is cancelled).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -40,9 +43,12 @@ CREATE TABLE IF NOT EXISTS turns (
     number INTEGER NOT NULL,
     turn TEXT NOT NULL,
     created_at REAL NOT NULL,
+    job TEXT,
     PRIMARY KEY (conversation, number)
 );
 """
+# A service job's turn is written once (NULLs are distinct: the CLI's turns have no job).
+_JOB_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS turns_job ON turns (job)"
 
 
 class ConversationStore:
@@ -56,18 +62,43 @@ class ConversationStore:
         self.busy_timeout_s = busy_timeout_s
         with closing(open_sqlite(self.path, busy_timeout_s)) as conn:
             conn.executescript(_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")  # two processes opening an older file: one alters it
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(turns)")}
+            if "job" not in columns:  # a store written before turns knew their job
+                conn.execute("ALTER TABLE turns ADD COLUMN job TEXT")
+            conn.execute(_JOB_INDEX)
+            conn.execute("COMMIT")
 
-    def add_turn(self, conversation: str, turn: dict[str, Any]) -> int:
+    def add_turn(self, conversation: str, turn: dict[str, Any], job: str | None = None,
+                 only_if: Callable[[sqlite3.Connection], bool] | None = None) -> int | None:
         """Append a turn (JSON) to a conversation, creating it; returns the turn's number
-        (1, 2, ...). One statement: two writers never get the same number."""
+        (1, 2, ...), taken in the write's own transaction: two writers never get the same one.
+        job: the service job that asked it; a job's turn is written once, and a re-run of the
+        job (re-queued after a crash) gets the number of the turn already there.
+        only_if(conn), when given, is asked inside that transaction, with no other writer between
+        it and the write (the service: whether the job still runs); False: nothing is written,
+        and None is returned."""
         with closing(open_sqlite(self.path, self.busy_timeout_s)) as conn:
-            (number,) = conn.execute(
-                "INSERT INTO turns (conversation, number, turn, created_at) VALUES "
-                "(?, (SELECT COALESCE(MAX(number), 0) + 1 FROM turns WHERE conversation = ?), ?, ?)"
-                " RETURNING number",
-                (conversation, conversation, json.dumps(turn), time.time()),
-            ).fetchone()
-        return number
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if only_if is not None and not only_if(conn):
+                    return None
+                if job is not None:
+                    written = conn.execute("SELECT number FROM turns WHERE job = ?",
+                                           (job,)).fetchone()
+                    if written is not None:
+                        return written[0]
+                [(number,)] = conn.execute(
+                    "INSERT INTO turns (conversation, number, turn, created_at, job) VALUES (?, "
+                    "(SELECT COALESCE(MAX(number), 0) + 1 FROM turns WHERE conversation = ?),"
+                    " ?, ?, ?) RETURNING number",
+                    (conversation, conversation, json.dumps(turn), time.time(), job),
+                ).fetchall()
+                conn.execute("COMMIT")
+                return number
+            finally:
+                if conn.in_transaction:  # refused, or already written: nothing to keep
+                    conn.execute("ROLLBACK")
 
     def turns(self, conversation: str) -> list[dict[str, Any]]:
         """A conversation's turns, oldest first, each with its "number"; [] for a new name."""
@@ -163,14 +194,18 @@ def turn_record(result) -> dict:
 
 
 def ask_in_conversation(asker, store, name: str, video: str | None, question: str,
-                        **options):
+                        job: str | None = None,
+                        only_if: Callable[[sqlite3.Connection], bool] | None = None, **options):
     """Ask `question` as the next turn of conversation `name` (asker: flows.ask.Asker; store:
-    ConversationStore) and record it; returns the AskResult with its conversation filled."""
+    ConversationStore) and record it (job, only_if: as ConversationStore.add_turn takes them);
+    returns the AskResult with its conversation filled: {name, turn}, turn None when only_if
+    refused the write."""
     check_name(name)
     if video is not None:
         video = str(Path(video).expanduser().resolve())
     turns = store.turns(name)
     result = asker.ask(scope_of(name, turns, video), question, history=history_turns(turns),
                        **options)
-    result.conversation = {"name": name, "turn": store.add_turn(name, turn_record(result))}
+    number = store.add_turn(name, turn_record(result), job=job, only_if=only_if)
+    result.conversation = {"name": name, "turn": number}
     return result

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 
@@ -46,7 +46,13 @@ from vidsift.pipeline.flows.conversation import (
     check_name,
     scope_of,
 )
-from vidsift.pipeline.service.errors import ApiError, error_responses, file_responses
+from vidsift.pipeline.service.errors import (
+    RANGE_HEADER,
+    ApiError,
+    FileWithJsonErrors,
+    error_responses,
+    file_responses,
+)
 from vidsift.pipeline.service.jobs import STATUSES, JobStore
 from vidsift.pipeline.service.security import (
     API_KEY_HEADER,
@@ -243,8 +249,10 @@ class Service:
                 allow_video=self.may_read, speech=request.get("speech"),
             )
             if request.get("conversation"):
+                # Recorded once per job, and not at all once the job is cancelled.
                 result = ask_in_conversation(self.asker, self.conversations, request["conversation"],
                                              request.get("video"), request["question"],
+                                             job=job.id, only_if=self.store.runs(job.id),
                                              **ask_options)
             else:
                 result = self.asker.ask(request.get("video"), request["question"], **ask_options)
@@ -418,16 +426,15 @@ def create_app(cfg: Config) -> FastAPI:
         return {"name": name, "turns": turns}
 
     @app.get("/v1/jobs/{job_id}/thumbnails/{number}.jpg", dependencies=auth,
-             response_class=FileResponse,
-             responses={**file_responses("the evidence thumbnail", JPEG),
-                        **error_responses(401, 404, 422)})
+             response_class=FileWithJsonErrors, openapi_extra=RANGE_HEADER,
+             responses=file_responses("the evidence thumbnail", JPEG, 401, 404, 422))
     def job_thumbnail(job_id: str, number: int, request: Request):
         service = service_of(request)
         _job_or_404(service, job_id)
         path = service.data_dir / "thumbnails" / job_id / f"{number}.jpg"
         if not path.is_file():
             raise ApiError(404, f"job {job_id!r} has no thumbnail {number}")
-        return FileResponse(path, media_type="image/jpeg")
+        return FileWithJsonErrors(path, media_type="image/jpeg")
 
     def submit_paths_job(service: Service, kind: str, body: IndexRequest,
                          **settings: Any) -> JobCreated:
@@ -457,9 +464,9 @@ def create_app(cfg: Config) -> FastAPI:
                                 clip_s=body.clip_s, to_index=body.to_index)
 
     @app.get("/v1/jobs/{job_id}/subtitles/{name}", dependencies=auth,
-             response_class=FileResponse,
-             responses={**file_responses("SRT or WebVTT", tuple(SUBTITLE_TYPES.values())),
-                        **error_responses(401, 404, 422)})
+             response_class=FileWithJsonErrors, openapi_extra=RANGE_HEADER,
+             responses=file_responses("SRT or WebVTT", tuple(SUBTITLE_TYPES.values()), 401, 404,
+                                      422))
     def job_subtitles(job_id: str, name: str, request: Request):
         """A caption job's SRT or WebVTT of one video (its result's srt_url and vtt_url)."""
         service = service_of(request)
@@ -470,7 +477,7 @@ def create_app(cfg: Config) -> FastAPI:
         if job.kind != "caption" or media_type is None or path.parent != folder \
                 or not path.is_file():
             raise ApiError(404, f"job {job_id!r} has no subtitles {name!r}")
-        return FileResponse(path, media_type=media_type)
+        return FileWithJsonErrors(path, media_type=media_type)
 
     def search_payload(service: Service, query: str | None, k: int, image=None) -> dict:
         """The k best clips of videos inside the media roots: an index may hold others (indexed
@@ -523,15 +530,15 @@ def create_app(cfg: Config) -> FastAPI:
         image = await run_in_threadpool(read_image, bytes(data), "uploaded image")
         return await run_in_threadpool(search_payload, service_of(request), q or None, k, image)
 
-    @app.get("/v1/index/thumbs/{folder}/{name}", dependencies=auth, response_class=FileResponse,
-             responses={**file_responses("the clip's thumbnail", JPEG),
-                        **error_responses(401, 404, 422)})
+    @app.get("/v1/index/thumbs/{folder}/{name}", dependencies=auth,
+             response_class=FileWithJsonErrors, openapi_extra=RANGE_HEADER,
+             responses=file_responses("the clip's thumbnail", JPEG, 401, 404, 422))
     def clip_thumbnail(folder: str, name: str):
         index_dir = Path(cfg.index.dir).expanduser().resolve()
         path = (index_dir / "thumbs" / folder / name).resolve()
         if not path.is_relative_to(index_dir / "thumbs") or not path.is_file():
             raise ApiError(404, f"no thumbnail {folder}/{name}")
-        return FileResponse(path, media_type="image/jpeg")
+        return FileWithJsonErrors(path, media_type="image/jpeg")
 
     from vidsift.pipeline.service.web import add_web_routes
 

@@ -9,7 +9,9 @@ no-op, and a restart only re-queues jobs that were queued or running.
 Statuses: queued -> running -> succeeded | failed; queued or running -> cancelled.
 
 The same file keeps conversations (flows.conversation.ConversationStore), so the CLI and the
-service share them.
+service share them. A conversation job's turn is written only while the job runs (add_turn's
+only_if: JobStore.runs), and a cancel withdraws a turn the job wrote before it: a cancelled job
+leaves no turn, whichever comes first.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vidsift.core.files import open_sqlite
-from vidsift.pipeline.flows.conversation import STORE_FILE
+from vidsift.pipeline.flows.conversation import STORE_FILE, ConversationStore
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -121,6 +124,7 @@ class JobStore:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
             if "progress" not in columns:  # a store written before jobs reported progress
                 conn.execute("ALTER TABLE jobs ADD COLUMN progress TEXT")
+        ConversationStore(self.data_dir, busy_timeout_s)  # its turns table: cancel() clears it
 
     def _connect(self) -> sqlite3.Connection:
         return open_sqlite(self.path, self.busy_timeout_s)
@@ -195,6 +199,14 @@ class JobStore:
                                (json.dumps(progress), job_id, RUNNING))
             return cur.rowcount == 1
 
+    def runs(self, job_id: str) -> Callable[[sqlite3.Connection], bool]:
+        """A check, for ConversationStore.add_turn's only_if, that the job is still running, read
+        on the caller's connection to this store's file (inside the caller's transaction)."""
+        def running(conn: sqlite3.Connection) -> bool:
+            return conn.execute("SELECT 1 FROM jobs WHERE id = ? AND status = ?",
+                                (job_id, RUNNING)).fetchone() is not None
+        return running
+
     def mark_succeeded(self, job_id: str, result: dict[str, Any]) -> bool:
         """Record the result; False when the job was no longer running (e.g. cancelled)."""
         return self._finish(job_id, SUCCEEDED, result, None)
@@ -203,13 +215,18 @@ class JobStore:
         return self._finish(job_id, FAILED, None, error)
 
     def cancel(self, job_id: str) -> Job | None:
-        """Cancel a queued or running job (a running one's result is then discarded). A finished
-        job is returned unchanged. None when there is no such job."""
+        """Cancel a queued or running job (a running one's result is then discarded, and the
+        conversation turn it may have written already with it). A finished job is returned
+        unchanged. None when there is no such job."""
         with closing(self._connect()) as conn:
-            conn.execute(
+            conn.execute("BEGIN IMMEDIATE")
+            cancelled = conn.execute(
                 "UPDATE jobs SET status = ?, finished_at = ? WHERE id = ? AND status IN (?, ?)",
                 (CANCELLED, time.time(), job_id, QUEUED, RUNNING),
-            )
+            ).rowcount
+            if cancelled:
+                conn.execute("DELETE FROM turns WHERE job = ?", (job_id,))
+            conn.execute("COMMIT")
         return self.get(job_id)
 
     def requeue_interrupted(self) -> int:
