@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from vidsift.core.errors import ConfigError, PathNotAllowedError
+from vidsift.core.errors import ConfigError, InvalidPathError, PathNotAllowedError
 from vidsift.pipeline.service.security import (
     MediaRoots,
     api_key_matches,
@@ -83,3 +83,22 @@ def test_api_key_matching():
     assert api_key_matches("s3cret", "s3cret")
     assert not api_key_matches("s3cret", "s3cre")
     assert not api_key_matches("s3cret", None)
+
+
+def test_a_nul_byte_is_an_invalid_path_not_a_crash(root):
+    with pytest.raises(InvalidPathError) as err:
+        MediaRoots([str(root)]).check("sub/a\0.mp4")
+    assert str(err.value) == "sub/a\\x00.mp4: invalid path (a NUL byte in it)"
+
+
+def test_a_symlink_loop_inside_the_root_resolves_to_itself_and_outside_is_refused(root):
+    os.symlink(root / "b.mp4", root / "a.mp4")
+    os.symlink(root / "a.mp4", root / "b.mp4")
+    roots = MediaRoots([str(root)])
+    assert roots.check("a.mp4") == root.resolve() / "a.mp4"  # the file check names the loop
+    outside = root.parent / "elsewhere"
+    outside.mkdir()
+    os.symlink(outside / "d.mp4", outside / "c.mp4")
+    os.symlink(outside / "c.mp4", outside / "d.mp4")
+    with pytest.raises(PathNotAllowedError):
+        roots.check(outside / "c.mp4")

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from vidsift.core.errors import ConfigError, PathNotAllowedError
+from vidsift.core.media import resolve_path
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -21,15 +22,14 @@ class MediaRoots:
         self.roots = tuple(Path(root).expanduser().resolve() for root in given)
 
     def check(self, path: str | os.PathLike) -> Path:
-        """The resolved path, or PathNotAllowedError when it lands outside every root.
+        """The resolved path, or PathNotAllowedError when it lands outside every root, or
+        InvalidPathError (a NUL byte in it).
 
         Relative paths are taken relative to the first root. Resolution follows every symlink,
-        so a link inside a root pointing outside it is refused.
+        so a link inside a root pointing outside it is refused; a symlink loop resolves to
+        itself (core.media.resolve_path), and reading it fails later by name.
         """
-        raw = Path(path).expanduser()
-        if not raw.is_absolute():
-            raw = self.roots[0] / raw
-        resolved = raw.resolve()
+        resolved = resolve_path(path, base=self.roots[0])
         if any(resolved == root or resolved.is_relative_to(root) for root in self.roots):
             return resolved
         raise PathNotAllowedError(str(path))

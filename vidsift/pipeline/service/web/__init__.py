@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from vidsift.core.config import Config
+from vidsift.core.errors import VideoNotFoundError
 from vidsift.pipeline.service.errors import ApiError
 from vidsift.pipeline.service.web.media import (
     MediaTickets,
@@ -48,11 +49,12 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
     tickets = MediaTickets()  # this service's secret: its tickets only
 
     def checked_video(service, path: str | Path) -> Path:
+        """servable_video's file; its other VideoErrors (a loop, a directory, ...) are 400s."""
         try:
             return servable_video(service.roots, path)
         except NotMediaError as exc:
             raise ApiError(403, str(exc)) from None
-        except FileNotFoundError:
+        except VideoNotFoundError:
             raise ApiError(404, f"{path}: no such video") from None
 
     def video_response(service, path: str | Path) -> FileResponse:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from vidsift.core.errors import VidsiftError
-from vidsift.core.media import VIDEO_EXTENSIONS
+from vidsift.core.media import VIDEO_EXTENSIONS, check_video_file
 from vidsift.pipeline.service.security import MediaRoots
 
 TICKET_TTL_S = 6 * 3600  # long enough to watch a long video without a new ticket
@@ -65,14 +65,13 @@ class MediaTickets:
 
 def servable_video(roots: MediaRoots, path: str | Path) -> Path:
     """The resolved video file a request may stream: inside a media root (else
-    PathNotAllowedError), a video by its extension (else NotMediaError: other files under a
-    root are not media), and present (else FileNotFoundError)."""
+    PathNotAllowedError; InvalidPathError for a NUL byte), a video by its extension (else
+    NotMediaError: other files under a root are not media), and a regular, non-empty file
+    (else check_video_file's VideoError: VideoNotFoundError when missing)."""
     resolved = roots.check(path)
     if resolved.suffix.lower() not in VIDEO_EXTENSIONS:
         raise NotMediaError(str(path))
-    if not resolved.is_file():
-        raise FileNotFoundError(str(path))
-    return resolved
+    return check_video_file(resolved)
 
 
 def media_type(path: Path) -> str:

@@ -1,0 +1,69 @@
+"""Hostile paths over real HTTP: a NUL byte, a symlink loop, a directory named like a video.
+Each is a 4xx with a JSON error naming the path and the problem, never a 500; the four routes
+that take a path answer a NUL byte alike (400: the same typed error the CLI prints, found by
+the core path check, not by the request schema)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.pipeline.service.test_http import _config, media_root, running  # noqa: F401 (fixture)
+from vidsift.pipeline.service.jobs import FINAL_STATUSES
+
+NUL_PATH = "short\0.mp4"
+NUL_ERROR = {"error": "short\\x00.mp4: invalid path (a NUL byte in it)"}
+
+
+@pytest.fixture()
+def client(media_root, tmp_path):  # noqa: F811
+    with running(_config(media_root, tmp_path / "svc")) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def hostile(media_root):  # noqa: F811
+    """A symlink-loop pair and a directory named like a video, inside the media root."""
+    os.symlink(media_root / "loop_b.mp4", media_root / "loop_a.mp4")
+    os.symlink(media_root / "loop_a.mp4", media_root / "loop_b.mp4")
+    (media_root / "clip.mp4").mkdir()
+    return media_root
+
+
+@pytest.mark.parametrize("route", ["index", "jobs", "tickets", "media"])
+def test_a_nul_byte_is_400_naming_the_path_on_every_route(client, route):
+    send = {
+        "index": lambda: client.post("/v1/index", json={"paths": [NUL_PATH]}),
+        "jobs": lambda: client.post("/v1/jobs", json={"video": NUL_PATH, "question": "q"}),
+        "tickets": lambda: client.post("/v1/media/tickets", json={"path": NUL_PATH}),
+        "media": lambda: client.get("/v1/media", params={"path": NUL_PATH}),
+    }[route]
+    response = send()
+    assert (response.status_code, response.json()) == (400, NUL_ERROR)
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("loop_a.mp4", "symlink loop (too many levels of symbolic links)"),
+    ("clip.mp4", "not a regular file (a directory)"),
+])
+def test_media_of_a_loop_or_a_directory_is_400_naming_it(client, hostile, name, problem):
+    expected = (400, {"error": f"{hostile / name}: {problem}"})
+    streamed = client.get("/v1/media", params={"path": name})
+    assert (streamed.status_code, streamed.json()) == expected
+    ticket = client.post("/v1/media/tickets", json={"path": name})
+    assert (ticket.status_code, ticket.json()) == expected
+
+
+def test_a_question_about_a_symlink_loop_fails_by_name_before_any_pool(client, hostile):
+    """No ray_cluster: the job fails on the path check, before the ask flow starts Ray."""
+    created = client.post("/v1/jobs", json={"video": "loop_a.mp4", "question": "q"})
+    assert created.status_code == 202, created.text
+    deadline = time.monotonic() + 20
+    while (job := client.get(f"/v1/jobs/{created.json()['id']}").json())["status"] \
+            not in FINAL_STATUSES:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    assert job["status"] == "failed"
+    assert job["error"] == f"{hostile / 'loop_a.mp4'}: symlink loop (too many levels of symbolic links)"
