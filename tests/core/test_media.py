@@ -107,6 +107,13 @@ def test_content_hash_of_missing_file(tmp_path):
     assert err.value.path == str(missing)
 
 
+def test_content_hash_of_a_loop_or_a_directory_names_the_problem(hostile):
+    with pytest.raises(SymlinkLoopError, match="loop_a.mp4: symlink loop"):
+        content_hash(hostile / "loop_a.mp4")
+    with pytest.raises(NotAFileError, match=r"clip.mp4: not a regular file \(a directory\)"):
+        content_hash(hostile / "clip.mp4")
+
+
 def test_video_key_is_safe_stable_and_unique_per_path():
     key = video_key("/videos/My Holiday (2023).mp4")
     assert key == video_key("/videos/My Holiday (2023).mp4")

@@ -61,9 +61,12 @@ def test_a_relative_path_is_named_as_given(bad_inputs):
     assert done.stderr.splitlines() == ["error: empty.mp4: file is empty"]
 
 
+@pytest.mark.parametrize("command", ["probe", "transcribe"])
 @pytest.mark.parametrize("name", ["loop.mp4", "clip.mp4"])
-def test_probe_of_a_loop_or_a_directory_is_one_line(bad_inputs, tmp_path, name):
-    done, seconds = vidsift("probe", str(bad_inputs / name), cwd=tmp_path)
+def test_probe_or_transcribe_of_a_loop_or_a_directory_is_one_line(bad_inputs, tmp_path, command,
+                                                                   name):
+    extra = ["--index-dir", str(tmp_path / "index")] if command == "transcribe" else []
+    done, seconds = vidsift(command, str(bad_inputs / name), *extra, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [f"error: {bad_inputs / name}: {PROBLEMS[name]}"]
     assert seconds < FAST_S

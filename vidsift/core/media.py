@@ -141,11 +141,10 @@ def _hash_file(path: str, size: int, mtime_ns: int) -> str:
 
 def content_hash(path: str | os.PathLike) -> str:
     """SHA-256 of the file's bytes, hex: the same video at another path is the same content.
-    Cached per (path, size, mtime) in this process, so a service hashes a file once."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise VideoNotFoundError(str(path)) from None
+    Cached per (path, size, mtime) in this process, so a service hashes a file once. A path
+    that is no regular, non-empty file raises check_video_file's VideoError."""
+    check_video_file(path)
+    info = os.stat(path)
     return _hash_file(str(path), info.st_size, info.st_mtime_ns)
 
 

@@ -402,7 +402,8 @@ def transcribe_command(
     from vidsift.pipeline.flows.speech import video_transcript
 
     with Progress(TextColumn("transcribing"), BarColumn(), TextColumn("{task.fields[done]}"),
-                  TimeRemainingColumn(), console=err_console, transient=True) as bar:
+                  TimeRemainingColumn(), console=err_console,
+                  disable=not err_console.is_terminal, transient=True) as bar:  # as in ask
         task = bar.add_task("", total=None, done="")
 
         def progress(done: float, total: float) -> None:
