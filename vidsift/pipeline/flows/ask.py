@@ -7,8 +7,11 @@ Without a video the question goes across the clip index (Goldfish): its best cli
 video, each video's memory, one token set over those videos (evidence.plan_across_videos), each
 segment decoded from its own video; with speech.mode set, the transcripts of those videos (only)
 raise their spoken moments, their best lines join the clips' weights, and the lines said during
-every video's segments go to the prompt, each naming its video. A follow-up in a conversation
-(pipeline.flows.conversation) carries the earlier turns as text within budget.history_tokens.
+every video's segments go to the prompt, each naming its video. A video that cannot be read
+(at ingest or at the fine decode) or that the budget holds no image of is left out of such an
+answer and named in AskResult.notes; only when none is left does the question fail. A follow-up
+in a conversation (pipeline.flows.conversation) carries the earlier turns as text within
+budget.history_tokens.
 
 With vlm.model None or "none" it stops before the VLM (evidence-only mode): the result is the
 evidence the VLM would be shown (segments with start/end seconds, token counts, thumbnails).
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vidsift.core.config import Config
-from vidsift.core.errors import PathNotAllowedError, VidsiftError
+from vidsift.core.errors import PathNotAllowedError, VideoError, VidsiftError
 from vidsift.core.timeline import hms
 from vidsift.core.types import HistoryTurn, VideoMemory
 
@@ -69,6 +72,9 @@ class AskResult:
     # allowance, counted_by, sources, warnings}; [] and {} with speech off
     speech: list[dict] = field(default_factory=list)
     speech_info: dict = field(default_factory=dict)
+    # asked across the index: each video the answer leaves out, named, and why (it could not
+    # be read, or the budget holds no image of it beside the better matches); [] otherwise
+    notes: list[str] = field(default_factory=list)
 
     @property
     def evidence_only(self) -> bool:
@@ -121,6 +127,7 @@ class AskResult:
                          + (f"; {info['dropped']} least relevant dropped" if info["dropped"]
                             else "") + ")"
                          + "".join(f"; {note}" for note in info["warnings"]))
+        lines.extend(f"note: {note}" for note in self.notes)
         lines.append(f"{self.tokens} of {self.budget} visual tokens"
                      + (" (memory reused)" if self.reused else "") + "; timings "
                      + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
@@ -134,7 +141,7 @@ class AskResult:
             "timings": self.timings, "retrieved": self.retrieved, "vlm": self.vlm,
             "reused_memory": self.reused, "citations": self.citations, "videos": self.videos,
             "history": self.history, "conversation": self.conversation,
-            "speech": self.speech, "speech_info": self.speech_info,
+            "speech": self.speech, "speech_info": self.speech_info, "notes": self.notes,
         }
 
 
@@ -255,7 +262,9 @@ class Asker:
         speech.mode set, each retrieved video's transcript scores its frames (_speech), and the
         best lines of those transcripts join the clips in the weights: a video the index found
         only weakly but whose speech answers gets its share. Only retrieved videos' transcripts
-        are read. -> (token_set, retrieved hits as dicts, {video: _Spoken}, in plan order)."""
+        are read. A video that cannot be ingested, or that the budget holds no image of, is
+        left out with a note. -> (token_set, retrieved hits as dicts, {video: _Spoken}, in plan
+        order, notes)."""
         from vidsift.pipeline.plan.evidence import VideoEvidence, plan_across_videos
         from vidsift.pipeline.flows.ingest import ingest_videos
 
@@ -264,12 +273,12 @@ class Asker:
         by_video: dict[str, list] = {}
         for hit in hits:
             by_video.setdefault(hit.video, []).append(hit)
-        sources, errors, memories, spoken = [], [], {}, {}
+        sources, errors, memories, spoken, notes = [], [], {}, {}, []
         with timer.stage("ingest"):
             for path, outcome in ingest_videos(list(by_video), cfg, self.pool, self.memory,
                                                track):
                 if isinstance(outcome, Exception):
-                    log.warning("%s: left out of the answer: %s", path, outcome)
+                    notes.append(_left_out(path, outcome))
                     errors.append(outcome)
                     continue
                 # The clips chose the video and its share; its moments are chosen from all its
@@ -304,8 +313,11 @@ class Asker:
         retrieved = [{"video": h.video, "start": h.start, "end": h.end, "score": h.score,
                       "text": h.text} for h in hits if h.video in {s.video for s in sources}]
         planned = dict.fromkeys(segment.video for segment in token_set.segments)
+        notes += [_left_out(source.video, f"a budget of {budget_cfg.tokens} visual tokens holds "
+                                          "no image of it beside the videos that match better")
+                  for source in sources if source.video not in planned]
         return token_set, retrieved, {video: spoken[video] for video in planned
-                                      if video in spoken}
+                                      if video in spoken}, notes
 
     def ask(
         self,
@@ -347,22 +359,35 @@ class Asker:
         if video is None:
             with timer.stage("embed_query"):
                 query_vector = self.pool.embed_text([question])[0]
-            token_set, retrieved, spoken = self._plan_across_index(cfg, query_vector, budget_cfg,
-                                                                   timer, track, allow_video)
+            token_set, retrieved, spoken, notes = self._plan_across_index(
+                cfg, query_vector, budget_cfg, timer, track, allow_video)
         else:
             token_set, retrieved, one = self._plan_one_video(cfg, video, question, budget_cfg,
                                                              timer, track, use_index)
-            spoken = {video: one} if one is not None else {}
+            spoken, notes = ({video: one} if one is not None else {}), []
+
+        def decode(segment):
+            try:
+                return self.pool.frames_at(segment.video or token_set.video, segment.timestamps,
+                                           size=(segment.height, segment.width))
+            except VideoError as exc:
+                if video is not None:  # the one video asked about: its error is the answer
+                    raise
+                return exc
+
         with timer.stage("fine"), ThreadPoolExecutor(self.pool.size) as threads:
             # One call per segment, spread over the pool's actors; each from its own video.
-            decoded = list(threads.map(
-                lambda s: self.pool.frames_at(s.video or token_set.video, s.timestamps,
-                                              size=(s.height, s.width)),
-                token_set.segments,
-            ))
-            token_set.segments = [
-                dataclasses.replace(s, frames=tuple(f)) for s, f in zip(token_set.segments, decoded)
-            ]
+            decoded = list(threads.map(decode, token_set.segments))
+        # Across the index, a video whose frames no longer decode is left out, the rest answer.
+        unreadable = {s.video: f for s, f in zip(token_set.segments, decoded)
+                      if isinstance(f, VideoError)}
+        if unreadable and unreadable.keys() >= {s.video for s in token_set.segments}:
+            raise next(iter(unreadable.values()))
+        notes += [_left_out(path, error) for path, error in unreadable.items()]
+        spoken = {path: said for path, said in spoken.items() if path not in unreadable}
+        token_set.segments = [dataclasses.replace(s, frames=tuple(f))
+                              for s, f in zip(token_set.segments, decoded)
+                              if s.video not in unreadable]
         segments = [_segment_dict(s, video) for s in token_set.segments]
         if thumbnails_dir is not None:
             from vidsift.core.files import save_thumbnail
@@ -403,7 +428,7 @@ class Asker:
             tokens=token_set.total_tokens, budget=budget_cfg.tokens, timings=timer.timings,
             retrieved=retrieved, vlm=vlm_info, reused=all(reused), citations=citations,
             videos=list(dict.fromkeys(seg["video"] for seg in segments)), history=history_info,
-            speech=speech_lines, speech_info=speech_info,
+            speech=speech_lines, speech_info=speech_info, notes=notes,
         )
 
     def _fit_speech(self, spoken: dict[str, _Spoken], token_set, budget_cfg,
@@ -536,6 +561,14 @@ def _checked_video(video: str, allow_video=None) -> str:
         raise PathNotAllowedError(resolved)
     check_video(video)
     return resolved
+
+
+def _left_out(path: str, why) -> str:
+    """The note for a video the answer leaves out: its path, then why (an error's text, which
+    names the file first when it is a VideoError), logged as a warning too."""
+    reason = str(why).removeprefix(f"{path}: ")
+    log.warning("%s: left out of the answer: %s", path, reason)
+    return f"{path}: left out of the answer: {reason}"
 
 
 def _inside_clips(times: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
