@@ -15,7 +15,13 @@ from vidsift.core.errors import (
     SymlinkLoopError,
     VideoNotFoundError,
 )
-from vidsift.core.media import check_video_file, content_hash, find_videos, resolve_path, video_key
+from vidsift.core.media import (
+    check_video_file,
+    content_hash,
+    find_videos,
+    resolve_path,
+    video_key,
+)
 
 
 def touch(path, data: bytes = b"x"):
