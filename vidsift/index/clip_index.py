@@ -446,5 +446,10 @@ class ClipIndex:
     def thumbnail_path(self, content_hash: str, clip_number: int) -> tuple[Path, str]:
         """Where a clip added now puts its thumbnail: (absolute path, path relative to the index
         dir), named by the generation being written (see module doc)."""
-        relative = f"thumbs/{content_hash[:16]}/{self._view}-{clip_number:05d}.jpg"
+        relative = f"thumbs/{thumbs_folder(content_hash)}/{self._view}-{clip_number:05d}.jpg"
         return self.dir / relative, relative
+
+
+def thumbs_folder(content_hash: str) -> str:
+    """The folder under thumbs/ that holds a video's clip thumbnails."""
+    return content_hash[:16]

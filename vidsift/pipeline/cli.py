@@ -265,7 +265,7 @@ def index_command(
             f"{len(summary.indexed)} indexed ({redone}{summary.clips} clips, {summary.frames} frames), "
             f"{len(summary.skipped)} already indexed, {len(summary.failed)} failed, "
             f"in {summary.wall_s:.1f} s -> {summary.index_dir}", highlight=False)
-    if summary.failed and not summary.indexed and not summary.skipped:
+    if summary.every_video_failed:
         raise typer.Exit(1)
 
 

@@ -136,7 +136,9 @@ def test_paths_outside_the_media_root_are_403(client, video):
 
 def test_an_index_job_never_reads_a_video_its_manifest_or_folder_leads_out_to(client, media_root):
     """The paths an index job names are inside the roots, but a manifest's entry or a folder's
-    symlink may lead out: each such video fails by name and is never hashed or indexed."""
+    symlink may lead out: each such video fails by name and is never hashed or indexed. A job
+    whose every video fails is failed, its failures still in its result, shaped as the CLI's
+    JSON ({path, error})."""
     import json
     import shutil
 
@@ -149,13 +151,17 @@ def test_an_index_job_never_reads_a_video_its_manifest_or_folder_leads_out_to(cl
     ids = [client.post("/v1/index", json={"paths": [path]}).json()["id"]
            for path in ("course/list.jsonl", "course")]
     jobs = _wait_all(client, ids)
+    refused = {"path": str(outside),
+               "error": f"{outside}: path is outside the allowed media roots"}
     for job in jobs.values():
-        assert job["status"] == SUCCEEDED, job["error"]
-        assert [path for path, _ in job["result"]["failed"]] == [str(outside)]
-        assert "outside the allowed media roots" in job["result"]["failed"][0][1]
-    listed = jobs[ids[0]]["result"]
-    assert listed["indexed"] + listed["skipped"] == [str(media_root / "short.mp4")]
-    assert not jobs[ids[1]]["result"]["indexed"]  # the folder held only the link
+        assert job["result"]["failed"] == [refused]
+    listed = jobs[ids[0]]
+    assert listed["status"] == SUCCEEDED, listed["error"]
+    assert listed["result"]["indexed"] + listed["result"]["skipped"] == [
+        str(media_root / "short.mp4")]
+    folder = jobs[ids[1]]  # the folder held only the link
+    assert folder["status"] == "failed" and not folder["result"]["indexed"]
+    assert folder["error"] == f"no video indexed: {refused['error']}"
 
 
 def test_malformed_and_unknown_fields_are_422_with_a_message(client, media_root):
@@ -309,6 +315,9 @@ def test_follow_ups_and_asks_across_the_index_over_http(ray_cluster, media_root,
         # Indexed, a question without a video goes across the index.
         indexing = client.post("/v1/index", json={"paths": ["short.mp4"]}).json()["id"]
         assert _wait_all(client, [indexing])[indexing]["status"] == SUCCEEDED
+        thumbnail = next((index_dir / "thumbs").glob("*/*.jpg")).relative_to(index_dir)
+        shown = client.get(f"/v1/index/{thumbnail}")
+        assert shown.status_code == 200 and shown.content[:2] == b"\xff\xd8"
         across = client.post("/v1/jobs", json={"question": "what is shown?"}).json()["id"]
         job = _wait_all(client, [across])[across]
         assert job["status"] == SUCCEEDED, job["error"]
@@ -323,3 +332,7 @@ def test_follow_ups_and_asks_across_the_index_over_http(ray_cluster, media_root,
         job = _wait_all(client, [refused])[refused]
         assert job["status"] == "failed"
         assert "holds no clips of videos this service may read" in job["error"]
+        # Nor does it show their thumbnails.
+        hidden = client.get(f"/v1/index/{thumbnail}")
+        assert hidden.status_code == 404
+        assert hidden.json() == {"error": f"no thumbnail {thumbnail.relative_to('thumbs')}"}

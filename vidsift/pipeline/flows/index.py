@@ -61,6 +61,12 @@ class IndexSummary:
     video_seconds: float = 0.0  # duration of the videos indexed in this run
     wall_s: float = 0.0
 
+    @property
+    def every_video_failed(self) -> bool:
+        """None indexed or found indexed, and at least one failed: the run failed (the CLI exits
+        1, an HTTP index job is failed)."""
+        return bool(self.failed) and not self.indexed and not self.skipped
+
     def to_dict(self) -> dict:
         return {
             "index_dir": self.index_dir, "indexed": list(self.indexed),

@@ -135,6 +135,15 @@ class JobCreated(BaseModel):
     status: str
 
 
+class JobFailed(VidsiftError):
+    """A job that failed with a result still worth reading (an index job whose every video
+    failed: its summary names each failure)."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class Service:
     """The job store, the conversations, media roots, the Asker (lazy: Ray pools) and the
     worker threads."""
@@ -150,6 +159,8 @@ class Service:
         # The clip index has one writer at a time (a second one is refused): jobs that write it
         # take turns here instead of failing while another index job runs.
         self._index_writer = threading.Lock()
+        self._thumbs_lock = threading.Lock()
+        self._thumbs: tuple[tuple[int, int] | None, dict[str, list[str]]] = (None, {})
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -199,6 +210,34 @@ class Service:
             return False
         return True
 
+    def thumbs_readable(self, folder: str) -> bool:
+        """Whether the clip index's thumbnail folder (thumbs/<folder>) belongs to videos inside
+        the media roots: an index may hold videos indexed from anywhere (the CLI), and the
+        service shows none of them."""
+        videos = self._thumbs_videos().get(folder)
+        return bool(videos) and all(self.may_read(video) for video in videos)
+
+    def _thumbs_videos(self) -> dict[str, list[str]]:
+        """{thumbnail folder: its videos' paths} at the clip index's last commit, read again
+        only when a commit has replaced the manifest (opening the index loads its vectors)."""
+        from vidsift.index.clip_index import MANIFEST, ClipIndex, thumbs_folder
+
+        index_dir = Path(self.cfg.index.dir).expanduser()
+        try:
+            stat = (index_dir / MANIFEST).stat()
+        except FileNotFoundError:
+            return {}
+        commit = (stat.st_ino, stat.st_mtime_ns)
+        with self._thumbs_lock:
+            if self._thumbs[0] != commit:
+                owners: dict[str, list[str]] = {}
+                with ClipIndex(index_dir, self.cfg.index, readonly=True) as index:
+                    for record in index.videos():
+                        owners.setdefault(thumbs_folder(record.content_hash), []).append(
+                            record.path)
+                self._thumbs = (commit, owners)
+            return self._thumbs[1]
+
     def _work(self) -> None:
         while not self._stop.is_set():
             job = self.store.claim_next()
@@ -208,6 +247,8 @@ class Service:
                 continue
             try:
                 result = self._run(job)
+            except JobFailed as exc:
+                self.store.mark_failed(job.id, str(exc), exc.result)
             except Exception as exc:  # a job's failure must never kill the worker
                 if self._stop.is_set():
                     return  # torn down mid-job: leave it running, the next start re-queues it
@@ -267,11 +308,16 @@ class Service:
             # The asker's ingest pool: one set of actors (and memories) for every job.
             record = self._progress(job, "index")
             with self._index_writer:
-                return dataclasses.asdict(index_videos(
+                summary = index_videos(
                     request["paths"], self._job_config(request), pool=self.asker.pool,
                     progress=lambda event: record(event.done, event.total, event.path),
                     check=self.roots.check,
-                ))
+                )
+            if summary.every_video_failed:  # as the CLI exits 1
+                failed = summary.failed
+                more = f" (all {len(failed)} failed: result.failed)" if len(failed) > 1 else ""
+                raise JobFailed(f"no video indexed: {failed[0][1]}{more}", summary.to_dict())
+            return summary.to_dict()
         if job.kind == "caption":
             from vidsift.core.media import video_key
             from vidsift.pipeline.service.caption_job import caption_job
@@ -533,10 +579,12 @@ def create_app(cfg: Config) -> FastAPI:
     @app.get("/v1/index/thumbs/{folder}/{name}", dependencies=auth,
              response_class=FileWithJsonErrors, openapi_extra=RANGE_HEADER,
              responses=file_responses("the clip's thumbnail", JPEG, 401, 404, 422))
-    def clip_thumbnail(folder: str, name: str):
+    def clip_thumbnail(folder: str, name: str, request: Request):
+        """A thumbnail of a clip of a video inside the media roots (search hits' thumbnail_url)."""
         index_dir = Path(cfg.index.dir).expanduser().resolve()
         path = (index_dir / "thumbs" / folder / name).resolve()
-        if not path.is_relative_to(index_dir / "thumbs") or not path.is_file():
+        if not path.is_relative_to(index_dir / "thumbs") or not path.is_file() \
+                or not service_of(request).thumbs_readable(path.parent.name):
             raise ApiError(404, f"no thumbnail {folder}/{name}")
         return FileWithJsonErrors(path, media_type="image/jpeg")
 

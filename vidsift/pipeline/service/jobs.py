@@ -66,7 +66,7 @@ class Job:
     kind: str  # what the job does, e.g. "ask"
     status: str  # one of STATUSES
     request: dict[str, Any]  # what was asked, as submitted (JSON)
-    result: dict[str, Any] | None  # set once when the job succeeds
+    result: dict[str, Any] | None  # set once when the job succeeds (or fails with one to read)
     error: str | None  # set once when the job fails
     attempts: int  # times a worker claimed it (a restart mid-run makes it 2)
     created_at: float  # unix seconds
@@ -211,8 +211,10 @@ class JobStore:
         """Record the result; False when the job was no longer running (e.g. cancelled)."""
         return self._finish(job_id, SUCCEEDED, result, None)
 
-    def mark_failed(self, job_id: str, error: str) -> bool:
-        return self._finish(job_id, FAILED, None, error)
+    def mark_failed(self, job_id: str, error: str, result: dict[str, Any] | None = None) -> bool:
+        """Record the error (and a result worth reading still, e.g. an index job's failures);
+        False when the job was no longer running."""
+        return self._finish(job_id, FAILED, result, error)
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel a queued or running job (a running one's result is then discarded, and the
