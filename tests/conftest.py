@@ -22,6 +22,8 @@ def pytest_configure(config):
     # otherwise bind the machine's own network address.
     config.vidsift_home = tempfile.mkdtemp(prefix="vshome")
     os.environ["HOME"] = config.vidsift_home
+    # Hypothesis (test_api_fuzz) keeps its caches there too, not in .hypothesis/ of the checkout.
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(config.vidsift_home, ".hypothesis")
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 

@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vidsift.core.config import Config
 from vidsift.core.errors import VideoNotFoundError
-from vidsift.pipeline.service.errors import ApiError
+from vidsift.core.media import VIDEO_EXTENSIONS
+from vidsift.pipeline.service.errors import (
+    RANGE_HEADER,
+    ApiError,
+    FileWithJsonErrors,
+    error_responses,
+    file_responses,
+)
 from vidsift.pipeline.service.web.media import (
     MediaTickets,
     NotMediaError,
@@ -25,6 +32,7 @@ from vidsift.pipeline.service.web.media import (
 )
 
 STATIC_DIR = Path(__file__).parent / "static"
+VIDEO_TYPES = sorted({media_type(Path(f"video{suffix}")) for suffix in VIDEO_EXTENSIONS})
 
 # The page runs only its own script and styles, and loads images and media from this service
 # (thumbnails as blob: URLs): an injected tag could neither run nor call out.
@@ -57,11 +65,11 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
         except VideoNotFoundError:
             raise ApiError(404, f"{path}: no such video") from None
 
-    def video_response(service, path: str | Path) -> FileResponse:
-        # FileResponse answers Range requests itself: 206 with Content-Range, or 416 for a
-        # range that starts past the end of the file.
+    def video_response(service, path: str | Path) -> FileWithJsonErrors:
+        # It answers Range requests itself: 206 with Content-Range, or 416 for a range that
+        # starts past the end of the file.
         video = checked_video(service, path)
-        return FileResponse(video, media_type=media_type(video),
+        return FileWithJsonErrors(video, media_type=media_type(video),
                             headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/", include_in_schema=False)
@@ -71,12 +79,12 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/v1/info", dependencies=auth)
+    @app.get("/v1/info", dependencies=auth, responses=error_responses(401, 422))
     def info(request: Request) -> dict:
         """What the page needs to know: the media roots (the folders it may index)."""
         return {"media_roots": [str(root) for root in request.app.state.service.roots.roots]}
 
-    @app.get("/v1/videos", dependencies=auth)
+    @app.get("/v1/videos", dependencies=auth, responses=error_responses(400, 401, 422))
     def videos(request: Request) -> dict:
         """The indexed videos inside the media roots (the ones a question may name): path,
         duration in seconds, clips; in the order indexed."""
@@ -98,12 +106,15 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
                            "duration": record.duration, "clips": record.clips})
         return {"videos": listed}
 
-    @app.get("/v1/media", dependencies=auth)
+    @app.get("/v1/media", dependencies=auth, response_class=FileWithJsonErrors,
+             openapi_extra=RANGE_HEADER,
+             responses=file_responses("the video", VIDEO_TYPES, 401, 403, 404, 422))
     def media(request: Request, path: Annotated[str, Query(min_length=1, max_length=4096)]):
         """A video under the media roots, with range requests (for API clients with the key)."""
         return video_response(request.app.state.service, path)
 
-    @app.post("/v1/media/tickets", dependencies=auth)
+    @app.post("/v1/media/tickets", dependencies=auth,
+              responses=error_responses(400, 401, 403, 404, 422))
     def media_ticket(body: TicketRequest, request: Request) -> dict:
         """A URL that streams one video for TICKET_TTL_S: what a <video src> can use, since it
         cannot send the API key header."""

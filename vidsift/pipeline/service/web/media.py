@@ -74,6 +74,12 @@ def servable_video(roots: MediaRoots, path: str | Path) -> Path:
     return check_video_file(resolved)
 
 
+# MPEG transport streams: the MIME tables know .m2ts not at all and call .ts a Qt translation.
+TRANSPORT_STREAM_SUFFIXES = (".ts", ".m2ts")
+
+
 def media_type(path: Path) -> str:
+    if path.suffix.lower() in TRANSPORT_STREAM_SUFFIXES:
+        return "video/mp2t"
     guessed, _ = mimetypes.guess_type(path.name)
     return guessed or "application/octet-stream"
