@@ -52,6 +52,15 @@ def test_vtt_header_notes_settings_and_voice_tags():
     assert parse_subtitles(VTT, ".vtt") == [Seg(1.5, 2.25, "Hello there"), Seg(10.0, 11.001, "Last")]
 
 
+def test_vtt_character_references_are_decoded_after_the_tags_are_dropped():
+    """WebVTT writes & < > as &amp; &lt; &gt;: they are text (an escaped tag stays), as a
+    player shows them; SRT has no escapes, so there they are the characters written."""
+    vtt = "WEBVTT\n\n00:01.000 --> 00:02.000\n&lt;b&gt; &amp; &lt;/b&gt; <i>x</i> &#62; &nbsp;y\n"
+    assert parse_subtitles(vtt, ".vtt")[0].text == "<b> & </b> x > y"  # &nbsp; a space
+    srt = "1\n00:00:01,000 --> 00:00:02,000\nTom &amp; Jerry\n"
+    assert parse_subtitles(srt, ".srt")[0].text == "Tom &amp; Jerry"
+
+
 def test_ass_fields_overrides_and_breaks():
     assert parse_subtitles(ASS, ".ass") == [
         Seg(1.25, 3.5, "The password, is falcon"), Seg(3723.07, 3724.1, "Two\nlines")]

@@ -8,6 +8,7 @@ reads them), no models. Times are seconds; subtitle times are parsed exactly to 
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 
@@ -35,17 +36,24 @@ def _millis(hours: str | None, minutes: str, seconds: str, fraction: str, scale:
     return ((int(hours or 0) * 60 + int(minutes)) * 60 + int(seconds)) * 1000 + frac
 
 
-def _clean(text: str) -> str:
-    lines = [" ".join(_TAG.sub("", line).split()) for line in text.splitlines()]
+def _clean(text: str, references: bool = False) -> str:
+    """Cue text without markup tags, each line's runs of spaces as one, blank lines dropped.
+    references: decode character references (&amp; &lt; &#62; ...: WebVTT's escapes) once the
+    tags are gone, so an escaped tag stays text."""
+    lines = [_TAG.sub("", line) for line in text.splitlines()]
+    if references:
+        lines = [html.unescape(line) for line in lines]
+    lines = [" ".join(line.split()) for line in lines]
     return "\n".join(line for line in lines if line)
 
 
-def parse_srt_or_vtt(text: str, source: str = "") -> list[TranscriptSegment]:
+def parse_srt_or_vtt(text: str, source: str = "", vtt: bool = False) -> list[TranscriptSegment]:
     """SRT or WebVTT text -> segments in file order. A cue is a timing line `start --> end`
     (HH:MM:SS,mmm or MM:SS.mmm; WebVTT cue settings after it are ignored) and the text lines up
     to the next blank line; cue numbers, the WEBVTT header, NOTE/STYLE/REGION blocks and markup
-    tags are dropped. Raises SubtitleParseError when a timing line is malformed or ends before it
-    starts, or when the text holds no cue at all."""
+    tags are dropped. vtt: the text is WebVTT, whose character references (&amp; &lt; &gt;
+    ...) are decoded; SRT has none (&amp; there is what players show). Raises SubtitleParseError
+    when a timing line is malformed or ends before it starts, or when the text holds no cue."""
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     segments = []
     lines = text.split("\n")
@@ -67,7 +75,7 @@ def parse_srt_or_vtt(text: str, source: str = "") -> list[TranscriptSegment]:
         while i < len(lines) and lines[i].strip():
             body.append(lines[i])
             i += 1
-        cue = _clean("\n".join(body))
+        cue = _clean("\n".join(body), references=vtt)
         if cue:
             segments.append(TranscriptSegment(start / 1000, end / 1000, cue, source))
     if not segments and "-->" not in text:
@@ -124,7 +132,7 @@ def parse_subtitles(text: str, suffix: str, source: str = "") -> list[Transcript
     """A subtitle file's text, by its suffix (.srt, .vtt, .ass, .ssa) -> segments sorted by time."""
     suffix = suffix.lower()
     if suffix in (".srt", ".vtt"):
-        segments = parse_srt_or_vtt(text, source)
+        segments = parse_srt_or_vtt(text, source, vtt=suffix == ".vtt")
     elif suffix in (".ass", ".ssa"):
         segments = parse_ass(text, source)
     else:

@@ -64,3 +64,17 @@ def test_an_output_folder_from_before_the_speech_column_reads_back_whole(tmp_pat
     rows = {r["video"]: r for r in output.read_rows().to_pylist()}
     assert rows["/v/a.mp4"]["caption"] == "old" and rows["/v/a.mp4"]["speech"] is None
     assert rows["/v/b.mp4"]["speech"] == "said in b"
+
+
+def test_a_committed_caption_reads_back_identical_through_webvtt_py_and_pysrt(tmp_path):
+    """The issue's caption: WebVTT wrote '<b> & </b>' unescaped, and webvtt-py read it as ' & '."""
+    import html
+
+    import pysrt
+    import webvtt
+
+    output = CaptionOutput(tmp_path / "out")
+    CaptionWriter(output, {}).add(_row("/v/a.mp4", 0, n_clips=1) | {"caption": "<b> & </b>"})
+    stem = output.root / "subtitles" / video_key("/v/a.mp4")
+    assert [html.unescape(c.text) for c in webvtt.read(f"{stem}.vtt")] == ["<b> & </b>"]
+    assert [c.text for c in pysrt.open(f"{stem}.srt")] == ["<b> & </b>"]

@@ -2,10 +2,19 @@
 
 Timestamps are rounded to the millisecond once (so a cue's end never formats before its start),
 clamped at 0, and written as HH:MM:SS,mmm (SRT) or HH:MM:SS.mmm (WebVTT); hours grow past 99.
+
+Cue text is written so that readers get it back (tests/pipeline/flows/test_subtitles.py reads it
+with webvtt-py, pysrt and ffmpeg): blank lines inside a cue are dropped (a blank line ends a cue
+in both formats). WebVTT escapes `&`, `<` and `>` as character references, so markup-like text
+stays text and "-->" cannot read as a timing. SRT has no escapes (pysrt and ffmpeg read `&lt;`
+as those four characters): its text is written as is, except that "-->" becomes "->", since
+ffmpeg starts a new cue at any line that reads as a timing. Players still take SRT's own markup
+(<b>, <i>, {\\an8}) as formatting; WebVTT is the format that keeps every caption verbatim.
 """
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +42,25 @@ def format_timestamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _cue_text(text: str) -> str:
-    # A blank line ends a cue in both formats, and "-->" would read as a timing line in WebVTT.
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines).replace("-->", "->") or "..."
+def _cue_lines(text: str) -> str:
+    """The cue's lines, stripped, blank ones dropped; "..." for a cue with no text (a cue
+    needs a line)."""
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip()) or "..."
+
+
+def _srt_cue_text(text: str) -> str:
+    return _cue_lines(text).replace("-->", "->")
+
+
+def _vtt_cue_text(text: str) -> str:
+    return html.escape(_cue_lines(text), quote=False)  # & < > as &amp; &lt; &gt;
 
 
 def srt_text(cues: list[Cue]) -> str:
     blocks = []
     for number, cue in enumerate(cues, start=1):
         timing = f"{format_timestamp(cue.start, ',')} --> {format_timestamp(cue.end, ',')}"
-        blocks.append(f"{number}\n{timing}\n{_cue_text(cue.text)}\n")
+        blocks.append(f"{number}\n{timing}\n{_srt_cue_text(cue.text)}\n")
     return "\n".join(blocks)
 
 
@@ -51,7 +68,7 @@ def vtt_text(cues: list[Cue]) -> str:
     blocks = ["WEBVTT\n"]
     for cue in cues:
         timing = f"{format_timestamp(cue.start, '.')} --> {format_timestamp(cue.end, '.')}"
-        blocks.append(f"{timing}\n{_cue_text(cue.text)}\n")
+        blocks.append(f"{timing}\n{_vtt_cue_text(cue.text)}\n")
     return "\n".join(blocks)
 
 
