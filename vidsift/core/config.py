@@ -8,7 +8,7 @@ file or an override fails loudly instead of being ignored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -191,6 +191,37 @@ class CaptionConfig(_Section):
     speech_chars: int = Field(600, ge=0)
 
 
+class SummaryConfig(_Section):
+    """Chapters of `vidsift summarize` (pipeline.plan.chapters): cut where what is seen, read or
+    said changes, within these lengths."""
+
+    min_chapter_s: float = Field(20.0, gt=0)  # shortest chapter, seconds
+    max_chapter_s: float = Field(600.0, gt=0)  # longest chapter, seconds
+    # how many chapters; auto: as many as the changes in the video bear out
+    chapters: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+
+    @model_validator(mode="after")
+    def _lengths_fit(self) -> SummaryConfig:
+        if self.max_chapter_s < 2 * self.min_chapter_s:
+            raise ValueError(f"max_chapter_s={self.max_chapter_s} must be at least twice "
+                             f"min_chapter_s={self.min_chapter_s}, or some videos cannot be cut")
+        return self
+
+    @property
+    def count(self) -> int | None:
+        """The chapter count asked for; None for auto."""
+        return None if self.chapters == "auto" else int(self.chapters)
+
+
+class ExportConfig(_Section):
+    """Clips written by `vidsift export` and GET /v1/clip (pipeline.flows.export)."""
+
+    max_s: float = Field(600.0, gt=0)  # longest clip, seconds: a longer span is refused
+    crf: int = Field(18, ge=0, le=51)  # x264 quality of re-encoded clips (lower: better, bigger)
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                    "slower", "veryslow"] = "veryfast"  # x264 speed against size
+
+
 SpeechMode = Literal["none", "subtitles", "asr", "auto"]
 SPEECH_MODES: tuple[str, ...] = SpeechMode.__args__
 
@@ -262,6 +293,8 @@ class Config(BaseModel):
     index: IndexConfig = Field(default_factory=IndexConfig)
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
     speech: SpeechConfig = Field(default_factory=SpeechConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    summary: SummaryConfig = Field(default_factory=SummaryConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
