@@ -430,6 +430,35 @@ def transcribe_command(
         sys.stdout.write(text)
 
 
+@app.command("export")
+def export_command(
+    video: Annotated[str, typer.Argument(help="Video file.")],
+    start: Annotated[str, typer.Option("--start", help="Clip start: seconds, M:SS or H:MM:SS.")],
+    end: Annotated[str, typer.Option("--end", help="Clip end: seconds, M:SS or H:MM:SS.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="The MP4 to write.")],
+    fast: Annotated[bool, typer.Option(
+        "--fast", help="Copy the streams, no re-encode: from the keyframe before --start.")] = False,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a moment of a video as an MP4: frame-exact (re-encoded), or --fast (stream copy from
+    the keyframe before the start). At most export.max_s seconds."""
+    from vidsift.pipeline.flows.export import export_clip, parse_time
+
+    cfg = resolve_config(config, overrides)
+    clip = export_clip(video, parse_time(start, "--start"), parse_time(end, "--end"), out,
+                       cfg.export, fast=fast)
+    if as_json:
+        print_json(clip.to_dict())
+        return
+    how = (f"stream copy from the keyframe at {clip.start:.3f} s, "
+           f"{clip.asked_start - clip.start:.3f} s before --start" if fast else "re-encoded")
+    console.print(f"{clip.out}: {clip.start:.3f}-{clip.end:.3f} s of {video} ({clip.frames} "
+                  f"frames, {clip.duration:.3f} s, {how}"
+                  f"{'' if clip.audio else ', no audio'}) in {clip.seconds:.1f} s", highlight=False)
+
+
 @app.command("probe")
 def probe_command(
     video: Annotated[str, typer.Argument(help="Video file.")],

@@ -3,10 +3,12 @@ video-site lines and Markdown."""
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 
 import pytest
+import webvtt
 
 from tests.videos import ffmpeg_available, make_coded_video, run_ffmpeg
 from vidsift.core.errors import ConfigError
@@ -61,6 +63,18 @@ def test_vtt_chapter_cues_one_line_titles_with_character_references():
     assert text == ("WEBVTT\n\n"
                     "1\n00:00:00.000 --> 00:01:05.500\n&lt;b&gt;Intro&lt;/b&gt; &amp; --&gt; go now\n\n"
                     "2\n00:01:05.500 --> 01:02:05.250\nChapter 2\n")
+
+
+def test_vtt_chapters_read_back_by_webvtt_py(tmp_path):
+    titles = ["<b>Intro</b> & --> go", "Ünïcode 日本", "a < b > c"]
+    path = write_chapter_file(tmp_path / "chapters.vtt", "vtt",
+                              summary_of((0, 10.5), (10.5, 20), (20, 31.25), titles=titles))
+    cues = webvtt.read(str(path))
+    assert [(c.start, c.end) for c in cues] == [
+        ("00:00:00.000", "00:00:10.500"), ("00:00:10.500", "00:00:20.000"),
+        ("00:00:20.000", "00:00:31.250")]
+    # webvtt-py leaves character references as written: decoded here
+    assert [html.unescape(c.text) for c in cues] == titles
 
 
 def test_site_lines_start_at_zero_and_hours_appear_from_an_hour_on():

@@ -14,6 +14,7 @@ A chapter without a title is "Chapter N".
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from collections.abc import Mapping
@@ -67,8 +68,7 @@ def vtt_chapters_text(summary: Mapping[str, Any]) -> str:
     text (&, < and > as character references, so "-->" cannot end up in it)."""
     blocks = ["WEBVTT\n"]
     for number, chapter in enumerate(_chapters(summary), start=1):
-        title = _one_line(chapter["title"])
-        title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        title = html.escape(_one_line(chapter["title"]), quote=False)
         timing = f"{format_timestamp(chapter['start'], '.')} --> " \
                  f"{format_timestamp(chapter['end'], '.')}"
         blocks.append(f"{number}\n{timing}\n{title}\n")
