@@ -87,6 +87,14 @@ def read_code(image: np.ndarray) -> int:
     return value
 
 
+def add_tone(video: Path, path: Path, seconds: float) -> Path:
+    """A copy of video (video stream copied) with a 440 Hz AAC tone of `seconds` as its audio."""
+    run_ffmpeg("-i", str(video), "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+               "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest",
+               str(path))
+    return path
+
+
 def make_vfr_video(path: Path, n_frames: int = 60) -> Path:
     """Coded video whose frames 0-20 last 40 ms and later ones 40 ms more each step:
     frame N has PTS N/25 s for N <= 20, then N/25 + (N-20)/25 s (80 ms apart)."""

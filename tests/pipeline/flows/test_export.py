@@ -11,6 +11,7 @@ import av
 import pytest
 
 from tests.videos import (
+    add_tone,
     ffmpeg_available,
     make_coded_video,
     make_scene_cut_video,
@@ -28,20 +29,12 @@ FPS = 25
 FRAME_S = 1 / FPS
 
 
-def with_tone(video: Path, path: Path, seconds: float = 10) -> Path:
-    """video with a sine tone as its audio track (AAC)."""
-    run_ffmpeg("-i", str(video), "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
-               "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest",
-               str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def coded(tmp_path_factory) -> Path:
     """10 s, 250 frames at 25 fps, a keyframe every 25 frames, with audio."""
     folder = tmp_path_factory.mktemp("export")
-    return with_tone(make_coded_video(folder / "silent.mp4", n_frames=250, fps=FPS, gop=25),
-                     folder / "coded.mp4")
+    return add_tone(make_coded_video(folder / "silent.mp4", n_frames=250, fps=FPS, gop=25),
+                    folder / "coded.mp4", 10)
 
 
 def ffprobe_streams(path: Path) -> dict[str, float]:

@@ -17,6 +17,8 @@ Routes (OpenAPI at /docs):
   GET    /v1/search?q&k                                     -> clips from the clip index
   POST   /v1/search?q&k          body: a photo              -> clips that look like it (and q)
   GET    /v1/index/thumbs/{folder}/{name}                   -> a clip's thumbnail
+  GET    /v1/clip?video&start&end&fast                      -> a moment of a video as an MP4
+                                 (pipeline.service.clips)
   GET    /  and /v1/videos, /v1/info, /v1/media, /v1/media/tickets: the web page (pipeline.service.web)
 Security: every video path must resolve inside serve.media_roots (else 403); when serve.api_key
 is set (it must be when the host is not loopback) requests carry it in the X-API-Key header.
@@ -591,6 +593,9 @@ def create_app(cfg: Config) -> FastAPI:
     from vidsift.pipeline.service.web import add_web_routes
 
     add_web_routes(app, cfg, auth)
+    from vidsift.pipeline.service.clips import add_clip_routes
+
+    add_clip_routes(app, cfg, auth)
     return app
 
 
