@@ -143,8 +143,21 @@ def ask_command(
         def progress(event) -> None:
             bar.update(task, total=event.shards_total, completed=event.shards_done)
 
+        shown: list[str] = []  # the answer's pieces, printed as the VLM generates them
+
+        def show(piece: str) -> None:
+            if not shown:
+                piece = piece.lstrip()
+                if not piece:
+                    return
+                bar.stop()  # the answer takes the terminal from the bar
+                console.print("[bold]answer:[/] ", end="")
+            shown.append(piece)
+            console.out(piece, end="", highlight=False)  # as generated: no markup, no wrap
+
         result = ask(cfg, video, question, budget=budget, thumbnails_dir=thumbnails,
-                     progress=progress, conversation=conversation)
+                     progress=progress, conversation=conversation,
+                     on_text=None if as_json else show)
     if as_json:
         print_json(result.to_dict())
         return
@@ -153,7 +166,10 @@ def ask_command(
     if result.answer is None:
         console.print("[bold]evidence only[/] (no VLM: pass --model PATH_OR_ID for an answer)")
     else:
-        console.print(f"[bold]answer:[/] {escape(result.answer)}", highlight=False)
+        if shown:
+            console.out("")  # ends the answer's line
+        else:
+            console.print(f"[bold]answer:[/] {escape(result.answer)}", highlight=False)
         console.print(f"[bold]cited:[/] {result.citation_line() or 'none (all evidence below)'}",
                       highlight=False)
     if result.conversation:
@@ -311,6 +327,46 @@ def search_command(
     console.print(table)
     if not hits:
         console.print("no clips found (is the index empty?)")
+
+
+@app.command("summarize")
+def summarize_command(
+    video: Annotated[str, typer.Argument(help="Video file.")],
+    model: Annotated[Optional[str], typer.Option(
+        help="'none': extractive chapters (titles read or heard in them, no written prose).")
+    ] = None,
+    chapters: Annotated[Optional[str], typer.Option(
+        "--chapters", help="How many chapters, or auto (summary.chapters).")] = None,
+    thumbnails: Annotated[Optional[str], typer.Option(
+        help="Write the chapters' thumbnails into this folder (default: under index.dir).")
+    ] = None,
+    index_dir: IndexDirOpt = None,
+    speech: SpeechOpt = None,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Chapters of a video from its memory: cut where what is seen, read or said changes, each
+    titled with what was read or heard in it. A second summary reads the stored memory."""
+    if chapters is not None and chapters != "auto":
+        from vidsift.core.errors import ConfigError
+
+        if not chapters.isdigit() or int(chapters) < 1:
+            raise ConfigError(f"--chapters {chapters!r}: give a number of chapters (1 or more) "
+                              "or auto")
+    cfg = resolve_config(config, overrides, **{
+        "vlm.model": model, "index.dir": index_dir, "speech.mode": speech,
+        "summary.chapters": int(chapters) if chapters and chapters.isdigit() else chapters})
+    from vidsift.pipeline.flows.summarize import summarize
+
+    result = summarize(cfg, video, thumbnails_dir=thumbnails)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(f"[bold]{len(result.chapters)} chapters[/] (extractive: titles read or heard "
+                  "in each, no VLM)" + (" (memory reused)" if result.reused else ""))
+    for line, chapter in zip(result.lines(), result.chapters):
+        console.print(f"  {line}  {chapter['thumbnail']}", highlight=False, markup=False)
 
 
 @app.command("serve")
