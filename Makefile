@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test install ffmpeg espeak chromium clean
+.PHONY: demo test install ffmpeg espeak chromium axe clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -40,7 +40,17 @@ chromium:
 	      || echo "chromium could not be installed: the browser tests will skip"; \
 	  else echo "chromium is missing (sudo apt-get install chromium chromium-driver): the browser tests will skip"; fi; }
 
-test: install ffmpeg espeak chromium
+# axe-core checks the page's accessibility in those tests: the npm package, pinned, in build/
+# (axe-selenium-python's wheel for Python 3.11 bundles axe-core 3.1, from 2018).
+AXE_CORE ?= 4.14.1
+axe:
+	@grep -qs '"version": "$(AXE_CORE)"' build/axe/node_modules/axe-core/package.json || { \
+	  if command -v npm >/dev/null; then \
+	    npm install --prefix build/axe --no-save --no-audit --no-fund --loglevel=error axe-core@$(AXE_CORE) >/dev/null \
+	      || echo "axe-core could not be installed: the accessibility checks will skip"; \
+	  else echo "npm is missing (e.g. sudo apt-get install npm): the accessibility checks will skip"; fi; }
+
+test: install ffmpeg espeak chromium axe
 	$(PY) -m pytest
 
 demo: install ffmpeg

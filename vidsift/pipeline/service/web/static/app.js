@@ -319,7 +319,7 @@ function renderIndexJob(box, job) {
     const redone = r.reindexed && r.reindexed.length ? `${r.reindexed.length} re-indexed for other speech settings, ` : "";
     children.push(el("p", { className: "summary",
       text: `${r.indexed.length} indexed (${redone}${r.clips} clips), ${r.skipped.length} already indexed, ${r.failed.length} failed` }));
-    for (const [path, error] of r.failed) {
+    for (const { path, error } of r.failed) {
       children.push(el("p", { className: "error", text: `${basename(path)}: ${error}` }));
     }
   }
@@ -375,7 +375,7 @@ function jobRow(job) {
         .then(refreshJobs).catch(() => {}),
     }));
   }
-  return el("tr", { dataset: { job: job.id, status: job.status } }, [
+  const row = el("tr", { dataset: { job: job.id, status: job.status } }, [
     el("td", { text: new Date(job.created_at * 1000).toLocaleString() }),
     el("td", { text: job.kind }),
     el("td", { className: "what", text: jobWhat(job), title: job.error || "" }),
@@ -383,6 +383,10 @@ function jobRow(job) {
     el("td", {}, [progressBar(job), el("span", { text: ` ${progressText(job)}` })]),
     el("td", {}, actions),
   ]);
+  // On a phone the rows are stacked cards: each cell shows its column's name (style.css).
+  const headers = $("jobs").tHead.rows[0].cells;
+  [...row.cells].forEach((cell, n) => { cell.dataset.label = headers[n].textContent; });
+  return row;
 }
 
 let jobsTimer = null;
@@ -416,7 +420,8 @@ async function start() {
     const info = await apiJson("/v1/info");
     setStatus(status, apiKey() ? "key accepted" : "");
     $("media-roots").replaceChildren(...info.media_roots.map((root) => el("option", { value: root })));
-    if (!$("index-path").value && info.media_roots.length) $("index-path").placeholder = info.media_roots[0];
+    // Named beside the field, not as its placeholder: a path there reads as already filled in.
+    setStatus($("index-hint"), `Media roots: ${info.media_roots.join(", ")} (a relative path is taken from the first)`);
     await loadVideos();
     await refreshJobs();
   } catch (error) {
