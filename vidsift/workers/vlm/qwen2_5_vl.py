@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,11 +38,12 @@ from vidsift.core.config import VLMConfig
 from vidsift.core.errors import ConfigError, ModelLoadError, TokenCountError
 from vidsift.core.types import VLMRequest, VLMResult
 from vidsift.core.vision import VISION_SPECS, VisionSpec, check_checkpoint_spec
-from vidsift.workers.vlm.base import token_cap
+from vidsift.workers.vlm.base import Sampling, token_cap
 from vidsift.workers.vlm.preprocess import SegmentPixels, check_planned_tokens, prepare_segment
 from vidsift.workers.vlm.prompt import Visual, evidence_parts
 
 TEXT, IMAGE, VIDEO = 0, 1, 2  # mm_token_type_ids values, as the model's get_rope_index reads them
+GREEDY = Sampling()
 
 
 @dataclass(slots=True, eq=False)
@@ -108,6 +110,27 @@ class _FirstStepClock:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+class _EachStep:
+    """A stopping criterion handing the one sequence's new token ids to `follow` after every
+    step; generation stops when it returns True."""
+
+    def __init__(self, follow: Callable[[list[int]], bool]) -> None:
+        self.follow = follow
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        stop = bool(self.follow(input_ids[0].tolist()))
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+def _decoding(sampling: Sampling) -> dict:
+    """generate()'s token choice for `sampling`. Sampling sets every filter: only temperature and
+    top_p shape the draw, whatever the checkpoint's generation_config says (Qwen's sets top_k)."""
+    if sampling.greedy:
+        return {"do_sample": False}
+    return {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p,
+            "top_k": 0, "min_p": None, "typical_p": 1.0}
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -223,11 +246,24 @@ class QwenVLBackend:
         "text", "text": ...} or {"type": "image" | "video"}, one visual part per `pixels` entry
         (in the same order). query: the text the pruners score visual tokens against. Text is
         cleaned of special-token strings first."""
-        content = [{**part, "text": self._clean(part["text"])} if part["type"] == "text" else part
-                   for part in content]
+        return self.encode_messages([{"role": "user", "content": content}], pixels, query)
+
+    def encode_messages(self, messages: list[dict], pixels: list[SegmentPixels],
+                        query: str) -> PromptInputs:
+        """A conversation as the model's plain inputs, laid out by the checkpoint's chat template
+        (its default system turn when the first message is none). messages: {"role": "system" |
+        "user" | "assistant", "content": a string or chat parts as encode_chat takes}, the
+        visual parts of every message together one per `pixels` entry, in order."""
+        def cleaned(content):
+            if isinstance(content, str):
+                return self._clean(content)
+            return [{**part, "text": self._clean(part["text"])} if part["type"] == "text"
+                    else part for part in content]
+
         question = self._clean(query)
         prompt = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+            [{**message, "content": cleaned(message["content"])} for message in messages],
+            tokenize=False, add_generation_prompt=True,
         )
         ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         expanded: list[int] = []
@@ -420,39 +456,64 @@ class QwenVLBackend:
     @torch.inference_mode()
     def generate_prompts(
         self, prompts: list[PromptInputs], max_new_tokens: list[int | None],
-        started: float | None = None,
+        started: float | None = None, sampling: Sampling = GREEDY,
+        on_tokens: Callable[[list[int]], bool] | None = None,
     ) -> tuple[list[list[int]], list[PrefillInputs], float, float]:
         """generate_tokens over prompts already encoded (build_inputs, encode_chat), each with
         its wanted max_new_tokens (None: the config's cap). started: when the prefill clock
-        started (default now)."""
+        started (default now). sampling: how tokens are chosen (greedy by default); with a seed
+        the whole call draws the same tokens again. on_tokens, for one prompt: called after
+        every decoding step with the new token ids so far (cut as the result is), and returning
+        True ends generation there (a stop string reached, a client gone)."""
+        if on_tokens is not None and len(prompts) != 1:
+            raise ValueError("on_tokens follows the tokens of one prompt")
         started = time.perf_counter() if started is None else started
-        clock = _FirstStepClock()
-        prefills = [self.prefill_inputs(prompt) for prompt in prompts]
-        batch = self.left_pad(prefills)
-        self._set_rope_deltas(prefills)
         caps = [self.token_cap(wanted) for wanted in max_new_tokens]
-        with self.prefill_features(prefills, batch):
-            output = self.model.generate(
-                **batch,
-                max_new_tokens=max(caps),
-                do_sample=False,
-                num_beams=1,
-                eos_token_id=sorted(self.eos_token_ids),
-                pad_token_id=self.pad_token_id,
-                stopping_criteria=[clock],
-            )
+        clock = _FirstStepClock()
+        criteria = [clock]
+        if on_tokens is not None:
+            criteria.append(_EachStep(lambda ids: on_tokens(self.answer_tokens(ids, caps[0]))))
+        with self._random_state(sampling.seed):
+            prefills = [self.prefill_inputs(prompt) for prompt in prompts]
+            batch = self.left_pad(prefills)
+            self._set_rope_deltas(prefills)
+            with self.prefill_features(prefills, batch):
+                output = self.model.generate(
+                    **batch,
+                    max_new_tokens=max(caps),
+                    **_decoding(sampling),
+                    num_beams=1,
+                    eos_token_id=sorted(self.eos_token_ids),
+                    pad_token_id=self.pad_token_id,
+                    stopping_criteria=criteria,
+                )
         finished = time.perf_counter()
         first = clock.first_token_at or finished
         # Given inputs_embeds only, generate returns just the new tokens.
-        token_lists = []
-        for cap, tokens in zip(caps, output.tolist()):
-            tokens = tokens[:cap]
-            for index, token in enumerate(tokens):
-                if token in self.eos_token_ids:
-                    tokens = tokens[:index]
-                    break
-            token_lists.append(tokens)
+        token_lists = [self.answer_tokens(tokens, cap) for cap, tokens in zip(caps, output.tolist())]
         return token_lists, prefills, first - started, finished - first
+
+    def answer_tokens(self, tokens: list[int], cap: int) -> list[int]:
+        """Generated ids -> the answer's: at most `cap`, cut before the first EOS."""
+        tokens = tokens[:cap]
+        for index, token in enumerate(tokens):
+            if token in self.eos_token_ids:
+                return tokens[:index]
+        return tokens
+
+    def _random_state(self, seed: int | None) -> contextlib.AbstractContextManager:
+        """A context seeded with `seed` (any int64) on the model's device, the process's random
+        state restored after it; none for seed None."""
+        if seed is None:
+            return contextlib.nullcontext()
+
+        @contextlib.contextmanager
+        def seeded():
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(seed % 2**64)
+                yield
+
+        return seeded()
 
     def generate(self, requests: list[VLMRequest]) -> list[VLMResult]:
         if not requests:
