@@ -5,6 +5,7 @@ server's prompt-token count is checked against the plan), and against a scripted
 
 import dataclasses
 import logging
+import threading
 import time
 
 import numpy as np
@@ -109,7 +110,8 @@ def test_the_wire_changes_nothing(tiny_server, tiny_backend, api_key):
     finally:
         backend.shutdown()
     local = ChatEndpoint(tiny_backend, MODEL).complete(
-        {"model": MODEL, "messages": [{"role": "user", "content": content}], "max_tokens": 6})
+        {"model": MODEL, "messages": [{"role": "user", "content": content}], "max_tokens": 6,
+         "temperature": 0})
     assert over_http.text == local["choices"][0]["message"]["content"]
     assert over_http.usage["prompt_tokens"] == local["usage"]["prompt_tokens"]
     assert "expected_prompt_tokens" not in over_http.usage  # no tokenizer: the server's count only
@@ -201,7 +203,132 @@ def test_an_image_too_elongated_for_the_processor_is_answered_letterboxed(tiny_s
     assert prompt_tokens(wide) == prompt_tokens(letterboxed)
 
 
+def test_a_streamed_answer_arrives_in_pieces_that_join_to_the_whole(tiny_server, tiny_qwen_dir,
+                                                                     api_key):
+    """stream() against serve-vlm: the text comes token by token, joins to what generate()
+    answers, and the server's usage still checks against the plan."""
+    backend = remote(tiny_server, tiny_qwen_dir, api_key_env=api_key)
+    pieces: list[str] = []
+    try:
+        request = VLMRequest(images_token_set(), "What moves?")
+        streamed = backend.stream(request, pieces.append)
+        whole = backend.generate([request])[0]
+    finally:
+        backend.shutdown()
+    assert len(pieces) >= 3 and "".join(pieces).strip() == streamed.text == whole.text
+    assert streamed.usage["prompt_tokens_diff"] == 0
+    assert streamed.usage["completion_tokens"] == whole.usage["completion_tokens"] == 6
+
+
 # ---- failures, on a scripted server -------------------------------------------------------------
+
+
+class Stream:
+    """A chat endpoint answering as server-sent events: the scripted pieces of text (or whole
+    events, as dicts), each after its gate (a threading.Event, waited on up to 30 s; None: at
+    once), then the usage and [DONE]; with break_after, the connection drops after that many
+    pieces instead."""
+
+    def __init__(self, *steps, break_after: int | None = None) -> None:
+        self.steps = list(steps)  # (gate, text)
+        self.break_after = break_after
+        self.seen: list[dict] = []
+        self.gates_open: list[bool] = []  # per gate: was it open before its piece was sent
+
+    def app(self):
+        import asyncio
+        import json
+
+        from fastapi import FastAPI, Request
+        from fastapi.responses import StreamingResponse
+
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            self.seen.append(await request.json())
+
+            async def events():
+                for number, (gate, text) in enumerate(self.steps):
+                    if number == self.break_after:
+                        raise RuntimeError("the connection drops")
+                    if gate is not None:
+                        self.gates_open.append(await asyncio.to_thread(gate.wait, 30))
+                    chunk = text if isinstance(text, dict) else {
+                        "model": MODEL, "choices": [{"index": 0, "delta": {"content": text}}]}
+                    yield f"data: {json.dumps(chunk)}\n\n"
+                usage = {"prompt_tokens": 100, "completion_tokens": len(self.steps)}
+                yield f"data: {json.dumps({'model': MODEL, 'choices': [], 'usage': usage})}\n\n"
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+        return app
+
+
+def test_each_piece_is_handed_on_before_the_rest_arrives(api_key):
+    """The first piece reaches on_text while the server still holds back the second."""
+    first_shown = threading.Event()
+    script = Stream((None, "It waves"), (first_shown, " [2]."))
+    pieces: list[str] = []
+
+    def on_text(piece: str) -> None:
+        pieces.append(piece)
+        first_shown.set()
+
+    with serve(script.app()) as url:
+        backend = remote(url, api_key_env=api_key)
+        try:
+            result = backend.stream(VLMRequest(images_token_set(), "Why?"), on_text)
+        finally:
+            backend.shutdown()
+    assert script.gates_open == [True]
+    assert pieces == ["It waves", " [2]."] and result.text == "It waves [2]."
+    assert result.usage["prompt_tokens"] == 100 and result.usage["completion_tokens"] == 2
+    body = script.seen[0]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["temperature"] == 0
+
+
+def test_a_stream_that_breaks_after_a_piece_fails_at_once(api_key):
+    """What was shown cannot be taken back: no retry once a piece has arrived."""
+    script = Stream((None, "It wa"), (None, "ves"), break_after=1)
+    pieces: list[str] = []
+    with serve(script.app()) as url:
+        backend = remote(url, api_key_env=api_key, retries=2, backoff_s=0)
+        try:
+            with pytest.raises(RequestFailedError, match=r"q1: the answer from .* broke off "
+                                                         r"after 5 characters \(Remote"):
+                backend.stream(VLMRequest(images_token_set(), "Why?", request_id="q1"),
+                               pieces.append)
+        finally:
+            backend.shutdown()
+    assert pieces == ["It wa"] and len(script.seen) == 1
+
+
+def test_an_error_event_in_the_stream_fails_naming_it(api_key):
+    script = Stream((None, "It"), (None, {"error": {"message": "the GPU fell over"}}))
+    with serve(script.app()) as url:
+        backend = remote(url, api_key_env=api_key)
+        try:
+            with pytest.raises(RequestFailedError, match=r"failed while answering \(the GPU fell "
+                                                         r"over\)"):
+                backend.stream(VLMRequest(images_token_set(), "Why?"), lambda piece: None)
+        finally:
+            backend.shutdown()
+
+
+def test_a_server_that_does_not_stream_hands_on_its_whole_answer(api_key):
+    script = Script()
+    pieces: list[str] = []
+    with serve(script.app()) as url:
+        backend = remote(url, api_key_env=api_key)
+        try:
+            result = backend.stream(VLMRequest(images_token_set(), "Why?"), pieces.append)
+        finally:
+            backend.shutdown()
+    assert pieces == ["It waves [2]."] and result.text == "It waves [2]."
+    assert script.seen[0]["body"]["stream"] is True
 
 
 class Script:

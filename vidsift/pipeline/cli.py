@@ -143,8 +143,21 @@ def ask_command(
         def progress(event) -> None:
             bar.update(task, total=event.shards_total, completed=event.shards_done)
 
+        shown: list[str] = []  # the answer's pieces, printed as the VLM generates them
+
+        def show(piece: str) -> None:
+            if not shown:
+                piece = piece.lstrip()
+                if not piece:
+                    return
+                bar.stop()  # the answer takes the terminal from the bar
+                console.print("[bold]answer:[/] ", end="")
+            shown.append(piece)
+            console.out(piece, end="", highlight=False)  # as generated: no markup, no wrap
+
         result = ask(cfg, video, question, budget=budget, thumbnails_dir=thumbnails,
-                     progress=progress, conversation=conversation)
+                     progress=progress, conversation=conversation,
+                     on_text=None if as_json else show)
     if as_json:
         print_json(result.to_dict())
         return
@@ -153,7 +166,10 @@ def ask_command(
     if result.answer is None:
         console.print("[bold]evidence only[/] (no VLM: pass --model PATH_OR_ID for an answer)")
     else:
-        console.print(f"[bold]answer:[/] {escape(result.answer)}", highlight=False)
+        if shown:
+            console.out("")  # ends the answer's line
+        else:
+            console.print(f"[bold]answer:[/] {escape(result.answer)}", highlight=False)
         console.print(f"[bold]cited:[/] {result.citation_line() or 'none (all evidence below)'}",
                       highlight=False)
     if result.conversation:

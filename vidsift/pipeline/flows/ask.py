@@ -24,7 +24,7 @@ import dataclasses
 import heapq
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -331,13 +331,15 @@ class Asker:
         history: Sequence[HistoryTurn] = (),
         allow_video=None,
         speech: str | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> AskResult:
         """video None: across every video of the clip index. allow_video(path), when given,
         says which videos may be read (the service's media roots). progress: called with each
         pipeline.flows.ingest.IngestProgress while a video is ingested (shards done / total).
         history: the conversation's earlier turns, oldest first; the newest that fit
         budget.history_tokens go into the prompt. speech: this question's speech.mode (none |
-        subtitles | asr | auto); None: the config's. A video that is no readable file (missing,
+        subtitles | asr | auto); None: the config's. on_text: handed the answer's text as it is
+        generated, piece by piece where the VLM streams (vlm.backend=openai), else whole. A video that is no readable file (missing,
         empty, a directory, a symlink loop, not a media container) fails first, by name
         (core.probe.check_video), before any pool starts."""
         if video is not None:
@@ -412,8 +414,14 @@ class Asker:
         answer, model, vlm_info, citations = None, "none", {}, []
         if cfg.vlm.enabled:
             with timer.stage("vlm"):
-                result = self.vlm.generate([VLMRequest(token_set, question, max_new_tokens,
-                                                       history=kept, transcript=said)])[0]
+                request = VLMRequest(token_set, question, max_new_tokens, history=kept,
+                                     transcript=said)
+                if on_text is not None and cfg.vlm.remote:
+                    result = self.vlm.stream(request, on_text)
+                else:
+                    result = self.vlm.generate([request])[0]
+                    if on_text is not None and result.text.strip():
+                        on_text(result.text.strip())
             answer, model = result.text.strip(), result.model or str(cfg.vlm.model)
             citations = parse_citations(answer, token_set)
             vlm_info = {

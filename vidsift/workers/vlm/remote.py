@@ -13,12 +13,16 @@ The server's usage.prompt_tokens is checked against the plan: with vlm.tokenizer
 model's tokenizer) the expected count is the chat template's text tokens plus the planned visual
 tokens, exactly; the difference is reported in VLMResult.usage, never hidden.
 
+stream() asks for the answer as server-sent events (stream=True, with the usage in the last
+chunk) and hands each piece of its text to a callback as it arrives: the CLI prints a long answer
+as it is generated. generate() takes whole answers (the HTTP service keeps them whole).
+
 Requests of one generate() call go out concurrently (at most vlm.concurrency in flight, a thread
 pool over one httpx client). 429 and 5xx answers, timeouts and dropped connections are retried
 vlm.retries times with exponential backoff (a Retry-After header sets the wait); any other 4xx
-fails at once with its status and the server's message. The API key (read from the environment
-variable vlm.api_key_env names) is sent only in the Authorization header: never logged, never in
-an error or a repr.
+fails at once with its status and the server's message; a stream is retried only until a piece
+of its text has arrived. The API key (read from the environment variable vlm.api_key_env names)
+is sent only in the Authorization header: never logged, never in an error or a repr.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 
@@ -122,6 +127,20 @@ def retry_after_s(value: str | None) -> float | None:
         return None
 
 
+def sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """Server-sent event lines -> each event's data (its data: lines joined by newlines)."""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+            data = []
+        elif line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+    if data:
+        yield "\n".join(data)
+
+
 def _server_message(response) -> str:
     """The server's error text: OpenAI's {"error": {"message"}}, FastAPI's {"detail"}, or the
     body's start."""
@@ -206,8 +225,11 @@ class OpenAIBackend:
 
     # ---- HTTP ---------------------------------------------------------------------------------
 
-    def _post(self, body: bytes, name: str) -> tuple[dict, int]:
-        """POST one body, retrying what may pass on a later try -> (JSON answer, attempts)."""
+    def _post(self, body: bytes, name: str,
+              on_text: Callable[[str], None] | None = None) -> tuple[dict, int]:
+        """POST one body, retrying what may pass on a later try -> (JSON answer, attempts).
+        on_text: the body asks for a stream; a streamed answer's text goes to on_text piece by
+        piece as it arrives (_read_events), and once a piece has, nothing is retried."""
         import httpx
 
         headers = {"Content-Type": "application/json"}
@@ -218,19 +240,20 @@ class OpenAIBackend:
         for attempt in range(attempts):
             wait = self.cfg.backoff_s * 2**attempt
             try:
-                response = self.client.post(self.url, content=body, headers=headers)
+                response = self.client.send(
+                    self.client.build_request("POST", self.url, content=body, headers=headers),
+                    stream=True)
+                try:
+                    if response.status_code < 300:
+                        return self._read_answer(response, name, on_text), attempt + 1
+                    response.read()
+                finally:
+                    response.close()
             except httpx.TimeoutException:
                 causes.append(f"timed out after {self.cfg.timeout_s:g} s")
             except httpx.TransportError as exc:
                 causes.append(f"{type(exc).__name__}: {exc}")
             else:
-                if response.status_code < 300:
-                    try:
-                        return response.json(), attempt + 1
-                    except ValueError:
-                        raise RequestFailedError(
-                            f"{name}: {self.url} answered HTTP {response.status_code} with a body "
-                            "that is not JSON") from None
                 message = self._redact(_server_message(response))
                 cause = f"HTTP {response.status_code} {response.reason_phrase}: {message}"
                 if response.status_code not in RETRY_STATUSES:
@@ -247,11 +270,66 @@ class OpenAIBackend:
         raise RequestFailedError(f"{name}: {self.url} failed on {len(causes)} attempt(s) "
                                  f"({'; '.join(self._redact(c) for c in causes)})")
 
+    def _read_answer(self, response, name: str, on_text: Callable[[str], None] | None) -> dict:
+        """A 2xx response's answer: its JSON, or a stream's events (text/event-stream) read as
+        they come, assembled into the same shape."""
+        if on_text is not None and response.headers.get("content-type", "").startswith(
+                "text/event-stream"):
+            return self._read_events(response, name, on_text)
+        response.read()
+        try:
+            return response.json()
+        except ValueError:
+            raise RequestFailedError(f"{name}: {self.url} answered HTTP {response.status_code} "
+                                     "with a body that is not JSON") from None
+
+    def _read_events(self, response, name: str, on_text: Callable[[str], None]) -> dict:
+        """A streamed answer: chat.completion.chunk events up to [DONE], choice 0's content
+        deltas handed to on_text as they arrive -> {"model", "usage", "choices": [{"message":
+        {"content": the whole text}}]}, as a whole answer reads. A stream that breaks after a
+        piece arrived fails at once (what was shown cannot be taken back by a retry)."""
+        import httpx
+
+        pieces: list[str] = []
+        model = usage = None
+        try:
+            for data in sse_data(response.iter_lines()):
+                if data == "[DONE]":
+                    break
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    raise RequestFailedError(f"{name}: {self.url} streamed an event that is not "
+                                             f"JSON ({data[:100]!r})") from None
+                if not isinstance(event, dict):
+                    continue
+                if event.get("error"):
+                    error = event["error"]
+                    message = error.get("message") if isinstance(error, dict) else error
+                    raise RequestFailedError(f"{name}: {self.url} failed while answering "
+                                             f"({self._redact(str(message))[:300]})")
+                model = event.get("model") or model
+                usage = event.get("usage") or usage
+                for choice in event.get("choices") or ():
+                    piece = (choice.get("delta") or {}).get("content")
+                    if choice.get("index", 0) == 0 and piece:
+                        pieces.append(piece)
+                        on_text(piece)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            if not pieces:
+                raise  # nothing shown yet: a failed attempt like any other
+            raise RequestFailedError(f"{name}: the answer from {self.url} broke off after "
+                                     f"{len(''.join(pieces))} characters "
+                                     f"({type(exc).__name__}: {exc})") from None
+        return {"model": model, "usage": usage,
+                "choices": [{"message": {"content": "".join(pieces)}}]}
+
     def _redact(self, text: str) -> str:
         """A server may echo what it was sent: never let the key into an error."""
         return text.replace(self.__api_key, "[redacted]") if self.__api_key else text
 
-    def _one(self, request: VLMRequest) -> VLMResult:
+    def _one(self, request: VLMRequest,
+             on_text: Callable[[str], None] | None = None) -> VLMResult:
         started = time.perf_counter()
         content = message_content(request, self.cfg)
         payload = {
@@ -261,9 +339,18 @@ class OpenAIBackend:
             "max_tokens": token_cap(request.max_new_tokens, self.cfg.max_new_tokens),
             "temperature": 0.0,  # greedy, as the in-process backends decode
         }
+        if on_text is not None:
+            payload.update(stream=True, stream_options={"include_usage": True})
         body = json.dumps(payload).encode()
         sent = time.perf_counter()
-        answer, attempts = self._post(body, request.request_id or "request")
+        shown: list[str] = []
+
+        def show(piece: str) -> None:
+            shown.append(piece)
+            on_text(piece)
+
+        answer, attempts = self._post(body, request.request_id or "request",
+                                      None if on_text is None else show)
         round_trip = time.perf_counter() - sent
         try:
             message = answer["choices"][0]["message"]
@@ -273,6 +360,8 @@ class OpenAIBackend:
         text = message.get("content") or ""
         if isinstance(text, list):  # content parts
             text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+        if on_text is not None and not shown and text:
+            on_text(text)  # a server that does not stream answered whole
         planned = request.token_set.total_tokens
         usage = {"request_bytes": len(body), "round_trip_s": round(round_trip, 4),
                  "attempts": attempts, "planned_visual_tokens": planned}
@@ -299,3 +388,9 @@ class OpenAIBackend:
         """The requests concurrently (vlm.concurrency at once); results in request order. The
         first failure raises once every request has finished."""
         return list(self.threads.map(self._one, requests))
+
+    def stream(self, request: VLMRequest, on_text: Callable[[str], None]) -> VLMResult:
+        """One request with its answer streamed: on_text(piece) as each piece of the text
+        arrives (pieces join to the server's text, before the result's strip); the result as
+        generate gives it. A server that does not stream hands on_text its whole answer."""
+        return self._one(request, on_text)
