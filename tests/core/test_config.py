@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from vidsift.core.config import Config, load_config
+from vidsift.core.config import Config, field_choices, load_config
 from vidsift.core.errors import ConfigError
 
 
@@ -15,6 +15,14 @@ def test_every_preset_loads(preset):
 def test_default_preset_matches_builtin_defaults():
     # default.yaml documents the defaults; it must not drift from the models.
     assert load_config("default") == load_config(None)
+
+
+@pytest.mark.parametrize(("preset", "mode"), [("default", "subtitles"), ("gpu", "auto"),
+                                             ("cluster", "auto")])
+def test_speech_uses_subtitles_by_default_and_recognition_where_there_is_a_gpu(preset, mode):
+    """A video's own subtitles are free and exact: read by default (speech recognition stays
+    opt-in on one CPU machine); the GPU presets fall back to recognition. Was none everywhere."""
+    assert load_config(preset).speech.mode == mode
 
 
 def test_overrides_are_typed_and_nested():
@@ -33,6 +41,31 @@ def test_bad_overrides_fail_with_config_error(override):
         load_config("default", [override])
 
 
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["selection.selector=fast"],
+     "selection.selector=fast: choose one of uniform | query | keyclips | coverage | balanced"),
+    (["vlm.pruner=x", "speech.mode=loud"],
+     "vlm.pruner=x: choose one of none | divprune | kcenter | coverage | temporal; "
+     "speech.mode=loud: choose one of none | subtitles | asr | auto"),
+    (["budget.tokens=-5"], "budget.tokens=-5: should be greater than or equal to 1"),
+    (["embed.ocr=maybe"], "embed.ocr=maybe: should be a valid boolean, unable to interpret input"),
+    (["budget.tokenz=1"], "budget.tokenz: unknown field (budget: model, tokens, min_pixels, "
+                          "max_pixels, tokens_per_slot, history_tokens, speech_tokens)"),
+    (["budget=3"], "budget=3: a section, not a value (set budget.FIELD=VALUE)"),
+])
+def test_a_bad_override_is_one_line_naming_field_value_and_what_is_allowed(overrides, message):
+    """Pydantic's own text ran over several lines with a link to its docs per error."""
+    with pytest.raises(ConfigError) as caught:
+        load_config("default", overrides)
+    assert str(caught.value) == f"default: {message}"
+
+
+def test_field_choices_are_the_configs_own():
+    assert field_choices("decode.backend") == ("pyav", "decord", "ffmpeg")
+    assert field_choices("speech.mode") == ("none", "subtitles", "asr", "auto")
+    assert field_choices("budget.tokens") == ()
+
+
 def test_missing_file_names_it(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_config(tmp_path / "nope.yaml")
@@ -41,8 +74,9 @@ def test_missing_file_names_it(tmp_path):
 def test_yaml_file_with_unknown_section_fails(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("decoder:\n  backend: pyav\n")
-    with pytest.raises(ConfigError, match="decoder"):
+    with pytest.raises(ConfigError) as caught:
         load_config(path)
+    assert str(caught.value).startswith(f"{path}: decoder: unknown section (sections: decode, ")
 
 
 def test_help_does_not_import_heavy_modules():

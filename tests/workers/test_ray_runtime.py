@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from vidsift.core.config import RayConfig
-from vidsift.workers.ray_runtime import ensure_ray
+from vidsift.workers.ray_runtime import DRIVER_LOG, ensure_ray
 
 
 def test_initialised_ray_is_reused_without_reinitialising(ray_cluster, monkeypatch):
@@ -100,3 +103,37 @@ def test_a_connected_cluster_outlives_a_sigkilled_driver(ray_cluster):
         assert ray_cluster.get(ray_cluster.remote(lambda: 42).remote(), timeout=60) == 42
     finally:
         driver.kill()
+
+
+@pytest.mark.slow
+def test_rays_start_up_notes_go_to_its_session_log_not_the_terminal():
+    """A driver starting a local Ray printed 'Token authentication is enabled for this Ray
+    cluster. ...' on the user's terminal (a warning through logging's last resort, as
+    ray.init(configure_logging=False) takes the "ray" logger's handlers away): it is in the
+    session's vidsift-driver.log instead, and the driver's own messages still reach stderr."""
+    temp_dir = tempfile.mkdtemp(prefix="vsray")  # short: Ray's unix sockets live there
+    driver_code = (
+        "import logging, os, sys\n"
+        "from vidsift.core.config import RayConfig\n"
+        "from vidsift.workers.ray_runtime import ensure_ray\n"
+        "ray = ensure_ray(RayConfig(num_cpus=1, temp_dir=sys.argv[1]))\n"
+        "logging.getLogger('ray.data').info('a Ray library line')\n"
+        "logging.getLogger('vidsift.pipeline').warning('a vidsift warning')\n"
+        "print(os.getpid(), ray._private.worker._global_node.get_logs_dir_path())\n"
+    )
+    # as a user's shell has it (this run's Ray chose token authentication for its children)
+    env = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"}
+    try:
+        driver = subprocess.run([sys.executable, "-c", driver_code, temp_dir], capture_output=True,
+                                text=True, timeout=300, check=False, env=env)
+        assert driver.returncode == 0, driver.stderr
+        assert driver.stderr == "a vidsift warning\n"
+        pid, logs = driver.stdout.split()
+        logged = [line.split("\t", 1)[1]
+                  for line in (Path(logs) / DRIVER_LOG).read_text().splitlines()]
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert any(line.startswith(f"WARNING pid={pid} ray._private.authentication") and
+               "-- Token authentication is enabled for this Ray cluster." in line
+               for line in logged), logged
+    assert f"INFO pid={pid} ray.data <string>:5 -- a Ray library line" in logged

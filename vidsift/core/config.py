@@ -7,6 +7,7 @@ file or an override fails loudly instead of being ignored.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -230,9 +231,10 @@ class SpeechConfig(_Section):
     """Where a video's transcript comes from (workers/speech): its subtitle tracks and sidecar
     files (exact and cheap), speech recognition on its audio track, or both in turn."""
 
-    # none: no transcript; subtitles: embedded tracks, else sidecar files; asr: recognise the
-    # audio; auto: subtitles when the video has any, else asr
-    mode: SpeechMode = "none"
+    # none: no transcript; subtitles: embedded tracks, else sidecar files (free and exact: the
+    # default; recognition stays opt-in on one CPU machine, the gpu and cluster presets use
+    # auto); asr: recognise the audio; auto: subtitles when the video has any, else asr
+    mode: SpeechMode = "subtitles"
     # moonshine: offline (its model ships in its wheel), WER 0.12 against pocketsphinx's 0.83
     # (bench/speech.py); pocketsphinx: offline, also where moonshine-cpp has no wheel (not Linux x86-64)
     asr_backend: Literal["moonshine", "pocketsphinx", "whisper"] = "moonshine"
@@ -398,12 +400,51 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _literal_values(annotation: Any) -> tuple[str, ...]:
+    if typing.get_origin(annotation) is Literal:
+        return tuple(str(value) for value in typing.get_args(annotation))
+    return tuple(value for member in typing.get_args(annotation) for value in _literal_values(member))
+
+
+def field_choices(dotted: str) -> tuple[str, ...]:
+    """The values a config field allows when its type is a Literal ("speech.mode" -> ("none",
+    "subtitles", "asr", "auto")), in the order the model declares them; () for any other field."""
+    section, _, name = dotted.partition(".")
+    model = Config.model_fields[section].annotation
+    return _literal_values(model.model_fields[name].annotation)
+
+
+def _problem(error: dict) -> str:
+    """One pydantic error as `section.field=value: what is wrong` (what is allowed where the
+    config knows it)."""
+    loc = [str(part) for part in error["loc"]]
+    message = error["msg"].removeprefix("Input ").removeprefix("Value error, ")
+    if not loc:  # a rule across fields (a model validator): its message names them
+        return message
+    where = ".".join(loc[:2])
+    section = Config.model_fields.get(loc[0])
+    if error["type"] == "extra_forbidden" and len(loc) == 1:
+        return f"{where}: unknown section (sections: {', '.join(Config.model_fields)})"
+    if error["type"] == "extra_forbidden" and section is not None:
+        return (f"{where}: unknown field ({loc[0]}: "
+                f"{', '.join(section.annotation.model_fields)})")
+    value = error.get("input")
+    if len(loc) == 1 and section is not None:
+        return f"{where}={value}: a section, not a value (set {where}.FIELD=VALUE)"
+    if error["type"] == "literal_error" and len(loc) >= 2:
+        return f"{where}={value}: choose one of {' | '.join(field_choices(where))}"
+    return f"{where}={value}: {message}" if len(loc) >= 2 else f"{where}: {message}"
+
+
 def load_config(source: str | Path | None = "default", overrides: list[str] | None = None) -> Config:
-    """Load a preset name or YAML path (None: built-in defaults), then apply overrides."""
+    """Load a preset name or YAML path (None: built-in defaults), then apply overrides. A bad
+    value or name is one ConfigError line: where the config came from, then each problem as
+    `section.field=value: what is wrong` (pydantic's own text runs over lines, with links)."""
     data = _read_yaml(source) if source is not None else {}
     data = apply_overrides(data, list(overrides or []))
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         where = source if source is not None else "defaults"
-        raise ConfigError(f"{where}: invalid config\n{exc}") from exc
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        raise ConfigError(f"{where}: {problems}") from None

@@ -16,8 +16,8 @@ from rich.console import Console
 
 from typer.core import TyperGroup
 
-from vidsift.core.config import Config, load_config
-from vidsift.core.errors import VidsiftError
+from vidsift.core.config import Config, field_choices, load_config
+from vidsift.core.errors import ConfigError, VidsiftError
 
 UNWRAPPED_WIDTH = 10_000  # columns when output is not a terminal: no line is ever folded
 
@@ -37,9 +37,19 @@ console = _console()
 err_console = _console(stderr=True)
 
 
+def _bare_flags(params: list) -> list:
+    """params, each flag (--json, --help: an option that takes no value) with an empty metavar:
+    typer's help showed `--json <bool>` as if it took one (and `--json true` is an error)."""
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    return params
+
+
 class _Commands(TyperGroup):
     """Every command's typed errors (bad input, bad config, failed requests) end here: one red
-    line naming the file and the cause, exit code 1, never a traceback."""
+    line naming the file and the cause, exit code 1, never a traceback. Every command's help
+    shows its flags bare (_bare_flags)."""
 
     def invoke(self, ctx):
         try:
@@ -47,6 +57,15 @@ class _Commands(TyperGroup):
         except VidsiftError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1) from None
+
+    def get_params(self, ctx):
+        return _bare_flags(super().get_params(ctx))
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _bare_flags([*command.params, command.get_help_option(ctx)])
+        return command
 
 
 app = typer.Typer(
@@ -56,6 +75,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 VLM_MODEL_HELP = ("VLM checkpoint path or hub id (Qwen2.5-VL; Qwen3-VL with --set "
@@ -68,12 +88,40 @@ SetOpt = Annotated[
     typer.Option("--set", help="Override a config field: section.field=value (repeatable)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-SpeechOpt = Annotated[Optional[str], typer.Option(
-    "--speech", help="What is said as evidence: none | subtitles | asr | auto (speech.mode).")]
+
+
+def choice_option(flag: str, field: str, what: str, choices: tuple[str, ...] = ()):
+    """An option whose value is one of a config field's choices (field_choices(field), or
+    `choices`): its help lists them, and another value is one line naming them (exit 1)."""
+    allowed = choices or field_choices(field)
+
+    def check(value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in allowed:
+            raise ConfigError(f"{flag} {value}: choose one of {' | '.join(allowed)}")
+        return value
+
+    return typer.Option(flag, callback=check,
+                        help=f"{what}: {' | '.join(allowed)} (default: {field}).")
+
+
+SpeechOpt = Annotated[Optional[str], choice_option("--speech", "speech.mode",
+                                                   "What is said as evidence")]
+
+
+def _show_version(wanted: bool) -> None:
+    if wanted:
+        from vidsift import __version__
+
+        console.print(f"vidsift {__version__}", highlight=False)
+        raise typer.Exit()
 
 
 @app.callback()
-def root() -> None:
+def root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Long-video understanding: ask questions, caption archives, search clips."""
 
 
@@ -107,8 +155,10 @@ def ask_command(
         "serve.data_dir; a follow-up may leave the video out).")] = None,
     index_dir: IndexDirOpt = None,
     budget: Annotated[Optional[int], typer.Option(help="Visual-token budget.")] = None,
-    selector: Annotated[Optional[str], typer.Option(help="Frame/clip selector.")] = None,
-    pruner: Annotated[Optional[str], typer.Option(help="Post-encoder token pruner.")] = None,
+    selector: Annotated[Optional[str], choice_option(
+        "--selector", "selection.selector", "Frame/clip selector")] = None,
+    pruner: Annotated[Optional[str], choice_option(
+        "--pruner", "vlm.pruner", "Post-encoder token pruner")] = None,
     model: Annotated[
         Optional[str], typer.Option(help=VLM_MODEL_HELP + " 'none': evidence only.")
     ] = None,
@@ -308,7 +358,6 @@ def search_command(
         raise typer.BadParameter("give a QUERY, an --image, or both")
     cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
     from vidsift.core.images import read_image
-    from vidsift.core.timeline import hms
     from vidsift.pipeline.flows.index import search_clips
 
     pixels = read_image(image) if image else None
@@ -316,17 +365,44 @@ def search_command(
     if as_json:
         print_json({"query": query, "image": image, "hits": [h.to_dict() for h in hits]})
         return
+    print_hits(hits, console)
+
+
+def print_hits(hits: list, out: Console) -> None:
+    """Search hits (index.clip_index.ClipHit) as a table on `out`: rank, the video's file name
+    (whole: at 80 columns the paths were folded mid-name), clip span, score; the paths and
+    thumbnails are in --json."""
     from rich.table import Column, Table
 
-    # paths fold onto more lines rather than lose their middle: users copy them
-    table = Table("rank", Column("video", overflow="fold"), Column("clip", no_wrap=True),
-                  Column("score", no_wrap=True), Column("thumbnail", overflow="fold"))
-    for rank, hit in enumerate(hits, 1):
-        table.add_row(str(rank), hit.video, f"{hms(hit.start)}-{hms(hit.end)}",
-                      f"{hit.score:.3f}", hit.thumbnail)
-    console.print(table)
+    from vidsift.core.timeline import hms
+
     if not hits:
-        console.print("no clips found (is the index empty?)")
+        out.print("no clips found (is the index empty?)")
+        return
+    table = Table("rank", Column("video", no_wrap=True), Column("clip", no_wrap=True),
+                  Column("score", no_wrap=True))
+    names = short_names([hit.video for hit in hits])
+    for rank, hit in enumerate(hits, 1):
+        table.add_row(str(rank), names[hit.video], f"{hms(hit.start)}-{hms(hit.end)}",
+                      f"{hit.score:.3f}")
+    out.print(table)
+    out.print("each clip's video path and thumbnail: --json", highlight=False)
+
+
+def short_names(paths: list[str]) -> dict[str, str]:
+    """Each path -> its file name, or as many folders above it as tell it apart from the
+    others' (a/intro.mp4 and b/intro.mp4)."""
+    from pathlib import PurePath
+
+    parts = {path: PurePath(path).parts for path in paths}
+    names = {}
+    for path, own in parts.items():
+        depth = 1
+        while depth < len(own) and any(other[-depth:] == own[-depth:]
+                                       for key, other in parts.items() if key != path):
+            depth += 1
+        names[path] = str(PurePath(*own[-depth:]))
+    return names
 
 
 @app.command("summarize")
@@ -435,8 +511,9 @@ def demo_command(
 @app.command("transcribe")
 def transcribe_command(
     video: Annotated[str, typer.Argument(help="Video file.")],
-    speech: Annotated[Optional[str], typer.Option(
-        "--speech", help="subtitles | asr | auto (default: speech.mode, or auto when that is none).")] = None,
+    speech: Annotated[Optional[str], choice_option(
+        "--speech", "--set speech.mode, else auto", "Where the words come from",
+        ("subtitles", "asr", "auto"))] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="srt | vtt | json")] = "srt",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
     index_dir: IndexDirOpt = None,
@@ -452,8 +529,13 @@ def transcribe_command(
     writers = {"srt": "srt_text", "vtt": "vtt_text", "json": None}
     if fmt not in writers:
         raise ConfigError(f"--format {fmt!r}: choose one of {' | '.join(writers)}")
+    from vidsift.core.config import parse_override
+
+    # The preset's speech.mode (subtitles: what index and ask can read for free) is not this
+    # command's default: a transcript is asked for, so recognition fills in where no subtitles are.
+    chosen = any(parse_override(text)[0] == ["speech", "mode"] for text in overrides or [])
     cfg = resolve_config(config, overrides, **{"index.dir": index_dir, "speech.mode": speech})
-    if cfg.speech.mode == "none":
+    if cfg.speech.mode == "none" or (speech is None and not chosen):
         cfg.speech.mode = "auto"
     from vidsift.pipeline.flows.speech import video_transcript
 
@@ -467,6 +549,8 @@ def transcribe_command(
                        done=f"{done:.0f}/{total:.0f} s" if total else f"{done:.0f} s")
 
         transcript = video_transcript(video, cfg, progress=progress)
+    if cfg.speech.mode == "subtitles" and not transcript.sources:  # say why the output is empty
+        transcript.warnings.append(f"{video}: no text subtitle track and no sidecar subtitle file")
     for warning in transcript.warnings:
         err_console.print(f"[yellow]note:[/] {warning}", highlight=False)
     if fmt == "json":

@@ -87,7 +87,10 @@ def test_fixed_plans_and_an_unreadable_video(tmp_path):
     assert (plan.height, plan.width) == clip_frame_size(120, 160, 2, 32)
     assert plan.tokens == vision.tokens_for(2, plan.height, plan.width) == 24
     assert isinstance(outcomes[str(tmp_path / "broken.mp4")], VidsiftError)
-    assert not (tmp_path / "index").exists()  # fixed clips read no memory and write none
+    # fixed clips read no memory and write none: only the transcript (subtitles are read by
+    # default; this video has none) is stored
+    written = [p.name for p in (tmp_path / "index").rglob("*") if p.is_file()]
+    assert written and all(name.startswith("speech-") for name in written), written
 
 
 def test_clips_for_a_remote_server_shown_frames_as_images_are_planned_per_image(tmp_path):

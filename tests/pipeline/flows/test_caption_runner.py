@@ -93,7 +93,7 @@ def test_caption_folder_kill_an_actor_then_rerun(ray_cluster, video_folder, tiny
         assert row["end"] == pytest.approx(3.0 * row["clip"] + 3.0, abs=1e-6)
         assert row["model"]
         assert row["tokens"] == vision.tokens_for(2, *clip_frame_size(120, 160, 2, 32)) == 24
-        assert isinstance(row["caption"], str) and row["speech"] == ""  # no speech.mode
+        assert isinstance(row["caption"], str) and row["speech"] == ""  # no subtitles said
 
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert [f["video"] for f in failures] == [str(video_folder / "broken.mp4")]

@@ -56,7 +56,8 @@ def test_speech_reaches_the_caption_request(tmp_path):
 def test_without_speech_mode_the_prompt_is_unchanged(tmp_path):
     video = tmp_path / "talk.mp4"
     make_speech_video(video, 4, audio="none", subtitle_codec="mov_text", cues=[(1.0, 2.5, "Hi")])
-    cfg = load_config(None, [f"index.dir={tmp_path / 'index'}", "caption.clips=fixed", "caption.clip_s=4"])
+    cfg = load_config(None, [f"index.dir={tmp_path / 'index'}", "caption.clips=fixed", "caption.clip_s=4",
+                             "speech.mode=none"])
     [(_, plan)] = list(read_clips([str(video)], cfg))
     assert plan.speech == [] and json.loads(plan.to_row()["speech"]) == [""]
     assert not (tmp_path / "index").exists()

@@ -4,6 +4,7 @@ file), never shown, is found by `vidsift search`; with speech off it is not in t
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -38,14 +39,18 @@ def spoken_library(tmp_path_factory):
 
 
 def test_spoken_fact_is_found_by_text_search(spoken_library):
+    """A video's subtitles are read by default (speech.mode subtitles): `vidsift index` with no
+    speech flag, then `vidsift search` for a sentence only said finds its clip first (with
+    speech off by default it found another)."""
     index_dir = spoken_library / "index"
-    result = invoke("index", str(spoken_library / "videos"), "--index-dir", str(index_dir),
-                    "--set", "speech.mode=subtitles", "--json")
+    result = invoke("index", str(spoken_library / "videos"), "--index-dir", str(index_dir), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert len(summary["indexed"]) == 2 and summary["notes"] == []
+    table = invoke("search", "vault code seven four two nine", "-k", "3", "--index-dir", str(index_dir))
+    assert re.search(r"^│ 1 +│ vault\.mp4 +│ 0:00:05-0:00:10 ", table.stdout, re.MULTILINE), table.stdout
     found = invoke("search", "vault code seven four two nine", "-k", "3", "--index-dir", str(index_dir),
-                   "--set", "speech.mode=subtitles", "--json")
+                   "--json")
     hits = json.loads(found.stdout)["hits"]
     top = hits[0]
     assert top["video"].endswith("vault.mp4")
@@ -60,7 +65,8 @@ def test_spoken_fact_is_found_by_text_search(spoken_library):
 
 def test_speech_off_leaves_it_out(spoken_library):
     index_dir = spoken_library / "index-off"
-    result = invoke("index", str(spoken_library / "videos" / "vault.mp4"), "--index-dir", str(index_dir), "--json")
+    result = invoke("index", str(spoken_library / "videos" / "vault.mp4"), "--index-dir", str(index_dir),
+                    "--speech", "none", "--json")
     assert result.exit_code == 0, result.output
     hits = json.loads(invoke("search", "vault code seven four two nine", "--index-dir", str(index_dir),
                              "--json").stdout)["hits"]
@@ -84,7 +90,7 @@ def test_reindexing_with_other_speech_settings_redoes_the_clips_from_memory(spok
         return json.loads(invoke("search", "vault code seven four two nine", "-k", "3", "--index-dir",
                                  str(index_dir), "--json").stdout)["hits"]
 
-    first = index()
+    first = index("--speech", "none")
     assert first["indexed"] == [str(video.resolve())] and first["reindexed"] == []
     # The index as a vidsift that did not record speech settings wrote it: read as made without.
     db = sqlite3.connect(index_dir / "meta.sqlite")
@@ -112,7 +118,7 @@ def test_reindexing_with_other_speech_settings_redoes_the_clips_from_memory(spok
     again = index("--speech", "subtitles")
     assert again["skipped"] == [str(video.resolve())] and again["indexed"] == []
 
-    result = invoke("index", str(video), "--index-dir", str(index_dir))  # speech off again
+    result = invoke("index", str(video), "--index-dir", str(index_dir), "--speech", "none")
     assert result.exit_code == 0, result.output
     assert "1 indexed (1 re-indexed for other speech settings" in " ".join(result.stdout.split())
     assert not any("speech:" in h["text"] for h in vault_hits())

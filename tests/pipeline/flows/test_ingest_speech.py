@@ -102,7 +102,7 @@ def test_a_memory_made_without_speech_gets_speech_only_shards(pool, lecture, exp
                                                               tmp_path, monkeypatch):
     path = str(lecture[0])
     store = MemoryStore(tmp_path / "index")
-    first = ingest_one(path, _cfg(tmp_path), pool, store)
+    first = ingest_one(path, _cfg(tmp_path, "speech.mode=none"), pool, store)
     assert first.transcript is None  # no speech asked for
 
     def refuse(*args, **kwargs):

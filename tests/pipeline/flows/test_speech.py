@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.speech_videos import make_speech_video
 from vidsift.core.config import load_config
 from vidsift.core.media import content_hash
@@ -28,14 +30,12 @@ def test_transcript_is_stored_and_reused(tmp_path, monkeypatch):
 
 
 def test_mode_none_is_empty_and_stores_nothing(tmp_path):
-    cfg = load_config(None, [f"index.dir={tmp_path / 'index'}"])
+    cfg = load_config(None, [f"index.dir={tmp_path / 'index'}", "speech.mode=none"])
     assert video_transcript(str(tmp_path / "missing.mp4"), cfg).segments == []
     assert not (tmp_path / "index").exists()
 
 
 def test_cli_transcribe_srt_vtt_json(tmp_path):
-    import json
-
     from typer.testing import CliRunner
 
     from vidsift.pipeline.cli import app
@@ -69,7 +69,8 @@ def test_cli_transcribe_bad_input(tmp_path):
     missing = runner.invoke(app, ["transcribe", str(tmp_path / "nope.mp4"), "--index-dir", str(tmp_path)])
     assert missing.exit_code == 1 and "nope.mp4: file not found" in " ".join(missing.stderr.split())
     bad = runner.invoke(app, ["transcribe", str(tmp_path / "nope.mp4"), "--speech", "loud"])
-    assert bad.exit_code == 1 and "speech.mode" in " ".join(bad.stderr.split())
+    assert bad.exit_code == 1
+    assert bad.stderr.splitlines() == ["error: --speech loud: choose one of subtitles | asr | auto"]
 
 
 def test_speech_in_clips_and_fuse_text():
@@ -90,3 +91,26 @@ def test_speech_in_clips_and_fuse_text():
     h = np.float32(np.sqrt(0.5))
     np.testing.assert_allclose(fused, [[h, 0, 0, h], [0, h, 0, h], [0, 0, 1, 0]], atol=1e-6)
     assert np.array_equal(vectors, np.eye(3, 4))  # inputs untouched
+
+
+def test_cli_transcribe_recognises_speech_unless_told_subtitles(tmp_path):
+    """The preset reads subtitles only (speech.mode subtitles, for index and ask); transcribe is
+    asked for what is said, so without --speech it falls back to recognition (auto), and a
+    --set speech.mode=subtitles that finds none says why its output is empty."""
+    from typer.testing import CliRunner
+
+    from tests.speech_videos import Line
+    from vidsift.pipeline.cli import app
+
+    video = tmp_path / "talk.mp4"
+    make_speech_video(video, 4, lines=[Line(0.5, "The password is falcon")])
+    common = ["--index-dir", str(tmp_path / "index")]
+    heard = CliRunner().invoke(app, ["transcribe", str(video), "-f", "json", *common])
+    assert heard.exit_code == 0, heard.output
+    payload = json.loads(heard.stdout)
+    assert payload["sources"] == ["asr moonshine"] and "falcon" in payload["segments"][0]["text"]
+    told = CliRunner().invoke(app, ["transcribe", str(video), "--set", "speech.mode=subtitles",
+                                    *common])
+    assert told.exit_code == 0 and told.stdout == ""
+    assert told.stderr.splitlines() == [
+        f"note: {video}: no text subtitle track and no sidecar subtitle file"]

@@ -49,7 +49,7 @@ def service_cfg(media_root, tiny_qwen_dir, tmp_path_factory):
                    f"vlm.model={tiny_qwen_dir}", "vlm.device=cpu", "vlm.dtype=float32",
                    "caption.frames_per_clip=2", "caption.tokens_per_clip=32",
                    "caption.max_new_tokens=4", "pool.max_batch_size=2", "pool.num_actors=1",
-                   "pool.num_cpus_per_actor=0.5")
+                   "pool.num_cpus_per_actor=0.5", "speech.mode=none")  # a job's "speech" sets it
 
 
 @pytest.fixture(scope="module")

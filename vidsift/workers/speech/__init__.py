@@ -74,15 +74,15 @@ def transcribe(path: str, cfg: SpeechConfig, progress: Progress | None = None, a
 def subtitles_first(path: str, cfg: SpeechConfig) -> tuple[Transcript, bool]:
     """The transcript as far as subtitles make it under cfg.mode, and whether speech recognition
     must still fill it in (mode asr, or auto on a video without subtitles). Reading subtitles is
-    cheap; recognition is the costly part, which the ingest pool spreads over a video's shards."""
+    cheap; recognition is the costly part, which the ingest pool spreads over a video's shards.
+    A video without subtitles is no problem to note (mode subtitles is the default, and most
+    videos have none): its transcript has no sources."""
     transcript = Transcript()
     if cfg.mode == "none":
         return transcript, False
     if cfg.mode in ("subtitles", "auto"):
         read_subtitles(path, cfg, transcript)
         if transcript.segments or cfg.mode == "subtitles":
-            if not transcript.sources:
-                transcript.warnings.append(f"{path}: no text subtitle track and no sidecar subtitle file")
             return transcript, False
     return transcript, True
 
