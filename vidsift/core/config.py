@@ -92,6 +92,18 @@ class SelectionConfig(_Section):
     min_anchor_gap_s: float = Field(6.0, ge=0)  # peak suppression radius in time
     coverage_share: float = Field(0.3, ge=0, le=1)  # share of the budget for coverage picks
     merge_threshold: float = Field(0.95, gt=0, le=1)  # cosine above which neighbours merge
+    # several moments (plan.selection.find_peaks): the stretches whose relevance rises within
+    # peak_ratio of the best one's height above the median, at least min_anchor_gap_s apart,
+    # each get an anchor before any gets a second; up to max_peaks of them, counting_peaks for
+    # a counting or ordering question ("how many times", "first", "before", ...); both 0:
+    # anchors by relevance alone, as before
+    max_peaks: int = Field(4, ge=0)
+    counting_peaks: int = Field(8, ge=0)
+    peak_ratio: float = Field(0.6, gt=0, le=1)
+    # score the question against each frame's on-screen text and each clip's texts on their
+    # own (sentence against sentence) as well as the fused vector, keeping the better match;
+    # False: the fused vectors only
+    sentence_match: bool = True
 
 
 class BudgetConfig(_Section):

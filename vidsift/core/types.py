@@ -118,13 +118,38 @@ class PlannedSegment:
         return (len(self.timestamps) - 1) / span if span > 0 else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Peak:
+    """A moment the question's relevance over time peaks at (plan.selection.find_peaks).
+
+    [start, end]: seconds, the first and last coarse frame of the stretch above the peak level;
+    time: the PTS of its most relevant frame (where its anchor goes); score: that frame's
+    relevance; covered: whether a planned segment shares time with [start, end]; video: set when
+    planned across several videos."""
+
+    start: float
+    end: float
+    time: float
+    score: float
+    covered: bool = False
+    video: str = ""
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "time": self.time,
+                "score": round(self.score, 4), "covered": self.covered,
+                **({"video": self.video} if self.video else {})}
+
+
 @dataclass(slots=True)
 class TokenSet:
-    """What the VLM sees: ordered segments with absolute timestamps and exact token counts."""
+    """What the VLM sees: ordered segments with absolute timestamps and exact token counts;
+    peaks: the moments the plan found the question's relevance to peak at, in time order, and
+    whether each is covered (empty without a question or a clear peak)."""
 
     video: str
     segments: list[PlannedSegment] = field(default_factory=list)
     budget: int = 0  # the token budget the plan was made for; total_tokens <= budget
+    peaks: list[Peak] = field(default_factory=list)
 
     @property
     def total_tokens(self) -> int:

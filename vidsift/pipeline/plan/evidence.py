@@ -13,10 +13,10 @@ import numpy as np
 
 from vidsift.core.config import BudgetConfig, SelectionConfig
 from vidsift.core.errors import BudgetError
-from vidsift.core.types import TokenSet
+from vidsift.core.types import Peak, TokenSet
 from vidsift.core.vision import VISION_SPECS, VisionSpec
 from vidsift.pipeline.plan.budget import allocate, frame_grids, split_budget
-from vidsift.pipeline.plan.selection import get_selector
+from vidsift.pipeline.plan.selection import find_peaks, get_selector, several_moments
 
 
 def frame_relevance(text_vectors: np.ndarray, query_vector: np.ndarray | None) -> np.ndarray:
@@ -107,6 +107,41 @@ def slot_count(
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class TextEvidence:
+    """The on-screen text of a video's coarse frames, each distinct text embedded on its own
+    (sentence against sentence: a frame's fused vector mixes its text with its labels, which
+    blurs a question asked in other words). frame_text: (N,) int, per coarse frame the row of
+    `vectors` holding its text, -1 where it shows none; vectors: (T, Dt) unit vectors of the T
+    distinct texts in the question's space."""
+
+    frame_text: np.ndarray
+    vectors: np.ndarray
+
+
+def text_relevance(
+    relevance: np.ndarray, texts: TextEvidence, query_vector: np.ndarray
+) -> np.ndarray:
+    """(N,) relevance, each frame that shows text raised to its text's own similarity to the
+    question when that is the better match (both are cosines to the same question vector)."""
+    raised = np.asarray(relevance, dtype=np.float64).copy()
+    frame_text = np.asarray(texts.frame_text)
+    if len(frame_text) != len(raised):
+        raise ValueError(f"text_relevance: {len(frame_text)} frame texts for {len(raised)} frames")
+    shown = frame_text >= 0
+    if shown.any() and len(texts.vectors):
+        similarity = frame_relevance(texts.vectors, query_vector)
+        raised[shown] = np.maximum(raised[shown], similarity[frame_text[shown]])
+    return raised
+
+
+def mark_covered(peaks: list[Peak], token_set: TokenSet) -> list[Peak]:
+    """The peaks, each covered when a planned segment shares time with its [start, end]."""
+    return [dataclasses.replace(peak, covered=any(
+        s.start <= peak.end and s.end >= peak.start for s in token_set.segments))
+        for peak in peaks]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class SpeechEvidence:
     """A video's transcript as plan_evidence scores it. spans: (K, 2) start/end seconds of its
     segments; vectors: (K, Dt) unit vectors of their text in the question's space; reach_s: how
@@ -130,6 +165,8 @@ def plan_evidence(
     video: str = "",
     spec: VisionSpec | None = None,
     speech: SpeechEvidence | None = None,
+    texts: TextEvidence | None = None,
+    question: str = "",
 ) -> TokenSet:
     """Plan what the VLM sees for one question.
 
@@ -140,11 +177,16 @@ def plan_evidence(
     budget.model's; Config.vision_spec() says how the configured VLM counts). speech: the
     video's transcript segments in the question's space; the frames around a segment that
     matches the question are raised to its similarity (speech_relevance). None: pixels only.
+    texts: the frames' on-screen texts embedded on their own; with selection.sentence_match a
+    frame scores the better of its fused vector and its text (text_relevance). question: its
+    words say whether it is about several moments (selection.several_moments): then
+    selection.counting_peaks relevance peaks are anchored first, else selection.max_peaks
+    (selection.find_peaks states the rule).
 
     Returns a TokenSet ordered by time whose PlannedSegments carry the timestamps to decode
     (IMAGE: the picked coarse frame's PTS; CLIP: evenly spread inside the clip), the input size
-    and the exact token cost; total_tokens <= budget.tokens. Without coarse frames it falls back
-    to uniform times. Raises BudgetError when the budget
+    and the exact token cost; total_tokens <= budget.tokens; its peaks are the moments found,
+    each marked covered or not. Without coarse frames it falls back to uniform times. Raises BudgetError when the budget
     cannot hold one image at min_pixels.
     """
     times = np.asarray(times, dtype=np.float64)
@@ -160,8 +202,12 @@ def plan_evidence(
     if np.any(np.diff(times) < 0):  # a memory is in time order already: no copy then
         order = np.argsort(times, kind="stable")
         times, visual, text_vectors = times[order], visual[order], text_vectors[order]
+        if texts is not None:
+            texts = TextEvidence(np.asarray(texts.frame_text)[order], texts.vectors)
     if len(times):
         relevance = frame_relevance(text_vectors, query_vector)
+        if texts is not None and selection.sentence_match and query_vector is not None:
+            relevance = text_relevance(relevance, texts, query_vector)
         if speech is not None and len(speech.spans) and query_vector is not None:
             relevance = speech_relevance(times, relevance, speech.spans,
                                          frame_relevance(speech.vectors, query_vector),
@@ -171,8 +217,11 @@ def plan_evidence(
 
     selector = get_selector(selection.selector if len(times) else "uniform")
     n_slots = slot_count(budget, frame_size)
-    segments = selector(times, visual, relevance, start, end, selection, n_slots)
-    return allocate(
+    n_peaks = selection.counting_peaks if several_moments(question) else selection.max_peaks
+    peaks = (find_peaks(times, relevance, min(n_peaks, n_slots), selection.peak_ratio,
+                        selection.min_anchor_gap_s) if query_vector is not None else [])
+    segments = selector(times, visual, relevance, start, end, selection, n_slots, peaks=peaks)
+    token_set = allocate(
         segments,
         budget.tokens,
         frame_size,
@@ -182,6 +231,8 @@ def plan_evidence(
         spec=spec or VISION_SPECS[budget.model],
         video=video,
     )
+    token_set.peaks = mark_covered(peaks, token_set)
+    return token_set
 
 
 @dataclass(slots=True, eq=False)
@@ -192,7 +243,8 @@ class VideoEvidence:
     its timeline, seconds. frame_size: (height, width) pixels. weight: how much of the budget it
     deserves (e.g. the summed scores of its clips the index retrieved), >= 0. speech: its
     transcript as plan_evidence scores it (the frames around a line that matches the question
-    are raised), or None: pixels only.
+    are raised), or None: pixels only. texts: its frames' on-screen texts as plan_evidence
+    takes them, or None.
     """
 
     video: str
@@ -204,6 +256,7 @@ class VideoEvidence:
     frame_size: tuple[int, int]
     weight: float = 1.0
     speech: SpeechEvidence | None = None
+    texts: TextEvidence | None = None
 
 
 def plan_across_videos(
@@ -212,6 +265,7 @@ def plan_across_videos(
     selection: SelectionConfig,
     budget: BudgetConfig,
     spec: VisionSpec | None = None,
+    question: str = "",
 ) -> TokenSet:
     """One token set over several videos within the one budget.
 
@@ -219,8 +273,9 @@ def plan_across_videos(
     image at min_pixels of its own frame size, and a video whose floor does not fit beside the
     heavier ones' is left out), each video's share is planned by plan_evidence, and the tokens
     the plans leave unspent are offered, heaviest video first, to a re-plan of that video with
-    its share raised by them. A video's speech, when given, scores its frames as in
-    plan_evidence. Every segment names its video (PlannedSegment.video); segments are
+    its share raised by them. A video's speech and texts, when given, score its frames as in
+    plan_evidence, and the question's words set how many peaks each video's plan anchors; the
+    token set's peaks are each planned video's, naming it. Every segment names its video (PlannedSegment.video); segments are
     grouped by video, heaviest first, in time order within a video. total_tokens <= budget.tokens,
     each segment's count exact by the model's arithmetic. TokenSet.video is "".
     Raises BudgetError when the budget cannot hold one image of any of the videos.
@@ -242,6 +297,7 @@ def plan_across_videos(
             source.times, source.visual, source.text_vectors, query_vector, source.start,
             source.end, selection, budget.model_copy(update={"tokens": tokens}),
             source.frame_size, video=source.video, spec=spec, speech=source.speech,
+            texts=source.texts, question=question,
         )
 
     order = sorted((i for i, share in enumerate(shares) if share),
@@ -256,4 +312,6 @@ def plan_across_videos(
             plans[i] = raised
     segments = [dataclasses.replace(segment, video=sources[i].video)
                 for i in order for segment in plans[i].segments]
-    return TokenSet(video="", segments=segments, budget=budget.tokens)
+    peaks = [dataclasses.replace(peak, video=sources[i].video)
+             for i in order for peak in plans[i].peaks]
+    return TokenSet(video="", segments=segments, budget=budget.tokens, peaks=peaks)

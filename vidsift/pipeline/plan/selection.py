@@ -6,9 +6,10 @@ Pure functions over the coarse pass's arrays:
 - relevance: (N,) float cosine similarity of each coarse frame to the question.
 
 Every selector has the signature
-    (times, visual, relevance, start, end, config: SelectionConfig, n_slots) -> list[Segment]
-with [start, end] the video's timeline in seconds and n_slots how many segments the budget plans
-for. It returns Segments ordered by time: IMAGE segments at a frame time, CLIP segments over a
+    (times, visual, relevance, start, end, config: SelectionConfig, n_slots, peaks=()) -> list[Segment]
+with [start, end] the video's timeline in seconds, n_slots how many segments the budget plans
+for and peaks the moments the relevance peaks at (find_peaks: the anchor-based selectors,
+keyclips and balanced, anchor each of them first; the others rank frames alone). It returns Segments ordered by time: IMAGE segments at a frame time, CLIP segments over a
 range inside [start, end]; weight is the share of the token budget each deserves (summing to 1).
 
 Ideas and where they come from:
@@ -17,19 +18,22 @@ Ideas and where they come from:
   into a short clip (the budget later trades its resolution against its length);
 - coverage (Spatial-MLLM's greedy maximum coverage, on visual features): add the frames that
   cover most of what the picks do not;
-- temporal merge (B-VLLM): neighbouring picks that look the same are one pick.
+- temporal merge (B-VLLM): neighbouring picks that look the same are one pick;
+- several moments: a counting or ordering question needs every moment it is about, so each
+  relevance peak of similar height gets an anchor before any peak gets a second (find_peaks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from vidsift.core.registry import lookup
 from vidsift.core.timeline import bin_centres
-from vidsift.core.types import Segment, SegmentKind
+from vidsift.core.types import Peak, Segment, SegmentKind
 
 # Facility location keeps a (candidates, clients) similarity matrix; beyond this many frames both
 # are even subsamples of the frames, which bounds memory and time on long videos.
@@ -61,19 +65,77 @@ def relevance_weights(
 
 
 def find_anchors(
-    times: np.ndarray, relevance: np.ndarray, max_anchors: int, min_gap_s: float
+    times: np.ndarray, relevance: np.ndarray, max_anchors: int, min_gap_s: float,
+    first: Sequence[int] = (),
 ) -> np.ndarray:
     """Relevance peaks with temporal suppression: repeatedly take the most relevant frame not
     within min_gap_s seconds of an anchor already taken. Returns indices into times, most
-    relevant first, at most max_anchors. Ties go to the earlier frame."""
+    relevant first, at most max_anchors. Ties go to the earlier frame. first: frames that are
+    anchors before any other (each peak's, find_peaks), in their order; the rest keep clear of
+    them."""
     order = np.lexsort((np.arange(len(relevance)), -np.asarray(relevance)))
-    anchors: list[int] = []
+    anchors: list[int] = [int(i) for i in first][:max_anchors]
     for i in order:
         if len(anchors) >= max_anchors:
             break
         if all(abs(times[i] - times[a]) >= min_gap_s for a in anchors):
             anchors.append(int(i))
     return np.asarray(anchors, dtype=np.int64)
+
+
+# Questions about several moments: counting them, ordering them, following a change over them.
+_SEVERAL_MOMENTS = re.compile(
+    r"\b(how many|how often|times|count|each time|every time|again|first|last|before|after"
+    r"|order|sequence|earlier|later|change[sd]?|changing)\b", re.IGNORECASE)
+
+# A best frame closer than this (cosine) to the median frame stands out from nothing: no peaks.
+MIN_PEAK_CONTRAST = 0.03
+
+
+def several_moments(question: str) -> bool:
+    """Whether a question is about several moments: it counts ("how many times", "how often"),
+    orders ("first", "before", "after", "in which order") or follows a change ("how does it
+    change from ... to ...")."""
+    return bool(_SEVERAL_MOMENTS.search(question or ""))
+
+
+def find_peaks(
+    times: np.ndarray, relevance: np.ndarray, max_peaks: int, ratio: float, min_gap_s: float
+) -> list[Peak]:
+    """The moments the relevance over time peaks at, in time order (uncovered: the plan marks
+    what it covers).
+
+    The rule: with m the median relevance and b the best, a frame belongs to a moment when its
+    relevance reaches m + ratio * (b - m), i.e. its height above the median is within `ratio` of
+    the best one's; such frames less than min_gap_s apart (a dip between them included) are one
+    moment, so moments are at least min_gap_s apart. The max_peaks moments with the highest
+    peaks are kept (ties: the earlier). None when max_peaks is 0 or b - m < MIN_PEAK_CONTRAST
+    (a flat curve: no moment stands out).
+
+    times: (N,) seconds, ascending. relevance: (N,) cosine similarities to the question.
+    Each Peak spans its first to last frame above the level; time and score are its best frame's.
+    """
+    relevance = np.asarray(relevance, dtype=np.float64)
+    if max_peaks < 1 or len(relevance) == 0:
+        return []
+    median, best = float(np.median(relevance)), float(relevance.max())
+    if best - median < MIN_PEAK_CONTRAST:
+        return []
+    above = np.flatnonzero(relevance >= median + ratio * (best - median))
+    breaks = np.flatnonzero(np.diff(times[above]) >= min_gap_s) + 1
+    peaks = []
+    for run in np.split(above, breaks):
+        top = int(run[np.argmax(relevance[run])])  # argmax: the earliest of equal frames
+        peaks.append(Peak(start=float(times[run[0]]), end=float(times[run[-1]]),
+                          time=float(times[top]), score=float(relevance[top])))
+    strongest = sorted(peaks, key=lambda p: (-p.score, p.start))[:max_peaks]
+    return sorted(strongest, key=lambda p: p.start)
+
+
+def peak_frames(times: np.ndarray, peaks: Sequence[Peak]) -> list[int]:
+    """Indices into times (ascending) of the peaks' best frames, the most relevant first."""
+    ranked = sorted(peaks, key=lambda p: (-p.score, p.start))
+    return [int(np.searchsorted(times, p.time)) for p in ranked]
 
 
 def clip_around(t: float, seconds: float, start: float, end: float) -> tuple[float, float]:
@@ -189,7 +251,8 @@ def _check(times: np.ndarray, visual: np.ndarray, relevance: np.ndarray, n_slots
         )
 
 
-def select_uniform(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
+def select_uniform(times, visual, relevance, start, end, config, n_slots,
+                   peaks=()) -> list[Segment]:
     """Baseline: n_slots images at evenly spaced times over [start, end] (exact times, not
     snapped to coarse frames: this is what a plain uniform sampler shows), equal weights."""
     picks = bin_centres(start, end, n_slots)
@@ -207,7 +270,8 @@ def select_uniform(times, visual, relevance, start, end, config, n_slots) -> lis
     ]
 
 
-def select_query(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
+def select_query(times, visual, relevance, start, end, config, n_slots,
+                 peaks=()) -> list[Segment]:
     """QuoTA-style: the n_slots coarse frames most relevant to the question, as images weighted
     by their relevance weights."""
     _check(times, visual, relevance, n_slots)
@@ -228,9 +292,13 @@ def select_query(times, visual, relevance, start, end, config, n_slots) -> list[
     return sorted(segments, key=lambda s: s.start)
 
 
-def _anchor_clips(times, relevance, start, end, config, n_anchors) -> list[_Pick]:
-    """Key clips (F2C) around relevance peaks, weighted by the anchors' relevance weights."""
-    anchors = find_anchors(times, relevance, min(config.max_anchors, n_anchors), config.min_anchor_gap_s)
+def _anchor_clips(times, relevance, start, end, config, n_anchors, peaks=()) -> list[_Pick]:
+    """Key clips (F2C) around relevance peaks, weighted by the anchors' relevance weights: one
+    on each of `peaks` first (up to n_anchors, past max_anchors if there are more peaks), then
+    the most relevant frames clear of them, up to min(max_anchors, n_anchors) in all."""
+    count = min(max(config.max_anchors, len(peaks)), n_anchors)
+    anchors = find_anchors(times, relevance, count, config.min_anchor_gap_s,
+                           first=peak_frames(times, peaks))
     weights = relevance_weights(relevance[anchors], config.weighting, config.temperature)
     picks = []
     for i, weight in zip(anchors, weights):
@@ -241,17 +309,21 @@ def _anchor_clips(times, relevance, start, end, config, n_anchors) -> list[_Pick
     return picks
 
 
-def select_keyclips(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
+def select_keyclips(times, visual, relevance, start, end, config, n_slots,
+                    peaks=()) -> list[Segment]:
     """Key clips: up to min(max_anchors, n_slots) clips of clip_seconds around relevance peaks
-    at least min_anchor_gap_s apart; overlapping clips are joined."""
+    at least min_anchor_gap_s apart, one on each of `peaks` first; overlapping clips are
+    joined."""
     _check(times, visual, relevance, n_slots)
     clips = merge_similar_neighbours(
-        _anchor_clips(times, relevance, start, end, config, n_slots), visual, threshold=np.inf
+        _anchor_clips(times, relevance, start, end, config, n_slots, peaks), visual,
+        threshold=np.inf,
     )
     return [p.segment for p in clips]
 
 
-def select_coverage(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
+def select_coverage(times, visual, relevance, start, end, config, n_slots,
+                    peaks=()) -> list[Segment]:
     """Space-aware coverage: n_slots images chosen by greedy maximum coverage of the visual
     features, equal weights."""
     _check(times, visual, relevance, n_slots)
@@ -266,19 +338,22 @@ def select_coverage(times, visual, relevance, start, end, config, n_slots) -> li
     return sorted(segments, key=lambda s: s.start)
 
 
-def select_balanced(times, visual, relevance, start, end, config, n_slots) -> list[Segment]:
+def select_balanced(times, visual, relevance, start, end, config, n_slots,
+                    peaks=()) -> list[Segment]:
     """Relevance share + coverage share + merge.
 
     round(coverage_share * n_slots) slots (at most n_slots - 1) go to coverage images, the rest to
-    key clips at relevance peaks. Coverage starts from what the clips already show (their frames
+    key clips at relevance peaks, one on each of `peaks` first (coverage gives up slots when
+    there are more peaks than the rest holds, down to none). Coverage starts from what the clips already show (their frames
     count as covered and are not candidates), then neighbours that look alike are merged. Finally
     the clips share 1 - coverage_share of the budget by relevance weight and the surviving
     coverage images share coverage_share equally (the clips take everything when none survive).
     """
     _check(times, visual, relevance, n_slots)
     visual = np.asarray(visual, dtype=np.float32)
-    n_cover = min(n_slots - 1, int(round(config.coverage_share * n_slots)))
-    clips = _anchor_clips(times, relevance, start, end, config, n_slots - n_cover)
+    n_cover = min(n_slots - 1, int(round(config.coverage_share * n_slots)),
+                  n_slots - min(len(peaks), n_slots))
+    clips = _anchor_clips(times, relevance, start, end, config, n_slots - n_cover, peaks)
     inside = np.zeros(len(times), bool)
     for pick in clips:
         inside |= (times >= pick.segment.start) & (times <= pick.segment.end)
