@@ -200,10 +200,10 @@ def test_cli_asks_across_the_index_with_speech(library):
 def test_http_ask_job_without_a_video_takes_the_speech_field(library, tmp_path):
     from tests.pipeline.service.test_http import _wait_all, running
 
-    cfg = load_config("default", [
+    cfg = load_config("default", [  # speech off, unless a job's "speech" asks for it
         f"serve.data_dir={tmp_path / 'svc'}", f"serve.media_roots=[{library / 'videos'}]",
         f"index.dir={library / 'index-speech'}", "vlm.model=none", "embed.ocr=false",
-        f"budget.tokens={BUDGET}"])
+        f"budget.tokens={BUDGET}", "speech.mode=none"])
     meeting = _video(library, "meeting.mp4")
     with running(cfg) as client:
         ids = [client.post("/v1/jobs", json={"question": QUESTION, **speech}).json()["id"]
