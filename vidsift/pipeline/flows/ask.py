@@ -40,7 +40,11 @@ from vidsift.core.types import HistoryTurn, VideoMemory
 
 if TYPE_CHECKING:
     from vidsift.core.types import Transcript
-    from vidsift.pipeline.plan.evidence import SpeechEvidence
+    from vidsift.pipeline.plan.evidence import SpeechEvidence, TextEvidence
+
+# Videos whose on-screen texts' vectors an Asker keeps (_on_screen_texts): a service asked
+# about a few videos in turn embeds each one's texts once.
+TEXT_CACHE_VIDEOS = 32
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,10 @@ class AskResult:
     # asked across the index: each video the answer leaves out, named, and why (it could not
     # be read, or the budget holds no image of it beside the better matches); [] otherwise
     notes: list[str] = field(default_factory=list)
+    # what the plan found: {peaks: [{start, end, time, score, covered[, video]}]}, the moments
+    # the question's relevance peaks at (seconds, in time order) and whether the evidence
+    # covers each (plan.selection.find_peaks)
+    plan: dict = field(default_factory=dict)
 
     @property
     def evidence_only(self) -> bool:
@@ -127,6 +135,14 @@ class AskResult:
                          + (f"; {info['dropped']} least relevant dropped" if info["dropped"]
                             else "") + ")"
                          + "".join(f"; {note}" for note in info["warnings"]))
+        peaks = self.plan.get("peaks", [])
+        if peaks:
+            lines.append(f"{sum(p['covered'] for p in peaks)} of {len(peaks)} relevance peaks "
+                         "covered: " + ", ".join(
+                             (f"{Path(p['video']).name} " if several and "video" in p else "")
+                             + (hms(p["start"]) if p["start"] == p["end"]
+                                else f"{hms(p['start'])}-{hms(p['end'])}")
+                             + ("" if p["covered"] else " (not covered)") for p in peaks))
         lines.extend(f"note: {note}" for note in self.notes)
         lines.append(f"{self.tokens} of {self.budget} visual tokens"
                      + (" (memory reused)" if self.reused else "") + "; timings "
@@ -142,6 +158,7 @@ class AskResult:
             "reused_memory": self.reused, "citations": self.citations, "videos": self.videos,
             "history": self.history, "conversation": self.conversation,
             "speech": self.speech, "speech_info": self.speech_info, "notes": self.notes,
+            "plan": self.plan,
         }
 
 
@@ -174,6 +191,7 @@ class Asker:
         self.memory = MemoryStore(cfg.index.dir)
         self._vlm = None
         self._text_counter = None
+        self._texts: dict[tuple[str, str], TextEvidence | None] = {}  # see _on_screen_texts
 
     @property
     def pool(self):
@@ -224,9 +242,12 @@ class Asker:
         index_dir = Path(self.cfg.index.dir).expanduser()
         if not (index_dir / MANIFEST).is_file():
             return []
+        from vidsift.pipeline.flows.index import match_clips
+
         with ClipIndex(index_dir, self.cfg.index, readonly=True,
                        embedder=self.cfg.embed.space_id) as index:
-            hits = index.search(text=query_vector, k=k, videos=[video])
+            hits = match_clips(index, self.cfg, k, text=query_vector, videos=[video],
+                               embed_text=self.pool.embed_text)
         return [{"start": h.start, "end": h.end, "score": h.score, "text": h.text} for h in hits]
 
     def _retrieve_across(self, query_vector: np.ndarray, allow_video=None) -> list:
@@ -235,6 +256,7 @@ class Asker:
         index, or no clip to search."""
         from vidsift.core.errors import ClipIndexError
         from vidsift.index.clip_index import ClipIndex
+        from vidsift.pipeline.flows.index import match_clips
 
         index_dir = Path(self.cfg.index.dir).expanduser()
         with ClipIndex(index_dir, self.cfg.index, readonly=True,
@@ -245,8 +267,9 @@ class Asker:
                 allowed = [v.content_hash for v in indexed if allow_video(v.path)]
                 if len(allowed) < len(indexed):  # some may not be read: search only the others
                     videos = allowed
-            hits = index.search(text=query_vector, k=self.cfg.selection.max_anchors,
-                                videos=videos) if videos != [] else []
+            hits = match_clips(index, self.cfg, self.cfg.selection.max_anchors,
+                               text=query_vector, videos=videos,
+                               embed_text=self.pool.embed_text) if videos != [] else []
         if not hits:
             raise ClipIndexError(
                 f"{index_dir}: the clip index holds no clips"
@@ -255,8 +278,8 @@ class Asker:
             )
         return hits
 
-    def _plan_across_index(self, cfg: Config, query_vector, budget_cfg, timer: _Timer, track,
-                           allow_video=None):
+    def _plan_across_index(self, cfg: Config, question: str, query_vector, budget_cfg,
+                           timer: _Timer, track, allow_video=None):
         """Retrieve across the index, read each hit video's memory (ingesting one that has none)
         and plan one token set over them, each video weighted by its clips' summed scores. With
         speech.mode set, each retrieved video's transcript scores its frames (_speech), and the
@@ -291,6 +314,7 @@ class Asker:
                     text_vectors=frames.embeddings.text, start=info.start_time,
                     end=info.end_time, frame_size=(info.height, info.width),
                     weight=sum(max(h.score, 0.0) for h in by_video[path]),
+                    texts=self._on_screen_texts(cfg, outcome),
                 ))
         if not sources:
             raise errors[0]
@@ -309,7 +333,8 @@ class Asker:
         sources.sort(key=lambda source: list(by_video).index(source.video))  # best hit first
         with timer.stage("plan"):
             token_set = plan_across_videos(sources, query_vector, cfg.selection,
-                                           budget_cfg, spec=cfg.vision_spec())
+                                           budget_cfg, spec=cfg.vision_spec(),
+                                           question=question)
         retrieved = [{"video": h.video, "start": h.start, "end": h.end, "score": h.score,
                       "text": h.text} for h in hits if h.video in {s.video for s in sources}]
         planned = dict.fromkeys(segment.video for segment in token_set.segments)
@@ -362,7 +387,7 @@ class Asker:
             with timer.stage("embed_query"):
                 query_vector = self.pool.embed_text([question])[0]
             token_set, retrieved, spoken, notes = self._plan_across_index(
-                cfg, query_vector, budget_cfg, timer, track, allow_video)
+                cfg, question, query_vector, budget_cfg, timer, track, allow_video)
         else:
             token_set, retrieved, one = self._plan_one_video(cfg, video, question, budget_cfg,
                                                              timer, track, use_index)
@@ -437,6 +462,7 @@ class Asker:
             retrieved=retrieved, vlm=vlm_info, reused=all(reused), citations=citations,
             videos=list(dict.fromkeys(seg["video"] for seg in segments)), history=history_info,
             speech=speech_lines, speech_info=speech_info, notes=notes,
+            plan={"peaks": [peak.to_dict() for peak in token_set.peaks]},
         )
 
     def _fit_speech(self, spoken: dict[str, _Spoken], token_set, budget_cfg,
@@ -488,6 +514,7 @@ class Asker:
         when indexed, with speech.mode set its transcript (stored, embedded once per embedder
         space), and the plan -> (token_set, retrieved clips as dicts, _Spoken or None)."""
         from vidsift.pipeline.plan.evidence import plan_evidence
+        from vidsift.pipeline.plan.selection import several_moments
         from vidsift.pipeline.flows.ingest import ingest_one
 
         with timer.stage("ingest"):
@@ -499,7 +526,10 @@ class Asker:
         keep = np.ones(len(frames), dtype=bool)
         if use_index:
             with timer.stage("retrieve"):
-                retrieved = self._retrieve(video, query_vector, k=cfg.selection.max_anchors)
+                # as many clips as the plan may anchor moments: a counting question's more
+                retrieved = self._retrieve(video, query_vector, k=max(
+                    cfg.selection.max_anchors, cfg.selection.counting_peaks
+                    if several_moments(question) else cfg.selection.max_peaks))
             keep = _inside_clips(frames.times, [(h["start"], h["end"]) for h in retrieved])
         spoken = self._speech(cfg, video, memory, query_vector, timer)
         if spoken is not None and not keep.all():
@@ -513,14 +543,39 @@ class Asker:
         # The whole memory is passed as is, not copied: its vectors are memory-mapped, and a
         # plan reads only some rows of them.
         rows = slice(None) if keep.all() else keep
+        with timer.stage("embed_query"):  # the question's and, once, the on-screen texts
+            texts = self._on_screen_texts(cfg, memory)
+        if texts is not None:
+            texts = dataclasses.replace(texts, frame_text=texts.frame_text[rows])
         with timer.stage("plan"):
             token_set = plan_evidence(
                 frames.times[rows], frames.embeddings.visual[rows], frames.embeddings.text[rows],
                 query_vector, info.start_time, info.end_time, cfg.selection, budget_cfg,
                 (info.height, info.width), video=video, spec=cfg.vision_spec(),
-                speech=spoken.evidence if spoken is not None else None,
+                speech=spoken.evidence if spoken is not None else None, texts=texts,
+                question=question,
             )
         return token_set, retrieved, spoken
+
+    def _on_screen_texts(self, cfg: Config, memory: VideoMemory) -> TextEvidence | None:
+        """The memory's on-screen texts (the "text: ..." of its frames' descriptions), each
+        distinct text embedded on its own by the pool's text embedder, for the plan to score
+        sentence against sentence; None with selection.sentence_match off or no text shown.
+        Embedded at question time, once per (content, embedder space) in this Asker: a caption
+        held on screen is one text, so even a 2-hour memory has few, and the memory format
+        stays as it is."""
+        if not cfg.selection.sentence_match:
+            return None
+        from vidsift.pipeline.plan.evidence import TextEvidence, distinct_texts
+
+        key = (memory.content_hash, cfg.embed.space_id)
+        if key not in self._texts:
+            frame_text, texts = distinct_texts(memory.frames.embeddings.descriptions)
+            self._texts[key] = TextEvidence(frame_text, np.asarray(
+                self.pool.embed_text(texts), dtype=np.float32)) if texts else None
+            while len(self._texts) > TEXT_CACHE_VIDEOS:
+                del self._texts[next(iter(self._texts))]
+        return self._texts[key]
 
     def _speech(self, cfg: Config, video: str, memory: VideoMemory, query_vector: np.ndarray,
                 timer: _Timer):

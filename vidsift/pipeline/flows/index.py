@@ -14,6 +14,7 @@ frames) is reported and skipped; the run goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -249,6 +250,79 @@ def shared_embedder(cfg: Config):
     return _EMBEDDERS[key]
 
 
+# Texts whose vectors this process keeps for matching clips sentence against sentence
+# (match_clips), per embedder space; past this many the oldest half is dropped.
+SENTENCE_CACHE_TEXTS = 50_000
+_SENTENCE_VECTORS: dict[str, dict[str, object]] = {}  # space -> text -> (D,) float32
+
+
+def clip_sentences(text: str) -> list[str]:
+    """A clip's own texts, from its stored text (plan.clips.clip_texts, fuse_text): each
+    frame's on-screen text ("... | text: X; labels: ...") and what is said in it ("| speech:
+    ..."), distinct, in order; the ImageNet labels are left out (they are not sentences)."""
+    found: dict[str, None] = {}
+    for part in text.split(" | "):
+        key, sep, value = part.partition(": ")
+        if sep and key in ("text", "speech"):
+            value = " ".join(value.split("; labels: ")[0].split())
+            if value:
+                found.setdefault(value, None)
+    return list(found)
+
+
+def _sentence_vectors(texts: list[str], space: str, embed_text):
+    """(len(texts), D) float32 unit vectors, embedding only the texts this process has not
+    yet."""
+    import numpy as np
+
+    known = _SENTENCE_VECTORS.setdefault(space, {})
+    new = [t for t in dict.fromkeys(texts) if t not in known]
+    if new:
+        if len(known) + len(new) > SENTENCE_CACHE_TEXTS:
+            for old in list(known)[: len(known) // 2]:
+                del known[old]
+        known.update(zip(new, np.asarray(embed_text(new), dtype=np.float32)))
+    return np.stack([known[t] for t in texts])
+
+
+def match_clips(index, cfg: Config, k: int, text=None, visual=None, videos=None,
+                embed_text=None):
+    """The k clips of an open ClipIndex best matching a text-space query vector, a visual one,
+    or both; ClipHits best first. With selection.sentence_match and embed_text (list[str] ->
+    (n, D) unit rows, the embedder's), a clip's text score is the better of its fused text
+    vector's and its best own text's (clip_sentences: a frame's on-screen text, its speech)
+    cosine to the query: every clip of the videos searched (default all) is scored so, since a
+    question in other words can miss in the fused vectors, and the scores are fused as
+    index.search fuses them (visual_weight). Else index.search alone. The texts' vectors are embedded once
+    per process (SENTENCE_CACHE_TEXTS)."""
+    import numpy as np
+
+    if text is None or embed_text is None or not cfg.selection.sentence_match:
+        return index.search(text=text, visual=visual, k=k, videos=videos)
+    indexed = index.videos()
+    if videos is None:
+        videos = [v.content_hash for v in indexed]
+    if not videos:
+        return []
+    hits = index.search(text=text, visual=visual, k=max(k, sum(v.clips for v in indexed)),
+                        videos=videos)
+    sentences = [clip_sentences(hit.text) for hit in hits]
+    flat = [s for group in sentences for s in group]
+    if not flat:
+        return hits[:k]
+    query = np.asarray(text, dtype=np.float32).reshape(-1)
+    query /= max(float(np.linalg.norm(query)), 1e-12)
+    similarity = iter(_sentence_vectors(flat, cfg.embed.space_id, embed_text) @ query)
+    text_weight = 1.0 - cfg.index.visual_weight if visual is not None else 1.0
+    matched = []
+    for hit, group in zip(hits, sentences):
+        best = max((float(next(similarity)) for _ in group), default=hit.text_score)
+        score = max(hit.text_score, best)
+        matched.append(dataclasses.replace(
+            hit, text_score=score, score=hit.score + text_weight * (score - hit.text_score)))
+    return sorted(matched, key=lambda h: (-h.score, h.clip_id))[:k]
+
+
 def search_clips(
     query: str | None,
     cfg: Config,
@@ -259,8 +333,8 @@ def search_clips(
 ):
     """The k clips of the index at cfg.index.dir best matching a text query, a query image
     ((H, W, 3) uint8 RGB, searched in the index's visual space), or both (fused by
-    index.visual_weight); ClipHit list, best first. videos: restrict to these video paths or
-    content hashes."""
+    index.visual_weight); ClipHit list, best first, a text query matched as match_clips does
+    (the clips' own texts too). videos: restrict to these video paths or content hashes."""
     from vidsift.core.errors import ClipIndexError
     from vidsift.index.clip_index import ClipIndex
 
@@ -272,4 +346,5 @@ def search_clips(
         visual_vector = embedder.embed_images([image])[0] if image is not None else None
         resolved = [str(Path(v).expanduser().resolve()) if Path(v).expanduser().exists() else v
                     for v in videos] if videos else None
-        return index.search(text=text_vector, visual=visual_vector, k=k, videos=resolved)
+        return match_clips(index, cfg, k, text=text_vector, visual=visual_vector,
+                           videos=resolved, embed_text=embedder.embed_text)

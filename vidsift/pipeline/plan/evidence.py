@@ -16,6 +16,7 @@ from vidsift.core.errors import BudgetError
 from vidsift.core.types import Peak, TokenSet
 from vidsift.core.vision import VISION_SPECS, VisionSpec
 from vidsift.pipeline.plan.budget import allocate, frame_grids, split_budget
+from vidsift.pipeline.plan.chapters import parse_description
 from vidsift.pipeline.plan.selection import find_peaks, get_selector, several_moments
 
 
@@ -116,6 +117,19 @@ class TextEvidence:
 
     frame_text: np.ndarray
     vectors: np.ndarray
+
+
+def distinct_texts(descriptions) -> tuple[np.ndarray, list[str]]:
+    """Frame descriptions ("labels: a, b | text: ..." from the offline embedder) -> ((N,) int
+    per frame the index of its on-screen text in the returned list, -1 where it shows none;
+    the distinct texts in order of first appearance). A caption held on screen is one text."""
+    rows: dict[str, int] = {}
+    frame_text = np.full(len(descriptions), -1, dtype=np.int64)
+    for i, description in enumerate(descriptions):
+        text = parse_description(description)[1] if description else ""
+        if text:
+            frame_text[i] = rows.setdefault(text, len(rows))
+    return frame_text, list(rows)
 
 
 def text_relevance(

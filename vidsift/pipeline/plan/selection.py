@@ -351,7 +351,7 @@ def select_balanced(times, visual, relevance, start, end, config, n_slots,
     """
     _check(times, visual, relevance, n_slots)
     visual = np.asarray(visual, dtype=np.float32)
-    n_cover = min(n_slots - 1, int(round(config.coverage_share * n_slots)),
+    n_cover = min(n_slots - 1, round(config.coverage_share * n_slots),
                   n_slots - min(len(peaks), n_slots))
     clips = _anchor_clips(times, relevance, start, end, config, n_slots - n_cover, peaks)
     inside = np.zeros(len(times), bool)
