@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from vidsift.core.config import RayConfig
-from vidsift.workers.ray_runtime import DRIVER_LOG, ensure_ray
+from vidsift.workers.ray_runtime import DRIVER_LOG, ensure_ray, ray_data_console_warnings_only
 
 
 def test_initialised_ray_is_reused_without_reinitialising(ray_cluster, monkeypatch):
@@ -137,3 +137,19 @@ def test_rays_start_up_notes_go_to_its_session_log_not_the_terminal():
                "-- Token authentication is enabled for this Ray cluster." in line
                for line in logged), logged
     assert f"INFO pid={pid} ray.data <string>:5 -- a Ray library line" in logged
+
+
+def test_ray_datas_info_lines_stay_off_the_terminal(ray_cluster, capsys):
+    """A caption run printed Ray Data's 'Starting execution of Dataset ...', its plan and its
+    progress on stderr; its warnings still show."""
+    import logging
+
+    import ray.data
+
+    ray_data_console_warnings_only()
+    rows = ray.data.range(3).map(lambda row: {"id": row["id"] + 1}).take_all()
+    assert sorted(row["id"] for row in rows) == [1, 2, 3]
+    logging.getLogger("ray.data").warning("a Ray Data warning")
+    assert capsys.readouterr().err.splitlines()[-1].endswith("-- a Ray Data warning")
+    ray.data.range(2).take_all()
+    assert capsys.readouterr().err == ""

@@ -109,6 +109,17 @@ def _ray_logs_to_its_session(ray):
                     others.handle(record)
 
 
+def ray_data_console_warnings_only() -> None:
+    """Ray Data's INFO lines ('Starting execution of Dataset ...', its execution plan, progress
+    and 'execution finished') stay in its session log (logs/ray-data/), off the terminal its
+    console handler prints them on; its warnings and errors still show. Call after importing
+    ray.data (which configures its logger then)."""
+    for handler in logging.getLogger("ray.data").handlers:
+        terminal = isinstance(handler, logging.StreamHandler)  # its file handler is not one
+        if terminal and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(max(handler.level, logging.WARNING))
+
+
 def _start_local_head(ray, init_kwargs: dict) -> None:
     """ray.init a local cluster and watch the processes it started (none when ray.init found a
     running local cluster to join instead)."""
