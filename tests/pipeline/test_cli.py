@@ -120,3 +120,16 @@ def test_short_names():
     assert short_names(["/a/x.mp4", "/b/y.mp4"]) == {"/a/x.mp4": "x.mp4", "/b/y.mp4": "y.mp4"}
     assert short_names(["/a/c/x.mp4", "/b/c/x.mp4", "/a/x.mp4"]) == {
         "/a/c/x.mp4": "a/c/x.mp4", "/b/c/x.mp4": "b/c/x.mp4", "/a/x.mp4": "a/x.mp4"}
+
+
+def test_the_command_list_wraps_each_summary_as_one_paragraph():
+    """`vidsift -h` kept the docstrings' own line breaks inside the 80-column panel, so a summary
+    broke off mid-sentence halfway across ('... clip index (no VIDEO);' / 'prints the answer')."""
+    shown = CliRunner().invoke(app, ["-h"], terminal_width=80).stdout
+    panel = [line for line in shown[shown.index("─ Commands ─"):].splitlines()
+             if line.startswith("│")]
+    cells = [re.match(r"│ (\S*) +(.*?) *│$", line).groups() for line in panel]
+    width = max(len(text) for _, text in cells)
+    for (_, before), (name, after) in zip(cells, cells[1:]):
+        if not name:  # the same command's summary goes on: its first word did not fit before
+            assert len(before) + 1 + len(after.split()[0]) > width, (before, after)

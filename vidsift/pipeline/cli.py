@@ -76,6 +76,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # docstrings' line breaks are not the terminal's: help text wraps as paragraphs
+    rich_markup_mode="markdown",
 )
 
 VLM_MODEL_HELP = ("VLM checkpoint path or hub id (Qwen2.5-VL; Qwen3-VL with --set "
