@@ -93,7 +93,7 @@ class SelectionConfig(_Section):
     coverage_share: float = Field(0.3, ge=0, le=1)  # share of the budget for coverage picks
     merge_threshold: float = Field(0.95, gt=0, le=1)  # cosine above which neighbours merge
     # several moments (plan.selection.find_peaks): the stretches whose relevance rises within
-    # peak_ratio of the best one's height above the median, at least min_anchor_gap_s apart,
+    # peak_ratio of the best one's height above the lower quartile, min_anchor_gap_s apart,
     # each get an anchor before any gets a second; up to max_peaks of them, counting_peaks for
     # a counting or ordering question ("how many times", "first", "before", ...); both 0:
     # anchors by relevance alone, as before

@@ -146,3 +146,11 @@ def test_a_paraphrased_text_moment_is_planned_once_its_text_is_scored_alone():
                          (720, 1280), texts=texts)
     assert covers(plan, 151)
     assert [(p.start, p.end, p.covered) for p in plan.peaks] == [(150, 153, True)]
+
+
+def test_moments_that_fill_most_of_a_short_video_are_still_peaks():
+    """A sign on screen for 28 of 48 s: against the median (the sign's own level) nothing
+    stood out and no peak was found; the footage's level is the lower quartile."""
+    relevance = curve(n=48, bumps=[(0, 19, 0.6), (28, 31, 0.6), (40, 43, 0.6)])
+    peaks = find_peaks(np.arange(48.0), relevance, 8, 0.6, 6.0)
+    assert [(p.start, p.end) for p in peaks] == [(0, 19), (28, 31), (40, 43)]

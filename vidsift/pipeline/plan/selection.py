@@ -88,7 +88,7 @@ _SEVERAL_MOMENTS = re.compile(
     r"\b(how many|how often|times|count|each time|every time|again|first|last|before|after"
     r"|order|sequence|earlier|later|change[sd]?|changing)\b", re.IGNORECASE)
 
-# A best frame closer than this (cosine) to the median frame stands out from nothing: no peaks.
+# A best frame closer than this (cosine) to the footage's level stands out from nothing: no peaks.
 MIN_PEAK_CONTRAST = 0.03
 
 
@@ -105,8 +105,9 @@ def find_peaks(
     """The moments the relevance over time peaks at, in time order (uncovered: the plan marks
     what it covers).
 
-    The rule: with m the median relevance and b the best, a frame belongs to a moment when its
-    relevance reaches m + ratio * (b - m), i.e. its height above the median is within `ratio` of
+    The rule: with m the lower quartile of the relevance (the footage's own level: the moments
+    may fill half a short video, so not the median) and b the best, a frame belongs to a moment
+    when its relevance reaches m + ratio * (b - m), i.e. its height above m is within `ratio` of
     the best one's; such frames less than min_gap_s apart (a dip between them included) are one
     moment, so moments are at least min_gap_s apart. The max_peaks moments with the highest
     peaks are kept (ties: the earlier). None when max_peaks is 0 or b - m < MIN_PEAK_CONTRAST
@@ -118,10 +119,10 @@ def find_peaks(
     relevance = np.asarray(relevance, dtype=np.float64)
     if max_peaks < 1 or len(relevance) == 0:
         return []
-    median, best = float(np.median(relevance)), float(relevance.max())
-    if best - median < MIN_PEAK_CONTRAST:
+    floor, best = float(np.percentile(relevance, 25)), float(relevance.max())
+    if best - floor < MIN_PEAK_CONTRAST:
         return []
-    above = np.flatnonzero(relevance >= median + ratio * (best - median))
+    above = np.flatnonzero(relevance >= floor + ratio * (best - floor))
     breaks = np.flatnonzero(np.diff(times[above]) >= min_gap_s) + 1
     peaks = []
     for run in np.split(above, breaks):
