@@ -9,7 +9,7 @@ fill, as ingest decodes them): frames OCR'd and OCR seconds per 10 minutes of vi
 ungated, in the same process.
 
 Needles: 1280x720 frames scaled to the coarse 448x252 as the decoder would, text drawn in 9
-colours (white, yellow, red, blue, green, orange, cyan, magenta, black) at 14-60 px, in the
+colours (white, yellow, red, blue, green, orange, cyan, magenta, black) at 14-140 px, in the
 corners, the lower third and the centre, on dark and light boxes and on bare pictures (Big Buck
 Bunny frames, else scikit-image photos), plus white and yellow rolling credits.
 
@@ -39,7 +39,7 @@ COLOURS = {
     "green": (20, 180, 40), "orange": (255, 130, 0), "cyan": (0, 200, 220),
     "magenta": (210, 0, 200), "black": (0, 0, 0),
 }
-SIZES = (14, 20, 28, 40, 48, 60)  # font px on the 1280x720 source
+SIZES = (14, 20, 28, 40, 48, 60, 90, 140)  # font px on the 1280x720 source: captions to titles
 BACKDROPS = ("dark box", "light box", "bare")
 PLACES = ("top left", "top right", "bottom left", "bottom right", "lower third", "centre")
 WORDS = ("STOP", "EXIT 12", "Meeting at nine", "PASSWORD falcon", "Gate B 42", "Live from Lisbon",
@@ -151,8 +151,13 @@ def main() -> None:
     lost = [r for r in rows if r["readable"] and not r["passes"]]
     by_colour = {c: [sum(r["readable"] and r["passes"] for r in rows if r["colour"] == c),
                      sum(r["readable"] for r in rows if r["colour"] == c)] for c in COLOURS}
+    by_size = {s: [sum(r["readable"] and r["passes"] for r in rows if r["size"] == s),
+                   sum(r["readable"] for r in rows if r["size"] == s)] for s in SIZES}
+    captions = [sum(by_size[s][i] for s in SIZES if s <= 60) for i in (0, 1)]
     print(f"needles: {len(rows)}, read by ungated OCR {read_by_ocr}, kept by the gate {kept}: "
-          f"recall {recall:.3f}")
+          f"recall {recall:.3f}; 14-60 px {captions[0]}/{captions[1]}")
+    for size, (k, n) in by_size.items():
+        print(f"  {size:3d} px   {k}/{n}")
     for colour, (k, n) in by_colour.items():
         print(f"  {colour:8s} {k}/{n}")
 
@@ -185,7 +190,8 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "gate": gate, "needles": len(rows), "read_by_ungated_ocr": read_by_ocr, "kept": kept,
-        "recall": round(recall, 4), "by_colour": by_colour, "cost": cost,
+        "recall": round(recall, 4), "recall_14_60px": round(captions[0] / max(1, captions[1]), 4),
+        "by_colour": by_colour, "by_size": by_size, "cost": cost,
         "lost": lost, "rows": rows,
     }, indent=1))
     print(f"wrote {RESULTS}")
