@@ -98,7 +98,7 @@ class SelectionConfig(_Section):
     # a counting or ordering question ("how many times", "first", "before", ...); both 0:
     # anchors by relevance alone, as before
     max_peaks: int = Field(4, ge=0)
-    counting_peaks: int = Field(8, ge=0)
+    counting_peaks: int = Field(16, ge=0)
     peak_ratio: float = Field(0.6, gt=0, le=1)
     # score the question against each frame's on-screen text and each clip's texts on their
     # own (sentence against sentence) as well as the fused vector, keeping the better match;
