@@ -311,7 +311,7 @@ def match_clips(index, cfg: Config, k: int, text=None, visual=None, videos=None,
     if not flat:
         return hits[:k]
     query = np.asarray(text, dtype=np.float32).reshape(-1)
-    query /= max(float(np.linalg.norm(query)), 1e-12)
+    query = query / max(float(np.linalg.norm(query)), 1e-12)  # a new array: text may be read-only
     similarity = iter(_sentence_vectors(flat, cfg.embed.space_id, embed_text) @ query)
     text_weight = 1.0 - cfg.index.visual_weight if visual is not None else 1.0
     matched = []
