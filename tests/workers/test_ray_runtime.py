@@ -159,7 +159,7 @@ def test_ray_datas_info_lines_stay_off_the_terminal(ray_cluster):
         assert sorted(row["id"] for row in rows) == [1, 2, 3]
         assert printed.getvalue() == ""
         logging.getLogger("ray.data").warning("a Ray Data warning")
-        assert printed.getvalue().splitlines()[-1].endswith("-- a Ray Data warning")
+        assert printed.getvalue().splitlines()[-1].endswith("a Ray Data warning")
     finally:
         for handler, stream in zip(consoles, streams):
             handler.setStream(stream)
