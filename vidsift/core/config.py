@@ -212,6 +212,26 @@ class SummaryConfig(_Section):
     max_chapter_s: float = Field(600.0, gt=0)  # longest chapter, seconds
     # how many chapters; auto: as many as the changes in the video bear out
     chapters: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    # the map step (flows.summarize): each chapter's own token set, planned by this selector
+    # (coverage: the chapter's most varied frames; there is no question to score) within
+    # chapter_tokens visual tokens, with what is said in it within speech_tokens text tokens;
+    # the VLM writes its title and summary in at most map_tokens new tokens
+    chapter_tokens: int = Field(1024, ge=1)
+    chapter_selector: Literal["uniform", "coverage", "balanced"] = "coverage"
+    speech_tokens: int = Field(512, ge=0)
+    map_tokens: int = Field(160, ge=1)
+    # the reduce step: the video's summary and up to `highlights` highlights from the chapter
+    # summaries, in at most reduce_tokens new tokens; a highlight lasts at most max_highlight_s
+    reduce_tokens: int = Field(512, ge=1)
+    highlights: int = Field(3, ge=0)
+    max_highlight_s: float = Field(60.0, gt=0)
+    # without a VLM (or when the model names none that fits), highlights are picked from the
+    # memory: highlight_s seconds around the frame most like each of the longest chapters
+    highlight_s: float = Field(8.0, gt=0)
+    # a caption run's OUT folder (vidsift caption --out): a chapter whose clip captions cover
+    # at least caption_coverage of its length is summarized from them (text, no frame decoded)
+    captions_dir: str | None = None
+    caption_coverage: float = Field(0.8, gt=0, le=1)
 
     @model_validator(mode="after")
     def _lengths_fit(self) -> SummaryConfig:

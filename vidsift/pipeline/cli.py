@@ -409,42 +409,108 @@ def short_names(paths: list[str]) -> dict[str, str]:
 
 @app.command("summarize")
 def summarize_command(
-    video: Annotated[str, typer.Argument(help="Video file.")],
-    model: Annotated[Optional[str], typer.Option(
-        help="'none': extractive chapters (titles read or heard in them, no written prose).")
-    ] = None,
+    videos: Annotated[list[str], typer.Argument(metavar="VIDEO", help="Video files.")],
+    model: Annotated[Optional[str], typer.Option(help=VLM_MODEL_HELP + " 'none': extractive "
+                                                 "chapters (titles read or heard in them, no "
+                                                 "written prose).")] = None,
     chapters: Annotated[Optional[str], typer.Option(
         "--chapters", help="How many chapters, or auto (summary.chapters).")] = None,
     thumbnails: Annotated[Optional[str], typer.Option(
         help="Write the chapters' thumbnails into this folder (default: under index.dir).")
     ] = None,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help="Write the chapters as md | vtt | ffmetadata | youtube (with -o).")
+    ] = None,
+    out: Annotated[Optional[str], typer.Option(
+        "--out", "-o", help="The file --format writes (one video).")] = None,
+    reel: Annotated[Optional[str], typer.Option(
+        "--reel", help="Join the highlights into this MP4, a chapter each (one video).")] = None,
+    captions: Annotated[Optional[str], typer.Option(
+        "--captions", help="A caption run's --out folder: chapters its captions cover are "
+                           "summarized from them (summary.captions_dir).")] = None,
     index_dir: IndexDirOpt = None,
     speech: SpeechOpt = None,
     config: ConfigOpt = "default",
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Chapters of a video from its memory: cut where what is seen, read or said changes, each
-    titled with what was read or heard in it. A second summary reads the stored memory."""
-    if chapters is not None and chapters != "auto":
-        from vidsift.core.errors import ConfigError
+    """Summary, chapters and highlights of each video: chapters cut from its memory where what
+    is seen, read or said changes; with a VLM each chapter's title and summary written from its
+    own planned frames (chapters in parallel), then the video's summary and highlights; with
+    --model none titles read or heard in each chapter. Finished chapters are stored: a re-run
+    redoes only missing ones, a second summary reads the stored memory."""
+    from vidsift.core.errors import ConfigError
 
+    if chapters is not None and chapters != "auto":
         if not chapters.isdigit() or int(chapters) < 1:
             raise ConfigError(f"--chapters {chapters!r}: give a number of chapters (1 or more) "
                               "or auto")
+    from vidsift.pipeline.flows.chapter_files import CHAPTER_FORMATS
+
+    if fmt is not None and fmt not in CHAPTER_FORMATS:
+        raise ConfigError(f"--format {fmt}: choose one of {' | '.join(CHAPTER_FORMATS)}")
+    if (fmt is None) != (out is None):
+        raise ConfigError("--format and --out go together: --format md|vtt|ffmetadata|youtube "
+                          "-o FILE")
+    if reel is not None and not reel.lower().endswith(".mp4"):
+        raise ConfigError(f"--reel {reel}: a reel is written as MP4: name it .mp4")
+    if len(videos) > 1 and (out or reel):
+        raise ConfigError(f"{'--out' if out else '--reel'} writes one video's file: give one "
+                          f"video, not {len(videos)}")
     cfg = resolve_config(config, overrides, **{
         "vlm.model": model, "index.dir": index_dir, "speech.mode": speech,
+        "summary.captions_dir": captions,
         "summary.chapters": int(chapters) if chapters and chapters.isdigit() else chapters})
-    from vidsift.pipeline.flows.summarize import summarize
+    from vidsift.pipeline.flows.summarize import summarize_videos
 
-    result = summarize(cfg, video, thumbnails_dir=thumbnails)
+    if len(videos) == 1:  # one video: its error is the command's, before anything starts
+        from vidsift.core.probe import check_video
+
+        check_video(videos[0])
+    results = summarize_videos(cfg, videos, thumbnails_dir=thumbnails)
+    if len(videos) == 1 and isinstance(results[0][1], Exception):
+        raise results[0][1]
+    written = {}
+    if len(videos) == 1:
+        result = results[0][1]
+        if out:
+            from vidsift.pipeline.flows.chapter_files import write_chapter_file
+
+            written["out"] = str(write_chapter_file(out, fmt, result.to_dict()))
+        if reel:
+            from vidsift.pipeline.flows.reel import write_reel
+
+            written["reel"] = reel
+            written["reel_chapters"] = write_reel(result.video, result.highlights, reel,
+                                                  cfg.export)
     if as_json:
-        print_json(result.to_dict())
-        return
-    console.print(f"[bold]{len(result.chapters)} chapters[/] (extractive: titles read or heard "
-                  "in each, no VLM)" + (" (memory reused)" if result.reused else ""))
-    for line, chapter in zip(result.lines(), result.chapters):
-        console.print(f"  {line}  {chapter['thumbnail']}", highlight=False, markup=False)
+        payloads = [{**result.to_dict(), **written} if not isinstance(result, Exception)
+                    else {"video": video, "error": f"{type(result).__name__}: {result}"}
+                    for video, result in results]
+        print_json(payloads[0] if len(videos) == 1 else payloads)
+    else:
+        for video, result in results:
+            if isinstance(result, Exception):
+                err_console.print(f"[bold red]error:[/] {result}", highlight=False)
+                continue
+            how = ("extractive: titles read or heard in each, no VLM" if result.extractive
+                   else f"by {result.model}")
+            console.print((f"{video}: " if len(videos) > 1 else "")
+                          + f"[bold]{len(result.chapters)} chapters[/] ({how})"
+                          + (" (memory reused)" if result.reused else ""), highlight=False)
+            if result.summary:
+                console.print(result.summary, highlight=False, markup=False)
+            for line, chapter in zip(result.lines(), result.chapters):
+                console.print(f"  {line}  {chapter['thumbnail']}", highlight=False, markup=False)
+            if result.highlights:
+                console.print(f"highlights ({result.highlights_from}):")
+                for line in result.highlight_lines():
+                    console.print(f"  {line}", highlight=False, markup=False)
+        for key in ("out", "reel"):
+            if key in written:
+                console.print(f"wrote {written[key]}", highlight=False)
+    if all(isinstance(result, Exception) for _, result in results):
+        raise typer.Exit(1)
 
 
 @app.command("serve")

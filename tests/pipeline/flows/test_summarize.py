@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tests.ingest_pools import ingest_config, running_pool
 from tests.videos import make_scene_video
-from vidsift.core.errors import ConfigError, NotAVideoError
+from vidsift.core.errors import NotAVideoError
 from vidsift.pipeline.cli import app
 from vidsift.pipeline.flows.summarize import Summarizer
 
@@ -68,7 +68,13 @@ def test_chapters_at_the_joins_titled_by_the_slides_then_read_from_memory(
         assert chapter["summary"] is None
         assert Path(chapter["thumbnail"]).read_bytes()[:2] == b"\xff\xd8"  # a JPEG
     payload = result.to_dict()
-    assert payload["summary"] is None and payload["highlights"] == [] and payload["extractive"]
+    assert payload["summary"] is None and payload["extractive"]
+    # no model: the longest chapters' most typical moments, said to be extractive
+    assert len(payload["highlights"]) == 3 and payload["highlights_from"] == "extractive"
+    for highlight, chapter in zip(payload["highlights"], chapters):
+        assert chapter["start"] <= highlight["start"] < highlight["end"] <= chapter["end"]
+        assert highlight["title"] == chapter["title"] and highlight["why"].startswith("extractive")
+    assert payload["tokens"] == sum(c["evidence"]["tokens"] for c in chapters) > 0
     assert payload["duration"] == pytest.approx(3 * SCENE_S, abs=0.2)
     assert not result.reused
 
@@ -90,14 +96,11 @@ def test_a_count_and_a_short_video(cfg, pool, root):
     assert len(slides.chapters) == 2
 
 
-def test_no_video_fails_by_name_and_a_vlm_is_refused(cfg, tmp_path):
+def test_no_video_fails_by_name(cfg, tmp_path):
     notes = tmp_path / "notes.mp4"
     notes.write_text("not a video")
     with pytest.raises(NotAVideoError, match="notes.mp4"):
         Summarizer(cfg).summarize(str(notes))  # before any pool starts
-    vlm = ingest_config(tmp_path, 5.0, "vlm.model=some/checkpoint")
-    with pytest.raises(ConfigError, match="summarize with a VLM .* --model none"):
-        Summarizer(vlm)
 
 
 def test_cli_json_and_text(cfg, pool, slides_video, root):
@@ -118,12 +121,18 @@ def test_cli_json_and_text(cfg, pool, slides_video, root):
 
 @pytest.mark.parametrize("arguments, message", [
     (["--chapters", "zero"], "error: --chapters 'zero': give a number of chapters (1 or more) or auto"),
-    (["--model", "some/checkpoint"], "error: summarize with a VLM (vlm.model=some/checkpoint) is "
-                                     "not built yet: use --model none for extractive chapters"),
+    (["--format", "srt", "-o", "x.srt"], "error: --format srt: choose one of md | vtt | "
+                                          "ffmetadata | youtube"),
+    (["--format", "md"], "error: --format and --out go together: --format "
+                         "md|vtt|ffmetadata|youtube -o FILE"),
+    (["--reel", "reel.mkv"], "error: --reel reel.mkv: a reel is written as MP4: name it .mp4"),
+    (["--model", "some/checkpoint"], "error: {video}: not a video (no decodable video stream) "
+                                     "(not a media container: Invalid data found when "
+                                     "processing input)"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, arguments, message):
     video = tmp_path / "v.mp4"
     video.write_text("x")
     result = CliRunner().invoke(app, ["summarize", str(video), *arguments, "--index-dir",
                                       str(tmp_path / "index")])
-    assert result.exit_code == 1 and result.stderr.splitlines() == [message]
+    assert result.exit_code == 1 and result.stderr.splitlines() == [message.format(video=video)]
