@@ -196,3 +196,16 @@ def test_cli_reel_of_three_highlights_and_a_batch(root, video, ray_cluster):
     assert first["video"] == str(notes) and "NotAVideoError" in first["error"]
     assert len(second["chapters"]) == len(SCENES) and second["reused_memory"]
     assert Path(second["chapters"][0]["thumbnail"]).is_file()
+
+
+def test_a_chapter_budget_too_small_for_one_image_names_the_field(cfg, pools, video):
+    from vidsift.core.errors import BudgetError
+
+    ingest, vlm = pools
+    small = cfg.model_copy(update={"summary": cfg.summary.model_copy(
+        update={"chapter_tokens": 2})})
+    before = calls(vlm)
+    with pytest.raises(BudgetError, match=r"summary.chapter_tokens=2: a budget of 2 tokens "
+                                          r"cannot hold one image .* lower budget.min_pixels"):
+        Summarizer(small, pool=ingest, vlm=vlm).summarize(video)
+    assert calls(vlm) == before  # planned before any request

@@ -422,6 +422,7 @@ def plan_chapter(memory, start: float, end: float, cfg: Config):
     .VideoMemory): plan.evidence.plan_evidence over the chapter's coarse frames, no question,
     summary.chapter_selector within summary.chapter_tokens (the budget's other limits as
     configured), by the configured VLM's token arithmetic. Nothing is decoded."""
+    from vidsift.core.errors import BudgetError
     from vidsift.pipeline.plan.evidence import plan_evidence
 
     frames, info = memory.frames, memory.info
@@ -430,12 +431,16 @@ def plan_chapter(memory, start: float, end: float, cfg: Config):
     lo = int(np.searchsorted(times, start, side="left"))
     hi = int(np.searchsorted(times, end, side="right" if last else "left"))
     rows = slice(lo, hi)  # a chapter's frames are a run of the memory's: its vectors stay mapped
-    return plan_evidence(
-        times[rows], frames.embeddings.visual[rows], frames.embeddings.text[rows], None, start,
-        end, cfg.selection.model_copy(update={"selector": cfg.summary.chapter_selector}),
-        cfg.budget.model_copy(update={"tokens": cfg.summary.chapter_tokens}),
-        (info.height, info.width), video=info.path, spec=cfg.vision_spec(),
-    )
+    try:
+        return plan_evidence(
+            times[rows], frames.embeddings.visual[rows], frames.embeddings.text[rows], None,
+            start, end, cfg.selection.model_copy(update={"selector": cfg.summary.chapter_selector}),
+            cfg.budget.model_copy(update={"tokens": cfg.summary.chapter_tokens}),
+            (info.height, info.width), video=info.path, spec=cfg.vision_spec(),
+        )
+    except BudgetError as exc:
+        raise BudgetError(f"summary.chapter_tokens={cfg.summary.chapter_tokens}: {exc} (raise "
+                          "it, or lower budget.min_pixels)") from None
 
 
 def _plan_dicts(plan) -> list[dict]:

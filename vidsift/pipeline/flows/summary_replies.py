@@ -118,10 +118,9 @@ _LABELLED = re.compile(r"^\W*(title|summary)\W*[:\-]\s*(.*)$", re.IGNORECASE)
 def read_chapter(text: str) -> tuple[str, str, str]:
     """A map reply -> (title, summary, how it was read: "json" | "text" | "empty")."""
     found = json_object(text)
-    if found is not None and (str(found.get("title") or "").strip()
-                              or str(found.get("summary") or "").strip()):
-        return (_shorten(str(found.get("title") or "")), _flat(found.get("summary") or ""),
-                "json")
+    if found is not None:
+        title, summary = _shorten(str(found.get("title") or "")), _flat(found.get("summary") or "")
+        return title, summary, "json" if title or summary else "empty"
     labelled: dict[str, list[str]] = {}
     rest: list[str] = []
     current = None
