@@ -92,6 +92,10 @@ class RssSampler:
         self.peak_vidsift_pss = 0
         self.peak_ray = 0
         self.peak_by_role: dict[str, int] = {}
+        # CPU seconds: pid -> (at first sight, latest); a process started meanwhile from 0
+        self._cpu: dict[int, tuple[float, float]] = {}
+        self._started = 0.0
+        self._cpu_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -107,14 +111,49 @@ class RssSampler:
         except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
             return 0
 
+    def _cpu_seconds(self, pid: int) -> float | None:
+        try:
+            times = self._psutil.Process(pid).cpu_times()
+        except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+            return None
+        return times.user + times.system
+
+    def _sample_cpu(self, pids: set[int], first: bool) -> None:
+        with self._cpu_lock:
+            for pid in pids:
+                seconds = self._cpu_seconds(pid)
+                if seconds is None:
+                    continue
+                start = self._cpu[pid][0] if pid in self._cpu else (seconds if first else 0.0)
+                self._cpu[pid] = (start, seconds)
+
+    def cpu_cores(self) -> dict:
+        """Mean cores busy since sampling began: CPU seconds of every process (this one, the
+        actors, Ray's daemons) / wall seconds, in all and by role."""
+        with self._cpu_lock:
+            pids = set(self._cpu)
+        self._sample_cpu(pids, first=False)
+        wall = time.perf_counter() - self._started
+        with self._cpu_lock:
+            used = {pid: last - start for pid, (start, last) in self._cpu.items()}
+        by_role: dict[str, float] = {}
+        for pid, seconds in used.items():
+            role = self._roles.get(pid, "ray")
+            by_role[role] = by_role.get(role, 0.0) + seconds
+        return {"all": round(sum(used.values()) / wall, 2),
+                **{role: round(s / wall, 2) for role, s in sorted(by_role.items())}}
+
     def _run(self) -> None:
         me = self._psutil.Process()
         ours = set(self._roles)
+        first = True
         while not self._stop.is_set():
             try:
                 others = {p.pid for p in me.children(recursive=True)} - ours
             except self._psutil.NoSuchProcess:
                 others = set()
+            self._sample_cpu(ours | others, first)
+            first = False
             sizes = {pid: self._rss(pid) for pid in ours}
             self.peak_vidsift = max(self.peak_vidsift, sum(sizes.values()))
             self.peak_vidsift_pss = max(self.peak_vidsift_pss, sum(map(self._pss, ours)))
@@ -125,6 +164,7 @@ class RssSampler:
             self._stop.wait(0.25)
 
     def __enter__(self) -> RssSampler:
+        self._started = time.perf_counter()
         self._thread.start()
         return self
 
@@ -169,6 +209,7 @@ def measure_asks(video: Path, actors: int, repeats: int) -> dict:
                 started = time.perf_counter()
                 first = asker.ask(str(video), QUESTION)
                 first_wall = time.perf_counter() - started
+                cores = rss.cpu_cores()
                 seconds = [asker.ask(str(video), QUESTION).timings["total"] for _ in range(repeats)]
         finally:
             asker.close()
@@ -177,6 +218,7 @@ def measure_asks(video: Path, actors: int, repeats: int) -> dict:
         "video": video.name, "video_s": round(duration, 1), "actors": actors,
         "first_ask_s": round(first_wall, 1), "first_ask_x_realtime": round(duration / first_wall, 1),
         "first_ask_timings": first.timings,
+        "first_ask_cpu_cores": cores,
         "second_ask_s_median": round(statistics.median(seconds), 3),
         "second_ask_s_runs": [round(s, 3) for s in seconds],
         "peak_rss_vidsift_mb": round(rss.peak_vidsift / 2**20),
@@ -282,6 +324,22 @@ def measure_http_second_ask(video: Path, index_dir: Path, repeats: int) -> dict:
     return row
 
 
+def measure_ffmpeg_keyframes(video: Path, repeats: int) -> dict:
+    """The ffmpeg CLI's keyframe pass over the same file (decode only the keyframes, scale to
+    the coarse size, discard): the floor any coarse pass is measured against, on this machine,
+    so the first ask / this time is a ratio that holds across machines."""
+    command = ["ffmpeg", "-hide_banner", "-loglevel", "fatal", "-skip_frame", "nokey", "-i",
+               str(video), "-vf", "scale=448:-2", "-f", "null", "-"]
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run(command, check=True)
+        seconds.append(time.perf_counter() - started)
+    return {"ffmpeg_keyframe_pass_s_median": round(statistics.median(seconds), 2),
+            "ffmpeg_keyframe_pass_s_runs": [round(s, 2) for s in seconds],
+            "ffmpeg_command": " ".join(command[:1] + command[4:])}
+
+
 def _duration(video: Path) -> float:
     from vidsift.core.probe import probe
 
@@ -369,6 +427,8 @@ def save(update: dict) -> dict:
             "first_ingest_vs_old_path_same_run": round(
                 best["first_ask_timings"]["ingest"] / old["old_path_coarse_embed_s"], 2) if old else None,
             "first_ask_vs_old_single_actor": round(best["first_ask_s"] / OLD_SINGLE_ACTOR_FIRST_ASK_S, 2),
+            "first_ask_vs_ffmpeg_keyframe_pass": best.get("first_ask_vs_ffmpeg_keyframe_pass"),
+            "first_ask_cpu_cores": best.get("first_ask_cpu_cores", {}).get("all"),
             "second_ask_s": best["second_ask_s_median"],
             "http_second_ask_s": best.get("http_second_ask_s_median"),
             "peak_rss_vidsift_mb": max(r["peak_rss_vidsift_mb"] for r in long_rows),
@@ -390,6 +450,8 @@ def main() -> None:
     parser.add_argument("--skip-archive", action="store_true")
     parser.add_argument("--only-archive", action="store_true", help="the archive rows only")
     parser.add_argument("--skip-short", action="store_true", help="leave out the 10-minute video")
+    parser.add_argument("--skip-old-path", action="store_true",
+                        help="leave out the ingest path before sharding (kept from an earlier run)")
     parser.add_argument("--actors", type=int, nargs="+", default=[1, 2],
                         help="decode-actor counts to measure the asks with")
     args = parser.parse_args()
@@ -401,9 +463,13 @@ def main() -> None:
     videos = [] if args.only_archive else (
         ([] if args.skip_short else [SOURCE]) + ([] if args.skip_long else [build_long_video()]))
     for video in videos:
-        save({f"old_path_{video.name}": measure_old_path(video)})
+        if not args.skip_old_path:
+            save({f"old_path_{video.name}": measure_old_path(video)})
         for actors in args.actors:
             row = measure_asks(video, actors, args.repeats)
+            row.update(measure_ffmpeg_keyframes(video, args.repeats))
+            row["first_ask_vs_ffmpeg_keyframe_pass"] = round(
+                row["first_ask_s"] / row["ffmpeg_keyframe_pass_s_median"], 2)
             if actors == 2:
                 row.update(measure_http_second_ask(video, Path(row["index_dir"]), args.repeats))
             shutil.rmtree(row.pop("index_dir"), ignore_errors=True)

@@ -148,6 +148,22 @@ def test_gated_frames_get_no_ocr_and_a_caption_is_read_once(offline_embedder, mo
     assert len(reads) == 2
 
 
+def test_pieces_encoded_at_once_in_threads_equal_one_after_another(offline_embedder):
+    """The embed actor encodes ingest.embed_concurrency pieces at once over the same models
+    (threads): each thread's result must be what it would be alone (OCR text included)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pieces = [[text_frame(f"gate {n} opens at NOON"), data.chelsea()] for n in range(4)]
+    alone = [offline_embedder.encode_frames(piece) for piece in pieces]
+    with ThreadPoolExecutor(2) as threads:
+        together = list(threads.map(offline_embedder.encode_frames, pieces))
+    for one, other in zip(alone, together):
+        np.testing.assert_allclose(one.visual, other.visual, atol=1e-6)
+        np.testing.assert_allclose(one.text, other.text, atol=1e-6)
+        assert one.descriptions == other.descriptions
+    assert "gate 2 opens" in together[2].descriptions[0].lower()
+
+
 def test_offline_rejects_non_rgb_uint8(offline_embedder):
     with pytest.raises(ValueError, match="image 1"):
         offline_embedder.embed_images([data.coffee(), np.zeros((8, 8), np.uint8)])

@@ -75,6 +75,10 @@ class IngestConfig(_Section):
     num_cpus_per_actor: float = Field(0.5, gt=0)  # fractional: Ray on small machines
     embed_actors: int = Field(1, ge=1)  # each holds the embedder's models: one per GPU or node
     embed_cpus_per_actor: float = Field(0.5, gt=0)
+    # pieces each embed actor encodes at once, in threads over the same models (ONNX Runtime
+    # and torch run sessions concurrently, no second copy of the weights). One thread a piece:
+    # two intra-op threads on one piece spent twice the CPU for the same frames here.
+    embed_concurrency: int = Field(2, ge=1)
     embed_gpus_per_actor: float = Field(0.0, ge=0)  # siglip/clip on GPUs
     shard_timeout_s: float = Field(600.0, gt=0)  # per shard; the actor is replaced past it
     max_retries: int = Field(2, ge=0)  # a shard whose actor died or timed out is run again

@@ -363,6 +363,7 @@ class IngestPool:
         embedder = ray.remote(num_cpus=ingest.embed_cpus_per_actor,
                               num_gpus=ingest.embed_gpus_per_actor, max_restarts=0,
                               scheduling_strategy="SPREAD",
+                              max_concurrency=ingest.embed_concurrency,
                               concurrency_groups={LOAD_GROUP: 1})(EmbedActor)
         self._start_embedder = lambda: embedder.remote(cfg)
         self._lock = threading.Lock()
