@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test install ffmpeg espeak chromium axe clean
+.PHONY: demo test install ffmpeg espeak chromium axe nginx clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -50,7 +50,16 @@ axe:
 	      || echo "axe-core could not be installed: the accessibility checks will skip"; \
 	  else echo "npm is missing (e.g. sudo apt-get install npm): the accessibility checks will skip"; fi; }
 
-test: install ffmpeg espeak chromium axe
+# nginx serves test videos with range requests to the remote-source tests (each test starts its
+# own, on a free loopback port); they skip, saying why, only where it is not installed.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null \
+	      || echo "nginx could not be installed: the remote-source tests against it will skip"; \
+	  else echo "nginx is missing (sudo apt-get install nginx-light): the remote-source tests against it will skip"; fi; }
+
+test: install ffmpeg espeak chromium axe nginx
 	$(PY) -m pytest
 
 demo: install ffmpeg

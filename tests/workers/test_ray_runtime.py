@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from vidsift.core.config import RayConfig
-from vidsift.workers.ray_runtime import DRIVER_LOG, ensure_ray, ray_data_console_warnings_only
+from vidsift.workers.ray_runtime import DRIVER_LOG, ensure_ray, ray_console_warnings_only
 
 
 def test_initialised_ray_is_reused_without_reinitialising(ray_cluster, monkeypatch):
@@ -148,7 +148,7 @@ def test_ray_datas_info_lines_stay_off_the_terminal(ray_cluster):
 
     import ray.data
 
-    ray_data_console_warnings_only()
+    ray_console_warnings_only("ray.data")
     consoles = [h for h in logging.getLogger("ray.data").handlers
                 if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
     assert consoles  # Ray Data prints on a console handler of its own

@@ -29,6 +29,10 @@ class DecodeConfig(_Section):
     threads: int = Field(1, ge=0)
     timeout_s: float = Field(120.0, gt=0)  # per fine-decode or probe call, enforced by the pool
     max_pixels: int = Field(8192 * 8192, gt=0)  # larger videos are rejected as absurd
+    # Videos behind URLs (core.sources) are read in place by byte ranges of this size, the last
+    # source_cache_blocks of them kept in each process: what a decoder holds between seeks
+    source_block_kib: int = Field(1024, ge=4)
+    source_cache_blocks: int = Field(16, ge=1)
 
 
 class EmbedConfig(_Section):

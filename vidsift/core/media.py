@@ -13,6 +13,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from vidsift.core import sources
 from vidsift.core.errors import (
     ConfigError,
     EmptyVideoError,
@@ -53,14 +54,18 @@ def _read_manifest(source: Path) -> list[str]:
             if not isinstance(path, str):
                 raise ConfigError(f"{source}:{number}: expected a path or {{\"path\": ...}}")
             entries.append(path)
-    return [_listed(source.parent / Path(e).expanduser()) for e in entries]
+    return [sources.normalise_url(e) if sources.is_url(e) else _listed(source.parent / Path(e).expanduser())
+            for e in entries]
 
 
-def resolve_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> Path:
+def resolve_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> Path | str:
     """The absolute path, '..' and symlinks resolved as far as they lead: a symlink loop or a
     dangling link is left where resolution stops, for check_video_file to name. A relative
     path is taken relative to base (default: the current directory). InvalidPathError for a
-    NUL byte, which no file name can hold."""
+    NUL byte, which no file name can hold. A URL (core.sources.is_url) comes back as a string,
+    normalised (sources.normalise_url: '..' refused)."""
+    if sources.is_url(path):
+        return sources.normalise_url(str(path))
     if "\0" in str(path):
         raise InvalidPathError(str(path), "a NUL byte in it")
     raw = Path(path).expanduser()
@@ -71,13 +76,16 @@ _NOT_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"
                    (stat.S_ISSOCK, "a socket"))
 
 
-def check_video_file(path: str | os.PathLike) -> Path:
+def check_video_file(path: str | os.PathLike) -> Path | str:
     """The resolved path of a regular, non-empty file (stat calls only, nothing read), else a
     VideoError naming the path as given and the problem: InvalidPathError (a NUL byte),
     VideoNotFoundError (missing, or a dangling symlink), SymlinkLoopError, NotAFileError (a
     directory, pipe, socket or device), EmptyVideoError; another OSError as VideoError with
     its reason (permission denied, name too long, ...). Every entry point runs it (or
-    probe.check_video, which also opens the container) before any work starts."""
+    probe.check_video, which also opens the container) before any work starts. A URL is
+    asked of its store instead (core.sources.stat_source: one metadata request)."""
+    if sources.is_url(path):
+        return sources.stat_source(str(path)).url
     resolved = resolve_path(path)
     given = Path(path).expanduser()
     try:
@@ -108,15 +116,19 @@ def _listed(path: Path) -> str:
     return str(resolve_path(path))
 
 
-def find_videos(sources: Sequence[str | os.PathLike]) -> list[str]:
+def find_videos(given: Sequence[str | os.PathLike]) -> list[str]:
     """The videos a job names: each source is a folder (every entry named like a video, by
     extension, recursive, hidden ones left out, sorted), a manifest (.jsonl / .csv, see
-    _read_manifest) or a file taken as given (any extension). Absolute, de-duplicated, in the
+    _read_manifest; its entries may be URLs), a URL (an object, or a bucket prefix listed as a
+    folder is: core.sources.list_videos) or a file taken as given (any extension). Absolute, de-duplicated, in the
     order found. What cannot be a video is listed too, so that check_video_file reports it by
     name: a missing file, a folder's broken entry (a symlink loop, a dangling link: listed at
     the link, unresolved), a folder with no videos in it (the folder itself)."""
     found: dict[str, None] = {}
-    for raw in sources:
+    for raw in given:
+        if sources.is_url(raw):
+            found.update(dict.fromkeys(sources.list_videos(str(raw), VIDEO_EXTENSIONS)))
+            continue
         path = Path(raw).expanduser()
         if path.is_dir():
             entries = [child for child in sorted(path.rglob("*"))
@@ -142,7 +154,10 @@ def _hash_file(path: str, size: int, mtime_ns: int) -> str:
 def content_hash(path: str | os.PathLike) -> str:
     """SHA-256 of the file's bytes, hex: the same video at another path is the same content.
     Cached per (path, size, mtime) in this process, so a service hashes a file once. A path
-    that is no regular, non-empty file raises check_video_file's VideoError."""
+    that is no regular, non-empty file raises check_video_file's VideoError. A URL's digest
+    comes from its store's checksum or version (core.sources.source_digest)."""
+    if sources.is_url(path):
+        return sources.source_digest(str(path))
     check_video_file(path)
     info = os.stat(path)
     return _hash_file(str(path), info.st_size, info.st_mtime_ns)

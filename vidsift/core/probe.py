@@ -22,6 +22,7 @@ from vidsift.core.errors import (
     NotAVideoError,
     ZeroDurationError,
 )
+from vidsift.core import sources
 from vidsift.core.media import check_video_file, resolve_path
 from vidsift.core.types import VideoInfo
 
@@ -58,6 +59,8 @@ class StreamScan:
         between keyframes keeps the GOP's head and marks it discard); they are not in pts.
     lead_in_pts: where decoding of the frames before the first visible keyframe starts: the
         hidden keyframe that opens their GOP (None when there is none).
+    version: a remote video's version token (core.sources.SourceInfo.token) when scanned;
+        "" for a local file.
     """
 
     path: str
@@ -76,6 +79,7 @@ class StreamScan:
     readable_until: float | None
     hidden_frames: int = 0
     lead_in_pts: int | None = None
+    version: str = ""
 
     @property
     def frame_count(self) -> int:
@@ -147,19 +151,25 @@ class StreamScan:
 
 
 def _looks_like_container(path: str) -> bool:
-    with open(path, "rb") as handle:
+    with (sources.open_source(path) if sources.is_url(path) else open(path, "rb")) as handle:
         head = handle.read(16)
     return any(head[offset : offset + len(magic)] == magic for offset, magic in _CONTAINER_MAGIC)
 
 
 def open_container(path: str):
     """av.open with typed errors: check_video_file's (missing, a loop, not a regular file,
-    empty, ...) and for files that are damaged or not media at all."""
+    empty, ...) and for files that are damaged or not media at all. A URL is opened in place,
+    read by byte ranges (core.sources.open_source)."""
     import av
 
-    check_video_file(path)
+    if sources.is_url(path):
+        info = sources.stat_source(path)
+        opened = lambda: av.open(sources.open_source(info.url, info.token))  # noqa: E731
+    else:
+        check_video_file(path)
+        opened = lambda: av.open(path)  # noqa: E731
     try:
-        return av.open(path)
+        return opened()
     except av.error.FFmpegError as exc:
         if _looks_like_container(path):
             raise CorruptVideoError(path, f"container does not open: {exc.strerror}") from None
@@ -207,7 +217,7 @@ def _first_frame_rotation(container, stream) -> int:
     return 0
 
 
-def _scan(path: str, max_pixels: int, size: int) -> StreamScan:
+def _scan(path: str, max_pixels: int, size: int, version: str = "") -> StreamScan:
     import av
 
     container = open_container(path)
@@ -285,6 +295,7 @@ def _scan(path: str, max_pixels: int, size: int) -> StreamScan:
             readable_until=readable_until,
             hidden_frames=hidden,
             lead_in_pts=max(lead_in) if lead_in and not is_key[0] else None,
+            version=version,
         )
     finally:
         container.close()
@@ -295,9 +306,32 @@ def _cached_scan(path: str, size: int, mtime_ns: int, max_pixels: int) -> Stream
     return _scan(path, max_pixels, size)
 
 
+# Scans of remote videos by (url, version token, max_pixels): scanned here or handed over by
+# the process that scanned them (remember_scan), so a shard's actor never reads the object
+# through for its scan.
+_REMOTE_SCANS: dict[tuple[str, str, int], StreamScan] = {}
+_REMOTE_SCANS_KEPT = 64
+
+
+def remember_scan(scan: StreamScan, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Keep a remote video's scan made elsewhere (the driver's probe), for scan_video here."""
+    if scan.version:
+        while len(_REMOTE_SCANS) >= _REMOTE_SCANS_KEPT:
+            _REMOTE_SCANS.pop(next(iter(_REMOTE_SCANS)))
+        _REMOTE_SCANS[(scan.path, scan.version, max_pixels)] = scan
+
+
 def scan_video(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> StreamScan:
-    """Scan (or reuse the cached scan of) a video file; typed VideoError on bad input."""
+    """Scan (or reuse the cached scan of) a video file; typed VideoError on bad input. A URL's
+    scan is kept per version of the object (core.sources.stat_source asked each time)."""
     path = str(path)
+    if sources.is_url(path):
+        info = sources.stat_source(path)
+        known = _REMOTE_SCANS.get((info.url, info.token, max_pixels))
+        if known is None:
+            known = _scan(info.url, max_pixels, info.size, info.token)
+            remember_scan(known, max_pixels)
+        return known
     check_video_file(path)
     stat = os.stat(path)
     return _cached_scan(path, stat.st_size, stat.st_mtime_ns, max_pixels)

@@ -188,14 +188,23 @@ class DecodeActor(_Listener):
     fine decodes, and the coarse pass of a shard, streamed to an EmbedActor piece by piece."""
 
     def __init__(self, factory: Callable[..., Any], cfg: Config) -> None:
+        from vidsift.core import sources
+
         self.cfg = cfg
         self.decoder = factory(threads=cfg.decode.threads, max_pixels=cfg.decode.max_pixels)
+        sources.configure(cfg.decode.source_block_kib, cfg.decode.source_cache_blocks)
 
     def ready(self) -> str:
         return self.decoder.name
 
     def identity(self) -> tuple[str, int]:
         return _identity()
+
+    def bytes_read(self) -> dict[str, int]:
+        """Bytes this actor has read from each remote video (core.sources.bytes_fetched)."""
+        from vidsift.core.sources import bytes_fetched
+
+        return bytes_fetched()
 
     def call(self, method: str, args: tuple, kwargs: dict):
         if method == "probe":
@@ -205,7 +214,7 @@ class DecodeActor(_Listener):
         return getattr(self.decoder, method)(*args, **kwargs)
 
     def shard(self, path: str, start: float, end: float, embedders: list, first: int = 0,
-              frames: bool = True, speech: SpeechShard | None = None) -> ShardResult:
+              frames: bool = True, speech: SpeechShard | None = None, scan=None) -> ShardResult:
         """Coarse-decode [start, end) of path (when `frames`) in keyframe-aligned pieces of about
         PIECE_S seconds, each piece's frames going to an EmbedActor while the next piece
         decodes; and recognise the shard's speech (when `speech`: here, after the pieces are
@@ -215,10 +224,16 @@ class DecodeActor(_Listener):
         with text pay for OCR), and a fixed pairing left one embed actor idle while another
         worked through a text-heavy shard. At most PIECES_IN_FLIGHT
         pieces' pixels (or one window of audio) are alive at once, whatever the shard's length,
-        and only times, vectors, text, JPEG thumbnails and transcript lines leave this process."""
+        and only times, vectors, text, JPEG thumbnails and transcript lines leave this process.
+        scan: a remote video's scan made by the driver (core.probe.remember_scan), so this
+        actor reads only its shard's byte ranges."""
         import ray
 
+        from vidsift.core.probe import remember_scan
+
         cfg = self.cfg
+        if scan is not None:
+            remember_scan(scan, cfg.decode.max_pixels)
         parts: list[CoarseFrames] = []
         in_flight: deque = deque()  # (times, thumbnails, embedding ref) of pieces being embedded
         turn = first
@@ -323,7 +338,8 @@ def _read_ahead(items: Iterable, depth: int) -> Iterator:
 @dataclass(frozen=True, slots=True)
 class ShardTask:
     """One shard to ingest: [start, end) seconds of path; tag is the caller's key for it.
-    frames: decode and embed its coarse frames; speech: recognise its speech too (or only)."""
+    frames: decode and embed its coarse frames; speech: recognise its speech too (or only).
+    scan: a remote video's core.probe.StreamScan, handed to the actor (None for local files)."""
 
     path: str
     start: float
@@ -331,6 +347,7 @@ class ShardTask:
     tag: Any = None
     frames: bool = True
     speech: SpeechShard | None = None
+    scan: Any = None
 
 
 @dataclass(slots=True)
@@ -466,7 +483,7 @@ class IngestPool:
                 attempt = 0
             actor = self._actors[slot]
             ref = actor.shard.remote(task.path, task.start, task.end, list(self._embedders), slot,
-                                     task.frames, task.speech)
+                                     task.frames, task.speech, task.scan)
             running[ref] = _Running(task, slot, actor, time.monotonic(), attempt)
             return True
 
@@ -540,6 +557,12 @@ class IngestPool:
         import ray
 
         return ray.get([a.identity.remote() for a in self._actors + self._embedders])
+
+    def bytes_read(self) -> list[dict[str, int]]:
+        """What each decode actor has read from each remote video, bytes (DecodeActor.bytes_read)."""
+        import ray
+
+        return ray.get([a.bytes_read.remote() for a in self._actors])
 
     def nodes(self) -> list[str]:
         """The node id of every decode actor (to see the pool spread over a cluster)."""

@@ -109,12 +109,13 @@ def _ray_logs_to_its_session(ray):
                     others.handle(record)
 
 
-def ray_data_console_warnings_only() -> None:
-    """Ray Data's INFO lines ('Starting execution of Dataset ...', its execution plan, progress
-    and 'execution finished') stay in its session log (logs/ray-data/), off the terminal its
-    console handler prints them on; its warnings and errors still show. Call after importing
-    ray.data (which configures its logger then)."""
-    for handler in logging.getLogger("ray.data").handlers:
+def ray_console_warnings_only(library: str) -> None:
+    """The INFO lines of a Ray library that prints on a console handler of its own stay off the
+    terminal; its warnings and errors still show. library: "ray.data" ('Starting execution of
+    Dataset ...', its plan and progress; kept in its session log, logs/ray-data/) or "ray.serve"
+    ('Started Serve in namespace ...', 'Application ... is ready at ...'). Call after importing
+    the library (which configures its logger then)."""
+    for handler in logging.getLogger(library).handlers:
         terminal = isinstance(handler, logging.StreamHandler)  # its file handler is not one
         if terminal and not isinstance(handler, logging.FileHandler):
             handler.setLevel(max(handler.level, logging.WARNING))

@@ -76,6 +76,11 @@ def test_killed_serve_leaves_no_process_behind(tmp_path, signum):
             except httpx.HTTPError:
                 pass
             time.sleep(1)
+        # What the user's terminal shows: vidsift's own line, none of Ray Serve's INFO lines
+        # ('Started Serve in namespace ...', 'Application ... is ready at ...').
+        printed = log_path.read_text()
+        assert "vidsift serving on http://127.0.0.1" in printed
+        assert not [line for line in printed.splitlines() if line.startswith("INFO ")], printed
         recorded = psutil.Process(serve.pid).children(recursive=True)
         names = {proc.name() for proc in recorded}
         assert {"gcs_server", "raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names, names

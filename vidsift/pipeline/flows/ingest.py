@@ -80,10 +80,12 @@ def ingest_videos(
     new ones are made on `pool` (workers.ingest.IngestPool) and stored before they are yielded.
     With cfg.speech.mode set each memory carries its transcript (see module doc). Videos are
     yielded as they complete, not in input order."""
-    from vidsift.core.probe import probe
+    from vidsift.core import sources
+    from vidsift.core.probe import probe, scan_video
     from vidsift.index.transcripts import TranscriptStore
     from vidsift.workers.ingest import ShardTask, SpeechShard
 
+    sources.configure(cfg.decode.source_block_kib, cfg.decode.source_cache_blocks)
     notify = progress or (lambda event: None)
     key = cfg.memory_key()
     shard_s = cfg.ingest.shard_minutes * 60.0
@@ -105,6 +107,10 @@ def ingest_videos(
                     ready.append((path, memory))
                     continue
                 shards = plan_shards(info.keyframe_times, info.start_time, info.end_time, shard_s)
+                # A remote video's scan (read once, by the probe above) goes with its shards,
+                # so each actor reads only its shard's byte ranges.
+                scan = (scan_video(path, cfg.decode.max_pixels)
+                        if memory is None and sources.is_url(path) else None)
             except (VidsiftError, OSError, ValueError) as exc:
                 ready.append((path, exc))
                 continue
@@ -118,7 +124,8 @@ def ingest_videos(
                 if needs_asr:  # the last shard's audio runs to the track's end, not past a share
                     ends = (end + SPEECH_OVERRUN_S, end) if number < last else (None, None)
                     speech = SpeechShard(cfg.speech, start if number else None, *ends)
-                yield ShardTask(path, start, end, tag=number, frames=memory is None, speech=speech)
+                yield ShardTask(path, start, end, tag=number, frames=memory is None, speech=speech,
+                                scan=scan)
 
     try:
         for task, outcome in pool.run_shards(tasks()):

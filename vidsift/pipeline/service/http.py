@@ -603,10 +603,11 @@ def serve_forever(cfg: Config) -> None:
     """`vidsift serve`: the app as a Ray Serve FastAPI ingress deployment on host:port."""
     from ray import serve
 
-    from vidsift.workers.ray_runtime import ensure_ray
+    from vidsift.workers.ray_runtime import ensure_ray, ray_console_warnings_only
 
     validate_serve_security(cfg.serve.host, cfg.serve.api_key)
     ensure_ray(cfg.ray)
+    ray_console_warnings_only("ray.serve")  # the one line the user reads is vidsift's own
     deployment = build_deployment(cfg)
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
     serve.run(deployment, name="vidsift", route_prefix="/", blocking=True)

@@ -53,15 +53,27 @@ class PyAVDecoder(BaseDecoder):
         lo, hi = int(keys[0]), int(keys[-1])
         frames: dict[int, Frame] = {}
         container, stream = self._open(scan, skip_frame="NONKEY")
+        # Packets stop at the first keyframe after the last wanted one and the decoder is then
+        # drained: it holds its reorder delay in output frames, which in NONKEY mode are whole
+        # GOPs, so decoding on until a frame past `hi` came out read two GOPs more than the
+        # range (a remote shard's bytes: 295 KB for a 119 KB range of 1 s GOPs).
+        stop_pts = int(scan.pts[hi])
+
+        def packets():
+            for packet in container.demux(stream):  # its last packet, at the end, flushes
+                if packet.is_keyframe and packet.pts is not None and packet.pts > stop_pts:
+                    yield None  # flush
+                    return
+                yield packet
+
         try:
             if lo > 0:
                 container.seek(int(scan.pts[lo]), stream=stream, backward=True)
-            for frame in container.decode(stream):
-                index = self._index_of(scan, frame.pts)
-                if index > hi:
-                    break
-                if index >= lo and is_key[index] and index not in frames:
-                    frames[index] = self._frame(scan, index, self._image(frame, coded_hw))
+            for packet in packets():
+                for frame in stream.decode(packet):
+                    index = self._index_of(scan, frame.pts)
+                    if lo <= index <= hi and is_key[index] and index not in frames:
+                        frames[index] = self._frame(scan, index, self._image(frame, coded_hw))
         except av.error.FFmpegError as exc:
             last = max(frames) if frames else None
             raise CorruptVideoError(

@@ -137,7 +137,7 @@ def caption_question(prompt: str, speech: str, max_chars: int) -> str:
 def caption_rows(plans: list[dict], cfg: Config) -> Iterator[dict]:
     """Run the two stages over ClipPlan rows (one Ray block per video) and stream the output
     rows as they finish, in no particular order."""
-    from vidsift.workers.ray_runtime import ensure_ray, ray_data_console_warnings_only
+    from vidsift.workers.ray_runtime import ensure_ray, ray_console_warnings_only
 
     ray = ensure_ray(cfg.ray)
     import ray.data
@@ -145,7 +145,7 @@ def caption_rows(plans: list[dict], cfg: Config) -> Iterator[dict]:
     cfg_json = cfg.model_dump_json()
     pool = cfg.pool
     ray.data.DataContext.get_current().enable_progress_bars = False
-    ray_data_console_warnings_only()
+    ray_console_warnings_only("ray.data")
     # Ray Data restarts a dead actor and retries its batch itself (its defaults: restart and
     # retry without limit), which is what makes a killed caption actor lose nothing.
     dataset = (

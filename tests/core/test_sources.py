@@ -1,0 +1,156 @@
+"""core.sources on real servers on loopback: nginx (Debian's, `make nginx`) and moto's S3 server.
+Remote videos probe as their local copies do, their identity follows the object's version,
+and a source that cannot be read is one error naming the URL, credentials redacted."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+
+from tests.remote_stores import NGINX, moto_s3, nginx_serving, s3_client
+from tests.videos import make_coded_video
+from vidsift.core import sources
+from vidsift.core.errors import (
+    InvalidPathError,
+    NotAFileError,
+    VideoError,
+    VideoNotFoundError,
+)
+from vidsift.core.media import check_video_file, content_hash, find_videos
+from vidsift.core.probe import probe, scan_video
+
+needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (make nginx)")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    make_coded_video(root / "clip.mp4", n_frames=250, output_args=("-movflags", "+faststart"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def web(served, tmp_path_factory):
+    if NGINX is None:
+        pytest.skip("nginx is not installed (make nginx)")
+    with nginx_serving(served, tmp_path_factory.mktemp("nginx")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def bucket(served):
+    with moto_s3() as endpoint:
+        client = s3_client(endpoint)
+        client.create_bucket(Bucket="videos")
+        client.upload_file(str(served / "clip.mp4"), "videos", "talks/clip.mp4")
+        yield client
+
+
+def test_urls_are_told_from_paths_and_normalised():
+    assert sources.is_url("s3://b/k.mp4") and sources.is_url("HTTPS://h/a.mp4")
+    assert sources.is_url("abfs://c/a.mp4") and sources.is_url("gs://b/a.mp4")
+    assert not sources.is_url("/data/a.mp4") and not sources.is_url("c:/x.mp4")
+    assert not sources.is_url("ftpx://h/a.mp4")
+    assert sources.normalise_url("S3://b//talks///a.mp4") == "s3://b/talks/a.mp4"
+    for escaping in ("s3://b/talks/../secret.mp4", "https://h/a/%2E%2E/b.mp4", "s3://b/./a.mp4"):
+        with pytest.raises(InvalidPathError):
+            sources.normalise_url(escaping)
+
+
+def test_messages_never_show_credentials():
+    shown = sources.redact("https://user:hunter2@h:8080/a.mp4?X-Amz-Signature=abc&sig=s3cret")
+    assert "hunter2" not in shown and "abc" not in shown and "s3cret" not in shown
+    assert shown.startswith("https://h:8080/a.mp4?")
+
+
+@needs_nginx
+def test_a_video_behind_nginx_probes_as_its_file_does_by_ranges(web, served):
+    url = web.url + "clip.mp4"
+    local = probe(served / "clip.mp4")
+    remote = probe(url)
+    assert (remote.frame_count, remote.duration, remote.keyframe_times) == (
+        local.frame_count, local.duration, local.keyframe_times)
+    assert remote.path == url
+    gets = [r for r in web.requests() if r[0] == "GET"]
+    assert gets and all(status == 206 and header.startswith("bytes=") for _, _, status, header, _ in gets)
+    # nginx's ETag and Last-Modified identify it: no read of the content for the digest.
+    before = len(web.requests())
+    assert content_hash(url) == content_hash(url) != content_hash(served / "clip.mp4")
+    assert all(r[0] == "HEAD" for r in web.requests()[before:])
+
+
+@needs_nginx
+def test_a_404_and_a_refused_port_are_one_error_naming_the_url(web):
+    with pytest.raises(VideoNotFoundError, match="gone.mp4: file not found"):
+        check_video_file(web.url + "gone.mp4")
+    with pytest.raises(VideoError, match=r"http://127\.0\.0\.1:9/a\.mp4: cannot be read"):
+        probe("http://127.0.0.1:9/a.mp4")
+
+
+class _DroppingHandler(http.server.BaseHTTPRequestHandler):
+    """Says it has the whole file, answers a range with half its bytes, then hangs up."""
+
+    body = b""
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.send_header("ETag", '"v1"')
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+
+    def do_GET(self):
+        start, end = self.headers["Range"].removeprefix("bytes=").split("-")
+        part = self.body[int(start): int(end) + 1]
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(part)))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(self.body)}")
+        self.end_headers()
+        self.wfile.write(part[: len(part) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_that_drops_the_connection_mid_read_is_a_clear_error(served):
+    handler = type("Handler", (_DroppingHandler,), {"body": (served / "clip.mp4").read_bytes()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4?token=private"
+    try:
+        with pytest.raises(VideoError) as caught:
+            probe(url)
+    finally:
+        server.shutdown()
+    message = str(caught.value)
+    assert message.startswith(f"http://127.0.0.1:{server.server_address[1]}/clip.mp4?token=***")
+    assert "private" not in message
+
+
+def test_a_video_in_a_bucket_probes_lists_and_changes_identity(bucket, served):
+    url = "s3://videos/talks/clip.mp4"
+    assert probe(url).frame_count == probe(served / "clip.mp4").frame_count
+    assert find_videos(["s3://videos/talks/"]) == [url]
+    digest = content_hash(url)
+    assert content_hash(url) == digest
+    # The same bytes under another key are the same content (S3's ETag is their MD5).
+    bucket.upload_file(str(served / "clip.mp4"), "videos", "copy/clip.mp4")
+    assert content_hash("s3://videos/copy/clip.mp4") == digest
+    other = served.parent / "other.mp4"
+    make_coded_video(other, n_frames=50)
+    bucket.upload_file(str(other), "videos", "talks/clip.mp4")
+    assert content_hash(url) != digest
+    assert scan_video(url).frame_count == 50  # a new version is scanned anew, never the old scan
+
+
+def test_bucket_errors_name_the_url(bucket):
+    with pytest.raises(VideoNotFoundError, match="s3://videos/talks/missing.mp4: file not found"):
+        probe("s3://videos/talks/missing.mp4")
+    with pytest.raises(VideoError, match="s3://no-such-bucket/a.mp4: .*NoSuchBucket"):
+        probe("s3://no-such-bucket/a.mp4")
+    with pytest.raises(NotAFileError, match="s3://videos/talks/"):
+        check_video_file("s3://videos/talks/")

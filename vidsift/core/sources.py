@@ -1,0 +1,276 @@
+"""Videos behind URLs: object stores (s3://, gs://, az:// and abfs://) and web servers
+(http(s)://), read in place through fsspec by whichever process needs them.
+
+A remote video is opened as a seekable file whose reads go to the server as byte ranges of
+one block (fsspec's block cache); the process keeps the last cache_blocks blocks it fetched,
+by (URL, version, range), for every file it opens on that object, since a decoder opens a
+video once per pass over a shard. So a decoder seeking to its shard reads that shard's ranges
+and the container's header, never the whole object, about once, and holds at most
+cache_blocks blocks. Credentials come from each back end's own chain
+(environment, config files, instance or workload identity); nothing here takes, logs or returns
+them, and every message names the URL with its user info and query values redacted.
+
+Identity (source_digest): the store's own checksum where it is one of the content (an S3
+single-part ETag, GCS's md5Hash, Azure's Content-MD5), so the same bytes under another name are
+the same video; else the object's version as the store reports it (ETag, VersionId or
+generation, size, Last-Modified) with the URL; a server that reports neither is read once
+through and hashed. A new version of an object is a new digest, so no stored memory of the old
+one is served for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from vidsift.core.errors import (
+    EmptyVideoError,
+    InvalidPathError,
+    NotAFileError,
+    VideoError,
+    VideoNotFoundError,
+)
+
+# fsspec protocol -> the package that implements it (the `remote` extra installs them).
+PROTOCOLS = {
+    "s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs",
+    "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs", "http": "aiohttp", "https": "aiohttp",
+}
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
+
+# Range reads: 1 MiB a request keeps the per-request overhead small against a shard's bytes,
+# 16 of them (16 MiB) hold a decoder's working set between seeks (decode.source_block_kib and
+# decode.source_cache_blocks set them per process: configure()).
+_settings = {"block": 1 << 20, "blocks": 16}
+_fetched: dict[str, int] = {}
+_blocks: OrderedDict[tuple[str, str, int, int], bytes] = OrderedDict()
+_fetched_lock = threading.Lock()
+
+
+class SourceReadError(VideoError):
+    """A remote video that cannot be read: the server refused, dropped or failed the request."""
+
+    reason = "cannot be read"
+
+
+def is_url(path) -> bool:
+    """Whether `path` names a remote video (a scheme fsspec reads: PROTOCOLS), not a file."""
+    match = _SCHEME.match(str(path))
+    return bool(match) and match.group(1).lower() in PROTOCOLS
+
+
+def redact(url: str) -> str:
+    """The URL as messages may show it: no user name or password, and every query value (a
+    presigned URL's signature, an Azure SAS token) replaced by ***."""
+    parts = urlsplit(str(url))
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    query = urlencode([(key, "***") for key, _ in parse_qsl(parts.query, keep_blank_values=True)],
+                      safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def normalise_url(url: str) -> str:
+    """The URL with its scheme lower-cased and repeated slashes in its path folded; a path with
+    a '.' or '..' segment (also percent-encoded) or a NUL byte is refused (InvalidPathError):
+    an object store takes '..' literally and a web server resolves it, so neither may
+    stand in a name that is checked against a prefix."""
+    text = str(url)
+    if "\0" in text:
+        raise InvalidPathError(redact(text), "a NUL byte in it")
+    parts = urlsplit(text)
+    segments = parts.path.split("/")
+    decoded = [re.sub(r"%2e", ".", s, flags=re.IGNORECASE) for s in segments]
+    if any(s in (".", "..") for s in decoded):
+        raise InvalidPathError(redact(text), "a '.' or '..' segment in the URL's path")
+    path = re.sub(r"/{2,}", "/", parts.path)
+    return urlunsplit((parts.scheme.lower(), parts.netloc, path, parts.query, ""))
+
+
+def configure(block_kib: int, cache_blocks: int) -> None:
+    """This process's range reads: block_kib KiB a request, the last cache_blocks kept."""
+    _settings["block"], _settings["blocks"] = int(block_kib) * 1024, int(cache_blocks)
+
+
+def _filesystem(url: str):
+    import fsspec
+
+    protocol = _SCHEME.match(url).group(1).lower()
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        raise VideoError(redact(url), f"{protocol}:// needs the {PROTOCOLS[protocol]} package: "
+                                      f"pip install 'vidsift[remote]' ({exc})") from None
+
+
+def _failure(url: str, exc: BaseException) -> VideoError:
+    """The typed error for a failed request on url, its cause told without the URL's secrets."""
+    if isinstance(exc, VideoError):
+        return exc
+    shown = redact(url)
+    cause = exc.__cause__
+    if isinstance(exc, FileNotFoundError) and cause is not None:
+        # fsspec's HTTP back end says "not found" for every failed request: the cause tells.
+        status = getattr(cause, "status", None)
+        if status == 404:
+            return VideoNotFoundError(shown)
+        if status in (401, 403):
+            return SourceReadError(shown, f"access denied: HTTP {status}")
+        exc = cause
+    text = str(exc).replace(url, shown) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        return VideoNotFoundError(shown)
+    if isinstance(exc, PermissionError):
+        return SourceReadError(shown, f"access denied: {text}")
+    return SourceReadError(shown, f"{type(exc).__name__}: {text}")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What the store says of an object: size in bytes, its checksum of the content when it
+    gives one (md5 hex), and its version tokens (what changes when the object does)."""
+
+    url: str
+    size: int
+    md5: str | None
+    version: tuple[str, ...]
+
+    @property
+    def token(self) -> str:
+        """A short string that changes whenever the object does (cache keys)."""
+        return self.md5 or "|".join(self.version) or f"size={self.size}"
+
+
+def _content_md5(info: dict) -> str | None:
+    etag = str(info.get("ETag") or info.get("etag") or "").strip('"').lower()
+    if _MD5_HEX.match(etag) and ("VersionId" in info or "LastModified" in info):  # S3, single part
+        return etag
+    encoded = info.get("md5Hash") or info.get("Content-MD5")
+    settings = info.get("content_settings")
+    if not encoded and isinstance(settings, dict) and settings.get("content_md5"):
+        encoded = base64.b64encode(bytes(settings["content_md5"])).decode()
+    if encoded:
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            return None
+        return raw.hex() if len(raw) == 16 else None
+    return None
+
+
+_VERSION_FIELDS = ("ETag", "etag", "VersionId", "version_id", "generation", "Last-Modified",
+                   "LastModified", "last_modified", "mtime")
+
+
+def stat_source(url: str) -> SourceInfo:
+    """Ask the store about url (one metadata request, no content read): VideoNotFoundError for a
+    missing object or 404, NotAFileError for a prefix, EmptyVideoError for an empty object,
+    SourceReadError for anything else (access denied, no route to the server), each naming the
+    redacted URL and the cause."""
+    url = normalise_url(url)
+    fs, path = _filesystem(url)
+    try:
+        fs.invalidate_cache(path)  # a listing cached by find() would hide a new version
+        info = fs.info(path)
+    except Exception as exc:  # noqa: BLE001 - every back end's own exceptions, typed here
+        raise _failure(url, exc) from None
+    if info.get("type") == "directory":
+        raise NotAFileError(redact(url), "a prefix, not an object")
+    size = info.get("size")
+    if size is None:
+        raise SourceReadError(redact(url), "the server does not say how large it is")
+    if int(size) == 0:
+        raise EmptyVideoError(redact(url))
+    weak = str(info.get("ETag", "")).startswith("W/")
+    version = tuple(f"{field}={info[field]}" for field in _VERSION_FIELDS
+                    if info.get(field) is not None and not (weak and field == "ETag"))
+    return SourceInfo(url=url, size=int(size), md5=_content_md5(info),
+                      version=version + (f"size={int(size)}",) if version else ())
+
+
+def _shared(url: str, version: str, fetcher):
+    """fetcher(start, end) through the process's block cache, counting what is fetched."""
+    def fetch(start: int, end: int) -> bytes:
+        key = (url, version, start, end)
+        with _fetched_lock:
+            if key in _blocks:
+                _blocks.move_to_end(key)
+                return _blocks[key]
+        try:
+            data = fetcher(start, end)
+        except Exception as exc:  # noqa: BLE001 - a dropped connection, a refused range
+            raise _failure(url, exc) from None
+        with _fetched_lock:
+            _fetched[url] = _fetched.get(url, 0) + len(data)
+            if version:  # an object with no version token may change under the same name
+                _blocks[key] = data
+                while len(_blocks) > _settings["blocks"]:
+                    _blocks.popitem(last=False)
+        return data
+
+    return fetch
+
+
+def open_source(url: str, version: str = ""):
+    """A seekable binary file object reading url in place by byte ranges (see the module's
+    docstring); reads that fail raise SourceReadError naming the redacted URL. version: the
+    object's SourceInfo.token, under which its blocks are shared between opens."""
+    url = normalise_url(url)
+    fs, path = _filesystem(url)
+    try:
+        handle = fs.open(path, "rb", block_size=_settings["block"], cache_type="blockcache",
+                         cache_options={"maxblocks": 2})
+    except Exception as exc:  # noqa: BLE001
+        raise _failure(url, exc) from None
+    handle.cache.fetcher = _shared(url, version, handle.cache.fetcher)
+    return handle
+
+
+def bytes_fetched() -> dict[str, int]:
+    """Bytes this process has read from each URL so far (what the servers sent)."""
+    with _fetched_lock:
+        return dict(_fetched)
+
+
+def source_digest(url: str) -> str:
+    """SHA-256 hex identifying the object's content (see the module's docstring): from its
+    checksum or version when the store gives one, else of its bytes, read once."""
+    info = stat_source(url)
+    if info.md5:
+        key = f"md5 {info.md5} {info.size}"
+    elif info.version:
+        key = "\n".join((info.url, *info.version))
+    else:
+        digest = hashlib.sha256()
+        with open_source(url) as handle:
+            for block in iter(lambda: handle.read(_settings["block"]), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def list_videos(url: str, extensions) -> list[str]:
+    """The objects under a prefix (url ending in '/', or naming one) whose names end in one of
+    extensions, sorted, as full URLs; [url] itself when it names an object. Web servers list
+    nothing: an http(s) URL is taken as one video."""
+    url = normalise_url(url)
+    protocol = _SCHEME.match(url).group(1).lower()
+    if protocol in ("http", "https"):
+        return [url]
+    fs, path = _filesystem(url)
+    try:
+        if not url.endswith("/") and fs.isfile(path):
+            return [url]
+        found = fs.find(path.rstrip("/"))
+    except Exception as exc:  # noqa: BLE001
+        raise _failure(url, exc) from None
+    names = sorted(p for p in found if p.lower().endswith(tuple(extensions))
+                   and not p.rsplit("/", 1)[-1].startswith("."))
+    return [fs.unstrip_protocol(p) for p in names] or [url]
