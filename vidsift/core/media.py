@@ -54,8 +54,8 @@ def _read_manifest(source: Path) -> list[str]:
             if not isinstance(path, str):
                 raise ConfigError(f"{source}:{number}: expected a path or {{\"path\": ...}}")
             entries.append(path)
-    return [sources.normalise_url(e) if sources.is_url(e) else _listed(source.parent / Path(e).expanduser())
-            for e in entries]
+    return [sources.normalise_url(e) if sources.is_url(e)
+            else _listed(source.parent / Path(e).expanduser()) for e in entries]
 
 
 def resolve_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> Path | str:
@@ -120,9 +120,9 @@ def find_videos(given: Sequence[str | os.PathLike]) -> list[str]:
     """The videos a job names: each source is a folder (every entry named like a video, by
     extension, recursive, hidden ones left out, sorted), a manifest (.jsonl / .csv, see
     _read_manifest; its entries may be URLs), a URL (an object, or a bucket prefix listed as a
-    folder is: core.sources.list_videos) or a file taken as given (any extension). Absolute, de-duplicated, in the
-    order found. What cannot be a video is listed too, so that check_video_file reports it by
-    name: a missing file, a folder's broken entry (a symlink loop, a dangling link: listed at
+    folder is: core.sources.list_videos) or a file taken as given (any extension). Absolute,
+    de-duplicated, in the order found. What cannot be a video is listed too, so that
+    check_video_file reports it by name: a missing file, a folder's broken entry (a symlink loop, a dangling link: listed at
     the link, unresolved), a folder with no videos in it (the folder itself)."""
     found: dict[str, None] = {}
     for raw in given:
