@@ -141,6 +141,11 @@ class VLMConfig(_Section):
     device: str = "auto"
     attn_implementation: str | None = None  # e.g. "sdpa", "flash_attention_2"
     max_new_tokens: int = Field(256, ge=1, le=8192)  # hard cap; requests cannot exceed it
+    # Structured answers (a request's JSON Schema, core.schema.bounded_schema): the most
+    # characters of a string and items of an array (or extra properties of an object) the schema
+    # leaves unbounded, so constrained decoding always closes its JSON within max_new_tokens
+    json_max_string: int = Field(512, ge=1)
+    json_max_items: int = Field(64, ge=1)
 
     @property
     def enabled(self) -> bool:

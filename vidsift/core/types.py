@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -203,6 +204,11 @@ class VLMRequest:
     history: tuple[HistoryTurn, ...] = ()
     # what is said during the evidence, in time order, already fitted to budget.speech_tokens
     transcript: tuple[TranscriptSegment, ...] = ()
+    # a JSON Schema (checked, core.schema.check_schema) the answer must follow: in-process
+    # backends decode constrained to it, the openai backend sends it as response_format, and
+    # every backend returns the parsed answer in VLMResult.answer_json (or raises
+    # core.schema.AnswerSchemaError with the raw text). None: free text.
+    schema: dict | None = None
 
 
 @dataclass(slots=True)
@@ -217,6 +223,8 @@ class VLMResult:
     # a remote server's accounting: prompt/completion tokens it reported, the prompt tokens the
     # plan expects and the difference, request bytes, round-trip seconds, attempts; {} in-process
     usage: dict = field(default_factory=dict)
+    # the answer parsed as JSON and valid against the request's schema; None without a schema
+    answer_json: Any = None
 
 
 @dataclass(frozen=True, slots=True)

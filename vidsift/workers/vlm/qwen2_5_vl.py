@@ -217,6 +217,7 @@ class QwenVLBackend:
 
             self.pruner = get_pruner(cfg.pruner)
         self.model_name = model_id
+        self._grammars = None  # workers.vlm.structured.GrammarCompiler, on the first schema
 
     # ---- prompt and pixels ------------------------------------------------------------------
 
@@ -411,6 +412,18 @@ class QwenVLBackend:
     def token_cap(self, wanted: int | None) -> int:
         return token_cap(wanted, self.cfg.max_new_tokens)
 
+    @property
+    def grammars(self):
+        """The JSON Schema compiler for this model's tokenizer (workers.vlm.structured), made
+        on first use: a backend never asked for JSON never imports xgrammar."""
+        if self._grammars is None:
+            from vidsift.workers.vlm.structured import GrammarCompiler
+
+            self._grammars = GrammarCompiler(
+                self.tokenizer, int(self.model.get_output_embeddings().weight.shape[0]),
+                sorted(self.eos_token_ids), self.cfg.json_max_string, self.cfg.json_max_items)
+        return self._grammars
+
     @staticmethod
     def left_pad(prefills: list[PrefillInputs]) -> dict[str, torch.Tensor]:
         """Left-pad requests into one batch: inputs_embeds (B, L, D), attention_mask (B, L), and
@@ -448,29 +461,40 @@ class QwenVLBackend:
         """One batched greedy generate call -> (new token ids per request, cut at its cap and
         before EOS; the prefill inputs; prefill seconds (pixels, vision tower, pruning, LLM
         prefill up to the first token); decode seconds)."""
+        from vidsift.workers.vlm.structured import grammars_for
+
         started = time.perf_counter()
+        grammars = grammars_for(self.grammars, requests) if any(
+            r.schema is not None for r in requests) else None
         prompts = [self.build_inputs(request) for request in requests]
         return self.generate_prompts(prompts, [request.max_new_tokens for request in requests],
-                                     started)
+                                     started, grammars=grammars)
 
     @torch.inference_mode()
     def generate_prompts(
         self, prompts: list[PromptInputs], max_new_tokens: list[int | None],
         started: float | None = None, sampling: Sampling = GREEDY,
-        on_tokens: Callable[[list[int]], bool] | None = None,
+        on_tokens: Callable[[list[int]], bool] | None = None, grammars: list | None = None,
     ) -> tuple[list[list[int]], list[PrefillInputs], float, float]:
         """generate_tokens over prompts already encoded (build_inputs, encode_chat), each with
         its wanted max_new_tokens (None: the config's cap). started: when the prefill clock
         started (default now). sampling: how tokens are chosen (greedy by default); with a seed
         the whole call draws the same tokens again. on_tokens, for one prompt: called after
         every decoding step with the new token ids so far (cut as the result is), and returning
-        True ends generation there (a stop string reached, a client gone)."""
+        True ends generation there (a stop string reached, a client gone). grammars: per prompt
+        a compiled JSON grammar its tokens must follow (self.grammars.compile; None: free), or
+        None for all free."""
         if on_tokens is not None and len(prompts) != 1:
             raise ValueError("on_tokens follows the tokens of one prompt")
         started = time.perf_counter() if started is None else started
         caps = [self.token_cap(wanted) for wanted in max_new_tokens]
         clock = _FirstStepClock()
         criteria = [clock]
+        processors = []
+        if grammars is not None and any(g is not None for g in grammars):
+            from vidsift.workers.vlm.structured import SchemaLogits
+
+            processors.append(SchemaLogits(grammars))
         if on_tokens is not None:
             criteria.append(_EachStep(lambda ids: on_tokens(self.answer_tokens(ids, caps[0]))))
         with self._random_state(sampling.seed):
@@ -486,6 +510,7 @@ class QwenVLBackend:
                     eos_token_id=sorted(self.eos_token_ids),
                     pad_token_id=self.pad_token_id,
                     stopping_criteria=criteria,
+                    logits_processor=processors,
                 )
         finished = time.perf_counter()
         first = clock.first_token_at or finished
@@ -516,11 +541,15 @@ class QwenVLBackend:
         return seeded()
 
     def generate(self, requests: list[VLMRequest]) -> list[VLMResult]:
+        """Requests with a schema decode constrained to it; their results carry answer_json
+        (or AnswerSchemaError, with the raw text, when max_new_tokens cut the JSON short)."""
+        from vidsift.workers.vlm.structured import answer_json
+
         if not requests:
             return []
         token_lists, prefills, prefill_s, decode_s = self.generate_tokens(requests)
         return [
-            VLMResult(
+            answer_json(request, VLMResult(
                 text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
                 visual_tokens=prefill.visual_tokens,
                 visual_tokens_kept=prefill.visual_tokens_kept,
@@ -528,6 +557,6 @@ class QwenVLBackend:
                 decode_s=decode_s,
                 request_id=request.request_id,
                 model=self.model_name,
-            )
+            ))
             for request, prefill, tokens in zip(requests, prefills, token_lists)
         ]

@@ -17,6 +17,11 @@ stream() asks for the answer as server-sent events (stream=True, with the usage 
 chunk) and hands each piece of its text to a callback as it arrives: the CLI prints a long answer
 as it is generated. generate() takes whole answers (the HTTP service keeps them whole).
 
+A request with a schema (VLMRequest.schema) sends it as response_format {"type": "json_schema",
+"json_schema": {"name", "schema", "strict": true}}, which vLLM, SGLang and serve-vlm decode
+constrained to; the reply is parsed and validated here all the same (answer_json, or
+AnswerSchemaError with the raw text: a server that ignored the format).
+
 Requests of one generate() call go out concurrently (at most vlm.concurrency in flight, a thread
 pool over one httpx client). 429 and 5xx answers, timeouts and dropped connections are retried
 vlm.retries times with exponential backoff (a Retry-After header sets the wait); any other 4xx
@@ -339,6 +344,10 @@ class OpenAIBackend:
             "max_tokens": token_cap(request.max_new_tokens, self.cfg.max_new_tokens),
             "temperature": 0.0,  # greedy, as the in-process backends decode
         }
+        if request.schema is not None:
+            from vidsift.workers.vlm.structured import json_schema_format
+
+            payload["response_format"] = json_schema_format(request.schema)
         if on_text is not None:
             payload.update(stream=True, stream_options={"include_usage": True})
         body = json.dumps(payload).encode()
@@ -373,7 +382,9 @@ class OpenAIBackend:
             if expected is not None:
                 usage["expected_prompt_tokens"] = expected
                 usage["prompt_tokens_diff"] = usage["prompt_tokens"] - expected
-        return VLMResult(
+        from vidsift.workers.vlm.structured import answer_json
+
+        return answer_json(request, VLMResult(
             text=text.strip(),
             visual_tokens=planned,
             visual_tokens_kept=planned,  # pruning is the server's business
@@ -382,7 +393,7 @@ class OpenAIBackend:
             request_id=request.request_id,
             model=str(answer.get("model") or self.model_name),
             usage=usage,
-        )
+        ))
 
     def generate(self, requests: list[VLMRequest]) -> list[VLMResult]:
         """The requests concurrently (vlm.concurrency at once); results in request order. The
