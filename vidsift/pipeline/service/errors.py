@@ -34,7 +34,9 @@ ERROR_STATUSES = {
     401: "missing or wrong API key (X-API-Key header)",
     403: "a path outside the media roots, or a file there that is not a video",
     404: "no such job, conversation, thumbnail, subtitles or video",
+    409: "the job has not succeeded (yet): what is asked of it comes once it has",
     413: "the body is larger than the route accepts",
+    415: "the body's Content-Type is not one the route takes",
     416: "the Range header starts past the end of the file",
     422: "the request does not match this schema",
 }

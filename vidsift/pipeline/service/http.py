@@ -19,6 +19,10 @@ Routes (OpenAPI at /docs):
   GET    /v1/index/thumbs/{folder}/{name}                   -> a clip's thumbnail
   GET    /v1/clip?video&start&end&fast                      -> a moment of a video as an MP4
                                  (pipeline.service.clips)
+  POST   /v1/summaries           {video, chapters, speech}  -> {id} of a summary job; its
+                                 chapters' thumbnails at /v1/jobs/{id}/chapters/{n}.jpg, its
+                                 chapters as /v1/jobs/{id}/chapters.md|vtt|ffmetadata|youtube
+                                 (pipeline.service.summary_job)
   GET    /  and /v1/videos, /v1/info, /v1/media, /v1/media/tickets: the web page (pipeline.service.web)
 Security: every video path must resolve inside serve.media_roots (else 403); when serve.api_key
 is set (it must be when the host is not loopback) requests carry it in the X-API-Key header.
@@ -336,6 +340,17 @@ class Service:
                 video.update({f"{kind}_url": f"/v1/jobs/{job.id}/subtitles/{key}.{kind}"
                               for kind in ("srt", "vtt")})
             return result
+        if job.kind == "summarize":
+            from vidsift.pipeline.service.summary_job import run_summary_job, summary_thumbnails_dir
+
+            def record(done: int, total: int, stage: str) -> bool:
+                return self.store.set_progress(job.id, {"stage": stage, "done": done,
+                                                        "total": total})
+
+            return run_summary_job(
+                job.id, request, self.cfg, self.asker.pool,
+                self.asker.vlm if self.cfg.vlm.enabled else None,
+                summary_thumbnails_dir(self.data_dir, job.id), record)
         raise VidsiftError(f"unknown job kind {job.kind!r}")
 
 
@@ -596,6 +611,21 @@ def create_app(cfg: Config) -> FastAPI:
     from vidsift.pipeline.service.clips import add_clip_routes
 
     add_clip_routes(app, cfg, auth)
+    from vidsift.pipeline.service.summary_job import add_summary_routes
+
+    def submit(kind: str, job_request: dict) -> JobCreated:
+        service = app.state.service
+        job = service.store.create(kind, job_request)
+        service.notify()
+        return JobCreated(id=job.id, status=job.status)
+
+    def job_of_kind(request: Request, job_id: str, kind: str):
+        job = _job_or_404(service_of(request), job_id)
+        if job.kind != kind:
+            raise ApiError(404, f"job {job_id!r} is no {kind} job")
+        return job
+
+    add_summary_routes(app, auth, submit, job_of_kind)
     return app
 
 
