@@ -315,6 +315,7 @@ class ServeConfig(_Section):
     media_roots: list[str] = Field(default_factory=list)  # empty: the current directory only
     api_key: str | None = None  # required whenever host is not loopback
     max_question_chars: int = Field(2000, ge=1)
+    max_upload_mb: int = Field(4096, ge=1)  # POST /v1/files: larger bodies are refused (413)
     # Threads that run jobs. 0: jobs are accepted and kept queued, none runs (until a service
     # with workers starts on this data_dir), e.g. to check the API without Ray.
     workers: int = Field(2, ge=0)

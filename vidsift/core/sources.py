@@ -26,7 +26,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from vidsift.core.errors import (
     EmptyVideoError,
@@ -79,15 +79,19 @@ def redact(url: str) -> str:
 
 def normalise_url(url: str) -> str:
     """The URL with its scheme lower-cased and repeated slashes in its path folded; a path with
-    a '.' or '..' segment (also percent-encoded) or a NUL byte is refused (InvalidPathError):
+    a '.' or '..' segment (also percent-encoded, or between backslashes) or a NUL byte is
+    refused (InvalidPathError):
     an object store takes '..' literally and a web server resolves it, so neither may
     stand in a name that is checked against a prefix."""
     text = str(url)
     if "\0" in text:
         raise InvalidPathError(redact(text), "a NUL byte in it")
     parts = urlsplit(text)
-    segments = parts.path.split("/")
-    decoded = [re.sub(r"%2e", ".", s, flags=re.IGNORECASE) for s in segments]
+    # Segments as a server may read them: percent-decoded (%2F..%2F is /../) and with
+    # backslashes as separators.
+    decoded = unquote(parts.path).replace("\\", "/").split("/")
+    if "\0" in unquote(parts.path):
+        raise InvalidPathError(redact(text), "a NUL byte in it")
     if any(s in (".", "..") for s in decoded):
         raise InvalidPathError(redact(text), "a '.' or '..' segment in the URL's path")
     path = re.sub(r"/{2,}", "/", parts.path)

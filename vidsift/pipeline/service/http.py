@@ -19,6 +19,8 @@ Routes (OpenAPI at /docs):
   GET    /v1/index/thumbs/{folder}/{name}                   -> a clip's thumbnail
   GET    /v1/clip?video&start&end&fast                      -> a moment of a video as an MP4
                                  (pipeline.service.clips)
+  POST   /v1/files?name          body: a video's bytes      -> {path} jobs can name
+                                 (pipeline.service.uploads)
   POST   /v1/summaries           {video, chapters, speech}  -> {id} of a summary job; its
                                  chapters' thumbnails at /v1/jobs/{id}/chapters/{n}.jpg, its
                                  chapters as /v1/jobs/{id}/chapters.md|vtt|ffmetadata|youtube
@@ -159,7 +161,7 @@ class Service:
         self.data_dir = Path(cfg.serve.data_dir).expanduser()
         self.store = JobStore(self.data_dir)
         self.conversations = ConversationStore(self.data_dir)
-        self.roots = MediaRoots(cfg.serve.media_roots)
+        self.roots = MediaRoots(cfg.serve.media_roots, uploads=self.data_dir / "uploads")
         self._asker = None
         self._asker_lock = threading.Lock()
         # The clip index has one writer at a time (a second one is refused): jobs that write it
@@ -611,6 +613,9 @@ def create_app(cfg: Config) -> FastAPI:
     from vidsift.pipeline.service.clips import add_clip_routes
 
     add_clip_routes(app, cfg, auth)
+    from vidsift.pipeline.service.uploads import add_upload_routes
+
+    add_upload_routes(app, cfg, auth)
     from vidsift.pipeline.service.summary_job import add_summary_routes
 
     def submit(kind: str, job_request: dict) -> JobCreated:

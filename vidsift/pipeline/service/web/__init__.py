@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +27,10 @@ from vidsift.pipeline.service.web.media import (
     MediaTickets,
     NotMediaError,
     TicketError,
+    byte_range,
     media_type,
+    name_of,
+    remote_chunks,
     servable_video,
 )
 
@@ -56,7 +59,7 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
     """Register the page and its routes on the service's app. auth: the API's key dependency."""
     tickets = MediaTickets()  # this service's secret: its tickets only
 
-    def checked_video(service, path: str | Path) -> Path:
+    def checked_video(service, path: str | Path) -> Path | str:
         """servable_video's file; its other VideoErrors (a loop, a directory, ...) are 400s."""
         try:
             return servable_video(service.roots, path)
@@ -65,12 +68,32 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
         except VideoNotFoundError:
             raise ApiError(404, f"{path}: no such video") from None
 
-    def video_response(service, path: str | Path) -> FileWithJsonErrors:
+    def video_response(service, path: str | Path, range_header: str | None = None) -> Response:
         # It answers Range requests itself: 206 with Content-Range, or 416 for a range that
         # starts past the end of the file.
         video = checked_video(service, path)
+        if isinstance(video, str):
+            return remote_response(video, range_header)
         return FileWithJsonErrors(video, media_type=media_type(video),
                             headers={"Cache-Control": "private, max-age=3600"})
+
+    def remote_response(url: str, range_header: str | None) -> Response:
+        """A video behind a URL, proxied: the Range asked for, read from the store by ranges."""
+        from vidsift.core.sources import stat_source
+
+        info = stat_source(url)
+        try:
+            wanted = byte_range(range_header, info.size)
+        except ValueError:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{info.size}"})
+        first, last = wanted or (0, info.size - 1)
+        headers = {"Accept-Ranges": "bytes", "Content-Length": str(last - first + 1),
+                   "Cache-Control": "private, max-age=3600"}
+        if wanted is not None:
+            headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+        return StreamingResponse(remote_chunks(info.url, info.token, first, last),
+                                 status_code=206 if wanted is not None else 200,
+                                 media_type=media_type(name_of(url)), headers=headers)
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -111,7 +134,7 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
              responses=file_responses("the video", VIDEO_TYPES, 401, 403, 404, 422))
     def media(request: Request, path: Annotated[str, Query(min_length=1, max_length=4096)]):
         """A video under the media roots, with range requests (for API clients with the key)."""
-        return video_response(request.app.state.service, path)
+        return video_response(request.app.state.service, path, request.headers.get("range"))
 
     @app.post("/v1/media/tickets", dependencies=auth,
               responses=error_responses(400, 401, 403, 404, 422))
@@ -128,4 +151,4 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
             path = tickets.verify(ticket)
         except TicketError as exc:
             raise ApiError(403, str(exc)) from None
-        return video_response(request.app.state.service, path)
+        return video_response(request.app.state.service, path, request.headers.get("range"))
