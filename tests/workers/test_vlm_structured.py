@@ -116,3 +116,5 @@ def test_bad_schemas_name_the_file_and_the_problem(tmp_path):
         check_schema([1])
     with pytest.raises(SchemaError, match=r"grammar library cannot compile it \(.*nope"):
         check_compiles({"$ref": "#/$defs/nope"})
+    with pytest.raises(SchemaError, match="^schema: minLength 1000000000 is more than any"):
+        check_compiles({"type": "string", "minLength": 10**9})

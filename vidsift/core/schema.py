@@ -22,6 +22,10 @@ from vidsift.core.errors import VidsiftError
 # Magnitude given to a number or integer the schema leaves unbounded: 15 digits, what a float64
 # holds exactly, so a model cannot write digits forever.
 NUMBER_BOUND = 10**15
+# The most characters or items a schema may require of one string or array: no answer is longer
+# than vlm.max_new_tokens allows (at most 8192 tokens), and a grammar for a billion characters
+# would take seconds and memory to build.
+MAX_REQUIRED = 8192
 
 
 class SchemaError(VidsiftError, ValueError):
@@ -98,7 +102,8 @@ def bounded_schema(schema: dict, max_string: int, max_items: int) -> dict:
     maxProperties (its required count + max_items) and names of at most max_string characters, every number and integer a minimum and
     maximum (+-NUMBER_BOUND) where it had none. Subschemas under properties, items, prefixItems,
     additionalProperties, propertyNames, anyOf/oneOf/allOf and $defs/definitions are bounded
-    alike. (`true` where a schema is expected, any JSON at all, stays unbounded.)"""
+    alike. (`true` where a schema is expected, any JSON at all, stays unbounded.) SchemaError
+    when the schema requires more than MAX_REQUIRED characters, items or properties."""
     bounded = copy.deepcopy(schema)
     _bound(bounded, max_string, max_items)
     return bounded
@@ -114,6 +119,10 @@ def _bound(node: Any, max_string: int, max_items: int) -> None:
     kinds = node.get("type")
     kinds = set(kinds) if isinstance(kinds, list) else {kinds}
     fixed = "enum" in node or "const" in node
+    for key in ("minLength", "minItems", "minProperties"):
+        if int(node.get(key, 0)) > MAX_REQUIRED:
+            raise SchemaError(f"{key} {node[key]} is more than any answer can hold "
+                              f"(at most {MAX_REQUIRED})")
     if "string" in kinds and not fixed and "pattern" not in node and "format" not in node:
         cap = max(max_string, int(node.get("minLength", 0)))
         node["maxLength"] = min(int(node.get("maxLength", cap)), cap)

@@ -168,6 +168,10 @@ def ask_command(
         Optional[str], typer.Option(help="Write the evidence thumbnails into this folder.")
     ] = None,
     speech: SpeechOpt = None,
+    schema: Annotated[Optional[str], typer.Option(
+        "--schema", metavar="SCHEMA.json",
+        help="Answer as JSON that follows this JSON Schema file (printed, and answer_json in "
+        "--json).")] = None,
     config: ConfigOpt = "default",
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
@@ -178,6 +182,12 @@ def ask_command(
         raise typer.BadParameter(
             f"{len(arguments)} arguments: give VIDEO QUESTION, or QUESTION alone (quote it)")
     video, question = (None, *arguments) if len(arguments) == 1 else arguments
+    answer_schema = None
+    if schema is not None:  # a bad schema fails here, before any pool starts
+        from vidsift.core.schema import load_schema
+        from vidsift.workers.vlm.structured import check_compiles
+
+        answer_schema = check_compiles(load_schema(schema), schema)
     cfg = resolve_config(
         config, overrides, **{"selection.selector": selector, "vlm.pruner": pruner,
                               "vlm.model": model, "index.dir": index_dir, "speech.mode": speech},
@@ -209,7 +219,7 @@ def ask_command(
 
         result = ask(cfg, video, question, budget=budget, thumbnails_dir=thumbnails,
                      progress=progress, conversation=conversation,
-                     on_text=None if as_json else show)
+                     on_text=None if as_json else show, schema=answer_schema)
     if as_json:
         print_json(result.to_dict())
         return

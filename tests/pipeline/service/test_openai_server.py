@@ -183,7 +183,6 @@ def test_generation_stops_at_the_next_token_once_the_client_is_gone(served):
 UNSUPPORTED = {
     "tools": [{"type": "function", "function": {"name": "look", "parameters": {}}}],
     "tool_choice": "auto",
-    "response_format": {"type": "json_object"},
     "logprobs": True,
     "top_logprobs": 2,
     "frequency_penalty": 0.5,

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -83,6 +83,8 @@ class AskResult:
     # the question's relevance peaks at (seconds, in time order) and whether the evidence
     # covers each (plan.selection.find_peaks)
     plan: dict = field(default_factory=dict)
+    # asked with a JSON Schema: the answer parsed, valid against it (None otherwise)
+    answer_json: Any = None
 
     @property
     def evidence_only(self) -> bool:
@@ -158,7 +160,7 @@ class AskResult:
             "reused_memory": self.reused, "citations": self.citations, "videos": self.videos,
             "history": self.history, "conversation": self.conversation,
             "speech": self.speech, "speech_info": self.speech_info, "notes": self.notes,
-            "plan": self.plan,
+            "plan": self.plan, "answer_json": self.answer_json,
         }
 
 
@@ -357,6 +359,7 @@ class Asker:
         allow_video=None,
         speech: str | None = None,
         on_text: Callable[[str], None] | None = None,
+        schema: dict | None = None,
     ) -> AskResult:
         """video None: across every video of the clip index. allow_video(path), when given,
         says which videos may be read (the service's media roots). progress: called with each
@@ -364,7 +367,9 @@ class Asker:
         history: the conversation's earlier turns, oldest first; the newest that fit
         budget.history_tokens go into the prompt. speech: this question's speech.mode (none |
         subtitles | asr | auto); None: the config's. on_text: handed the answer's text as it is
-        generated, piece by piece where the VLM streams (vlm.backend=openai), else whole. A video that is no readable file (missing,
+        generated, piece by piece where the VLM streams (vlm.backend=openai), else whole. schema: a
+        JSON Schema (checked: core.schema.check_schema) the answer follows; AskResult.answer_json
+        holds it parsed (core.schema.AnswerSchemaError, with the raw text, if it does not). A video that is no readable file (missing,
         empty, a directory, a symlink loop, not a media container) fails first, by name
         (core.probe.check_video), before any pool starts."""
         if video is not None:
@@ -436,11 +441,11 @@ class Asker:
         if spoken:
             said, speech_lines, speech_info = self._fit_speech(spoken, token_set, budget_cfg,
                                                                name_videos=video is None)
-        answer, model, vlm_info, citations = None, "none", {}, []
+        answer, model, vlm_info, citations, answer_json = None, "none", {}, [], None
         if cfg.vlm.enabled:
             with timer.stage("vlm"):
                 request = VLMRequest(token_set, question, max_new_tokens, history=kept,
-                                     transcript=said)
+                                     transcript=said, schema=schema)
                 if on_text is not None and cfg.vlm.remote:
                     result = self.vlm.stream(request, on_text)
                 else:
@@ -448,6 +453,7 @@ class Asker:
                     if on_text is not None and result.text.strip():
                         on_text(result.text.strip())
             answer, model = result.text.strip(), result.model or str(cfg.vlm.model)
+            answer_json = result.answer_json
             citations = parse_citations(answer, token_set)
             vlm_info = {
                 "visual_tokens": result.visual_tokens,
@@ -463,6 +469,7 @@ class Asker:
             videos=list(dict.fromkeys(seg["video"] for seg in segments)), history=history_info,
             speech=speech_lines, speech_info=speech_info, notes=notes,
             plan={"peaks": [peak.to_dict() for peak in token_set.peaks]},
+            answer_json=answer_json,
         )
 
     def _fit_speech(self, spoken: dict[str, _Spoken], token_set, budget_cfg,

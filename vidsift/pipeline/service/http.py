@@ -113,6 +113,12 @@ class JobRequest(_Strict):
         None, min_length=1, max_length=MAX_CONVERSATION_CHARS,
         description="ask as the next turn of this conversation (its earlier turns in the prompt)")
     speech: SpeechMode | None = Field(None, description=SPEECH_HELP)
+    # "schema" on the wire (the name would shadow pydantic's BaseModel.schema)
+    answer_schema: dict[str, Any] | None = Field(
+        None, alias="schema",
+        description="a JSON Schema the answer follows: the result's answer_json holds it "
+                    "parsed and valid (a schema that is no valid JSON Schema, or that the "
+                    "grammar library cannot compile, is a 422 naming the problem)")
 
 
 class IndexRequest(_Strict):
@@ -296,6 +302,7 @@ class Service:
                 thumbnails_dir=self.data_dir / "thumbnails" / job.id,
                 progress=lambda event: record(event.shards_done, event.shards_total),
                 allow_video=self.may_read, speech=request.get("speech"),
+                schema=request.get("schema"),
             )
             if request.get("conversation"):
                 # Recorded once per job, and not at all once the job is cancelled.
@@ -435,6 +442,16 @@ def create_app(cfg: Config) -> FastAPI:
             raise RequestValidationError([{  # as the schema's own checks (error and details)
                 "loc": ("body", "question"), "type": "string_too_long",
                 "msg": f"at most {cfg.serve.max_question_chars} characters"}])
+        if body.answer_schema is not None:
+            from vidsift.core.schema import SchemaError
+            from vidsift.workers.vlm.structured import check_compiles
+
+            try:
+                check_compiles(body.answer_schema)
+            except SchemaError as exc:
+                raise RequestValidationError([{"loc": ("body", "schema"), "type": "value_error",
+                                               "msg": str(exc).removeprefix("schema: ")}]
+                                             ) from None
         video = str(service.roots.check(body.video)) if body.video is not None else None
         if body.conversation is not None:
             # A follow-up about the conversation's video is checked against the roots now.
@@ -448,6 +465,7 @@ def create_app(cfg: Config) -> FastAPI:
             "video": video, "question": body.question, "options": options,
             **({"conversation": body.conversation} if body.conversation is not None else {}),
             **({"speech": body.speech} if body.speech is not None else {}),
+            **({"schema": body.answer_schema} if body.answer_schema is not None else {}),
         })
         service.notify()
         return JobCreated(id=job.id, status=job.status)

@@ -19,8 +19,13 @@ seed (the same seed draws the same answer again; choice k of n draws with seed +
 above vlm.max_new_tokens). stream=True answers as server-sent events: chat.completion.chunk
 deltas as the tokens are generated, then `data: [DONE]`; stream_options.include_usage adds a last
 chunk with the usage. A field this server does not support is refused by name (400) unless it
-holds the value that asks for nothing (null, frequency_penalty 0, ...); so is response_format
-beyond plain text, until structured output exists. Every error is OpenAI's JSON {"error":
+holds the value that asks for nothing (null, frequency_penalty 0, ...). response_format
+{"type": "json_schema", "json_schema": {"name", "schema", "strict"}} decodes constrained to the
+schema (workers.vlm.structured: xgrammar, the same as vidsift ask --schema), so the content is
+JSON that validates against it; {"type": "json_object"} constrains to a JSON object (values
+strings, numbers, booleans, null, or arrays and objects of those); a schema that is no valid
+JSON Schema or that the grammar library cannot compile is a 422 naming it and the reason (as
+vidsift serve's ask job answers it). Every error is OpenAI's JSON {"error":
 {"message", "type", "param", "code"}}. Remote URLs are refused (the server fetches nothing).
 GET /v1/models lists the one model, GET /v1/models/{id} describes it.
 """
@@ -58,15 +63,15 @@ INT64 = 2**63
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 # The request fields parse_request reads.
 READ_FIELDS = ("model", "messages", "max_tokens", "max_completion_tokens", "temperature",
-               "top_p", "seed", "stop", "n", "stream", "stream_options", "mm_processor_kwargs")
+               "top_p", "seed", "stop", "n", "stream", "stream_options", "mm_processor_kwargs",
+               "response_format")
 # Fields that ask for something this server does not do, accepted only with the value that asks
 # for nothing (OpenAI's default); any field not here nor read by parse_request is refused.
 NEUTRAL_FIELDS = {
     "frequency_penalty": 0, "presence_penalty": 0, "logprobs": False, "tools": [],
-    "tool_choice": "none", "response_format": {"type": "text"},
+    "tool_choice": "none",
 }
 WHY_UNSUPPORTED = {
-    "response_format": "structured output does not exist yet; only {\"type\": \"text\"}",
     "tools": "this server calls no tools", "tool_choice": "this server calls no tools",
     "functions": "this server calls no tools", "function_call": "this server calls no tools",
     "logprobs": "this server returns no log probabilities",
@@ -270,6 +275,49 @@ def _processor_kwargs(value: Any) -> tuple[float, dict]:
     return fps, limits
 
 
+_SCALAR = {"type": ["string", "number", "boolean", "null"]}
+# response_format json_object: an object, nested two levels (what is bounded can close).
+JSON_OBJECT = {"type": "object", "additionalProperties": {"anyOf": [
+    _SCALAR, {"type": "array", "items": _SCALAR},
+    {"type": "object", "additionalProperties": _SCALAR}]}}
+
+
+def _response_format(value: Any) -> dict | None:
+    """response_format -> the JSON Schema the answer must follow (None: text), or BadRequest
+    naming the field at fault."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        raise BadRequest("response_format must be an object with a type", "response_format",
+                         "invalid_type")
+    kind = value["type"]
+    if kind == "text":
+        _only_fields(value, ("type",), "response_format")
+        return None
+    if kind == "json_object":
+        _only_fields(value, ("type",), "response_format")
+        return JSON_OBJECT
+    if kind != "json_schema":
+        raise BadRequest(f"response_format.type {kind!r} is not supported (text, json_object, "
+                         "json_schema)", "response_format.type")
+    _only_fields(value, ("type", "json_schema"), "response_format")
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict):
+        raise BadRequest("response_format.json_schema must be an object with a schema",
+                         "response_format.json_schema", "invalid_type")
+    _only_fields(spec, ("name", "schema", "strict", "description"), "response_format.json_schema")
+    if spec.get("schema") is None:
+        raise BadRequest("response_format.json_schema.schema is missing",
+                         "response_format.json_schema.schema", "missing")
+    from vidsift.core.schema import SchemaError, check_schema
+
+    try:
+        return check_schema(spec["schema"], "response_format.json_schema.schema")
+    except SchemaError as exc:
+        raise BadRequest(str(exc), "response_format.json_schema.schema", "invalid_schema",
+                         422) from None
+
+
 @dataclass(slots=True)
 class ChatRequest:
     """A request body, checked: the conversation decoded and the decoding parameters."""
@@ -285,6 +333,7 @@ class ChatRequest:
     include_usage: bool
     fps: float
     pixel_limits: dict
+    schema: dict | None = None  # response_format's: the answer follows it (None: text)
 
 
 def parse_request(body: dict) -> ChatRequest:
@@ -320,8 +369,9 @@ def parse_request(body: dict) -> ChatRequest:
     choices = _integer(body, "n", 1, MAX_CHOICES) or 1
     fps, limits = _processor_kwargs(body.get("mm_processor_kwargs"))
     messages, visuals, query = decode_messages(body.get("messages"))
+    schema = _response_format(body.get("response_format"))
     return ChatRequest(messages, visuals, query, wanted, sampling, stops, choices, bool(stream),
-                       bool((options or {}).get("include_usage")), fps, limits)
+                       bool((options or {}).get("include_usage")), fps, limits, schema)
 
 
 class AnswerText:
@@ -373,6 +423,7 @@ class PreparedChat:
     prompt: Any  # workers.vlm.qwen2_5_vl.PromptInputs
     id: str
     created: int
+    grammar: Any = None  # the schema's compiled grammar (xgrammar), None for text
 
 
 class ChatEndpoint:
@@ -408,12 +459,21 @@ class ChatEndpoint:
     def prepare(self, body: dict) -> PreparedChat:
         """Check and decode a request body and encode its prompt (BadRequest when it cannot be
         served): everything that can fail on the request happens here, before any answer."""
+        from vidsift.core.schema import SchemaError
+
         request = parse_request(body)
         with self.lock:  # the tokenizer is not to be shared between threads
             pixels = [self.pixels(kind, frames, request.fps, request.pixel_limits)
                       for kind, frames in request.visuals]
             prompt = self.backend.encode_messages(request.messages, pixels, request.query)
-        return PreparedChat(request, prompt, f"chatcmpl-{uuid.uuid4().hex}", int(time.time()))
+            try:
+                grammar = (None if request.schema is None else self.backend.grammars.compile(
+                    request.schema, "response_format.json_schema.schema"))
+            except SchemaError as exc:
+                raise BadRequest(str(exc), "response_format.json_schema.schema",
+                                 "invalid_schema", 422) from None
+        return PreparedChat(request, prompt, f"chatcmpl-{uuid.uuid4().hex}", int(time.time()),
+                            grammar)
 
     def run(self, chat: PreparedChat, emit: Callable[[Piece], None],
             cancelled: Callable[[], bool] = lambda: False) -> None:
@@ -454,7 +514,8 @@ class ChatEndpoint:
             return text.stopped or cancelled()
 
         tokens = self.backend.generate_prompts([chat.prompt], [request.max_tokens],
-                                               sampling=sampling, on_tokens=follow)[0][0]
+                                               sampling=sampling, on_tokens=follow,
+                                               grammars=[chat.grammar])[0][0]
         if not text.stopped and (piece := text.update(tokens, final=True)):
             send(Piece(choice, piece))
         ended = text.stopped or len(tokens) < self.backend.token_cap(request.max_tokens)

@@ -48,10 +48,10 @@ def answer_json(request: VLMRequest, result: VLMResult) -> VLMResult:
 
 
 class GrammarCompiler:
-    """JSON Schemas -> xgrammar grammars for one tokenizer. vocab_size: the model's logits width (can be
-    above the tokenizer's own size: padding rows). stop_token_ids: the tokens that may end a
-    complete answer (the model's EOS ids). max_string / max_items: the bounds bounded_schema
-    puts on what the schema leaves unbounded."""
+    """JSON Schemas -> xgrammar grammars for one tokenizer. vocab_size: the model's logits
+    width (can be above the tokenizer's own size: padding rows). stop_token_ids: the tokens
+    that may end a complete answer (the model's EOS ids). max_string / max_items: the bounds
+    bounded_schema puts on what the schema leaves unbounded."""
 
     def __init__(self, tokenizer, vocab_size: int, stop_token_ids: list[int], max_string: int,
                  max_items: int) -> None:
@@ -64,43 +64,38 @@ class GrammarCompiler:
         self.lock = threading.Lock()
 
     def compile(self, schema: dict, where: str = "schema"):
-        """The checked schema's compiled grammar (xgrammar.CompiledGrammar), or SchemaError naming `where` and xgrammar's reason."""
-        check_schema(schema, where)
-        try:
-            grammar = _json_grammar(schema, self.max_string, self.max_items)
-            with self.lock:
-                return self.compiler.compile_grammar(grammar)
-        except (RuntimeError, ValueError) as exc:
-            raise SchemaError(f"{where}: the grammar library cannot compile it "
-                              f"({_native_reason(exc)})") from None
+        """The schema's compiled grammar (xgrammar.CompiledGrammar), or SchemaError naming
+        `where` and the problem (json_grammar)."""
+        grammar = json_grammar(schema, where, self.max_string, self.max_items)
+        with self.lock:
+            return self.compiler.compile_grammar(grammar)
 
 
-def _json_grammar(schema: dict, max_string: int, max_items: int):
+def json_grammar(schema: dict, where: str, max_string: int, max_items: int):
     """The xgrammar Grammar of bounded_schema(schema): one line, SEPARATORS, no property or
-    item the schema does not name (strict mode), JSON's string characters only."""
+    item the schema does not name (strict mode), JSON's string characters only. SchemaError
+    naming `where` when the schema is no valid JSON Schema, asks for more than an answer can
+    hold, or xgrammar cannot turn it into a grammar."""
     import xgrammar
 
-    text = json.dumps(bounded_schema(schema, max_string, max_items))
-    grammar = xgrammar.Grammar.from_json_schema(text, any_whitespace=False, separators=SEPARATORS,
-                                                strict_mode=True)
+    check_schema(schema, where)
+    try:
+        text = json.dumps(bounded_schema(schema, max_string, max_items))
+        grammar = xgrammar.Grammar.from_json_schema(
+            text, any_whitespace=False, separators=SEPARATORS, strict_mode=True)
+    except SchemaError as exc:
+        raise SchemaError(f"{where}: {exc}") from None
+    except (RuntimeError, ValueError) as exc:
+        reason = _NATIVE_PREFIX.sub("", str(exc)).strip().splitlines()[0]
+        raise SchemaError(f"{where}: the grammar library cannot compile it ({reason})") from None
     return xgrammar.Grammar.from_ebnf(str(grammar).replace(_COUNTED_CHARACTER, _JSON_CHARACTER))
 
 
 def check_compiles(schema: dict, where: str = "schema") -> dict:
-    """The checked schema, or SchemaError when it is no valid JSON Schema or xgrammar cannot
-    turn it into a grammar: what a service checks before it queues a job, without the model's
-    tokenizer (GrammarCompiler.compile does the same with it)."""
-    check_schema(schema, where)
-    try:
-        _json_grammar(schema, 1, 1)
-    except (RuntimeError, ValueError) as exc:
-        raise SchemaError(f"{where}: the grammar library cannot compile it "
-                          f"({_native_reason(exc)})") from None
+    """The schema if it can be decoded to (json_grammar), else SchemaError: what the CLI and a
+    service check before any model or job starts, without the model's tokenizer."""
+    json_grammar(schema, where, 1, 1)
     return schema
-
-
-def _native_reason(exc: Exception) -> str:
-    return _NATIVE_PREFIX.sub("", str(exc)).strip().splitlines()[0]
 
 
 class SchemaLogits:
