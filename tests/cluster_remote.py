@@ -54,7 +54,7 @@ def main(video: str, other: str, workdir: str, out_json: str) -> None:
         try:
             cfg = load_config("default", [
                 "embed.ocr=false", f"index.dir={work / 'index'}", "ingest.shard_minutes=0.05",
-                "ingest.num_actors=3", "ingest.num_cpus_per_actor=0.5", "speech.mode=none",
+                "ingest.num_actors=3", "ingest.num_cpus_per_actor=0.5", "speech.mode=subtitles",
                 f"decode.source_block_kib={BLOCK_KIB}", "decode.source_cache_blocks=4",
                 "vlm.model=none", f"serve.data_dir={work / 'service'}",
             ])

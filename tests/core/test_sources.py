@@ -154,3 +154,17 @@ def test_bucket_errors_name_the_url(bucket):
         probe("s3://no-such-bucket/a.mp4")
     with pytest.raises(NotAFileError, match="s3://videos/talks/"):
         check_video_file("s3://videos/talks/")
+
+
+def test_a_bucket_videos_audio_decodes_as_its_files_does(bucket, served):
+    import numpy as np
+
+    from tests.videos import add_tone
+    from vidsift.workers.speech.audio import AudioReader
+
+    toned = add_tone(served / "clip.mp4", served.parent / "toned.mp4", 10.0)
+    bucket.upload_file(str(toned), "videos", "talks/toned.mp4")
+    local = list(AudioReader(str(toned), window_s=4).windows(start=3.0, end=7.0))
+    remote = list(AudioReader("s3://videos/talks/toned.mp4", window_s=4).windows(start=3.0, end=7.0))
+    assert [w.start for w in remote] == [w.start for w in local] and local
+    assert all(np.array_equal(a.samples, b.samples) for a, b in zip(local, remote))

@@ -156,6 +156,17 @@ def _looks_like_container(path: str) -> bool:
     return any(head[offset : offset + len(magic)] == magic for offset, magic in _CONTAINER_MAGIC)
 
 
+def open_media(path: str):
+    """av.open for any of a file's streams (audio, subtitles), no check first; a URL is read in
+    place by byte ranges (core.sources.open_source), as open_container reads it."""
+    import av
+
+    if sources.is_url(path):
+        info = sources.stat_source(path)
+        return av.open(sources.open_source(info.url, info.token))
+    return av.open(path)
+
+
 def open_container(path: str):
     """av.open with typed errors: check_video_file's (missing, a loop, not a regular file,
     empty, ...) and for files that are damaged or not media at all. A URL is opened in place,

@@ -114,10 +114,10 @@ def read_subtitles(path: str, cfg: SpeechConfig, transcript: Transcript) -> None
 
 def _start_time(path: str) -> float:
     """The container's start time, seconds (0 when it does not say)."""
-    import av
+    from vidsift.core.probe import open_media
 
     try:
-        with av.open(path) as container:
+        with open_media(path) as container:
             return container.start_time / 1_000_000 if container.start_time else 0.0
     except Exception:  # noqa: BLE001 - unreadable: sidecar times stay as written
         return 0.0

@@ -69,12 +69,12 @@ class AudioReader:
     Raises NoAudioError on open when there is no audio stream."""
 
     def __init__(self, path: str, window_s: float = 30.0) -> None:
-        import av
+        from vidsift.core.probe import open_media
 
         self.path = path
         self.window = round(window_s * SAMPLE_RATE)
         self.bad_packets = 0
-        with av.open(path) as container:
+        with open_media(path) as container:
             if not container.streams.audio:
                 raise NoAudioError(f"{path}: no audio track")
             stream = container.streams.audio[0]
@@ -89,9 +89,11 @@ class AudioReader:
         video decodes its own stretch of audio, not the track before it."""
         import av
 
+        from vidsift.core.probe import open_media
+
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         cutter: _Windows | None = None
-        with av.open(self.path) as container:
+        with open_media(self.path) as container:
             stream = container.streams.audio[0]
             if start is not None and start > 0 and stream.time_base:
                 # backward: land on or before start; the samples before it are dropped below

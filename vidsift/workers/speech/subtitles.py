@@ -33,7 +33,9 @@ def embedded_subtitles(path: str, language: str | None, warnings: list[str]) -> 
     Undecodable packets are skipped and counted in `warnings`."""
     import av
 
-    with av.open(path) as container:
+    from vidsift.core.probe import open_media
+
+    with open_media(path) as container:
         streams = list(container.streams.subtitles)
         text = [s for s in streams if s.codec_context.name in TEXT_CODECS]
         for stream in streams:
