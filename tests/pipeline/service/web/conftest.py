@@ -63,6 +63,7 @@ def site(photo_library, ray_cluster, tmp_path_factory):
         *overrides, f"index.dir={work / 'index'}", f"serve.data_dir={work / 'svc'}",
         f"serve.media_roots=[{library},{work / 'media'}]", f"serve.api_key={KEY}",
         "vlm.model=none", "budget.tokens=256", "serve.workers=1",
+        "summary.min_chapter_s=3",  # chapters as short as the library's 5 s scenes
     ])
     port = _free_port()
     server = running(cfg, port)

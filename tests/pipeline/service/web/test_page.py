@@ -228,3 +228,55 @@ def test_the_jobs_list_survives_a_restart(browser, site, shots):
     rows["ask"].find_element("css selector", "button").click()
     wait(browser, lambda d: by_css(d, ".ask-job .segment"), "the ask job's evidence again")
     browser.save_screenshot(str(shots / "7-after-restart.png"))
+
+
+def test_a_summary_shows_its_chapters_as_a_timeline_that_plays_them(browser, site, shots):
+    from selenium.webdriver.support.ui import Select
+
+    Select(one(browser, "#summary-video")).select_by_visible_text("photos.mp4")
+    one(browser, "#summary-button").click()
+    wait(browser, lambda d: by_css(d, ".summary-job .chapter-part"), "the chapter timeline")
+    summary = one(browser, ".summary-job")
+    assert summary.find_element("css selector", "h3").text == "summary of photos.mp4"
+    assert "Extractive" in summary.find_element("css selector", ".evidence-only").text
+    jobs = site["api"].get("/v1/jobs?limit=1", headers={"X-API-Key": KEY}).json()["jobs"]
+    result = jobs[0]["result"]
+    chapters = result["chapters"]
+    assert jobs[0]["kind"] == "summarize" and len(chapters) >= 3
+    parts = by_css(browser, ".summary-job .chapter-part")
+    assert len(parts) == len(chapters)
+    # each part as wide as its chapter is long (the bar's gaps and a part's least width aside)
+    widths = [part.size["width"] for part in parts]
+    for width, chapter in zip(widths, chapters):
+        share = (chapter["end"] - chapter["start"]) / result["duration"]
+        assert abs(width / sum(widths) - share) < 0.06, (widths, chapters)
+    assert parts[1].get_attribute("aria-label").startswith("Chapter 2: ")
+    wait(browser, lambda d: loaded_thumbnails(d, ".summary-job .chapter img") == len(chapters),
+         "the chapter thumbnails")
+    parts[2].click()
+    assert_seeks_to(browser, chapters[2]["start"])
+    by_css(browser, ".summary-job .chapter")[1].click()
+    assert_seeks_to(browser, chapters[1]["start"])
+    exports = {button.get_attribute("data-format"): button
+               for button in by_css(browser, ".summary-job .exports .download")}
+    assert set(exports) == {"vtt", "ffmetadata", "youtube", "md"}
+    exports["vtt"].click()
+    status = summary.find_element("css selector", ".exports + .status")
+    wait(browser, lambda d: status.text == "downloaded photos.chapters.vtt", "the chapters saved")
+    clips = by_css(browser, ".summary-job .highlights .download")
+    assert len(clips) == len(result["highlights"]) > 0
+    clips[0].click()
+    first = result["highlights"][0]
+    wait(browser, lambda d: status.text == f"downloaded photos_{first['start']:g}-{first['end']:g}.mp4",
+         "a highlight's clip saved")
+    browser.save_screenshot(str(shots / "8-summary.png"))
+
+
+def test_a_search_result_downloads_its_clip(browser, site, shots):
+    hits = search(browser, "coffee")
+    card = hits[0].find_element("xpath", "..")
+    card.find_element("css selector", ".download").click()
+    start = float(hits[0].get_attribute("data-start"))
+    wait(browser, lambda d: one(d, "#search-status").text.startswith("downloaded photos_"),
+         "the clip saved")
+    assert f"_{start:g}-" in one(browser, "#search-status").text

@@ -1,4 +1,5 @@
-// The vidsift page: search (words and/or a photo), play a clip, ask, index, follow jobs.
+// The vidsift page: search (words and/or a photo), play a clip, ask, summarize, index, follow
+// jobs, download clips and chapters.
 // Every request goes to the JSON API with the key in the X-API-Key header. Every text that came
 // from a video (names, OCR, captions, answers, errors naming files) is set with textContent and
 // never parsed as HTML; the page's Content-Security-Policy forbids inline script besides.
@@ -95,6 +96,47 @@ function thumbnail(container, url, alt) {
   return img;
 }
 
+// Downloads need the key header too: fetched, then saved from a blob: URL under the name the
+// service gives (Content-Disposition), else `fallback`.
+function attachmentName(response, fallback) {
+  const header = response.headers.get("Content-Disposition") || "";
+  const encoded = /filename\*=UTF-8''([^;]+)/i.exec(header);
+  if (encoded) return decodeURIComponent(encoded[1]);
+  const plain = /filename="([^"]+)"/i.exec(header);
+  return plain ? plain[1] : fallback;
+}
+
+async function download(url, fallback, statusNode) {
+  try {
+    if (statusNode) setStatus(statusNode, `preparing ${fallback}...`);
+    const response = await api(url);
+    const objectUrl = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: objectUrl, download: attachmentName(response, fallback) });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(objectUrl), 60000);
+    if (statusNode) setStatus(statusNode, `downloaded ${link.download}`);
+  } catch (error) {
+    if (statusNode) setStatus(statusNode, `${fallback}: ${error.message}`, true);
+  }
+}
+
+function clipUrl(video, start, end) {
+  return `/v1/clip?${new URLSearchParams({ video, start: String(start), end: String(end) })}`;
+}
+
+// A card: the button that plays a moment, and under it one that downloads it as an MP4.
+function withClipDownload(button, video, start, end, statusNode) {
+  const name = `${basename(video).replace(/\.[^.]*$/, "")}_${start}-${end}.mp4`;
+  return el("div", { className: "card" }, [button, el("button", {
+    type: "button", className: "download",
+    "aria-label": `Download clip: ${basename(video)}, ${hms(start)} - ${hms(end)}, as MP4`,
+    text: "Download clip",
+    onclick: () => download(clipUrl(video, start, end), name, statusNode),
+  })]);
+}
+
 // ---- player --------------------------------------------------------------------------------
 
 let playRequest = 0;
@@ -174,7 +216,8 @@ async function search(event) {
       : await apiJson(`/v1/search?${params}`);
     const results = $("results");
     releaseThumbnails(results);
-    results.replaceChildren(...payload.hits.map((hit) => hitCard(results, hit)));
+    results.replaceChildren(...payload.hits.map((hit) => withClipDownload(
+      hitCard(results, hit), hit.video, hit.start, hit.end, status)));
     setStatus(status, payload.hits.length ? `${payload.hits.length} clips`
       : "No clips found: is anything indexed?");
   } catch (error) {
@@ -189,7 +232,7 @@ const followed = new Map(); // job id -> {render(job)}
 function progressText(job) {
   const p = job.progress;
   if (job.status !== "running" || !p) return job.status;
-  const what = p.stage === "index" ? "videos" : "shards";
+  const what = { index: "videos", chapters: "chapters replied" }[p.stage] || "shards";
   return `${p.done} / ${p.total} ${what}`;
 }
 
@@ -250,9 +293,10 @@ function renderAskJob(box, job) {
     // The answer cites segments by the numbers the model was shown: [1], [2], ...
     const cited = new Set((result.citations || []).map((citation) => citation.segment));
     const segments = el("div", { className: "segments" });
+    const downloads = el("p", { className: "status", role: "status" });
     segments.append(...result.segments.map((seg, n) => {
       const video = seg.video || result.video;
-      return el("button", {
+      const button = el("button", {
         type: "button", className: cited.has(n + 1) ? "segment cited" : "segment", title: video,
         dataset: { start: String(seg.start), video },
         onclick: () => playAt(video, seg.start),
@@ -264,8 +308,11 @@ function renderAskJob(box, job) {
         : `${hms(seg.start)} - ${hms(seg.end)}` }),
         el("span", { className: "tokens", text: `${seg.kind}, ${seg.tokens} tokens` }),
       ]);
+      // A clip can be taken away; an image segment is one frame.
+      return seg.end > seg.start ? withClipDownload(button, video, seg.start, seg.end, downloads)
+        : el("div", { className: "card" }, [button]);
     }));
-    children.push(segments);
+    children.push(segments, downloads);
   }
   box.replaceChildren(...children);
 }
@@ -294,6 +341,104 @@ async function ask(event) {
     const job = await postJson("/v1/jobs", video ? { video, question, options }
       : { question, options });
     showAskJob(job.id);
+    refreshJobs();
+  } catch (error) {
+    list.prepend(el("p", { className: "error", text: error.message }));
+  }
+}
+
+// ---- summaries --------------------------------------------------------------------------------
+
+const EXPORTS = [["vtt", "WebVTT chapters"], ["ffmetadata", "ffmpeg chapters"],
+  ["youtube", "video-site lines"], ["md", "Markdown"]];
+
+// The chapters as a bar across the video's length, a button per chapter, as wide as it is long.
+function chapterTimeline(result) {
+  const bar = el("div", { className: "timeline", role: "group",
+    "aria-label": `Chapters of ${basename(result.video)}` });
+  result.chapters.forEach((chapter, n) => {
+    const title = chapter.title || "(nothing read or heard)";
+    const part = el("button", {
+      type: "button", className: "chapter-part", title: `${hms(chapter.start)} ${title}`,
+      "aria-label": `Chapter ${n + 1}: ${title}, ${hms(chapter.start)} - ${hms(chapter.end)}`,
+      dataset: { start: String(chapter.start) },
+      onclick: () => playAt(result.video, chapter.start),
+    }, [el("span", { text: String(n + 1) })]);
+    part.style.flexGrow = String(Math.max(chapter.end - chapter.start, 0.001));
+    bar.append(part);
+  });
+  return bar;
+}
+
+function renderSummaryJob(box, job) {
+  releaseThumbnails(box);
+  const video = job.request.video;
+  const children = [
+    el("h3", { text: `summary of ${basename(video)}`, title: video }),
+    el("div", { className: "job-state" }, [progressBar(job),
+      el("span", { className: "job-status", text: progressText(job) })]),
+  ];
+  if (job.status === "failed") children.push(el("p", { className: "error", text: job.error }));
+  if (job.status === "succeeded") {
+    const result = job.result;
+    const downloads = el("p", { className: "status", role: "status" });
+    children.push(result.summary
+      ? el("p", { className: "answer", text: result.summary })
+      : el("p", { className: "evidence-only",
+        text: "Extractive (the service has no VLM): each chapter titled with what was read or heard in it; no prose." }));
+    children.push(chapterTimeline(result));
+    const chapters = el("ol", { className: "chapters" });
+    chapters.append(...result.chapters.map((chapter, n) => el("li", {}, [el("button", {
+      type: "button", className: "chapter", dataset: { start: String(chapter.start) },
+      onclick: () => playAt(result.video, chapter.start),
+    }, [
+      thumbnail(box, chapter.thumbnail_url, `chapter ${n + 1}`),
+      el("span", { className: "time", text: `${hms(chapter.start)} - ${hms(chapter.end)}` }),
+      el("span", { className: "name", text: chapter.title || "(nothing read or heard)" }),
+      chapter.summary ? el("span", { className: "clip-text", text: chapter.summary }) : "",
+    ])])));
+    children.push(chapters);
+    if (result.highlights.length) {
+      children.push(el("h4", { text: "Highlights" }));
+      const highlights = el("div", { className: "segments highlights" });
+      highlights.append(...result.highlights.map((h) => withClipDownload(el("button", {
+        type: "button", className: "highlight", dataset: { start: String(h.start) },
+        onclick: () => playAt(result.video, h.start),
+      }, [
+        el("span", { className: "time", text: `${hms(h.start)} - ${hms(h.end)}` }),
+        el("span", { className: "name", text: h.title }),
+        h.why ? el("span", { className: "clip-text", text: h.why }) : "",
+      ]), result.video, h.start, h.end, downloads)));
+      children.push(highlights);
+    }
+    const stem = basename(result.video).replace(/\.[^.]*$/, "");
+    children.push(el("div", { className: "exports" }, EXPORTS.map(([fmt, label]) => el("button", {
+      type: "button", className: "download", dataset: { format: fmt },
+      text: `Chapters: ${label}`,
+      onclick: () => download(result.exports[fmt], `${stem}.chapters.${fmt === "youtube" ? "txt" : fmt}`,
+        downloads),
+    }))), downloads);
+  }
+  box.replaceChildren(...children);
+}
+
+function showSummaryJob(jobId) {
+  const list = $("summary-jobs");
+  let box = list.querySelector(`[data-job="${CSS.escape(jobId)}"]`);
+  if (!box) {
+    box = el("article", { className: "summary-job", dataset: { job: jobId } });
+    list.prepend(box);
+  }
+  if (!followed.has(jobId)) follow(jobId, (job) => renderSummaryJob(box, job));
+}
+
+async function summarize(event) {
+  event.preventDefault();
+  const list = $("summary-jobs");
+  clearErrors(list);
+  try {
+    const job = await postJson("/v1/summaries", { video: $("summary-video").value });
+    showSummaryJob(job.id);
     refreshJobs();
   } catch (error) {
     list.prepend(el("p", { className: "error", text: error.message }));
@@ -358,6 +503,7 @@ async function indexFolder(event) {
 function jobWhat(job) {
   if (job.kind === "ask") return askedWhat(job);
   if (job.kind === "index") return (job.request.paths || []).map(basename).join(", ");
+  if (job.kind === "summarize") return `summary of ${basename(job.request.video)}`;
   return job.kind;
 }
 
@@ -367,6 +513,8 @@ function jobRow(job) {
     actions.push(el("button", { type: "button", text: "show", onclick: () => showAskJob(job.id) }));
   } else if (job.kind === "index") {
     actions.push(el("button", { type: "button", text: "show", onclick: () => showIndexJob(job.id) }));
+  } else if (job.kind === "summarize") {
+    actions.push(el("button", { type: "button", text: "show", onclick: () => showSummaryJob(job.id) }));
   }
   if (!FINAL.has(job.status)) {
     actions.push(el("button", {
@@ -406,12 +554,13 @@ async function refreshJobs() {
 // ---- start-up --------------------------------------------------------------------------------
 
 async function loadVideos() {
-  const select = $("ask-video");
-  const chosen = select.value;
   const { videos } = await apiJson("/v1/videos");
-  const options = videos.map((v) => el("option", { value: v.path, text: basename(v.path), title: v.path }));
-  select.replaceChildren(select.options[0], ...options);
-  if (videos.some((v) => v.path === chosen)) select.value = chosen;
+  for (const select of [$("ask-video"), $("summary-video")]) {
+    const chosen = select.value;
+    const options = videos.map((v) => el("option", { value: v.path, text: basename(v.path), title: v.path }));
+    select.replaceChildren(select.options[0], ...options);
+    if (videos.some((v) => v.path === chosen)) select.value = chosen;
+  }
 }
 
 async function start() {
@@ -455,6 +604,7 @@ function init() {
   // A ticket that expired or a service that restarted: the next click asks for a new one.
   $("player").addEventListener("error", () => delete $("player").dataset.video);
   $("ask-form").addEventListener("submit", ask);
+  $("summary-form").addEventListener("submit", summarize);
   $("index-form").addEventListener("submit", indexFolder);
   start();
 }
