@@ -116,7 +116,7 @@ def test_content_hash_of_missing_file(tmp_path):
 def test_content_hash_of_a_loop_or_a_directory_names_the_problem(hostile):
     with pytest.raises(SymlinkLoopError, match="loop_a.mp4: symlink loop"):
         content_hash(hostile / "loop_a.mp4")
-    with pytest.raises(NotAFileError, match=r"clip.mp4: not a regular file \(a directory\)"):
+    with pytest.raises(NotAFileError, match=r"clip.mp4: not a regular file \(a directory with no videos in it: none named \.avi, "):
         content_hash(hostile / "clip.mp4")
 
 
@@ -139,6 +139,8 @@ def hostile(tmp_path):
     os.symlink(tmp_path / "loop_a.mp4", tmp_path / "loop_b.mp4")
     os.symlink(tmp_path / "gone.mp4", tmp_path / "dangling.mp4")
     (tmp_path / "clip.mp4").mkdir()
+    (tmp_path / "talks").mkdir()  # a folder of videos, given where one video is expected
+    touch(tmp_path / "talks" / "intro.mkv", b"\x1a\x45\xdf\xa3")
     os.mkfifo(tmp_path / "pipe.mp4")
     touch(tmp_path / "empty.mp4", b"")
     return tmp_path
@@ -147,7 +149,10 @@ def hostile(tmp_path):
 @pytest.mark.parametrize(("name", "error", "message"), [
     ("loop_a.mp4", SymlinkLoopError, "loop_a.mp4: symlink loop (too many levels of symbolic links)"),
     ("dangling.mp4", VideoNotFoundError, "dangling.mp4: file not found (a dangling symlink to {root}/gone.mp4)"),
-    ("clip.mp4", NotAFileError, "clip.mp4: not a regular file (a directory)"),
+    ("clip.mp4", NotAFileError, "clip.mp4: not a regular file (a directory with no videos in "
+                                "it: none named .avi, .flv, .m2ts, .m4v, .mkv, .mov, .mp4, .mpeg, "
+                                ".mpg, .ts, .webm, .wmv)"),
+    ("talks", NotAFileError, "talks: not a regular file (a directory)"),
     ("pipe.mp4", NotAFileError, "pipe.mp4: not a regular file (a named pipe)"),
     ("empty.mp4", EmptyVideoError, "empty.mp4: file is empty"),
     ("absent.mp4", VideoNotFoundError, "absent.mp4: file not found"),
@@ -172,7 +177,7 @@ def test_a_folders_broken_video_entries_are_listed_so_each_fails_by_name(hostile
     found = find_videos([hostile])
     assert found == [str(hostile / name) for name in (
         "clip.mp4/inside.mp4", "dangling.mp4", "empty.mp4", "good.mp4", "loop_a.mp4",
-        "loop_b.mp4", "pipe.mp4")]
+        "loop_b.mp4", "pipe.mp4", "talks/intro.mkv")]
 
 
 def test_a_loop_or_nul_given_by_name_is_listed_as_given(hostile):

@@ -128,7 +128,7 @@ def test_probe_of_a_symlink_loop_or_a_directory_names_the_problem(loop_pair, tmp
     (tmp_path / "clip.mp4").mkdir()
     with pytest.raises(NotAFileError) as err:
         probe(tmp_path / "clip.mp4")
-    assert str(err.value) == f"{tmp_path / 'clip.mp4'}: not a regular file (a directory)"
+    assert str(err.value) == f"{tmp_path / 'clip.mp4'}: not a regular file (a directory with no videos in it: none named .avi, .flv, .m2ts, .m4v, .mkv, .mov, .mp4, .mpeg, .mpg, .ts, .webm, .wmv)"
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ PROBLEMS = {
     "empty.mp4": "file is empty",
     "notes.mp4": "not a video (no decodable video stream) (not a media container: Invalid "
                  "data found when processing input)",
-    "clip.mp4": "not a regular file (a directory)",
+    "clip.mp4": "not a regular file (a directory with no videos in it: none named .avi, .flv, .m2ts, .m4v, .mkv, .mov, .mp4, .mpeg, .mpg, .ts, .webm, .wmv)",
     "loop.mp4": "symlink loop (too many levels of symbolic links)",
 }
 

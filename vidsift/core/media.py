@@ -100,10 +100,18 @@ def check_video_file(path: str | os.PathLike) -> Path | str:
         raise VideoError(str(path), exc.strerror or type(exc).__name__) from None
     if not stat.S_ISREG(info.st_mode):
         kind = next((name for is_kind, name in _NOT_FILE_KINDS if is_kind(info.st_mode)), "a device")
+        if stat.S_ISDIR(info.st_mode) and not _holds_videos(given):
+            kind += " with no videos in it: none named " + ", ".join(sorted(VIDEO_EXTENSIONS))
         raise NotAFileError(str(path), kind)
     if info.st_size == 0:
         raise EmptyVideoError(str(path))
     return resolved
+
+
+def _holds_videos(folder: Path) -> bool:
+    """Whether find_videos would find a video in folder (stops at the first)."""
+    return any(child.suffix.lower() in VIDEO_EXTENSIONS and not child.name.startswith(".")
+               and not child.is_dir() for child in folder.rglob("*"))
 
 
 def _listed(path: Path) -> str:

@@ -146,6 +146,6 @@ def test_broken_entries_and_a_directory_fail_by_name_before_any_pool(tmp_path):
          "error": f"{folder / 'dangling.mp4'}: file not found (a dangling symlink to {folder / 'gone.mp4'})"},
         {"path": str(folder / "empty.mp4"), "error": f"{folder / 'empty.mp4'}: file is empty"},
         {"path": str(tmp_path / "clip.mp4"),
-         "error": f"{tmp_path / 'clip.mp4'}: not a regular file (a directory)"},
+         "error": f"{tmp_path / 'clip.mp4'}: not a regular file (a directory with no videos in it: none named .avi, .flv, .m2ts, .m4v, .mkv, .mov, .mp4, .mpeg, .mpg, .ts, .webm, .wmv)"},
     ]
     assert summary["indexed"] == [] and summary["wall_s"] < 3.0

@@ -46,7 +46,7 @@ def test_a_nul_byte_is_400_naming_the_path_on_every_route(client, route):
 
 @pytest.mark.parametrize(("name", "problem"), [
     ("loop_a.mp4", "symlink loop (too many levels of symbolic links)"),
-    ("clip.mp4", "not a regular file (a directory)"),
+    ("clip.mp4", "not a regular file (a directory with no videos in it: none named .avi, .flv, .m2ts, .m4v, .mkv, .mov, .mp4, .mpeg, .mpg, .ts, .webm, .wmv)"),
 ])
 def test_media_of_a_loop_or_a_directory_is_400_naming_it(client, hostile, name, problem):
     expected = (400, {"error": f"{hostile / name}: {problem}"})
