@@ -13,6 +13,7 @@ from vidsift.core.schema import (
     AnswerSchemaError, SchemaError, bounded_schema, check_schema, load_schema, parse_answer,
 )
 from vidsift.core.types import VLMRequest
+from vidsift.core.vision import QWEN3_VL
 from vidsift.workers.vlm import get_vlm
 from vidsift.workers.vlm.base import Sampling
 from vidsift.workers.vlm.structured import check_compiles
@@ -82,6 +83,14 @@ def test_generate_returns_answer_json_and_leaves_free_rows_alone(vlm):
     assert set(results[0].answer_json) == {"answer", "confidence", "seen"}
     assert json.loads(results[0].text) == results[0].answer_json
     assert results[1].text == alone.text and results[1].answer_json is None
+
+
+def test_qwen3_vl_decodes_constrained_too(tiny_qwen3_dir):
+    qwen3 = get_vlm(VLMConfig(backend="qwen3_vl", model=str(tiny_qwen3_dir), device="cpu",
+                              dtype="float32", max_new_tokens=CAP, **BOUNDS))
+    (result,) = qwen3.generate([VLMRequest(random_token_set(0, spec=QWEN3_VL), "q",
+                                           schema=ARRAY)])
+    assert result.answer_json == json.loads(result.text) and result.answer_json
 
 
 def test_json_cut_short_by_the_cap_is_an_error_with_the_raw_text(vlm):
