@@ -67,3 +67,26 @@ def test_a_question_about_a_symlink_loop_fails_by_name_before_any_pool(client, h
         time.sleep(0.1)
     assert job["status"] == "failed"
     assert job["error"] == f"{hostile / 'loop_a.mp4'}: symlink loop (too many levels of symbolic links)"
+
+
+def test_an_index_job_whose_videos_all_fail_their_checks_starts_no_pool(media_root, hostile,
+                                                                        tmp_path):  # noqa: F811
+    """The job's videos are checked before any ingest actor starts: before, reaching the
+    service's shared pool started it (Ray's actors, seconds) for a job that then failed every
+    video on a stat call."""
+    from fastapi.testclient import TestClient
+
+    from vidsift.pipeline.service.http import create_app
+
+    app = create_app(_config(media_root, tmp_path / "svc"))
+    with TestClient(app) as http:
+        created = http.post("/v1/index", json={"paths": ["loop_a.mp4", "clip.mp4"]})
+        assert created.status_code == 202, created.text
+        deadline = time.monotonic() + 20
+        while (job := http.get(f"/v1/jobs/{created.json()['id']}").json())["status"] \
+                not in FINAL_STATUSES:
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+        assert job["status"] == "failed" and len(job["result"]["failed"]) == 2
+        service = app.state.service
+        assert service._asker is None or service._asker._pool is None

@@ -119,8 +119,9 @@ def index_videos(
     """Index every video under paths (folders, manifests, files) into the clip index at
     cfg.index.dir (see module doc). Every video is checked first (core.probe.check_video: a
     missing or empty file, a symlink loop, a directory, a file that is no media container fails
-    by name); the pool starts only when one passes. pool: an IngestPool to use (else one is
-    started and closed).
+    by name); the pool starts only when one passes. pool: an IngestPool to use, or a function
+    giving one (a service's shared pool, started on first use: called only once a video has
+    passed), else one is started and closed.
     check(video), when given, raises for a video this run may not read (the HTTP service's
     media roots: a folder's symlink or a manifest's entry can lead out of them); that video is
     failed before it is opened."""
@@ -157,6 +158,8 @@ def index_videos(
             owned = pool is None
             if owned:
                 pool = start_pool(cfg)
+            elif callable(pool):
+                pool = pool()
             try:
                 last_commit = time.monotonic()
                 for path, outcome in ingest_videos(todo, cfg, pool, MemoryStore(cfg.index.dir)):

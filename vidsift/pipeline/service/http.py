@@ -320,11 +320,12 @@ class Service:
         if job.kind == "index":
             from vidsift.pipeline.flows.index import index_videos
 
-            # The asker's ingest pool: one set of actors (and memories) for every job.
+            # The asker's ingest pool: one set of actors (and memories) for every job, started
+            # only once a video passes its checks.
             record = self._progress(job, "index")
             with self._index_writer:
                 summary = index_videos(
-                    request["paths"], self._job_config(request), pool=self.asker.pool,
+                    request["paths"], self._job_config(request), pool=lambda: self.asker.pool,
                     progress=lambda event: record(event.done, event.total, event.path),
                     check=self.roots.check,
                 )
