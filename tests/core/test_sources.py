@@ -168,3 +168,15 @@ def test_a_bucket_videos_audio_decodes_as_its_files_does(bucket, served):
     remote = list(AudioReader("s3://videos/talks/toned.mp4", window_s=4).windows(start=3.0, end=7.0))
     assert [w.start for w in remote] == [w.start for w in local] and local
     assert all(np.array_equal(a.samples, b.samples) for a, b in zip(local, remote))
+
+
+@needs_nginx
+def test_decoders_that_read_files_only_refuse_a_url_by_name(web):
+    from vidsift.core.errors import UnsupportedVideoError
+    from vidsift.workers.decode import get_decoder
+
+    url = web.url + "clip.mp4"
+    assert len(get_decoder("pyav").frames_at(url, [0.5, 2.0], max_side=64)) == 2
+    for backend in ("decord", "ffmpeg"):
+        with pytest.raises(UnsupportedVideoError, match=f"decode.backend={backend} reads local"):
+            get_decoder(backend).frames_at(url, [0.5])

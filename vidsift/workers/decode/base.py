@@ -30,8 +30,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from vidsift.core.errors import UnsupportedVideoError
 from vidsift.core.images import pad_centred
 from vidsift.core.probe import DEFAULT_MAX_PIXELS, StreamScan, scan_video
+from vidsift.core.sources import is_url
 from vidsift.core.types import Frame
 from vidsift.core.vision import content_size
 
@@ -127,6 +129,7 @@ class BaseDecoder:
     _decode_indices and _decode_keyframes."""
 
     name = "base"
+    reads_urls = False  # whether the backend opens videos behind URLs (core.sources) in place
 
     def __init__(self, threads: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.threads = int(threads)
@@ -150,6 +153,10 @@ class BaseDecoder:
 
     # --- shared helpers -------------------------------------------------------------------
     def _scan(self, path) -> StreamScan:
+        if not self.reads_urls and is_url(path):
+            raise UnsupportedVideoError(
+                str(path), f"decode.backend={self.name} reads local files only; pyav (the "
+                           "default) reads URLs in place")
         return scan_video(path, self.max_pixels)
 
     @staticmethod

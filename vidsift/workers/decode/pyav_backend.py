@@ -22,6 +22,7 @@ INTERPOLATION = "BILINEAR"  # the ffmpeg backend uses the same swscale flag
 
 class PyAVDecoder(BaseDecoder):
     name = "pyav"
+    reads_urls = True
 
     def _open(self, scan: StreamScan, skip_frame: str = "DEFAULT", deblock: bool = True):
         container = open_container(scan.path)
