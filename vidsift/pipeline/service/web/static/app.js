@@ -498,6 +498,29 @@ async function indexFolder(event) {
   }
 }
 
+// An upload goes into the service's own storage (POST /v1/files, the file's bytes as the body)
+// and is then indexed like a path under a media root.
+async function uploadVideo(event) {
+  event.preventDefault();
+  const file = $("upload-file").files[0];
+  if (!file) return;
+  clearErrors($("index-jobs"));
+  $("upload-button").disabled = true;
+  try {
+    const stored = await apiJson(`/v1/files?name=${encodeURIComponent(file.name)}`, {
+      method: "POST", headers: { "Content-Type": file.type || "application/octet-stream" },
+      body: file,
+    });
+    const job = await postJson("/v1/index", { paths: [stored.path] });
+    showIndexJob(job.id);
+    refreshJobs();
+  } catch (error) {
+    $("index-jobs").prepend(el("p", { className: "error", text: error.message }));
+  } finally {
+    $("upload-button").disabled = false;
+  }
+}
+
 // ---- the jobs table --------------------------------------------------------------------------
 
 function jobWhat(job) {
@@ -606,6 +629,7 @@ function init() {
   $("ask-form").addEventListener("submit", ask);
   $("summary-form").addEventListener("submit", summarize);
   $("index-form").addEventListener("submit", indexFolder);
+  $("upload-form").addEventListener("submit", uploadVideo);
   start();
 }
 
