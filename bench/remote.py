@@ -1,0 +1,117 @@
+"""Remote sources benchmark: the coarse pass of one video from the local file, from an S3 server
+(moto's, on loopback) and from nginx (loopback), in one run.
+
+For each source: the probe (the driver's scan: it demuxes the whole container) and the coarse
+pass decoded shard by shard in ~20 s pieces as the ingest pool's actors do (the driver's scan
+handed over, so a shard reads only its byte ranges), in this process, one after another. Prints wall times
+(median of --runs), the ratio to the local file (goal: within 1.3x on loopback) and the bytes
+read from the server per video against the file's size; writes bench/results/remote.json.
+
+    .venv/bin/python bench/remote.py [--video ../shared/data/bbb.mp4] [--runs 1]
+
+Needs nginx (make nginx) and the test extra (moto[server], s3fs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.remote_stores import moto_s3, nginx_serving, s3_client  # noqa: E402
+
+MAX_SIDE, MAX_GAP_S, FILL_FPS = 448, 2.0, 1.0
+
+
+def coarse_pass(video: str, shard_minutes: float) -> tuple[float, float, int, int, int]:
+    """(probe seconds, coarse seconds, frames, bytes the probe read, bytes the coarse pass
+    read) of the video, shard by shard (bytes: from a server; 0 for a file)."""
+    from vidsift.core import probe as probing
+    from vidsift.core import sources
+
+    def fetched() -> int:
+        return sources.bytes_fetched().get(sources.normalise_url(video), 0) \
+            if sources.is_url(video) else 0
+
+    sources._fetched.clear()
+    sources._blocks.clear()
+    import numpy as np
+
+    from vidsift.core.shards import plan_shards
+    from vidsift.workers.decode import get_decoder
+    from vidsift.workers.ingest import PIECE_S
+
+    probing._cached_scan.cache_clear()
+    probing._REMOTE_SCANS.clear()
+    started = time.perf_counter()
+    info = probing.probe(video)
+    probed = time.perf_counter() - started
+    probe_bytes = fetched()
+    decoder = get_decoder("pyav", threads=1)
+    frames = 0
+    started = time.perf_counter()
+    keys = np.asarray(info.keyframe_times)
+    for start, end in plan_shards(keys, info.start_time, info.end_time, shard_minutes * 60):
+        # as a decode actor does (DecodeActor._pieces): the shard in ~PIECE_S keyframe pieces
+        inside = keys[(keys > start) & (keys < end)]
+        for lo, hi in plan_shards(inside, start, end, PIECE_S):
+            frames += len(decoder.coarse(video, MAX_SIDE, MAX_GAP_S, FILL_FPS, start=lo, end=hi))
+    return probed, time.perf_counter() - started, frames, probe_bytes, fetched() - probe_bytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", default=str(ROOT.parent / "shared/data/bbb.mp4"))
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--shard-minutes", type=float, default=5.0)
+    args = parser.parse_args()
+
+    video = Path(args.video).resolve()
+    size = video.stat().st_size
+    results: dict = {"video": video.name, "size_bytes": size, "runs": args.runs, "sources": {}}
+    with tempfile.TemporaryDirectory(prefix="vsbench") as work:
+        served = Path(work) / "served"
+        served.mkdir()
+        os.symlink(video, served / video.name)
+        with moto_s3() as endpoint, nginx_serving(served, Path(work) / "nginx") as web:
+            s3 = s3_client(endpoint)
+            s3.create_bucket(Bucket="bench")
+            s3.upload_file(str(video), "bench", video.name)
+            urls = {"local": str(video), "s3": f"s3://bench/{video.name}",
+                    "nginx": web.url + video.name}
+            for name, url in urls.items():
+                probes, passes = [], []
+                for _ in range(args.runs):
+                    probed, decoded, frames, probe_read, coarse_read = coarse_pass(
+                        url, args.shard_minutes)
+                    probes.append(probed)
+                    passes.append(decoded)
+                results["sources"][name] = {
+                    "probe_s": round(statistics.median(probes), 3),
+                    "coarse_s": round(statistics.median(passes), 3),
+                    "frames": frames, "probe_bytes": probe_read, "coarse_bytes": coarse_read,
+                    "coarse_bytes_per_size": round(coarse_read / size, 3),
+                }
+    local = results["sources"]["local"]
+    for name, row in results["sources"].items():
+        row["coarse_vs_local"] = round(row["coarse_s"] / local["coarse_s"], 3)
+        row["probe_vs_local"] = round(row["probe_s"] / local["probe_s"], 3)
+        print(f"{name:6s} probe {row['probe_s']:7.2f} s ({row['probe_vs_local']:.2f}x)  coarse "
+              f"{row['coarse_s']:7.2f} s ({row['coarse_vs_local']:.2f}x local)  frames "
+              f"{row['frames']}  read: probe {row['probe_bytes'] / 1e6:6.1f} MB, coarse "
+              f"{row['coarse_bytes'] / 1e6:6.1f} MB ({row['coarse_bytes_per_size']:.2f}x the file)")
+    out = ROOT / "bench/results/remote.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
