@@ -78,6 +78,7 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     root {root};
+    location /private/ {{ return 403; }}  # what a server that denies the request answers
   }}
 }}
 """)

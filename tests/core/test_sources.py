@@ -82,11 +82,13 @@ def test_a_video_behind_nginx_probes_as_its_file_does_by_ranges(web, served):
 
 
 @needs_nginx
-def test_a_404_and_a_refused_port_are_one_error_naming_the_url(web):
+def test_a_404_a_403_and_a_refused_port_are_one_error_naming_the_url(web):
     with pytest.raises(VideoNotFoundError, match="gone.mp4: file not found"):
         check_video_file(web.url + "gone.mp4")
     with pytest.raises(VideoError, match=r"http://127\.0\.0\.1:9/a\.mp4: cannot be read"):
         probe("http://127.0.0.1:9/a.mp4")
+    with pytest.raises(VideoError, match=r"/private/a\.mp4: cannot be read \(access denied: HTTP 403\)"):
+        probe(web.url + "private/a.mp4")
 
 
 class _DroppingHandler(http.server.BaseHTTPRequestHandler):
