@@ -97,3 +97,14 @@ def test_an_uploaded_video_is_stored_checked_and_readable_by_jobs(media_root, tm
         assert too_big.status_code == 413
     kept = sorted(p.name for p in uploads.rglob("*") if p.is_file())
     assert kept == ["My_Talk.mp4"]  # nothing of the refused uploads stays
+
+
+def test_a_clip_of_a_remote_video_is_refused_in_one_line(web, media_root, tmp_path):  # noqa: F811
+    cfg = _config(media_root, tmp_path / "svc", "serve.workers=0")
+    cfg.serve.media_roots = [web.url]
+    with running(cfg) as client:
+        refused = client.get("/v1/clip", params={"video": web.url + "short.mp4", "start": 0,
+                                                 "end": 1})
+    assert refused.status_code == 400
+    assert refused.json()["error"].endswith("short.mp4: clips are cut from local files only; "
+                                            "play it through /v1/media instead")

@@ -71,6 +71,9 @@ def add_clip_routes(app: FastAPI, cfg: Config, auth: list) -> None:
             raise ApiError(403, str(exc)) from None
         except VideoNotFoundError:
             raise ApiError(404, f"{video}: no such video") from None
+        if isinstance(source, str):  # a URL under a URL media root (core.sources)
+            raise ApiError(400, f"{video}: clips are cut from local files only; play it "
+                                "through /v1/media instead")
         check_span(start, end, cfg.export.max_s)  # before any file is looked at
         folder = service.data_dir / "clips"
         path = folder / _clip_name(source, start, end, fast)
