@@ -182,3 +182,12 @@ def test_decoders_that_read_files_only_refuse_a_url_by_name(web):
     for backend in ("decord", "ffmpeg"):
         with pytest.raises(UnsupportedVideoError, match=f"decode.backend={backend} reads local"):
             get_decoder(backend).frames_at(url, [0.5])
+
+
+def test_a_manifest_may_name_urls_beside_paths(tmp_path):
+    manifest = tmp_path / "videos.jsonl"
+    (tmp_path / "local.mp4").write_bytes(b"x")
+    manifest.write_text('"s3://videos//talks/a.mp4"\n{"path": "local.mp4"}\n'
+                        '{"video": "https://cdn.example/m/b.mp4"}\n')
+    assert find_videos([manifest]) == ["s3://videos/talks/a.mp4", str(tmp_path / "local.mp4"),
+                                       "https://cdn.example/m/b.mp4"]
