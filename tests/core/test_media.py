@@ -196,3 +196,13 @@ def test_resolve_path_refuses_a_nul_byte_and_leaves_a_loop_where_it_stops(hostil
     with pytest.raises(InvalidPathError, match="invalid path"):
         resolve_path("a\0b.mp4")
     assert resolve_path(hostile / "loop_a.mp4") == hostile / "loop_a.mp4"
+
+
+def test_a_tilde_user_with_no_home_here_is_a_name_not_a_crash(tmp_path):
+    """The API fuzzer's find: `~nosuchuser/...` raised pathlib's RuntimeError ('Could not
+    determine home directory.'), a 500 from every route that takes a path."""
+    name = "~vidsift-no-such-user/talk.mp4"
+    assert resolve_path(name, base=tmp_path) == tmp_path / name
+    with pytest.raises(VideoNotFoundError, match="talk.mp4: file not found"):
+        check_video_file(tmp_path / name)
+    assert find_videos([tmp_path / name]) == [str(tmp_path / name)]

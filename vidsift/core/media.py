@@ -55,7 +55,16 @@ def _read_manifest(source: Path) -> list[str]:
                 raise ConfigError(f"{source}:{number}: expected a path or {{\"path\": ...}}")
             entries.append(path)
     return [sources.normalise_url(e) if sources.is_url(e)
-            else _listed(source.parent / Path(e).expanduser()) for e in entries]
+            else _listed(source.parent / expand_home(e)) for e in entries]
+
+
+def expand_home(path: str | os.PathLike) -> Path:
+    """Path(path) with a leading ~ or ~user expanded; a ~user with no home here (an unknown
+    user, or no HOME at all) stays as given, as a shell leaves it: a name, not an error."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # pathlib: "Could not determine home directory."
+        return Path(path)
 
 
 def resolve_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> Path | str:
@@ -68,7 +77,7 @@ def resolve_path(path: str | os.PathLike, base: str | os.PathLike | None = None)
         return sources.normalise_url(str(path))
     if "\0" in str(path):
         raise InvalidPathError(str(path), "a NUL byte in it")
-    raw = Path(path).expanduser()
+    raw = expand_home(path)
     return Path(os.path.realpath(raw if base is None else Path(base) / raw))
 
 
@@ -87,7 +96,7 @@ def check_video_file(path: str | os.PathLike) -> Path | str:
     if sources.is_url(path):
         return sources.stat_source(str(path)).url
     resolved = resolve_path(path)
-    given = Path(path).expanduser()
+    given = expand_home(path)
     try:
         info = os.stat(given)
     except FileNotFoundError:
@@ -137,7 +146,7 @@ def find_videos(given: Sequence[str | os.PathLike]) -> list[str]:
         if sources.is_url(raw):
             found.update(dict.fromkeys(sources.list_videos(str(raw), VIDEO_EXTENSIONS)))
             continue
-        path = Path(raw).expanduser()
+        path = expand_home(raw)
         if path.is_dir():
             entries = [child for child in sorted(path.rglob("*"))
                        if child.suffix.lower() in VIDEO_EXTENSIONS

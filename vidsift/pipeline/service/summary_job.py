@@ -124,8 +124,11 @@ def add_summary_routes(app: FastAPI, auth: list, submit: Callable[[str, dict], A
             raise ApiError(404, f"job {job_id!r} has no chapter {number}")
         return FileWithJsonErrors(path, media_type="image/jpeg")
 
-    @app.get("/v1/jobs/{job_id}/chapters.{fmt}", dependencies=auth,
-             response_class=PlainTextResponse, responses=error_responses(401, 404, 409, 422))
+    # Text in the format's own type, errors JSON (the route returns its response itself).
+    @app.get("/v1/jobs/{job_id}/chapters.{fmt}", dependencies=auth, responses={
+        200: {"description": "the chapters as a file",
+              "content": {kind: {} for kind in sorted(set(EXPORT_TYPES.values()))}},
+        **error_responses(400, 401, 404, 409, 422)})
     def chapter_file(job_id: str, fmt: str, request: Request):
         """A summary job's chapters as WebVTT chapters (vtt), an ffmetadata file ffmpeg muxes
         into chapter markers (ffmetadata), '0:00 Title' lines video sites take (youtube), or
