@@ -241,6 +241,11 @@ class SummaryConfig(_Section):
     # without a VLM (or when the model names none that fits), highlights are picked from the
     # memory: highlight_s seconds around the frame most like each of the longest chapters
     highlight_s: float = Field(8.0, gt=0)
+    # the map and reduce replies are JSON constrained to schemas whose strings are bounded so
+    # the JSON closes within the request's token cap when a character costs at most this many
+    # tokens (1: whole-word tokenizers on most text; a byte-level one needs up to 6, escapes
+    # included); a reply the cap still cuts is asked again as free text
+    json_tokens_per_char: float = Field(1.0, ge=0.1)
     # a caption run's OUT folder (vidsift caption --out): a chapter whose clip captions cover
     # at least caption_coverage of its length is summarized from them (text, no frame decoded)
     captions_dir: str | None = None

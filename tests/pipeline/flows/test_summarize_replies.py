@@ -69,3 +69,46 @@ def test_the_questions_carry_the_times_and_what_stands_in_for_frames():
     reduce = reduce_question(300.0, [{"start": 0.0, "end": 60.0, "title": "Intro",
                                       "summary": "Hello."}], 3, 45)
     assert "1. 0.0s-60.0s Intro: Hello." in reduce and "up to 3 highlights" in reduce
+
+
+def _longest(schema: dict):
+    """The longest answer a schema admits: every string at its maxLength, every array full,
+    every integer at its widest bound."""
+    kind = schema["type"]
+    if kind == "object":
+        return {k: _longest(v) for k, v in schema["properties"].items()}
+    if kind == "array":
+        return [_longest(schema["items"]) for _ in range(schema["maxItems"])]
+    if kind == "integer":
+        return max(schema["minimum"], schema["maximum"], key=lambda v: len(str(v)))
+    return "x" * schema["maxLength"]
+
+
+def _cost(value, tokens_per_char: float) -> float:
+    """Tokens of the answer as one line of JSON: a token a structural character, a string's
+    characters at tokens_per_char."""
+    import json
+
+    if isinstance(value, str):
+        return 2 + len(value) * tokens_per_char
+    if isinstance(value, dict):
+        return 2 + sum(_cost(k, 1) + 2 + _cost(v, tokens_per_char) for k, v in value.items()) \
+            + 2 * (len(value) - 1)
+    if isinstance(value, list):
+        return 2 + sum(_cost(v, tokens_per_char) for v in value) + 2 * max(len(value) - 1, 0)
+    return len(json.dumps(value))
+
+
+@pytest.mark.parametrize("cap, per_char", [(48, 1), (160, 1), (256, 1), (512, 1), (160, 6),
+                                           (1024, 6)])
+def test_the_schemas_longest_answer_fits_the_token_cap(cap, per_char):
+    from vidsift.pipeline.flows.summary_replies import chapter_schema, reduce_schema
+
+    chapter = chapter_schema(cap, per_char)
+    assert chapter is not None and _cost(_longest(chapter), per_char) <= cap
+    reduce = reduce_schema(cap, 3, 0.0, 7157.7, per_char)
+    if reduce is not None:
+        assert _cost(_longest(reduce), per_char) <= cap
+        assert reduce["properties"]["highlights"]["maxItems"] <= 3
+    assert reduce_schema(512, 3, 0.0, 7157.7)["properties"]["highlights"]["maxItems"] == 3
+    assert chapter_schema(16) is None  # no room: free text

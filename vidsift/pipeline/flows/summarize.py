@@ -12,8 +12,9 @@
            vlm.concurrency at once), its planned frames decoded on the ingest pool at their
            planned sizes, the lines said in it (speech.mode; fitted to summary.speech_tokens),
            or, where a caption run's clip captions (summary.captions_dir) cover it, those
-           captions instead of frames; the VLM writes its title and summary
-           (summary_replies.CHAPTER_SCHEMA)
+           captions instead of frames; the VLM writes its title and summary as JSON
+           following summary_replies.chapter_schema (VLMRequest.schema: constrained decoding
+           in-process, response_format on a server), bounded to the request's token cap
   reduce   one text request over the chapters' titles and summaries: the video's summary and
            up to summary.highlights highlights {start, end, title, why}
 Each chapter's reply is stored as it lands, and the reduce's too (summary_store, keyed by the
@@ -32,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from vidsift.core.config import Config, SummaryConfig
 from vidsift.core.errors import VidsiftError
 
 # Bumped when the map or reduce requests change shape: results stored before are not reused.
-REQUEST_VERSION = 1
+REQUEST_VERSION = 2
 
 
 @dataclass
@@ -53,7 +54,8 @@ class SummaryResult:
     read, in order), keywords (spoken), labels, frames (coarse frames in the chapter), speech
     (what is said in it, with speech on), tokens (visual tokens planned for it), plan (its
     planned segments), plan_s (seconds planning it), captions (clip captions used instead of
-    frames), vlm ({read: "json" | "text" | "empty", visual_tokens, stored}, with a VLM)}};
+    frames), vlm ({read: "schema" (the constrained JSON) | "json" | "text" | "empty" (read
+    back from free text: summary_replies), visual_tokens, stored}, with a VLM)}};
     highlights: {start, end, title, why}, in time order; highlights_from: "model" or
     "extractive"; model: the VLM, or "none"; tokens: the visual tokens planned over all the
     chapters; stored: {chapters_reused, chapters_run, reduce_reused}."""
@@ -279,14 +281,34 @@ class Summarizer:
                                                "jpeg_quality", "max_new_tokens"}),
         }
 
+    def _cap(self, wanted: int) -> int:
+        """New tokens a request may generate: what summary.* wants, within vlm.max_new_tokens."""
+        return min(wanted, self.cfg.vlm.max_new_tokens)
+
+    def _generate(self, request) -> tuple:
+        """(the VLM's result for one request, why its schema was given up or ""). A reply that
+        still breaks its schema (escapes cost more tokens than the characters they stand for,
+        so the cap can cut the JSON) is asked again once as free text, which the readers of
+        summary_replies take in any shape: a summary never fails on the format."""
+        try:
+            return self.vlm.generate([request])[0], ""
+        except VidsiftError as exc:  # AnswerSchemaError, or the pool's RequestFailedError
+            if request.schema is None:
+                raise
+            why = str(exc).splitlines()[0][:300]
+            return self.vlm.generate([dataclasses.replace(request, schema=None)])[0], why
+
     def _map(self, memory, chapters: list[dict], plans: list, on_chapter) -> dict:
         """Each chapter's title and summary from the VLM (stored ones read back), in parallel;
         -> {chapters_reused, chapters_run}."""
         from vidsift.core.types import TokenSet, VLMRequest
-        from vidsift.pipeline.flows.summary_replies import chapter_question, read_chapter
+        from vidsift.pipeline.flows.summary_replies import (chapter_question, chapter_schema,
+                                                            read_chapter)
         from vidsift.pipeline.flows.summary_store import digest
 
         cfg, video = self.cfg, memory.info.path
+        schema = chapter_schema(self._cap(cfg.summary.map_tokens),
+                                cfg.summary.json_tokens_per_char)
         captions = _captions_covering(chapters, cfg.summary, video)
         said = self._chapter_lines(memory, chapters)
         settings = {**self._request_settings(), "memory": memory.key, "count": len(chapters),
@@ -295,7 +317,8 @@ class Summarizer:
                                                              "speech_tokens"}),
                     "summary": cfg.summary.model_dump(include={
                         "chapter_tokens", "chapter_selector", "speech_tokens", "map_tokens"}),
-                    "speech": cfg.speech.key() if cfg.speech.enabled else "none"}
+                    "speech": cfg.speech.key() if cfg.speech.enabled else "none",
+                    "schema": schema}
         keys = [digest({**settings, "number": n, "span": [c["start"], c["end"]],
                         "captions": captions[n]}) for n, c in enumerate(chapters)]
 
@@ -306,6 +329,8 @@ class Summarizer:
             chapter["evidence"]["vlm"] = {"read": value["read"],
                                           "visual_tokens": value["visual_tokens"],
                                           "stored": reused}
+            if "schema_error" in value:  # constrained JSON given up: read from free text
+                chapter["evidence"]["vlm"]["schema_error"] = value["schema_error"]
             if captions[n]:
                 chapter["evidence"]["captions"] = len(captions[n])
 
@@ -323,42 +348,57 @@ class Summarizer:
                          else self._decoded(plans[n], video))
             question = chapter_question(n + 1, len(chapters), chapter["start"], chapter["end"],
                                         captions[n])
-            request = VLMRequest(token_set, question, cfg.summary.map_tokens,
+            request = VLMRequest(token_set, question, self._cap(cfg.summary.map_tokens),
                                  request_id=f"{Path(video).name} chapter {n + 1}",
-                                 transcript=() if captions[n] else said[n])
-            return self.vlm.generate([request])[0]
+                                 transcript=() if captions[n] else said[n], schema=schema)
+            return self._generate(request)
 
-        def reply(n: int, result) -> None:
-            title, summary, read = read_chapter(result.text)
+        def reply(n: int, outcome) -> None:
+            result, schema_error = outcome
+            if isinstance(result.answer_json, dict):
+                answer = result.answer_json
+                title, summary, read = str(answer["title"]).strip(), " ".join(
+                    str(answer["summary"]).split()), "schema"
+            else:
+                title, summary, read = read_chapter(result.text)
             value = {"title": title, "summary": summary, "read": read,
-                     "visual_tokens": result.visual_tokens}
+                     "visual_tokens": result.visual_tokens,
+                     **({"schema_error": schema_error} if schema_error else {})}
             self.store.put("chapter", memory.content_hash, keys[n], value)
             land(n, value, reused=False)
 
-        threads = ThreadPoolExecutor(max(1, min(self._in_flight(), len(todo) or 1)))
-        futures = {threads.submit(ask, n): n for n in todo}
-        done: set = set()
+        # A chapter is handed to a thread only as another lands (after on_chapter): when the
+        # run stops, only those already on their way are asked, and they still land in the
+        # store, so a re-run does not ask for them again.
+        waiting, running = list(todo), {}
+        width = max(1, min(self._in_flight(), len(todo) or 1))
+        threads = ThreadPoolExecutor(width)
+
+        def start() -> None:
+            while waiting and len(running) < width:
+                n = waiting.pop(0)
+                running[threads.submit(ask, n)] = n
+
         try:
-            for future in as_completed(futures):
-                done.add(future)
-                n = futures[future]
-                reply(n, future.result())
-                if on_chapter is not None:
-                    on_chapter(n, chapters[n])
+            start()
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    n = running.pop(future)
+                    reply(n, future.result())
+                    if on_chapter is not None:
+                        on_chapter(n, chapters[n])
+                start()
         except BaseException:
-            # stopped: what has not started never will; what is on its way still lands in the
-            # store, so a re-run does not ask for it again
-            for future in futures:
-                future.cancel()
-            for future, n in futures.items():
-                if future not in done and not future.cancelled():
-                    try:
-                        reply(n, future.result())
-                    except Exception:  # noqa: BLE001 - the first error is the one raised
-                        pass
+            waiting.clear()
+            for future, n in running.items():
+                try:
+                    reply(n, future.result())
+                except Exception:  # noqa: BLE001 - the first error is the one raised
+                    pass
             raise
         finally:
-            threads.shutdown(wait=True, cancel_futures=True)
+            threads.shutdown(wait=True)
         return {"chapters_reused": len(chapters) - len(todo), "chapters_run": len(todo)}
 
     def _decoded(self, plan, video: str):
@@ -391,12 +431,16 @@ class Summarizer:
         """The video's summary and the model's highlights from the chapters (stored, or one
         text request) -> (summary or None, highlights, whether it was stored)."""
         from vidsift.core.types import TokenSet, VLMRequest
-        from vidsift.pipeline.flows.summary_replies import read_reduce, reduce_question
+        from vidsift.pipeline.flows.summary_replies import (read_reduce, reduce_question,
+                                                            reduce_schema)
         from vidsift.pipeline.flows.summary_store import digest
 
         cfg, info = self.cfg, memory.info
+        cap = self._cap(cfg.summary.reduce_tokens)
+        schema = reduce_schema(cap, cfg.summary.highlights, info.start_time, info.end_time,
+                               cfg.summary.json_tokens_per_char)
         inputs = [{k: c[k] for k in ("start", "end", "title", "summary")} for c in chapters]
-        key = digest({**self._request_settings(), "chapters": inputs,
+        key = digest({**self._request_settings(), "chapters": inputs, "schema": schema,
                       "duration": info.duration,
                       "summary": cfg.summary.model_dump(include={
                           "reduce_tokens", "highlights", "max_highlight_s"})})
@@ -405,13 +449,15 @@ class Summarizer:
         if value is None:
             question = reduce_question(info.duration, inputs, cfg.summary.highlights,
                                        cfg.summary.max_highlight_s)
-            request = VLMRequest(TokenSet(info.path, [], budget=0), question,
-                                 cfg.summary.reduce_tokens,
-                                 request_id=f"{Path(info.path).name} summary")
-            result = self.vlm.generate([request])[0]
+            request = VLMRequest(TokenSet(info.path, [], budget=0), question, cap,
+                                 request_id=f"{Path(info.path).name} summary", schema=schema)
+            result, _ = self._generate(request)
+            # the constrained JSON is read by the same rules (times clipped, overlaps dropped)
             summary, highlights, read = read_reduce(
                 result.text, info.start_time, info.end_time, cfg.summary.highlights,
                 cfg.summary.max_highlight_s)
+            if result.answer_json is not None:
+                read = "schema"
             value = {"summary": summary, "highlights": highlights, "read": read}
             self.store.put("reduce", memory.content_hash, key, value)
         return value["summary"] or None, value["highlights"], reused

@@ -1,8 +1,11 @@
 """What summarize asks the VLM and how it reads the replies back, never failing on one.
 
 Map: a chapter's question (its place and times, the clip captions when they stand in for its
-frames) asks for {"title", "summary"} as JSON (CHAPTER_SCHEMA). Reduce: the chapters' titles and
-summaries as text ask for {"summary", "highlights": [{start, end, title, why}]} (REDUCE_SCHEMA).
+frames) asks for {"title", "summary"} as JSON (chapter_schema). Reduce: the chapters' titles and
+summaries as text ask for {"summary", "highlights": [{start, end, title, why}]} (reduce_schema).
+Both schemas go with the request (VLMRequest.schema): the in-process backends decode constrained
+to them, the openai backend sends them as response_format; they are bounded to the request's
+token cap, so a constrained reply always closes.
 
 A reply is read as the JSON object it holds (the whole text, a ```json fence, or the first
 object inside prose), else as "Title: ... / Summary: ..." lines, else its first line is the
@@ -19,28 +22,57 @@ from collections.abc import Sequence
 
 from vidsift.core.timeline import hms
 
-CHAPTER_SCHEMA = {
-    "type": "object",
-    "properties": {"title": {"type": "string"}, "summary": {"type": "string"}},
-    "required": ["title", "summary"],
-    "additionalProperties": False,
-}
-REDUCE_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "summary": {"type": "string"},
-        "highlights": {"type": "array", "items": {
-            "type": "object",
-            "properties": {"start": {"type": "number"}, "end": {"type": "number"},
-                           "title": {"type": "string"}, "why": {"type": "string"}},
-            "required": ["start", "end", "title", "why"],
-            "additionalProperties": False,
-        }},
-    },
-    "required": ["summary", "highlights"],
-    "additionalProperties": False,
-}
+# Characters of JSON around the values: {"title": "", "summary": ""} and {"summary": "",
+# "highlights": []}, one highlight {"start": , "end": , "title": "", "why": ""}, ", " between.
+_CHAPTER_FRAME, _REDUCE_FRAME, _HIGHLIGHT_FRAME = 32, 36, 48
+_SHORTEST = 8  # characters a value needs to say anything: less room asks for free text
 TITLE_CHARS = 80  # a title read from prose is cut at a word near this length
+
+
+def chapter_schema(cap: int, tokens_per_char: float = 1.0) -> dict | None:
+    """The map step's JSON Schema {title, summary}, its strings bounded so that the whole JSON
+    fits `cap` new tokens when a string's character costs at most tokens_per_char tokens
+    (constrained decoding then always closes it): the title a quarter of the room (at most
+    TITLE_CHARS), the summary the rest; None when the cap leaves no room (the reply is then
+    read as free text)."""
+    room = int((cap - _CHAPTER_FRAME) / tokens_per_char)
+    if room < 2 * _SHORTEST:
+        return None
+    title = min(TITLE_CHARS, room // 4)
+    return {"type": "object", "properties": {
+        "title": {"type": "string", "maxLength": title},
+        "summary": {"type": "string", "maxLength": room - title}},
+        "required": ["title", "summary"], "additionalProperties": False}
+
+
+def reduce_schema(cap: int, highlights: int, start: float, end: float,
+                  tokens_per_char: float = 1.0) -> dict | None:
+    """The reduce step's JSON Schema {summary, highlights: [{start, end, title, why}]}: at most
+    `highlights` highlights, their times whole seconds within [start, end], every string
+    bounded so that the JSON fits `cap` new tokens at tokens_per_char tokens a string
+    character (the summary half the room, each highlight's title and why a share of the rest);
+    fewer highlights when the cap holds fewer, None when it holds no summary."""
+    low, high = math.floor(start), math.ceil(end)
+    item = _HIGHLIGHT_FRAME + 2 * len(str(high))
+    count, room = highlights, 0
+    while count >= 0:
+        room = int((cap - _REDUCE_FRAME - count * item) / tokens_per_char)
+        if room >= 2 * _SHORTEST * (1 + count):
+            break
+        count -= 1
+    if count < 0:
+        return None
+    share = room // 2 // max(count, 1) // 2  # a highlight's title, and its why
+    time = {"type": "integer", "minimum": low, "maximum": high}
+    return {"type": "object", "properties": {
+        "summary": {"type": "string", "maxLength": room - 2 * share * count},
+        "highlights": {"type": "array", "maxItems": count, "items": {
+            "type": "object",
+            "properties": {"start": time, "end": time,
+                           "title": {"type": "string", "maxLength": share},
+                           "why": {"type": "string", "maxLength": share}},
+            "required": ["start", "end", "title", "why"], "additionalProperties": False}}},
+        "required": ["summary", "highlights"], "additionalProperties": False}
 
 
 def chapter_question(number: int, count: int, start: float, end: float,
