@@ -1,0 +1,107 @@
+"""A video that exists only in a bucket (moto's S3 server on loopback) is captioned by the caption
+flow with the tiny random Qwen2.5-VL: its clips have exact spans, the output names the URL (no
+credential anywhere in it), and a broken object under the same prefix fails alone.
+
+Ray's workers take the environment of the process that starts Ray, as real nodes find their AWS
+settings in theirs, so the run is its own process: it starts moto, sets the standard AWS
+environment, then Ray (the session's shared cluster started before any S3 endpoint existed).
+
+    python -m tests.pipeline.flows.test_remote_caption MODEL_DIR WORKDIR OUT_JSON
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+URL = "s3://videos/talks/clip.mp4"
+BROKEN = "s3://videos/talks/broken.mp4"
+
+
+def main(model_dir: str, workdir: str, out_json: str) -> None:
+    import ray
+
+    from tests.remote_stores import moto_s3, s3_client
+    from tests.videos import make_coded_video
+    from vidsift.core.config import load_config
+    from vidsift.core.media import video_key
+    from vidsift.pipeline.flows.caption import CaptionOutput, run_caption
+
+    work = Path(workdir)
+    video = make_coded_video(work / "clip.mp4", n_frames=60, fps=10, size=(160, 120))
+    with moto_s3() as endpoint:
+        s3 = s3_client(endpoint)
+        s3.create_bucket(Bucket="videos")
+        s3.upload_file(str(video), "videos", "talks/clip.mp4")
+        s3.put_object(Bucket="videos", Key="talks/broken.mp4", Body=os.urandom(4096))
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _temp_dir=str(work / "ray"), namespace="vidsift-remote-caption")
+        try:
+            cfg = load_config("default", [
+                f"index.dir={work / 'memories'}", f"vlm.model={model_dir}", "vlm.device=cpu",
+                "vlm.dtype=float32", "vlm.max_new_tokens=4", "caption.clips=fixed",
+                "caption.clip_s=3", "caption.frames_per_clip=2", "caption.tokens_per_clip=32",
+                "caption.max_new_tokens=4", "pool.max_batch_size=1", "pool.num_actors=1",
+                "pool.num_cpus_per_actor=0.5",
+            ])
+            out = work / "out"
+            report = run_caption("s3://videos/talks/", out, cfg)
+        finally:
+            ray.shutdown()
+    rows = CaptionOutput(out).read_rows().to_pylist()
+    files = {str(p.relative_to(out)): p.read_bytes().decode("utf-8", "replace")
+             for p in out.rglob("*") if p.is_file()}
+    Path(out_json).write_text(json.dumps({
+        "report": report.to_dict(), "rows": rows, "files": files,
+        "key": video_key(URL), "secret": s3_environment_secret(),
+    }))
+
+
+def s3_environment_secret() -> str:
+    from tests.remote_stores import s3_environment
+
+    return s3_environment("")["AWS_SECRET_ACCESS_KEY"]
+
+
+@pytest.mark.timeout(240)
+def test_a_bucket_video_is_captioned_with_exact_spans_naming_its_url(tiny_qwen_dir, tmp_path):
+    work = Path(tempfile.mkdtemp(prefix="vscap"))  # Ray's socket paths stay short
+    out = tmp_path / "report.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(work)}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.pipeline.flows.test_remote_caption", str(tiny_qwen_dir),
+             str(work), str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=220)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.read_text())
+    report = result["report"]
+    assert (report["videos"], report["captioned"], report["failed"], report["clips"]) == (2, 1, 1, 2)
+    # The broken object fails alone, in one line naming its URL.
+    assert list(report["failures"]) == [BROKEN]
+    error = report["failures"][BROKEN]
+    assert BROKEN in error and "\n" not in error
+    # The 6 s object in 3 s clips: exact spans, each clip's row naming the URL.
+    rows = sorted(result["rows"], key=lambda r: r["clip"])
+    assert [(r["video"], r["clip"], r["start"], r["end"]) for r in rows] == [
+        (URL, 0, 0.0, 3.0), (URL, 1, 3.0, 6.0)]
+    assert all(isinstance(r["caption"], str) and r["tokens"] == 24 for r in rows)
+    files = result["files"]
+    srt = files[f"subtitles/{result['key']}.srt"]
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:03,000\n")
+    assert "2\n00:00:03,000 --> 00:00:06,000\n" in srt
+    # No credential in anything the run wrote.
+    assert not [name for name, text in files.items() if result["secret"] in text]
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
