@@ -124,3 +124,40 @@ def s3_client(endpoint: str):
 
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                         aws_access_key_id="testing", aws_secret_access_key="testing-secret")
+
+
+def _moto_auth(endpoint: str, unauthenticated_requests: str) -> None:
+    """moto's switch for IAM: requests past this many are authenticated and authorised ('inf': none)."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", method="POST",
+                                     data=unauthenticated_requests.encode(),
+                                     headers={"Content-Type": "text/plain"})
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+@contextmanager
+def iam_enforced(endpoint: str, readable_buckets: list[str]) -> Iterator[dict[str, str]]:
+    """An IAM user on moto's server allowed to read (s3:GetObject, s3:ListBucket) readable_buckets
+    only, every other bucket denied it; yields its keys as the standard AWS variables. Until exit
+    moto authenticates and authorises every request as S3 does (signatures checked, policies
+    applied), so the default test keys are refused too. The switch is moto's, for the process."""
+    import json
+
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing-secret")
+    user = f"reader{free_port()}"  # unique per call: the IAM backend outlives one test
+    iam.create_user(UserName=user)
+    resources = [arn for bucket in readable_buckets
+                 for arn in (f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*")]
+    iam.put_user_policy(UserName=user, PolicyName="read-some", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": resources}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    _moto_auth(endpoint, "0")
+    try:
+        yield {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    finally:
+        _moto_auth(endpoint, "inf")

@@ -191,3 +191,43 @@ def test_a_manifest_may_name_urls_beside_paths(tmp_path):
                         '{"video": "https://cdn.example/m/b.mp4"}\n')
     assert find_videos([manifest]) == ["s3://videos/talks/a.mp4", str(tmp_path / "local.mp4"),
                                        "https://cdn.example/m/b.mp4"]
+
+
+def test_a_denied_bucket_is_one_error_naming_the_url_and_the_rest_of_the_job_is_read(
+        bucket, served, monkeypatch):
+    import os
+
+    import s3fs
+
+    from tests.remote_stores import iam_enforced
+    from vidsift.core.sources import SourceReadError
+
+    bucket.create_bucket(Bucket="locked")
+    bucket.upload_file(str(served / "clip.mp4"), "locked", "talks/clip.mp4")
+    # moto authenticates and authorises from here: the user may read "videos" only.
+    with iam_enforced(os.environ["AWS_ENDPOINT_URL_S3"], ["videos"]) as keys:
+        for name, value in keys.items():
+            monkeypatch.setenv(name, value)
+        s3fs.S3FileSystem.clear_instance_cache()  # as a process started with these keys
+        try:
+            # The denied prefix is listed as itself, as a missing folder is, so the job goes on
+            # and checking it names it: before, the listing's error ended the whole job.
+            found = find_videos(["s3://locked/talks/", "s3://videos/talks/"])
+            assert found[0] == "s3://locked/talks/" and "s3://videos/talks/clip.mp4" in found
+            for denied in ("s3://locked/talks/", "s3://locked/talks/clip.mp4"):
+                with pytest.raises(SourceReadError) as caught:
+                    check_video_file(denied)
+                assert str(caught.value) == f"{denied}: cannot be read (access denied: Forbidden)"
+                with pytest.raises(SourceReadError, match="access denied"):
+                    probe(denied)
+            assert probe("s3://videos/talks/clip.mp4").frame_count > 0  # the rest is read
+            # A wrong secret: moto checks the request's signature, as S3 does.
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+            s3fs.S3FileSystem.clear_instance_cache()
+            with pytest.raises(SourceReadError) as caught:
+                probe("s3://videos/talks/clip.mp4")
+            assert str(caught.value) == ("s3://videos/talks/clip.mp4: cannot be read "
+                                         "(access denied: Forbidden)")
+            assert "not-the-secret" not in str(caught.value) and keys["AWS_SECRET_ACCESS_KEY"] not in str(caught.value)
+        finally:
+            s3fs.S3FileSystem.clear_instance_cache()

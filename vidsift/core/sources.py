@@ -262,8 +262,10 @@ def source_digest(url: str) -> str:
 
 def list_videos(url: str, extensions) -> list[str]:
     """The objects under a prefix (url ending in '/', or naming one) whose names end in one of
-    extensions, sorted, as full URLs; [url] itself when it names an object. Web servers list
-    nothing: an http(s) URL is taken as one video."""
+    extensions, sorted, as full URLs; [url] itself when it names an object, or when it cannot be
+    listed (a denied bucket or a missing one, as core.media.find_videos lists a missing folder:
+    checking it then names the URL and the cause, and the rest of the job goes on). Web servers
+    list nothing: an http(s) URL is taken as one video."""
     url = normalise_url(url)
     protocol = _SCHEME.match(url).group(1).lower()
     if protocol in ("http", "https"):
@@ -273,8 +275,8 @@ def list_videos(url: str, extensions) -> list[str]:
         if not url.endswith("/") and fs.isfile(path):
             return [url]
         found = fs.find(path.rstrip("/"))
-    except Exception as exc:  # noqa: BLE001
-        raise _failure(url, exc) from None
+    except Exception:  # noqa: BLE001
+        return [url]
     names = sorted(p for p in found if p.lower().endswith(tuple(extensions))
                    and not p.rsplit("/", 1)[-1].startswith("."))
     return [fs.unstrip_protocol(p) for p in names] or [url]
