@@ -1,6 +1,7 @@
-"""A video that exists only in a bucket (moto's S3 server on loopback) is captioned by the caption
-flow with the tiny random Qwen2.5-VL: its clips have exact spans, the output names the URL (no
-credential anywhere in it), and a broken object under the same prefix fails alone.
+"""A video that exists only in a bucket (moto's S3 server on loopback, IAM enforced) is captioned
+by the caption flow with the tiny random Qwen2.5-VL: its clips have exact spans, the output names
+the URL (no credential anywhere in it); a broken object and a bucket the keys may not read fail
+alone in the same batch, each in one line naming its URL.
 
 Ray's workers take the environment of the process that starts Ray, as real nodes find their AWS
 settings in theirs, so the run is its own process: it starts moto, sets the standard AWS
@@ -11,6 +12,7 @@ environment, then Ray (the session's shared cluster started before any S3 endpoi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,12 +26,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 URL = "s3://videos/talks/clip.mp4"
 BROKEN = "s3://videos/talks/broken.mp4"
+DENIED = "s3://locked/talks/clip.mp4"
 
 
 def main(model_dir: str, workdir: str, out_json: str) -> None:
     import ray
 
-    from tests.remote_stores import moto_s3, s3_client
+    from tests.remote_stores import iam_enforced, moto_s3, s3_client
     from tests.videos import make_coded_video
     from vidsift.core.config import load_config
     from vidsift.core.media import video_key
@@ -37,11 +40,18 @@ def main(model_dir: str, workdir: str, out_json: str) -> None:
 
     work = Path(workdir)
     video = make_coded_video(work / "clip.mp4", n_frames=60, fps=10, size=(160, 120))
-    with moto_s3() as endpoint:
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(moto_s3())
         s3 = s3_client(endpoint)
         s3.create_bucket(Bucket="videos")
         s3.upload_file(str(video), "videos", "talks/clip.mp4")
         s3.put_object(Bucket="videos", Key="talks/broken.mp4", Body=os.urandom(4096))
+        s3.create_bucket(Bucket="locked")
+        s3.upload_file(str(video), "locked", "talks/clip.mp4")
+        manifest = work / "batch.jsonl"
+        manifest.write_text("".join(json.dumps(url) + "\n" for url in (URL, BROKEN, DENIED)))
+        keys = stack.enter_context(iam_enforced(endpoint, ["videos"]))
+        os.environ.update(keys)  # the node's credentials: they may read "videos" only
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
                  _temp_dir=str(work / "ray"), namespace="vidsift-remote-caption")
         try:
@@ -53,7 +63,7 @@ def main(model_dir: str, workdir: str, out_json: str) -> None:
                 "pool.num_cpus_per_actor=0.5",
             ])
             out = work / "out"
-            report = run_caption("s3://videos/talks/", out, cfg)
+            report = run_caption(manifest, out, cfg)
         finally:
             ray.shutdown()
     rows = CaptionOutput(out).read_rows().to_pylist()
@@ -61,14 +71,8 @@ def main(model_dir: str, workdir: str, out_json: str) -> None:
              for p in out.rglob("*") if p.is_file()}
     Path(out_json).write_text(json.dumps({
         "report": report.to_dict(), "rows": rows, "files": files,
-        "key": video_key(URL), "secret": s3_environment_secret(),
+        "key": video_key(URL), "secrets": [keys["AWS_SECRET_ACCESS_KEY"], "testing-secret"],
     }))
-
-
-def s3_environment_secret() -> str:
-    from tests.remote_stores import s3_environment
-
-    return s3_environment("")["AWS_SECRET_ACCESS_KEY"]
 
 
 @pytest.mark.timeout(240)
@@ -85,11 +89,12 @@ def test_a_bucket_video_is_captioned_with_exact_spans_naming_its_url(tiny_qwen_d
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(out.read_text())
     report = result["report"]
-    assert (report["videos"], report["captioned"], report["failed"], report["clips"]) == (2, 1, 1, 2)
-    # The broken object fails alone, in one line naming its URL.
-    assert list(report["failures"]) == [BROKEN]
-    error = report["failures"][BROKEN]
-    assert BROKEN in error and "\n" not in error
+    assert (report["videos"], report["captioned"], report["failed"], report["clips"]) == (3, 1, 2, 2)
+    # The broken object and the denied bucket fail alone, each in one line naming its URL.
+    assert sorted(report["failures"]) == [DENIED, BROKEN]
+    assert BROKEN in report["failures"][BROKEN] and "\n" not in report["failures"][BROKEN]
+    assert report["failures"][DENIED] == (
+        f"SourceReadError: {DENIED}: cannot be read (access denied: Forbidden)")
     # The 6 s object in 3 s clips: exact spans, each clip's row naming the URL.
     rows = sorted(result["rows"], key=lambda r: r["clip"])
     assert [(r["video"], r["clip"], r["start"], r["end"]) for r in rows] == [
@@ -100,7 +105,7 @@ def test_a_bucket_video_is_captioned_with_exact_spans_naming_its_url(tiny_qwen_d
     assert srt.startswith("1\n00:00:00,000 --> 00:00:03,000\n")
     assert "2\n00:00:03,000 --> 00:00:06,000\n" in srt
     # No credential in anything the run wrote.
-    assert not [name for name, text in files.items() if result["secret"] in text]
+    assert not [name for name, text in files.items() for secret in result["secrets"] if secret in text]
 
 
 if __name__ == "__main__":
