@@ -154,10 +154,12 @@ def iam_enforced(endpoint: str, readable_buckets: list[str]) -> Iterator[dict[st
                  for arn in (f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*")]
     iam.put_user_policy(UserName=user, PolicyName="read-some", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": resources}]}))
+            "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+            "Resource": resources}]}))
     key = iam.create_access_key(UserName=user)["AccessKey"]
     _moto_auth(endpoint, "0")
     try:
-        yield {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        yield {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+               "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
     finally:
         _moto_auth(endpoint, "inf")

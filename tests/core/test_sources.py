@@ -228,6 +228,5 @@ def test_a_denied_bucket_is_one_error_naming_the_url_and_the_rest_of_the_job_is_
                 probe("s3://videos/talks/clip.mp4")
             assert str(caught.value) == ("s3://videos/talks/clip.mp4: cannot be read "
                                          "(access denied: Forbidden)")
-            assert "not-the-secret" not in str(caught.value) and keys["AWS_SECRET_ACCESS_KEY"] not in str(caught.value)
         finally:
             s3fs.S3FileSystem.clear_instance_cache()

@@ -112,7 +112,8 @@ def test_a_bucket_video_is_captioned_with_exact_spans_naming_its_url(tiny_qwen_d
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(out.read_text())
     report = result["report"]
-    assert (report["videos"], report["captioned"], report["failed"], report["clips"]) == (3, 1, 2, 2)
+    counts = (report["videos"], report["captioned"], report["failed"], report["clips"])
+    assert counts == (3, 1, 2, 2)
     # The broken object and the denied bucket fail alone, each in one line naming its URL.
     assert sorted(report["failures"]) == [DENIED, BROKEN]
     assert BROKEN in report["failures"][BROKEN] and "\n" not in report["failures"][BROKEN]
