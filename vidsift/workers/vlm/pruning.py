@@ -19,6 +19,8 @@ All pure torch and deterministic (ties go to the lower index); none of them buil
   question's tokens and the visual tokens (exact greedy, incremental gains).
 - temporal (vLLM EVS): drop tokens that did not change since the same position one temporal step
   earlier in the same segment; keeps each segment's first step before anything else.
+- evs (vLLM EVS exactly, pruning_evs): per segment, the first step whole, then the tokens most
+  unlike their predecessor, vLLM's count for rate 1 - keep / N.
 - none: keeps every token.
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 
 from vidsift.core.registry import lookup
@@ -233,6 +236,43 @@ def temporal(features, keep, *, token_thw=None, segment_ids=None, text_features=
     return ranked[:keep].sort().values
 
 
+def evs(features, keep, *, token_thw=None, segment_ids=None, text_features=None) -> torch.Tensor:
+    """vLLM's EVS rule (pruning_evs: first step kept whole, then the tokens most unlike the same
+    (h, w) one step earlier), applied to each segment's full (T, H, W) grid on its own, as vLLM
+    applies it to each video. The pruning rate is q = 1 - keep / N, so a segment keeps
+    evs_retained_count(T, H, W, q) tokens and an image (T = 1) keeps all; the total is that sum,
+    not `keep`. Needs token_thw; each segment must be a full grid in (t, h, w) order."""
+    from vidsift.workers.vlm.pruning_evs import evs_retention_mask
+
+    _check(features, keep, token_thw, segment_ids, text_features)
+    if token_thw is None:
+        raise ValueError("pruning: the evs pruner needs token_thw (each token's (t, h, w))")
+    n = features.shape[0]
+    if keep >= n:
+        return _everything(features)
+    rate = 1.0 - keep / n
+    points = features.detach().float().cpu().numpy()
+    thw = token_thw.cpu().numpy()
+    segments = torch.zeros(n, dtype=torch.long) if segment_ids is None else segment_ids.cpu()
+    kept = []
+    for segment in segments.unique().tolist():
+        index = torch.nonzero(segments == segment).flatten().numpy()
+        frames, rows, cols = (int(v) + 1 for v in thw[index].max(axis=0))
+        order = np.lexsort((thw[index, 2], thw[index, 1], thw[index, 0]))
+        if len(index) != frames * rows * cols or (thw[index[order]] != _grid(frames, rows, cols)).any():
+            raise ValueError(f"pruning: evs needs each segment to be a full (T, H, W) grid; segment "
+                             f"{segment} has {len(index)} tokens for a {frames}x{rows}x{cols} grid")
+        grid = points[index[order]].reshape(frames, rows, cols, -1)
+        kept.append(index[order][evs_retention_mask(grid, rate).reshape(-1)])
+    return torch.from_numpy(np.sort(np.concatenate(kept))).to(features.device)
+
+
+def _grid(frames: int, rows: int, cols: int) -> np.ndarray:
+    """(frames * rows * cols, 3) every (t, h, w) of a grid, in t-major order."""
+    axes = np.meshgrid(np.arange(frames), np.arange(rows), np.arange(cols), indexing="ij")
+    return np.stack(axes, axis=-1).reshape(-1, 3)
+
+
 def prune_none(features, keep, *, token_thw=None, segment_ids=None, text_features=None) -> torch.Tensor:
     """No pruning: every token is kept, whatever `keep` says."""
     _check(features, keep, token_thw, segment_ids, text_features)
@@ -247,6 +287,7 @@ PRUNERS: dict[str, Pruner] = {
     "kcenter": kcenter,
     "coverage": coverage,
     "temporal": temporal,
+    "evs": evs,
 }
 
 
