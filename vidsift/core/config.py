@@ -152,7 +152,8 @@ class VLMConfig(_Section):
         """False in evidence-only mode: no model configured, or the model is the word "none"."""
         return bool(self.model) and self.model.strip().lower() != "none"
 
-    pruner: Literal["none", "divprune", "kcenter", "coverage", "temporal", "evs"] = "none"
+    pruner: Literal["none", "divprune", "kcenter", "coverage", "temporal", "evs",
+                    "vidcom2"] = "none"
     prune_ratio: float = Field(0.5, gt=0, le=1)  # share of visual tokens kept when pruning
 
     # ---- openai (remote server) ----

@@ -21,6 +21,8 @@ All pure torch and deterministic (ties go to the lower index); none of them buil
   earlier in the same segment; keeps each segment's first step before anything else.
 - evs (vLLM EVS exactly, pruning_evs): per segment, the first step whole, then the tokens most
   unlike their predecessor, vLLM's count for rate 1 - keep / N.
+- vidcom2 (VidCom², pruning_vidcom2): per segment, frame budgets by frame uniqueness, then
+  each frame's most distinct tokens; retention ratio keep / N.
 - none: keeps every token.
 """
 
@@ -236,21 +238,16 @@ def temporal(features, keep, *, token_thw=None, segment_ids=None, text_features=
     return ranked[:keep].sort().values
 
 
-def evs(features, keep, *, token_thw=None, segment_ids=None, text_features=None) -> torch.Tensor:
-    """vLLM's EVS rule (pruning_evs: first step kept whole, then the tokens most unlike the same
-    (h, w) one step earlier), applied to each segment's full (T, H, W) grid on its own, as vLLM
-    applies it to each video. The pruning rate is q = 1 - keep / N, so a segment keeps
-    evs_retained_count(T, H, W, q) tokens and an image (T = 1) keeps all; the total is that sum,
-    not `keep`. Needs token_thw; each segment must be a full grid in (t, h, w) order."""
-    from vidsift.workers.vlm.pruning_evs import evs_retention_mask
-
+def _per_segment_grid(name, features, keep, token_thw, segment_ids, text_features, mask_of_grid):
+    """Applies `mask_of_grid` ((T, H, W, D) float32 numpy grid -> (T, H, W) bool) to each
+    segment's full token grid on its own, as vLLM prunes each video on its own; returns the kept
+    indices ascending. Needs token_thw; each segment must be a full grid."""
     _check(features, keep, token_thw, segment_ids, text_features)
     if token_thw is None:
-        raise ValueError("pruning: the evs pruner needs token_thw (each token's (t, h, w))")
+        raise ValueError(f"pruning: the {name} pruner needs token_thw (each token's (t, h, w))")
     n = features.shape[0]
     if keep >= n:
         return _everything(features)
-    rate = 1.0 - keep / n
     points = features.detach().float().cpu().numpy()
     thw = token_thw.cpu().numpy()
     segments = torch.zeros(n, dtype=torch.long) if segment_ids is None else segment_ids.cpu()
@@ -260,11 +257,34 @@ def evs(features, keep, *, token_thw=None, segment_ids=None, text_features=None)
         frames, rows, cols = (int(v) + 1 for v in thw[index].max(axis=0))
         order = np.lexsort((thw[index, 2], thw[index, 1], thw[index, 0]))
         if len(index) != frames * rows * cols or (thw[index[order]] != _grid(frames, rows, cols)).any():
-            raise ValueError(f"pruning: evs needs each segment to be a full (T, H, W) grid; segment "
+            raise ValueError(f"pruning: {name} needs each segment to be a full (T, H, W) grid; segment "
                              f"{segment} has {len(index)} tokens for a {frames}x{rows}x{cols} grid")
         grid = points[index[order]].reshape(frames, rows, cols, -1)
-        kept.append(index[order][evs_retention_mask(grid, rate).reshape(-1)])
+        kept.append(index[order][mask_of_grid(grid).reshape(-1)])
     return torch.from_numpy(np.sort(np.concatenate(kept))).to(features.device)
+
+
+def evs(features, keep, *, token_thw=None, segment_ids=None, text_features=None) -> torch.Tensor:
+    """vLLM's EVS rule (pruning_evs: first step kept whole, then the tokens most unlike the same
+    (h, w) one step earlier), per segment. The pruning rate is q = 1 - keep / N, so a segment
+    keeps evs_retained_count(T, H, W, q) tokens and an image (T = 1) keeps all; the total is that
+    sum, not `keep`."""
+    from vidsift.workers.vlm.pruning_evs import evs_retention_mask
+
+    rate = 1.0 - min(keep, features.shape[0]) / max(features.shape[0], 1)
+    return _per_segment_grid("evs", features, keep, token_thw, segment_ids, text_features,
+                             lambda grid: evs_retention_mask(grid, rate))
+
+
+def vidcom2(features, keep, *, token_thw=None, segment_ids=None, text_features=None) -> torch.Tensor:
+    """VidCom²-style frame-adaptive retention (pruning_vidcom2), per segment at retention ratio
+    keep / N: each segment keeps vidcom2_retained_count(T, H, W, keep / N) tokens, the distinct
+    frames more of them."""
+    from vidsift.workers.vlm.pruning_vidcom2 import vidcom2_retention_mask
+
+    ratio = min(keep, features.shape[0]) / max(features.shape[0], 1)
+    return _per_segment_grid("vidcom2", features, keep, token_thw, segment_ids, text_features,
+                             lambda grid: vidcom2_retention_mask(grid, ratio))
 
 
 def _grid(frames: int, rows: int, cols: int) -> np.ndarray:
@@ -288,6 +308,7 @@ PRUNERS: dict[str, Pruner] = {
     "coverage": coverage,
     "temporal": temporal,
     "evs": evs,
+    "vidcom2": vidcom2,
 }
 
 
