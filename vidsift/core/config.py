@@ -334,6 +334,20 @@ class RayConfig(_Section):
     namespace: str = "vidsift"
 
 
+class WatchConfig(_Section):
+    """Live streams (flows/watch.py): shards cut at the first keyframe past shard_s."""
+
+    shard_s: float = Field(10.0, gt=0)
+    retention_h: float = Field(24.0, gt=0)  # memory and segments older than this are dropped
+    read_timeout_s: float = Field(10.0, gt=0)  # a stream silent this long is reopened
+    coarse_fps: float = Field(1.0, gt=0)  # coarse frames per second of stream
+
+
+class AlertConfig(_Section):
+    threshold: float = Field(0.25, ge=-1, le=1)  # cosine of a frame to an alert text
+    cooldown_s: float = Field(60.0, ge=0)  # one event per alert per cooldown
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -351,6 +365,8 @@ class Config(BaseModel):
     summary: SummaryConfig = Field(default_factory=SummaryConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    alert: AlertConfig = Field(default_factory=AlertConfig)
 
 
     @model_validator(mode="after")

@@ -1,0 +1,190 @@
+"""Watching a live stream: its shards (workers/stream.py) embedded as they arrive, appended to
+the stream's memory, scored against standing alert texts, and dropped past watch.retention_h.
+
+Layout under index.dir/streams/<name>/:
+    segments/<index>.ts   each shard remuxed, packets copied: the evidence, playable
+    shards/<index>.npz    its coarse frames: times (wall-clock s), visual and text vectors,
+                          descriptions, JPEG thumbnails end to end with their offsets
+    events.sqlite         alert events and gaps (nothing received from start to end)
+A restarted watcher numbers its shards after the last stored one and reads its alerts' last
+events back, so it keeps its memory and does not raise an event again inside a cooldown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vidsift.core.config import Config
+from vidsift.core.files import write_atomic
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclasses.dataclass
+class AlertEvent:
+    stream: str
+    alert: str
+    start: float  # wall-clock seconds of the first frame over the threshold
+    end: float
+    offset_s: float  # the best frame, seconds since the watch began
+    score: float
+    verified: bool
+    answer: str | None
+    thumbnail: str  # path of the best frame's JPEG
+
+
+class StreamStore:
+    """One stream's memory, segments and events under index_dir/streams/<name>."""
+
+    def __init__(self, index_dir: str | Path, name: str) -> None:
+        if not _NAME.match(name):
+            raise ValueError(f"stream name {name!r}: letters, digits, '_', '.', '-' only")
+        self.name = name
+        self.root = Path(index_dir).expanduser() / "streams" / name
+        self.segments = self.root / "segments"
+        self.shards = self.root / "shards"
+        self.shards.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.root / "events.sqlite")
+        self.db.execute("CREATE TABLE IF NOT EXISTS events (alert TEXT, start REAL, end REAL,"
+                        " offset_s REAL, score REAL, verified INTEGER, answer TEXT,"
+                        " thumbnail TEXT)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS gaps (start REAL, end REAL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL)")
+        self.db.commit()
+
+    def started(self) -> float:
+        """When this stream was first watched (offset_s counts from it), set on first call."""
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('started', ?)", (time.time(),))
+        self.db.commit()
+        return self.db.execute("SELECT value FROM meta WHERE key='started'").fetchone()[0]
+
+    def shard_indices(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.shards.glob("*.npz"))
+
+    def add_shard(self, shard, visual: np.ndarray, text: np.ndarray,
+                  descriptions: Sequence[str], thumbnails: Sequence[bytes]) -> None:
+        offsets = np.cumsum([0] + [len(t) for t in thumbnails]).astype(np.int64)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, start=shard.start, end=shard.end, times=shard.times,
+                         visual=visual, text=text, thumbnail_offsets=offsets,
+                         thumbnails=np.frombuffer(b"".join(thumbnails), np.uint8),
+                         descriptions=np.array(json.dumps(list(descriptions))),
+                         segment=np.array(shard.segment.name))
+
+        write_atomic(self.shards / f"{shard.index:08d}.npz", write)
+
+    def read_shard(self, index: int) -> dict:
+        with np.load(self.shards / f"{index:08d}.npz", allow_pickle=False) as data:
+            shard = {key: data[key] for key in data.files}
+        shard["descriptions"] = json.loads(str(shard["descriptions"]))
+        shard["segment"] = self.segments / str(shard["segment"])
+        return shard
+
+    def drop_before(self, cutoff: float) -> int:
+        """Removes shards (and their segments) that ended before `cutoff`; how many."""
+        dropped = 0
+        for index in self.shard_indices():
+            shard = self.read_shard(index)
+            if float(shard["end"]) >= cutoff:
+                break
+            shard["segment"].unlink(missing_ok=True)
+            (self.shards / f"{index:08d}.npz").unlink()
+            dropped += 1
+        return dropped
+
+    def add_gap(self, start: float, end: float) -> None:
+        self.db.execute("INSERT INTO gaps VALUES (?, ?)", (start, end))
+        self.db.commit()
+
+    def gaps(self) -> list[tuple[float, float]]:
+        return self.db.execute("SELECT start, end FROM gaps ORDER BY start").fetchall()
+
+    def add_event(self, event: AlertEvent) -> None:
+        self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (event.alert, event.start, event.end, event.offset_s, event.score,
+                         int(event.verified), event.answer, event.thumbnail))
+        self.db.commit()
+
+    def events(self) -> list[AlertEvent]:
+        rows = self.db.execute("SELECT * FROM events ORDER BY start").fetchall()
+        return [AlertEvent(self.name, r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7])
+                for r in rows]
+
+    def last_event_end(self, alert: str) -> float | None:
+        return self.db.execute("SELECT MAX(end) FROM events WHERE alert=?", (alert,)).fetchone()[0]
+
+
+def alert_events(store: StreamStore, shard, text: np.ndarray, alert_vectors: np.ndarray,
+                 alerts: Sequence[str], thumbnails: Sequence[bytes], threshold: float,
+                 cooldown_s: float, frame_s: float, started: float) -> list[AlertEvent]:
+    """The events one shard raises. text: (N, D) frame text-space vectors; alert_vectors:
+    (A, D) unit vectors of the alert texts; an alert fires on its best frame over threshold
+    unless its last event ended less than cooldown_s before that frame."""
+    events = []
+    scores = text @ alert_vectors.T  # (N, A) cosines
+    for column, alert in enumerate(alerts):
+        over = np.flatnonzero(scores[:, column] >= threshold)
+        if over.size == 0:
+            continue
+        best = int(over[np.argmax(scores[over, column])])
+        last = store.last_event_end(alert)
+        if last is not None and shard.times[best] - last < cooldown_s:
+            continue
+        thumb = store.root / "thumbnails" / f"{shard.index:08d}-{column}.jpg"
+        thumb.parent.mkdir(exist_ok=True)
+        thumb.write_bytes(thumbnails[best])
+        event = AlertEvent(store.name, alert, float(shard.times[over[0]]),
+                           float(shard.times[over[-1]] + frame_s),
+                           float(shard.times[best] - started), float(scores[best, column]),
+                           False, None, str(thumb))
+        store.add_event(event)
+        events.append(event)
+    return events
+
+
+def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
+                 duration_s: float | None = None,
+                 should_stop: Callable[[], bool] = lambda: False) -> Iterator[AlertEvent | dict]:
+    """Watches `url` until duration_s passes or should_stop(); yields each AlertEvent, and a
+    {"gap": [start, end]} dict per interruption, as they happen."""
+    from vidsift.workers.embed import get_embedder
+    from vidsift.workers.ingest import jpeg_thumbnail
+    from vidsift.workers.stream import StreamGap, read_stream
+
+    store = StreamStore(cfg.index.dir, name)
+    started = store.started()
+    embedder = get_embedder(cfg.embed)
+    alert_vectors = embedder.embed_text(list(alerts)) if alerts else None
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    stop = lambda: should_stop() or (deadline is not None and time.monotonic() > deadline)  # noqa: E731
+    indices = store.shard_indices()
+    for item in read_stream(url, store.segments, cfg.watch.shard_s, cfg.watch.coarse_fps,
+                            cfg.decode.coarse_max_side, cfg.watch.read_timeout_s, stop,
+                            first_index=indices[-1] + 1 if indices else 0):
+        if isinstance(item, StreamGap):
+            store.add_gap(item.start, item.end)
+            yield {"stream": name, "gap": [item.start, item.end]}
+            continue
+        if not item.images:
+            continue
+        embedded = embedder.encode_frames(item.images)
+        thumbnails = [jpeg_thumbnail(image) for image in item.images]
+        store.add_shard(item, embedded.visual, embedded.text, embedded.descriptions, thumbnails)
+        store.drop_before(time.time() - cfg.watch.retention_h * 3600)
+        if alert_vectors is not None:
+            yield from alert_events(store, item, np.asarray(embedded.text), alert_vectors, alerts,
+                                    thumbnails, cfg.alert.threshold, cfg.alert.cooldown_s,
+                                    1.0 / cfg.watch.coarse_fps, started)
