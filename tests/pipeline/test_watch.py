@@ -64,3 +64,31 @@ def test_retention_drops_old_shards_and_their_segments(tmp_path, tiny_siglip_dir
     kept = store.shard_indices()
     assert kept and kept[0] >= 2  # the first shards ended long before the last
     assert len(list(store.segments.glob("*.ts"))) <= len(kept) + 1
+
+
+def test_watch_command_prints_events_as_json_lines(tmp_path, tiny_siglip_dir):
+    import json
+
+    from typer.testing import CliRunner
+
+    from vidsift.pipeline.cli import app
+
+    port = _free_udp_port()
+    threading.Timer(0.3, lambda: _publish(port, 3).wait()).start()
+    args = ["watch", f"udp://127.0.0.1:{port}", "--name", "cam", "--duration", "6", "--json",
+            "--alert", "a test pattern", "--index-dir", str(tmp_path / "index")]
+    for setting in ("embed.backend=siglip", f"embed.model={tiny_siglip_dir}", "embed.device=cpu",
+                    "watch.shard_s=1", "watch.read_timeout_s=3", "alert.threshold=-1",
+                    "decode.coarse_max_side=64"):
+        args += ["--set", setting]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [(e["stream"], e["alert"]) for e in lines] == [("cam", "a test pattern")]
+    assert set(lines[0]) == {"stream", "alert", "start", "end", "offset_s", "score", "verified",
+                             "answer", "thumbnail"}
+
+    args[1], args[3] = f"udp://127.0.0.1:{_free_udp_port()}", "none"  # nobody publishes
+    silent = CliRunner().invoke(app, args)
+    assert silent.exit_code == 1
+    assert "udp://127.0.0.1" in silent.output and "cannot be opened" in silent.output

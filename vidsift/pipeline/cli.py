@@ -147,6 +147,35 @@ def show_config(config: ConfigOpt = "default", overrides: SetOpt = None) -> None
     sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
+@app.command("watch")
+def watch_command(
+    url: Annotated[str, typer.Argument(help="udp://, rtsp://, rtmp://, srt://, an HLS .m3u8 "
+                                            "URL or a file still being written.")],
+    name: Annotated[str, typer.Option("--name", help="The stream's name (its memory's).")],
+    duration: Annotated[Optional[float], typer.Option(
+        "--duration", help="Stop after this many seconds (default: watch until stopped).")] = None,
+    alert: Annotated[Optional[list[str]], typer.Option(
+        "--alert", help="A standing query: an event is raised when a frame matches it.")] = None,
+    index_dir: IndexDirOpt = None,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Watch a live stream: ingest it as it arrives into index.dir/streams/NAME, keep the last
+    watch.retention_h hours, and print each alert event and gap as it happens."""
+    cfg = resolve_config(config, overrides, **{"index.dir": index_dir})
+    import dataclasses
+
+    from vidsift.pipeline.flows.watch import watch_stream
+
+    for item in watch_stream(url, name, cfg, alerts=alert or (), duration_s=duration):
+        record = item if isinstance(item, dict) else dataclasses.asdict(item)
+        if as_json:
+            print(json.dumps(record), flush=True)
+        else:
+            console.print(record, highlight=False)
+
+
 @app.command("ask")
 def ask_command(
     arguments: Annotated[list[str], typer.Argument(

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vidsift.core.errors import VidsiftError
+
 log = logging.getLogger(__name__)
 
 
-class StreamOpenError(RuntimeError):
+class StreamOpenError(VidsiftError):
     """The stream could not be opened: names the URL and the cause."""
 
 
