@@ -376,6 +376,11 @@ def _validation_messages(exc: RequestValidationError) -> list[str]:
     return messages
 
 
+def _load_grammar_library() -> None:
+    import vidsift.workers.vlm.structured  # noqa: F401
+    import xgrammar  # noqa: F401
+
+
 def create_app(cfg: Config) -> FastAPI:
     validate_serve_security(cfg.serve.host, cfg.serve.api_key)
 
@@ -386,6 +391,10 @@ def create_app(cfg: Config) -> FastAPI:
         requeued = service.start()
         if requeued:
             log.info("re-queued %d interrupted jobs", requeued)
+        # xgrammar (and the torch it imports) take seconds to load: loaded now, a job's schema
+        # is checked at once instead of its request waiting for the import
+        threading.Thread(target=_load_grammar_library, name="vidsift-xgrammar",
+                         daemon=True).start()
         try:
             yield
         finally:
