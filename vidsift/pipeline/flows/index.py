@@ -262,12 +262,17 @@ _SENTENCE_VECTORS: dict[str, dict[str, object]] = {}  # space -> text -> (D,) fl
 def clip_sentences(text: str) -> list[str]:
     """A clip's own texts, from its stored text (plan.clips.clip_texts, fuse_text): each
     frame's on-screen text ("... | text: X; labels: ...") and what is said in it ("| speech:
-    ..."), distinct, in order; the ImageNet labels are left out (they are not sentences)."""
+    ..."), distinct, in order, on-screen words spaced as OCR did not (plan.words.readable_text);
+    the ImageNet labels are left out (they are not sentences)."""
+    from vidsift.pipeline.plan.words import readable_text
+
     found: dict[str, None] = {}
     for part in text.split(" | "):
         key, sep, value = part.partition(": ")
         if sep and key in ("text", "speech"):
             value = " ".join(value.split("; labels: ")[0].split())
+            if key == "text":
+                value = readable_text(value)
             if value:
                 found.setdefault(value, None)
     return list(found)

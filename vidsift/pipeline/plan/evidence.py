@@ -122,11 +122,14 @@ class TextEvidence:
 def distinct_texts(descriptions) -> tuple[np.ndarray, list[str]]:
     """Frame descriptions ("labels: a, b | text: ..." from the offline embedder) -> ((N,) int
     per frame the index of its on-screen text in the returned list, -1 where it shows none;
-    the distinct texts in order of first appearance). A caption held on screen is one text."""
+    the distinct texts in order of first appearance, their words spaced by
+    plan.words.readable_text: OCR glues them). A caption held on screen is one text."""
+    from vidsift.pipeline.plan.words import readable_text
+
     rows: dict[str, int] = {}
     frame_text = np.full(len(descriptions), -1, dtype=np.int64)
     for i, description in enumerate(descriptions):
-        text = parse_description(description)[1] if description else ""
+        text = readable_text(parse_description(description)[1]) if description else ""
         if text:
             frame_text[i] = rows.setdefault(text, len(rows))
     return frame_text, list(rows)
