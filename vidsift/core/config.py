@@ -346,6 +346,10 @@ class WatchConfig(_Section):
 class AlertConfig(_Section):
     threshold: float = Field(0.25, ge=-1, le=1)  # cosine of a frame to an alert text
     cooldown_s: float = Field(60.0, ge=0)  # one event per alert per cooldown
+    webhook_url: str | None = None  # each event POSTed here as JSON
+    # signs the body: header X-Vidsift-Signature: sha256=<hex HMAC-SHA256 of the body>
+    webhook_secret: str | None = None
+    webhook_retries: int = Field(3, ge=0)  # after a failure or a non-2xx reply, backing off
 
 
 class Config(BaseModel):

@@ -13,11 +13,16 @@ events back, so it keeps its memory and does not raise an event again inside a c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import logging
 import re
 import sqlite3
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -155,6 +160,32 @@ def alert_events(store: StreamStore, shard, text: np.ndarray, alert_vectors: np.
     return events
 
 
+def sign(body: bytes, secret: str) -> str:
+    """The X-Vidsift-Signature header of a webhook body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post_event(url: str, event: AlertEvent, secret: str | None, retries: int,
+               backoff_s: float = 0.5) -> bool:
+    """POSTs the event as JSON, retrying with doubling backoff; whether it was accepted (2xx).
+    Never raises: a dead webhook must not stop the watcher."""
+    body = json.dumps(dataclasses.asdict(event)).encode()
+    headers = {"Content-Type": "application/json"}
+    if secret:
+        headers["X-Vidsift-Signature"] = sign(body, secret)
+    for attempt in range(retries + 1):
+        try:
+            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                if 200 <= reply.status < 300:
+                    return True
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            log.warning("webhook %s: %s (attempt %d)", url, exc, attempt + 1)
+        if attempt < retries:
+            time.sleep(backoff_s * 2 ** attempt)
+    return False
+
+
 def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
                  duration_s: float | None = None,
                  should_stop: Callable[[], bool] = lambda: False) -> Iterator[AlertEvent | dict]:
@@ -185,6 +216,11 @@ def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
         store.add_shard(item, embedded.visual, embedded.text, embedded.descriptions, thumbnails)
         store.drop_before(time.time() - cfg.watch.retention_h * 3600)
         if alert_vectors is not None:
-            yield from alert_events(store, item, np.asarray(embedded.text), alert_vectors, alerts,
-                                    thumbnails, cfg.alert.threshold, cfg.alert.cooldown_s,
-                                    1.0 / cfg.watch.coarse_fps, started)
+            for event in alert_events(store, item, np.asarray(embedded.text), alert_vectors,
+                                      alerts, thumbnails, cfg.alert.threshold,
+                                      cfg.alert.cooldown_s, 1.0 / cfg.watch.coarse_fps, started):
+                if cfg.alert.webhook_url:  # in its own thread: retries never hold the stream
+                    threading.Thread(target=post_event, daemon=True,
+                                     args=(cfg.alert.webhook_url, event, cfg.alert.webhook_secret,
+                                           cfg.alert.webhook_retries)).start()
+                yield event
