@@ -83,3 +83,39 @@ def test_a_stream_that_never_opens_names_the_url(tmp_path):
     url = f"udp://127.0.0.1:{_free_udp_port()}"
     with pytest.raises(StreamOpenError, match="udp://127.0.0.1"):
         _collect(url, tmp_path, stop_after_s=5)
+
+
+def test_hls_live_playlist_served_over_http(tmp_path):
+    import functools
+    import http.server
+
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(hls))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    publisher = subprocess.Popen(
+        ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+         "testsrc=size=160x120:rate=10:duration=5", "-c:v", "libx264", "-preset", "ultrafast",
+         "-g", "10", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+         str(hls / "live.m3u8")], stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not (hls / "live.m3u8").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    url = f"http://127.0.0.1:{server.server_port}/live.m3u8"
+    items, stop_at = [], time.monotonic() + 8
+    for item in read_stream(url, tmp_path / "segments", shard_s=1.0, coarse_fps=2.0,
+                            max_side=80, timeout_s=3.0, backoff_s=(0.2, 0.5),
+                            should_stop=lambda: time.monotonic() > stop_at):
+        items.append(item)
+        if sum(isinstance(i, StreamShard) for i in items) >= 3:
+            break
+    publisher.wait()
+    server.shutdown()
+    shards = [i for i in items if isinstance(i, StreamShard)]
+    assert len(shards) >= 3
+    for shard in shards:
+        assert shard.images and shard.start < shard.end
+        with av.open(str(shard.segment)) as played:
+            assert sum(1 for _ in played.decode(video=0)) >= 5
