@@ -136,6 +136,16 @@ def test_watch_command_prints_events_as_json_lines(tmp_path, tiny_siglip_dir):
     assert set(lines[0]) == {"stream", "alert", "start", "end", "offset_s", "score", "verified",
                              "answer", "thumbnail"}
 
+    sets = [a for a in args[args.index("--set"):] if a != "--set"]
+    asked = CliRunner().invoke(app, ["ask", "--stream", "cam", "--last", "2s", "what is shown?",
+                                     "--model", "none", "--json", "--index-dir",
+                                     str(tmp_path / "index"),
+                                     *[x for s in sets for x in ("--set", s)]])
+    assert asked.exit_code == 0, asked.output
+    evidence = json.loads(asked.stdout[asked.stdout.index("{"):])
+    assert evidence["segments"] and evidence["answer"] is None
+    assert evidence["video"].endswith("streams/cam/window.mp4")
+
     args[1], args[3] = f"udp://127.0.0.1:{_free_udp_port()}", "none"  # nobody publishes
     silent = CliRunner().invoke(app, args)
     assert silent.exit_code == 1

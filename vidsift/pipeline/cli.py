@@ -201,6 +201,11 @@ def ask_command(
         "--schema", metavar="SCHEMA.json",
         help="Answer as JSON that follows this JSON Schema file (printed, and answer_json in "
         "--json).")] = None,
+    stream: Annotated[Optional[str], typer.Option(
+        "--stream", help="Ask a watched stream (vidsift watch --name) instead of a video.")] = None,
+    last: Annotated[str, typer.Option(
+        "--last", help="With --stream: the window asked about, back from its latest frame "
+        "(90s, 10m, 2h).")] = "10m",
     config: ConfigOpt = "default",
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
@@ -211,6 +216,17 @@ def ask_command(
         raise typer.BadParameter(
             f"{len(arguments)} arguments: give VIDEO QUESTION, or QUESTION alone (quote it)")
     video, question = (None, *arguments) if len(arguments) == 1 else arguments
+    if stream is not None:
+        if len(arguments) != 1:
+            raise typer.BadParameter("with --stream give the QUESTION alone")
+        from datetime import datetime, timezone
+
+        from vidsift.pipeline.flows.watch import parse_duration, stream_window
+
+        cfg_dir = resolve_config(config, overrides, **{"index.dir": index_dir})
+        video, window_start = stream_window(cfg_dir, stream, parse_duration(last))
+        err_console.print(f"stream {stream}: times below count from "
+                          f"{datetime.fromtimestamp(window_start, timezone.utc).isoformat()}")
     answer_schema = None
     if schema is not None:  # a bad schema fails here, before any pool starts
         from vidsift.core.schema import load_schema

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from vidsift.core.config import Config
+from vidsift.core.errors import VidsiftError
 from vidsift.core.files import write_atomic
 
 log = logging.getLogger(__name__)
@@ -224,3 +225,48 @@ def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
                                      args=(cfg.alert.webhook_url, event, cfg.alert.webhook_secret,
                                            cfg.alert.webhook_retries)).start()
                 yield event
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '10m', '2h' -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match:
+        raise VidsiftError(f"--last {text!r}: give seconds, or a number with s, m or h (10m)")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def stream_window(cfg: Config, name: str, last_s: float) -> tuple[Path, float]:
+    """The recorded segments of the last `last_s` seconds of stream `name`, remuxed (packets
+    copied, no re-encoding) into one MP4 whose time 0 is the window's first frame, which the
+    usual ask plan reads; and the wall-clock time its offset 0 stands for."""
+    store = StreamStore(cfg.index.dir, name)
+    indices = store.shard_indices()
+    if not indices:
+        raise VidsiftError(f"stream {name!r}: nothing recorded under {store.root}")
+    shards = [store.read_shard(i) for i in indices]
+    cutoff = float(shards[-1]["end"]) - last_s
+    chosen = [s for s in shards if float(s["end"]) > cutoff and s["segment"].is_file()]
+    window = store.root / "window.mp4"
+
+    def write(tmp: Path) -> None:
+        import av
+
+        first_pts = None
+        with av.open(str(tmp), "w", format="mp4") as out:
+            out_stream = None
+            for shard in chosen:
+                with av.open(str(shard["segment"])) as segment:
+                    video = segment.streams.video[0]
+                    if out_stream is None:
+                        out_stream = out.add_stream_from_template(video)
+                    for packet in segment.demux(video):
+                        if packet.pts is None or packet.size == 0:
+                            continue
+                        first_pts = packet.pts if first_pts is None else first_pts
+                        packet.pts -= first_pts  # offset 0 is the window's first frame
+                        packet.dts = None if packet.dts is None else packet.dts - first_pts
+                        packet.stream = out_stream
+                        out.mux(packet)
+
+    write_atomic(window, write)
+    return window, float(chosen[0]["start"])
