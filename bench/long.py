@@ -421,7 +421,8 @@ def save(update: dict) -> dict:
     long_rows = [r for r in report["asks"] if r["video_s"] > 3600]
     short_rows = [r for r in report["asks"] if r["video_s"] < 3600]
     if long_rows and short_rows:
-        best = min(long_rows, key=lambda r: r["first_ask_s"])
+        # the default set-up (a decode actor per core), as a first ask runs it
+        best = max(long_rows, key=lambda r: (r["actors"], -r["first_ask_s"]))
         old = report.get(f"old_path_{best['video']}")
         report["targets"] = {
             "first_ingest_vs_old_path_same_run": round(
