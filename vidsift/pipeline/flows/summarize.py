@@ -142,14 +142,9 @@ class Summarizer:
     def vlm(self):
         """The VLM pool's actors, or a remote backend called in-process (its own threads)."""
         if self._vlm is None:
-            if self.cfg.vlm.remote:
-                from vidsift.workers.vlm import get_vlm
+            from vidsift.workers.vlm import open_vlm
 
-                self._vlm = get_vlm(self.cfg.vlm)
-            else:
-                from vidsift.workers.pool import VLMPool
-
-                self._vlm = VLMPool(self.cfg.vlm, self.cfg.pool)
+            self._vlm = open_vlm(self.cfg.vlm, self.cfg.pool)
         return self._vlm
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vidsift.core.config import VLMConfig
+from vidsift.core.config import PoolConfig, VLMConfig
 from vidsift.core.errors import ModelLoadError
 from vidsift.core.registry import lookup
 from vidsift.workers.vlm.base import VLMBackend
@@ -43,4 +43,15 @@ def get_vlm(cfg: VLMConfig) -> VLMBackend:
     return factory(cfg)
 
 
-__all__ = ["VLMS", "VLMBackend", "get_vlm"]
+def open_vlm(cfg: VLMConfig, pool: PoolConfig):
+    """What a flow sends its VLM requests to: a remote backend called in-process when
+    cfg.remote (its own threads; the server batches), else a VLMPool of in-process models on
+    Ray (workers.pool). Either has generate() and shutdown()."""
+    if cfg.remote:
+        return get_vlm(cfg)
+    from vidsift.workers.pool import VLMPool
+
+    return VLMPool(cfg, pool)
+
+
+__all__ = ["VLMS", "VLMBackend", "get_vlm", "open_vlm"]
