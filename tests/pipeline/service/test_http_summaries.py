@@ -134,3 +134,20 @@ def test_chapters_of_a_job_of_another_kind_are_not_found(client):
     response = client.post("/v1/jobs", json={"video": "slides.mp4", "question": "what is shown?"})
     assert response.status_code == 202
     assert client.get(f"/v1/jobs/{response.json()['id']}/chapters.vtt").status_code == 404
+
+
+def test_a_summary_job_of_a_file_that_is_no_video_starts_no_pool(media_root, tmp_path):
+    """The video is checked before the service's pools start: before, the job reached for the
+    shared ingest pool (Ray's actors, seconds) and only then found the file unreadable."""
+    from fastapi.testclient import TestClient
+
+    from vidsift.pipeline.service.http import create_app
+
+    app = create_app(_config(media_root, tmp_path / "svc"))
+    with TestClient(app) as http:
+        created = http.post("/v1/summaries", json={"video": "notes.txt"})
+        assert created.status_code == 202, created.text
+        job, _ = _finished(http, created.json()["id"], timeout_s=20)
+        assert job["status"] == "failed" and "notes.txt" in job["error"]
+        service = app.state.service
+        assert service._asker is None or service._asker._pool is None

@@ -117,7 +117,8 @@ ChapterFn = Callable[[int, dict], None]  # (chapter index, the chapter as writte
 class Summarizer:
     """The ingest pool, the VLM (pool, or remote backend) and the stores, reused across
     summaries. The pools start on first use (a file that is no video fails before any does);
-    pools lent to it are left running by close()."""
+    pools lent to it are left running by close(). pool, vlm: the ones to use, or functions
+    giving them (a service's shared pools, started on first use: called only when needed)."""
 
     def __init__(self, cfg: Config, pool=None, vlm=None) -> None:
         from vidsift.index.memory import MemoryStore
@@ -136,6 +137,8 @@ class Summarizer:
             from vidsift.pipeline.flows.index import start_pool
 
             self._pool = start_pool(self.cfg)
+        elif callable(self._pool):
+            self._pool = self._pool()
         return self._pool
 
     @property
@@ -145,6 +148,8 @@ class Summarizer:
             from vidsift.workers.vlm import open_vlm
 
             self._vlm = open_vlm(self.cfg.vlm, self.cfg.pool)
+        elif callable(self._vlm):
+            self._vlm = self._vlm()
         return self._vlm
 
     @property

@@ -357,9 +357,10 @@ class Service:
                 return self.store.set_progress(job.id, {"stage": stage, "done": done,
                                                         "total": total})
 
+            # The service's pools, started only once the video has passed its checks.
             return run_summary_job(
-                job.id, request, self.cfg, self.asker.pool,
-                self.asker.vlm if self.cfg.vlm.enabled else None,
+                job.id, request, self.cfg, lambda: self.asker.pool,
+                (lambda: self.asker.vlm) if self.cfg.vlm.enabled else None,
                 summary_thumbnails_dir(self.data_dir, job.id), record)
         raise VidsiftError(f"unknown job kind {job.kind!r}")
 

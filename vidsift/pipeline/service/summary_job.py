@@ -65,7 +65,8 @@ def job_config(cfg: Config, request: dict[str, Any]) -> Config:
 def run_summary_job(job_id: str, request: dict[str, Any], cfg: Config, pool, vlm,
                     thumbnails_dir: Path, progress: Callable[..., bool]) -> dict[str, Any]:
     """Summarize request["video"] (already checked against the media roots) with the service's
-    ingest pool and VLM (None without one). progress(done, total) records the job's step and
+    ingest pool and VLM (None without one), each given as itself or as a function giving it
+    (called only once the video has passed its checks). progress(done, total) records the job's step and
     says False once it is cancelled: the ingest's shards, then the chapters as they reply.
     The result: SummaryResult.to_dict(), each chapter's thumbnail path replaced by its
     thumbnail_url, plus exports {format: url}."""
