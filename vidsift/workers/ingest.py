@@ -116,12 +116,20 @@ def asr_on_embed_actors(ingest: IngestConfig, speech: SpeechConfig) -> bool:
 
 class _Listener:
     """An actor's speech recogniser: loaded on its first shard with speech, again only when a
-    job's speech settings differ (the pool serves jobs with different speech modes)."""
+    job's speech settings differ (the pool serves jobs with different speech modes). One
+    stretch is heard at a time: an embed actor runs ingest.embed_concurrency calls at once, and
+    neither loading a recogniser (two threads importing transformers at once fail) nor every
+    recogniser (pocketsphinx's decoder keeps state) may be shared between threads."""
 
     _asr = None
     _asr_settings: str | None = None
+    _asr_lock = threading.Lock()  # one actor per process
 
     def _hear(self, path: str, speech: SpeechShard) -> Heard:
+        with self._asr_lock:
+            return self._hear_alone(path, speech)
+
+    def _hear_alone(self, path: str, speech: SpeechShard) -> Heard:
         from vidsift.workers.speech import get_asr, hear
 
         def load():
