@@ -62,7 +62,8 @@ def test_flags_show_no_value_placeholder(command):
     (["ask", "v.mp4", "q", "--selector", "fast"],
      "error: --selector fast: choose one of uniform | query | keyclips | coverage | balanced"),
     (["ask", "v.mp4", "q", "--pruner", "magic"],
-     "error: --pruner magic: choose one of none | divprune | kcenter | coverage | temporal"),
+     "error: --pruner magic: choose one of none | divprune | kcenter | coverage | temporal | evs"
+     " | vidcom2"),
     (["index", "v.mp4", "--speech", "loud"],
      "error: --speech loud: choose one of none | subtitles | asr | auto"),
     (["transcribe", "v.mp4", "--speech", "none"],
@@ -79,7 +80,7 @@ def test_an_enumerated_option_refuses_another_value_in_one_line_naming_the_choic
 
 @pytest.mark.parametrize(("command", "option", "choices"), [
     ("ask", "--selector", "uniform | query | keyclips | coverage | balanced"),
-    ("ask", "--pruner", "none | divprune | kcenter | coverage | temporal"),
+    ("ask", "--pruner", "none | divprune | kcenter | coverage | temporal | evs | vidcom2"),
     ("ask", "--speech", "none | subtitles | asr | auto"),
     ("index", "--speech", "none | subtitles | asr | auto"),
     ("caption", "--speech", "none | subtitles | asr | auto"),
