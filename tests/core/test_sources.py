@@ -230,3 +230,49 @@ def test_a_denied_bucket_is_one_error_naming_the_url_and_the_rest_of_the_job_is_
                                          "(access denied: Forbidden)")
         finally:
             s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def small_blocks():
+    """32 KiB range reads, 4 kept: bytes read are then measured to the block, not the MiB."""
+    saved = dict(sources._settings)
+    sources.configure(32, 4)
+    yield
+    sources.configure(saved["block"] // 1024, saved["blocks"])
+
+
+@needs_nginx
+def test_a_remote_mp4_is_scanned_from_its_header_not_read_through(web, served, small_blocks):
+    import numpy as np
+
+    from tests.videos import run_ffmpeg
+
+    # B-frames (PTS != DTS) and an edit list hiding a cut's GOP head: both come from the index.
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25", "-f", "lavfi", "-i", "sine",
+               "-t", "12", "-c:v", "libx264", "-bf", "3", "-g", "50", "-pix_fmt", "yuv420p",
+               "-c:a", "aac", str(served / "bframes.mp4"))
+    run_ffmpeg("-ss", "1.3", "-i", str(served / "bframes.mp4"), "-c", "copy", "-t", "8",
+               str(served / "cut.mp4"))
+    for name in ("bframes.mp4", "cut.mp4"):
+        url = web.url + name
+        size = (served / name).stat().st_size
+        before = sources.bytes_fetched().get(url, 0)
+        remote, local = scan_video(url), scan_video(served / name)
+        read = sources.bytes_fetched()[url] - before
+        for field in ("pts", "is_key"):
+            assert np.array_equal(getattr(remote, field), getattr(local, field)), (name, field)
+        assert (remote.end_pts, remote.hidden_frames, remote.lead_in_pts, remote.rotation) == (
+            local.end_pts, local.hidden_frames, local.lead_in_pts, local.rotation)
+        # the moov and the first frame's blocks, not the packets: before, all of it and more
+        assert read < 0.5 * size, (name, read, size)
+    assert scan_video(web.url + "cut.mp4").hidden_frames > 0
+
+
+def test_a_container_without_a_full_index_is_scanned_reading_it_all(bucket, served, small_blocks):
+    from tests.videos import run_ffmpeg
+
+    run_ffmpeg("-i", str(served / "clip.mp4"), "-c", "copy", str(served / "clip.mkv"))
+    bucket.upload_file(str(served / "clip.mkv"), "videos", "talks/clip.mkv")
+    url = "s3://videos/talks/clip.mkv"
+    assert scan_video(url).frame_count == scan_video(served / "clip.mkv").frame_count == 250
+    assert sources.bytes_fetched()[url] >= (served / "clip.mkv").stat().st_size

@@ -4,6 +4,8 @@ scan_video() demuxes the video stream once (packet headers only, ~0.3 s for a 10
 H.264 file) and keeps every frame's PTS in presentation order, which keyframes they are and where
 the file breaks. The decoders use that scan to map a timestamp to its exact frame and a frame to
 its index; probe() turns it into the public VideoInfo. Scans are cached per (file, size, mtime).
+A remote MP4/MOV is scanned from its header and index alone, its packets' payloads never
+fetched (_scan's header_only), so probing a 2-hour object reads well under 1% of it.
 """
 
 from __future__ import annotations
@@ -175,12 +177,17 @@ def open_container(path: str):
 
     if sources.is_url(path):
         info = sources.stat_source(path)
-        opened = lambda: av.open(sources.open_source(info.url, info.token))  # noqa: E731
-    else:
-        check_video_file(path)
-        opened = lambda: av.open(path)  # noqa: E731
+        return _opened(path, lambda: av.open(sources.open_source(info.url, info.token)))
+    check_video_file(path)
+    return _opened(path, lambda: av.open(path))
+
+
+def _opened(path: str, opener):
+    """opener()'s container, or the typed error for a file that does not open as one."""
+    import av
+
     try:
-        return opened()
+        return opener()
     except av.error.FFmpegError as exc:
         if _looks_like_container(path):
             raise CorruptVideoError(path, f"container does not open: {exc.strerror}") from None
@@ -228,16 +235,49 @@ def _first_frame_rotation(container, stream) -> int:
     return 0
 
 
-def _scan(path: str, max_pixels: int, size: int, version: str = "") -> StreamScan:
+# Demuxers whose index (read with the container's header) gives every packet's position, size
+# and sync flag: the MP4/MOV family. A remote one is scanned from its header alone.
+_INDEXED_FORMATS = ("mov", "mp4")
+
+
+class _NotIndexed(Exception):
+    """A packet the container's index did not list: the header scan cannot stand."""
+
+
+def _scan(path: str, max_pixels: int, size: int, version: str = "",
+          header_only: bool = False) -> StreamScan:
+    """The scan of path (size bytes). header_only (a remote video: version is its token): where
+    the container's index lists every packet (_INDEXED_FORMATS), the packets are walked with
+    their payloads read as zeros, never fetched (core.sources.SkippingReader), so only the
+    header and index are read from the store: a 2-hour MP4's scan reads its moov (~0.6% of
+    the file for bbb.mp4), not the object. Sync flags then come from the index (the muxer's
+    sync samples), not from parsing payloads. Any other container, or an index that misses a
+    packet, is scanned reading every byte."""
     import av
 
-    container = open_container(path)
+    skipping = None
+    if header_only:
+        skipping = sources.SkippingReader(sources.open_source(path, version), size)
+        container = _opened(path, lambda: av.open(skipping))
+    else:
+        container = open_container(path)
     try:
         stream = video_stream(container, path)
         ctx = stream.codec_context
         width, height = int(ctx.width or 0), int(ctx.height or 0)
         if width <= 0 or height <= 0 or width * height > max_pixels:
             raise AbsurdDimensionsError(path, f"{width}x{height}, limit {max_pixels} pixels")
+        listed: dict[int, tuple[int, bool]] | None = None
+        if skipping is not None and any(n in container.format.name.split(",")
+                                        for n in _INDEXED_FORMATS):
+            listed = {e.pos: (e.size, e.is_keyframe) for e in stream.index_entries
+                      if e.pos >= 0 and e.size > 0}
+            spans = [(e.pos, e.pos + e.size) for s in container.streams
+                     for e in s.index_entries if e.pos >= 0 and e.size > 0]
+            # From the first payload to the last: between them lie only payloads and, in a
+            # fragmented MP4, the fragments' headers, parsed already when the file opened (a
+            # demuxer that still needed one would give a packet the index lacks: _NotIndexed).
+            skipping.skip([(min(a for a, _ in spans), max(b for _, b in spans))] if spans else [])
 
         pts: list[int] = []
         keys: list[bool] = []
@@ -254,16 +294,26 @@ def _scan(path: str, max_pixels: int, size: int, version: str = "") -> StreamSca
                 if packet.is_corrupt:  # cut off by truncation: its frame cannot decode
                     broken = True
                     continue
+                key = bool(packet.is_keyframe)
+                if listed is not None:  # its payload was zeros: the index tells its flags
+                    entry = listed.get(packet.pos)
+                    if entry is None or entry[0] != packet.size:
+                        raise _NotIndexed
+                    key = entry[1]
                 if packet.is_discard:  # decoded only as a reference, never shown
                     hidden += 1
-                    if packet.is_keyframe:
+                    if key:
                         hidden_keys.append(int(stamp))
                     continue
                 pts.append(int(stamp))
-                keys.append(bool(packet.is_keyframe))
+                keys.append(key)
                 durations.append(int(packet.duration or 0))
         except av.error.FFmpegError:
             broken = True
+        except _NotIndexed:
+            return _scan(path, max_pixels, size, version)
+        if listed is not None and len(pts) + hidden != len(listed) and not broken:
+            return _scan(path, max_pixels, size, version)
         if not pts:
             if broken or index_past_eof:
                 raise CorruptVideoError(path, "no readable video packet")
@@ -287,7 +337,11 @@ def _scan(path: str, max_pixels: int, size: int, version: str = "") -> StreamSca
 
         first_visible = int(pts_sorted[0])
         lead_in = [k for k in hidden_keys if k < first_visible]
-        rotation = _first_frame_rotation(container, stream)
+        if listed is None:
+            rotation = _first_frame_rotation(container, stream)
+        else:  # decoded from a container that reads real bytes (its header blocks are cached)
+            with open_container(path) as first:
+                rotation = _first_frame_rotation(first, video_stream(first, path))
         base_rate = stream.base_rate or stream.guessed_rate or stream.average_rate
         return StreamScan(
             path=path,
@@ -340,7 +394,7 @@ def scan_video(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         info = sources.stat_source(path)
         known = _REMOTE_SCANS.get((info.url, info.token, max_pixels))
         if known is None:
-            known = _scan(info.url, max_pixels, info.size, info.token)
+            known = _scan(info.url, max_pixels, info.size, info.token, header_only=True)
             remember_scan(known, max_pixels)
         return known
     check_video_file(path)

@@ -21,7 +21,9 @@ one is served for it.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
+import io
 import re
 import threading
 from collections import OrderedDict
@@ -235,6 +237,73 @@ def open_source(url: str, version: str = ""):
         raise _failure(url, exc) from None
     handle.cache.fetcher = _shared(url, version, handle.cache.fetcher)
     return handle
+
+
+class SkippingReader(io.RawIOBase):
+    """A seekable file over `handle` (open_source's) that never fetches the bytes inside the
+    spans given to skip(): they read as zeros. A demuxer that knows from the container's index
+    where every packet's payload lies can then walk all its packets' headers and timestamps
+    while only the container's own structures are fetched (core.probe's header scan)."""
+
+    def __init__(self, handle, size: int) -> None:
+        super().__init__()
+        self._handle, self._size, self._pos = handle, int(size), 0
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def skip(self, spans) -> None:
+        """Read [start, end) byte spans (any order, overlapping or not) as zeros from now on;
+        an empty list fetches everything again."""
+        merged: list[list[int]] = []
+        for start, end in sorted((int(a), int(b)) for a, b in spans if b > a):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self._starts, self._ends = [m[0] for m in merged], [m[1] for m in merged]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._pos, self._size)[whence]
+        self._pos = max(0, base + int(offset))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        start = self._pos
+        end = min(start + len(buffer), self._size)
+        if end <= start:
+            return 0
+        view = memoryview(buffer)
+        at = start
+        while at < end:
+            i = bisect.bisect_right(self._starts, at) - 1
+            if i >= 0 and self._ends[i] > at:  # inside a skipped span: zeros
+                stop = min(end, self._ends[i])
+                view[at - start: stop - start] = bytes(stop - at)
+            else:
+                stop = min(end, self._starts[i + 1]) if i + 1 < len(self._starts) else end
+                self._handle.seek(at)
+                data = self._handle.read(stop - at)
+                if not data:
+                    end = at
+                    break
+                stop = at + len(data)
+                view[at - start: stop - start] = data
+            at = stop
+        self._pos = end
+        return end - start
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
 
 
 def bytes_fetched() -> dict[str, int]:
