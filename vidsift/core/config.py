@@ -155,6 +155,9 @@ class VLMConfig(_Section):
     pruner: Literal["none", "divprune", "kcenter", "coverage", "temporal", "evs",
                     "vidcom2"] = "none"
     prune_ratio: float = Field(0.5, gt=0, le=1)  # share of visual tokens kept when pruning
+    # token merging instead of pruning (workers.vlm.pruning.MERGERS): tome (ToMe with sizes),
+    # temporal (HoliTom-style into the first occurrence); keeps prune_ratio of the tokens
+    merger: Literal["none", "tome", "temporal"] = "none"
 
     # ---- openai (remote server) ----
     base_url: str | None = None  # e.g. http://gpu-node:8000 (requests go to {base_url}/v1/...)

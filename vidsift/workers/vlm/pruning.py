@@ -238,20 +238,17 @@ def temporal(features, keep, *, token_thw=None, segment_ids=None, text_features=
     return ranked[:keep].sort().values
 
 
-def _per_segment_grid(name, features, keep, token_thw, segment_ids, text_features, mask_of_grid):
-    """Applies `mask_of_grid` ((T, H, W, D) float32 numpy grid -> (T, H, W) bool) to each
-    segment's full token grid on its own, as vLLM prunes each video on its own; returns the kept
-    indices ascending. Needs token_thw; each segment must be a full grid."""
-    _check(features, keep, token_thw, segment_ids, text_features)
+def _segment_grids(name, features, token_thw, segment_ids) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each segment's tokens as a full grid: per segment (in id order), the indices of its tokens
+    in (t, h, w) order, (n_s,), and their (T, H, W, D) float32 numpy grid. Needs token_thw; each
+    segment must be a full grid (ValueError naming `name` otherwise)."""
     if token_thw is None:
         raise ValueError(f"pruning: the {name} pruner needs token_thw (each token's (t, h, w))")
     n = features.shape[0]
-    if keep >= n:
-        return _everything(features)
     points = features.detach().float().cpu().numpy()
     thw = token_thw.cpu().numpy()
     segments = torch.zeros(n, dtype=torch.long) if segment_ids is None else segment_ids.cpu()
-    kept = []
+    out = []
     for segment in segments.unique().tolist():
         index = torch.nonzero(segments == segment).flatten().numpy()
         frames, rows, cols = (int(v) + 1 for v in thw[index].max(axis=0))
@@ -259,8 +256,19 @@ def _per_segment_grid(name, features, keep, token_thw, segment_ids, text_feature
         if len(index) != frames * rows * cols or (thw[index[order]] != _grid(frames, rows, cols)).any():
             raise ValueError(f"pruning: {name} needs each segment to be a full (T, H, W) grid; segment "
                              f"{segment} has {len(index)} tokens for a {frames}x{rows}x{cols} grid")
-        grid = points[index[order]].reshape(frames, rows, cols, -1)
-        kept.append(index[order][mask_of_grid(grid).reshape(-1)])
+        out.append((index[order], points[index[order]].reshape(frames, rows, cols, -1)))
+    return out
+
+
+def _per_segment_grid(name, features, keep, token_thw, segment_ids, text_features, mask_of_grid):
+    """Applies `mask_of_grid` ((T, H, W, D) float32 numpy grid -> (T, H, W) bool) to each
+    segment's full token grid on its own, as vLLM prunes each video on its own; returns the kept
+    indices ascending. Needs token_thw; each segment must be a full grid."""
+    _check(features, keep, token_thw, segment_ids, text_features)
+    if keep >= features.shape[0] and token_thw is not None:
+        return _everything(features)
+    kept = [index[mask_of_grid(grid).reshape(-1)]
+            for index, grid in _segment_grids(name, features, token_thw, segment_ids)]
     return torch.from_numpy(np.sort(np.concatenate(kept))).to(features.device)
 
 
@@ -314,3 +322,94 @@ PRUNERS: dict[str, Pruner] = {
 
 def get_pruner(name: str) -> Pruner:
     return lookup(PRUNERS, name, "pruner")
+
+
+# ---- token merging (workers.vlm.token_merging) -------------------------------------------------
+# A merger has the signature (features, ratio, *, token_thw, segment_ids) -> (N,) LongTensor of
+# group ids, numbered 0.. in order of each group's first (lowest-index) token, per segment on its
+# own (a group never spans two segments). The LLM then sees one token per group: the size-weighted
+# mean of its members at its first member's place in the sequence and (t, h, w) M-RoPE position.
+# Each segment of n_s = T * H * W tokens keeps merged_segment_count(name, T, H, W, ratio) tokens.
+
+
+def merged_segment_count(name: str, frames: int, rows: int, cols: int, ratio: float) -> int:
+    """Tokens a segment of `frames` x `rows` x `cols` merged tokens keeps under merger `name`
+    at share `ratio` (0, 1]: tome max(1, round(n_s * ratio)); temporal the same but at least one
+    step (rows * cols: only tokens with a predecessor merge, so an image keeps all)."""
+    if name not in MERGERS:
+        lookup(MERGERS, name, "merger")
+    count = max(1, round(frames * rows * cols * ratio))
+    return max(rows * cols, count) if name == "temporal" else min(count, frames * rows * cols)
+
+
+def _merge_per_segment(name, features, ratio, token_thw, segment_ids, groups_of_grid) -> torch.Tensor:
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"merging: ratio must be in (0, 1], got {ratio!r}")
+    group = np.empty(features.shape[0], dtype=np.int64)
+    offset = 0
+    for index, grid in _segment_grids(name, features, token_thw, segment_ids):
+        frames, rows, cols = grid.shape[:3]
+        local = groups_of_grid(grid, merged_segment_count(name, frames, rows, cols, ratio))
+        group[index] = local + offset
+        offset += int(local.max()) + 1
+    # Renumbered by first occurrence over the whole sequence (segments may interleave by index).
+    _, first, inverse = np.unique(group, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return torch.from_numpy(rank[inverse.reshape(-1)]).to(features.device)
+
+
+def merge_tome(features, ratio, *, token_thw=None, segment_ids=None) -> torch.Tensor:
+    """ToMe bipartite soft matching with sizes (token_merging.tome_groups_to), repeated within
+    each segment until its count is reached."""
+    from vidsift.workers.vlm.token_merging import tome_groups_to
+
+    return _merge_per_segment("tome", features, ratio, token_thw, segment_ids,
+                              lambda grid, count: tome_groups_to(grid.reshape(-1, grid.shape[-1]), count))
+
+
+def merge_temporal(features, ratio, *, token_thw=None, segment_ids=None) -> torch.Tensor:
+    """HoliTom-style temporal merging (token_merging.temporal_groups): within each segment, the
+    tokens most like the same (h, w) one step earlier join that position's first occurrence."""
+    from vidsift.workers.vlm.token_merging import temporal_groups
+
+    return _merge_per_segment(
+        "temporal", features, ratio, token_thw, segment_ids,
+        lambda grid, count: temporal_groups(grid, grid[..., 0].size - count))
+
+
+Merger = Callable[..., torch.Tensor]
+
+MERGERS: dict[str, Merger] = {"tome": merge_tome, "temporal": merge_temporal}
+
+
+def get_merger(name: str) -> Merger:
+    return lookup(MERGERS, name, "merger")
+
+
+def kept_visual_tokens(pruner: str, merger: str, grids: list[tuple[int, int, int]], ratio: float) -> int:
+    """The visual tokens the LLM sees for segments of merged-token grids (T, H, W) under
+    vlm.pruner / vlm.merger at vlm.prune_ratio, from the grids alone (before any request): what
+    the in-process backend's prefill keeps (tested against it) and what a server pruning by the
+    same rule keeps. One of pruner / merger is "none"."""
+    sizes = [t * h * w for t, h, w in grids]
+    total = sum(sizes)
+    if total == 0:
+        return 0
+    if merger != "none":
+        return sum(merged_segment_count(merger, t, h, w, ratio) for t, h, w in grids)
+    if pruner == "none":
+        return total
+    keep = max(1, round(total * ratio))
+    if keep >= total:
+        return total
+    if pruner == "evs":
+        from vidsift.workers.vlm.pruning_evs import evs_retained_count
+
+        return sum(evs_retained_count(t, h, w, 1.0 - keep / total) for t, h, w in grids)
+    if pruner == "vidcom2":
+        from vidsift.workers.vlm.pruning_vidcom2 import vidcom2_retained_count
+
+        return sum(vidcom2_retained_count(t, h, w, keep / total) for t, h, w in grids)
+    get_pruner(pruner)
+    return keep

@@ -15,6 +15,9 @@ sequence before pruning, and the kept tokens keep their original (t, h, w) posit
 continues from the original maximum position + 1 (the rope delta of the unpruned prompt), so text
 after the pruned visuals sits where it would have been. With no pruning this path produces the
 same logits as model(input_ids, pixel_values, ...) (tested).
+A merger (vlm.merger, workers.vlm.pruning.MERGERS) instead groups the visual tokens: each group
+becomes one token, the mean of its members (sizes: how many), at its first member's place in the
+sequence and its first member's (t, h, w) position; DeepStack rows are merged by the same groups.
 
 Batching: requests are left-padded into one generate call; greedy decoding, so each request's
 text equals what it gets alone.
@@ -97,6 +100,27 @@ class PrefillInputs:
     visual_tokens_kept: int
     visual_mask: torch.Tensor
     deepstack: list[torch.Tensor] | None = None
+    # with a merger (vlm.merger): per kept visual token, how many original tokens it stands for
+    # (they sum to visual_tokens); None when tokens are only kept or dropped
+    visual_sizes: torch.Tensor | None = None
+
+
+def merge_rows(rows: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """rows (N, D), group (N,) long ids 0..G-1 numbered by first occurrence -> (rows with each
+    group's first member replaced by the group's mean (accumulated in float32), (N,) bool mask of
+    the first members, (G,) float sizes). The mean of original tokens is their size-weighted mean
+    at any stage of merging."""
+    count = int(group.max()) + 1
+    sizes = torch.zeros(count, device=rows.device).index_add_(
+        0, group, torch.ones(len(group), device=rows.device))
+    means = torch.zeros(count, rows.shape[1], device=rows.device).index_add_(0, group, rows.float())
+    first = torch.full((count,), len(group), dtype=torch.long, device=rows.device).scatter_reduce_(
+        0, group, torch.arange(len(group), device=rows.device), reduce="amin")
+    out = rows.clone()
+    out[first] = (means / sizes[:, None]).to(rows.dtype)
+    leader = torch.zeros(len(group), dtype=torch.bool, device=rows.device)
+    leader[first] = True
+    return out, leader, sizes
 
 
 class _FirstStepClock:
@@ -211,11 +235,18 @@ class QwenVLBackend:
         self.eos_token_ids = set(eos if isinstance(eos, list) else [eos or self.tokenizer.eos_token_id])
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else next(iter(self.eos_token_ids)))
-        self.pruner = None
+        self.pruner = self.merger = None
+        if cfg.pruner != "none" and cfg.merger != "none":
+            raise ConfigError(f"vlm.pruner={cfg.pruner} and vlm.merger={cfg.merger}: choose one "
+                              "(both would reduce the same tokens)")
         if cfg.pruner != "none":
             from vidsift.workers.vlm.pruning import get_pruner
 
             self.pruner = get_pruner(cfg.pruner)
+        if cfg.merger != "none":
+            from vidsift.workers.vlm.pruning import get_merger
+
+            self.merger = get_merger(cfg.merger)
         self.model_name = model_id
         self._grammars = None  # workers.vlm.structured.GrammarCompiler, on the first schema
 
@@ -381,6 +412,16 @@ class QwenVLBackend:
             visual_keep = torch.zeros(visual_tokens, dtype=torch.bool, device=embeds.device)
             visual_keep[kept.to(embeds.device)] = True
             keep_mask[visual_mask] = visual_keep
+        sizes = None
+        if prune and self.merger is not None and visual_tokens > 0:
+            token_thw, segment_ids = self._visual_token_grid(inputs)
+            group = self.merger(embeds[visual_mask].float(), self.cfg.prune_ratio,
+                                token_thw=token_thw, segment_ids=segment_ids).to(embeds.device)
+            embeds = embeds.clone()
+            embeds[visual_mask], visual_keep, sizes = merge_rows(embeds[visual_mask], group)
+            if deepstack is not None:
+                deepstack = [merge_rows(level, group)[0] for level in deepstack]
+            keep_mask[visual_mask] = visual_keep
         kept_index = torch.nonzero(keep_mask).flatten()
         return PrefillInputs(
             inputs_embeds=embeds[kept_index],
@@ -390,8 +431,9 @@ class QwenVLBackend:
             visual_tokens=visual_tokens,
             visual_tokens_kept=int(visual_keep.sum()),
             visual_mask=visual_mask[kept_index],
-            # The pruner's kept indices, applied to every level alike.
+            # The pruner's kept indices (or the merged groups' first members), every level alike.
             deepstack=None if deepstack is None else [level[visual_keep] for level in deepstack],
+            visual_sizes=sizes,
         )
 
     def _visual_token_grid(self, inputs: PromptInputs) -> tuple[torch.Tensor, torch.Tensor]:
