@@ -43,7 +43,8 @@ def test_bad_overrides_fail_with_config_error(override):
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (["selection.selector=fast"],
-     "selection.selector=fast: choose one of uniform | query | keyclips | coverage | balanced"),
+     "selection.selector=fast: choose one of uniform | query | keyclips | coverage | balanced"
+     " | uniform_video"),
     (["vlm.pruner=x", "speech.mode=loud"],
      "vlm.pruner=x: choose one of none | divprune | kcenter | coverage | temporal | evs | "
      "vidcom2; "

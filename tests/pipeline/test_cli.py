@@ -60,7 +60,8 @@ def test_flags_show_no_value_placeholder(command):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["ask", "v.mp4", "q", "--selector", "fast"],
-     "error: --selector fast: choose one of uniform | query | keyclips | coverage | balanced"),
+     "error: --selector fast: choose one of uniform | query | keyclips | coverage | balanced"
+     " | uniform_video"),
     (["ask", "v.mp4", "q", "--pruner", "magic"],
      "error: --pruner magic: choose one of none | divprune | kcenter | coverage | temporal | evs"
      " | vidcom2"),
@@ -79,7 +80,8 @@ def test_an_enumerated_option_refuses_another_value_in_one_line_naming_the_choic
 
 
 @pytest.mark.parametrize(("command", "option", "choices"), [
-    ("ask", "--selector", "uniform | query | keyclips | coverage | balanced"),
+    ("ask", "--selector",
+     "uniform | query | keyclips | coverage | balanced | uniform_video"),
     ("ask", "--pruner", "none | divprune | kcenter | coverage | temporal | evs | vidcom2"),
     ("ask", "--speech", "none | subtitles | asr | auto"),
     ("index", "--speech", "none | subtitles | asr | auto"),

@@ -89,7 +89,8 @@ class IngestConfig(_Section):
 
 
 class SelectionConfig(_Section):
-    selector: Literal["uniform", "query", "keyclips", "coverage", "balanced"] = "balanced"
+    selector: Literal["uniform", "query", "keyclips", "coverage", "balanced",
+                      "uniform_video"] = "balanced"
     coarse_fps: float = Field(1.0, gt=0)  # coarse pass: the rate that fills keyframe gaps
     max_coarse_gap_s: float = Field(2.0, gt=0)  # add fps samples where keyframes are sparser
     weighting: Literal["quota", "softmax"] = "quota"

@@ -24,7 +24,8 @@ def coarse():
     return times[order], visual[order], text[order], query
 
 
-@pytest.mark.parametrize("selector", ["uniform", "query", "keyclips", "coverage", "balanced"])
+@pytest.mark.parametrize("selector", ["uniform", "query", "keyclips", "coverage", "balanced",
+                                      "uniform_video"])
 def test_plan_is_time_ordered_exact_and_inside_the_budget(coarse, selector):
     times, visual, text, query = coarse
     budget = BudgetConfig(tokens=4096)
@@ -41,6 +42,22 @@ def test_plan_is_time_ordered_exact_and_inside_the_budget(coarse, selector):
             assert len(seg.timestamps) == 1
             if selector != "uniform":
                 assert seg.timestamps[0] in set(times.tolist())  # a real coarse frame's PTS
+
+
+def test_uniform_video_is_one_clip_of_evenly_spread_frames_at_min_pixels(coarse):
+    from vidsift.pipeline.plan.budget import frame_grids
+
+    times, visual, text, query = coarse
+    budget = BudgetConfig(tokens=4096)
+    plan = plan_evidence(times, visual, text, query, 0.0, 600.0,
+                         SelectionConfig(selector="uniform_video"), budget, (720, 1280))
+    [clip] = plan.segments
+    rows, cols = frame_grids((720, 1280), budget.min_pixels, budget.max_pixels)[0]
+    assert clip.kind is SegmentKind.CLIP and (clip.start, clip.end) == (0.0, 600.0)
+    # as many temporal patches as the budget pays at min_pixels, two frames each, evenly spread
+    assert len(clip.timestamps) == 2 * (4096 // (rows * cols))
+    assert (clip.height, clip.width) == (rows * 28, cols * 28)
+    assert np.allclose(np.diff(clip.timestamps), 600.0 / len(clip.timestamps))
 
 
 def test_balanced_plan_shows_the_relevant_moment_with_most_tokens(coarse):

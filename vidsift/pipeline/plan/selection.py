@@ -271,6 +271,19 @@ def select_uniform(times, visual, relevance, start, end, config, n_slots,
     ]
 
 
+def select_uniform_video(times, visual, relevance, start, end, config, n_slots,
+                         peaks=()) -> list[Segment]:
+    """Baseline: the whole of [start, end] as one clip, as a plain uniform sampler feeds a VLM's
+    video input (frames paired into temporal patches, where single images each fill a patch):
+    the budget (allocate) spreads as many frames as it pays at min_pixels evenly over the video,
+    up to clip_fps of them a second, then sizes them up with what is left. n_slots and the
+    relevance are not used. A video without duration is one image at start."""
+    score = float(np.mean(relevance)) if len(relevance) else 0.0
+    kind = SegmentKind.CLIP if end > start else SegmentKind.IMAGE
+    return [Segment(start=float(start), end=float(end if end > start else start), kind=kind,
+                    score=score, weight=1.0, source="uniform_video")]
+
+
 def select_query(times, visual, relevance, start, end, config, n_slots,
                  peaks=()) -> list[Segment]:
     """QuoTA-style: the n_slots coarse frames most relevant to the question, as images weighted
@@ -385,6 +398,7 @@ Selector = Callable[..., list[Segment]]
 
 SELECTORS: dict[str, Selector] = {
     "uniform": select_uniform,
+    "uniform_video": select_uniform_video,
     "query": select_query,
     "keyclips": select_keyclips,
     "coverage": select_coverage,
