@@ -276,3 +276,64 @@ def test_a_container_without_a_full_index_is_scanned_reading_it_all(bucket, serv
     url = "s3://videos/talks/clip.mkv"
     assert scan_video(url).frame_count == scan_video(served / "clip.mkv").frame_count == 250
     assert sources.bytes_fetched()[url] >= (served / "clip.mkv").stat().st_size
+
+
+def test_a_read_pinned_to_the_probed_version_never_mixes_two(bucket, served):
+    from vidsift.core.probe import pinned
+    from vidsift.core.sources import SourceReadError
+    from vidsift.workers.decode import get_decoder
+
+    other = served.parent / "short.mp4"
+    make_coded_video(other, n_frames=50)  # 2 s, where the original is 10 s
+    decoder = get_decoder("pyav")
+    bucket.create_bucket(Bucket="versioned")
+    bucket.put_bucket_versioning(Bucket="versioned",
+                                 VersioningConfiguration={"Status": "Enabled"})
+    for name in ("versioned", "videos"):
+        bucket.upload_file(str(served / "clip.mp4"), name, "pin/clip.mp4")
+    versioned, plain = "s3://versioned/pin/clip.mp4", "s3://videos/pin/clip.mp4"
+    seen = {url: scan_video(url) for url in (versioned, plain)}
+    assert seen[versioned].source.pin and not seen[plain].source.pin
+    for name in ("versioned", "videos"):  # overwritten after the probe, during the ingest
+        bucket.upload_file(str(other), name, "pin/clip.mp4")
+    # A versioned bucket: the version probed is read (its VersionId), frames past 2 s included.
+    with pinned(seen[versioned]):
+        assert len(decoder.frames_at(versioned, [1.0, 8.0], max_side=64)) == 2
+        assert scan_video(versioned).frame_count == 250
+    assert scan_video(versioned).frame_count == 50  # unpinned: the new version
+    # No version to ask for: the read of the new bytes is refused as a change, by name.
+    with pytest.raises(SourceReadError, match=f"{plain}: cannot be read .changed while it"):
+        with pinned(seen[plain]):
+            decoder.frames_at(plain, [1.0], max_side=64)
+
+
+@needs_nginx
+def test_a_web_file_replaced_after_its_probe_fails_by_its_etag(web, served):
+    import os
+
+    from vidsift.core.probe import pinned
+    from vidsift.core.sources import SourceReadError
+    from vidsift.workers.decode import get_decoder
+
+    target = served / "replaced.mp4"
+    make_coded_video(target, n_frames=100)
+    url = web.url + "replaced.mp4"
+    seen = scan_video(url)
+    assert dict(seen.source.pin)["headers"][0][0] == "If-Match"
+    make_coded_video(served / "new.mp4", n_frames=60)
+    os.replace(served / "new.mp4", target)
+    with pytest.raises(SourceReadError, match="replaced.mp4: cannot be read .changed since it was"):
+        with pinned(seen):
+            get_decoder("pyav").frames_at(url, [1.0], max_side=64)
+    assert scan_video(url).frame_count == 60
+
+
+def test_identity_takes_strong_versions_only():
+    from vidsift.core.sources import SourceInfo, _pin
+
+    info = {"ETag": 'W/"abc"', "Last-Modified": "Wed, 02 Dec 2026 17:00:00 GMT", "size": 5}
+    assert _pin("https://h/a.mp4", info) == ()
+    strong = {**info, "ETag": '"abc"'}
+    assert _pin("https://h/a.mp4", strong) == (("headers", (("If-Match", '"abc"'),)),)
+    assert _pin("s3://b/a.mp4", {"VersionId": "null", "ETag": '"x"'}) == ()
+    assert SourceInfo("s3://b/a", 5, None, ()).token == ""  # nothing to cache it under

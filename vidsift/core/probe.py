@@ -10,6 +10,7 @@ fetched (_scan's header_only), so probing a 2-hour object reads well under 1% of
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ class StreamScan:
         hidden keyframe that opens their GOP (None when there is none).
     version: a remote video's version token (core.sources.SourceInfo.token) when scanned;
         "" for a local file.
+    source: a remote video's core.sources.SourceInfo when scanned (the version read), None
+        for a local file.
     """
 
     path: str
@@ -82,6 +85,7 @@ class StreamScan:
     hidden_frames: int = 0
     lead_in_pts: int | None = None
     version: str = ""
+    source: object = None
 
     @property
     def frame_count(self) -> int:
@@ -164,8 +168,7 @@ def open_media(path: str):
     import av
 
     if sources.is_url(path):
-        info = sources.stat_source(path)
-        return av.open(sources.open_source(info.url, info.token))
+        return av.open(sources.open_info(_source(path)))
     return av.open(path)
 
 
@@ -176,8 +179,8 @@ def open_container(path: str):
     import av
 
     if sources.is_url(path):
-        info = sources.stat_source(path)
-        return _opened(path, lambda: av.open(sources.open_source(info.url, info.token)))
+        info = _source(path)
+        return _opened(path, lambda: av.open(sources.open_info(info)))
     check_video_file(path)
     return _opened(path, lambda: av.open(path))
 
@@ -244,9 +247,10 @@ class _NotIndexed(Exception):
     """A packet the container's index did not list: the header scan cannot stand."""
 
 
-def _scan(path: str, max_pixels: int, size: int, version: str = "",
-          header_only: bool = False) -> StreamScan:
-    """The scan of path (size bytes). header_only (a remote video: version is its token): where
+def _scan(path: str, max_pixels: int, size: int, source=None,
+          header_only: bool = True) -> StreamScan:
+    """The scan of path (size bytes). source: a remote video's SourceInfo (that version is
+    read). header_only (remote videos): where
     the container's index lists every packet (_INDEXED_FORMATS), the packets are walked with
     their payloads read as zeros, never fetched (core.sources.SkippingReader), so only the
     header and index are read from the store: a 2-hour MP4's scan reads its moov (~0.6% of
@@ -255,10 +259,13 @@ def _scan(path: str, max_pixels: int, size: int, version: str = "",
     packet, is scanned reading every byte."""
     import av
 
+    version = source.token if source is not None else ""
     skipping = None
-    if header_only:
-        skipping = sources.SkippingReader(sources.open_source(path, version), size)
-        container = _opened(path, lambda: av.open(skipping))
+    if source is not None:
+        reader = sources.open_info(source)
+        if header_only:
+            reader = skipping = sources.SkippingReader(reader, size)
+        container = _opened(path, lambda: av.open(reader))
     else:
         container = open_container(path)
     try:
@@ -311,9 +318,9 @@ def _scan(path: str, max_pixels: int, size: int, version: str = "",
         except av.error.FFmpegError:
             broken = True
         except _NotIndexed:
-            return _scan(path, max_pixels, size, version)
+            return _scan(path, max_pixels, size, source, header_only=False)
         if listed is not None and len(pts) + hidden != len(listed) and not broken:
-            return _scan(path, max_pixels, size, version)
+            return _scan(path, max_pixels, size, source, header_only=False)
         if not pts:
             if broken or index_past_eof:
                 raise CorruptVideoError(path, "no readable video packet")
@@ -340,7 +347,7 @@ def _scan(path: str, max_pixels: int, size: int, version: str = "",
         if listed is None:
             rotation = _first_frame_rotation(container, stream)
         else:  # decoded from a container that reads real bytes (its header blocks are cached)
-            with open_container(path) as first:
+            with _opened(path, lambda: av.open(sources.open_info(source))) as first:
                 rotation = _first_frame_rotation(first, video_stream(first, path))
         base_rate = stream.base_rate or stream.guessed_rate or stream.average_rate
         return StreamScan(
@@ -361,6 +368,7 @@ def _scan(path: str, max_pixels: int, size: int, version: str = "",
             hidden_frames=hidden,
             lead_in_pts=max(lead_in) if lead_in and not is_key[0] else None,
             version=version,
+            source=source,
         )
     finally:
         container.close()
@@ -386,15 +394,57 @@ def remember_scan(scan: StreamScan, max_pixels: int = DEFAULT_MAX_PIXELS) -> Non
         _REMOTE_SCANS[(scan.path, scan.version, max_pixels)] = scan
 
 
-def scan_video(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> StreamScan:
+# Remote videos being read at one version (pinned): URL -> its SourceInfo.
+_PINS: dict[str, object] = {}
+
+
+def _source(url: str):
+    """The SourceInfo to read url by: its pinned version, else what its store says now."""
+    return _PINS.get(sources.normalise_url(url)) or sources.stat_source(url)
+
+
+@contextlib.contextmanager
+def pinned(scan: StreamScan | None):
+    """While inside, this process reads scan's remote video at the version scanned (its
+    SourceInfo.pin: an S3 VersionId, an If-Match ETag), whatever the store holds now; and
+    where the store gives no way to ask for a version, the object is asked about again at the
+    end: one changed meanwhile raises SourceReadError (its bytes may mix two versions)."""
+    info = scan.source if scan is not None else None
+    if info is None:  # a local file (or none)
+        yield
+        return
+    def changed() -> bool:
+        return bool(not info.pin and info.token
+                    and sources.stat_source(info.url).token != info.token)
+
+    def refused() -> Exception:
+        return sources.SourceReadError(sources.redact(info.url),
+                                       "changed while it was read (a new version in the store)")
+
+    _PINS[info.url] = info
+    try:
+        yield
+    except Exception:  # what failed on bytes of two versions is told as the change it is
+        if changed():
+            raise refused() from None
+        raise
+    finally:
+        _PINS.pop(info.url, None)
+    if changed():
+        raise refused()
+
+
+def scan_video(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+               source=None) -> StreamScan:
     """Scan (or reuse the cached scan of) a video file; typed VideoError on bad input. A URL's
-    scan is kept per version of the object (core.sources.stat_source asked each time)."""
+    scan is kept per version of the object (core.sources.stat_source asked each time, unless
+    it is pinned or `source`, its SourceInfo, is given)."""
     path = str(path)
     if sources.is_url(path):
-        info = sources.stat_source(path)
+        info = source or _source(path)
         known = _REMOTE_SCANS.get((info.url, info.token, max_pixels))
         if known is None:
-            known = _scan(info.url, max_pixels, info.size, info.token, header_only=True)
+            known = _scan(info.url, max_pixels, info.size, info)
             remember_scan(known, max_pixels)
         return known
     check_video_file(path)
@@ -412,15 +462,17 @@ def _is_vfr(scan: StreamScan) -> bool:
     return bool(np.any(np.abs(steps - median) > tolerance))
 
 
-def probe(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInfo:
-    """Inspect a video: timing, size after rotation, codec, VFR, keyframe times.
+def probe(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+          source=None) -> VideoInfo:
+    """Inspect a video: timing, size after rotation, codec, VFR, keyframe times. source: a
+    remote video's SourceInfo, the version to probe (scan_video's).
 
     Raises check_video_file's errors (VideoNotFoundError, SymlinkLoopError, NotAFileError,
     EmptyVideoError, ...), NotAVideoError (text or audio-only files),
     CorruptVideoError (truncated/damaged; readable_until says where it breaks),
     ZeroDurationError, AbsurdDimensionsError (more than max_pixels pixels per frame).
     """
-    scan = scan_video(path, max_pixels)
+    scan = scan_video(path, max_pixels, source)
     if scan.readable_until is not None:
         raise CorruptVideoError(
             scan.path, f"truncated after {scan.frame_count} readable frames",

@@ -12,10 +12,16 @@ them, and every message names the URL with its user info and query values redact
 
 Identity (source_digest): the store's own checksum where it is one of the content (an S3
 single-part ETag, GCS's md5Hash, Azure's Content-MD5), so the same bytes under another name are
-the same video; else the object's version as the store reports it (ETag, VersionId or
-generation, size, Last-Modified) with the URL; a server that reports neither is read once
-through and hashed. A new version of an object is a new digest, so no stored memory of the old
-one is served for it.
+the same video; else the object's strong version as the store reports it (S3's ETag and
+VersionId, GCS's generation, Azure's etag, a web server's strong ETag; with the size and
+Last-Modified) with the URL; a server that reports none (no ETag, or only a weak one) is read
+once through and hashed. A new version of an object is a new digest, so no stored memory of
+the old one is served for it.
+
+Pinning (SourceInfo.pin): reads of an object opened with its SourceInfo ask for the version
+seen then: S3's VersionId (a versioned bucket; s3fs version_aware), a web server's strong ETag
+as If-Match (a changed file answers 412: SourceReadError "changed since it was probed"). So an
+object overwritten during an ingest is read at its old version or fails, never mixed.
 """
 
 from __future__ import annotations
@@ -105,12 +111,17 @@ def configure(block_kib: int, cache_blocks: int) -> None:
     _settings["block"], _settings["blocks"] = int(block_kib) * 1024, int(cache_blocks)
 
 
-def _filesystem(url: str):
+def open_info(info: SourceInfo):
+    """open_source for the version of the object that info describes."""
+    return open_source(info.url, info.token, info.pin)
+
+
+def _filesystem(url: str, version_aware: bool = False):
     import fsspec
 
     protocol = _SCHEME.match(url).group(1).lower()
     try:
-        return fsspec.core.url_to_fs(url)
+        return fsspec.core.url_to_fs(url, **({"version_aware": True} if version_aware else {}))
     except ImportError as exc:
         raise VideoError(redact(url), f"{protocol}:// needs the {PROTOCOLS[protocol]} package: "
                                       f"pip install 'vidsift[remote]' ({exc})") from None
@@ -125,11 +136,15 @@ def _failure(url: str, exc: BaseException) -> VideoError:
     if isinstance(exc, FileNotFoundError) and cause is not None:
         # fsspec's HTTP back end says "not found" for every failed request: the cause tells.
         status = getattr(cause, "status", None)
+        if status == 412:
+            return SourceReadError(shown, "changed since it was probed (HTTP 412)")
         if status == 404:
             return VideoNotFoundError(shown)
         if status in (401, 403):
             return SourceReadError(shown, f"access denied: HTTP {status}")
         exc = cause
+    if getattr(exc, "status", None) == 412:  # If-Match refused: a new version of the file
+        return SourceReadError(shown, "changed since it was probed (HTTP 412)")
     text = str(exc).replace(url, shown) or type(exc).__name__
     if isinstance(exc, FileNotFoundError):
         return VideoNotFoundError(shown)
@@ -147,11 +162,13 @@ class SourceInfo:
     size: int
     md5: str | None
     version: tuple[str, ...]
+    pin: tuple = ()  # open_source's keyword arguments that read this version only
 
     @property
     def token(self) -> str:
-        """A short string that changes whenever the object does (cache keys)."""
-        return self.md5 or "|".join(self.version) or f"size={self.size}"
+        """A short string that changes whenever the object does (cache keys); "" when the store
+        tells no version (then nothing of it is cached across opens)."""
+        return "|".join(((f"md5={self.md5}",) if self.md5 else ()) + self.version)
 
 
 def _content_md5(info: dict) -> str | None:
@@ -171,8 +188,20 @@ def _content_md5(info: dict) -> str | None:
     return None
 
 
-_VERSION_FIELDS = ("ETag", "etag", "VersionId", "version_id", "generation", "Last-Modified",
-                   "LastModified", "last_modified", "mtime")
+# What changes with every new version of an object (S3, Azure, GCS, HTTP), and what is kept
+# beside them (alone, a time to the second is no version).
+_STRONG_FIELDS = ("ETag", "etag", "VersionId", "version_id", "generation")
+_VERSION_FIELDS = _STRONG_FIELDS + ("Last-Modified", "LastModified", "last_modified", "mtime")
+
+
+def _pin(url: str, info: dict) -> tuple:
+    protocol = _SCHEME.match(url).group(1).lower()
+    if protocol in ("s3", "s3a") and info.get("VersionId") not in (None, "null"):
+        return (("version_id", str(info["VersionId"])),)
+    etag = str(info.get("ETag") or "")
+    if protocol in ("http", "https") and etag and not etag.startswith("W/"):
+        return (("headers", (("If-Match", etag),)),)
+    return ()
 
 
 def stat_source(url: str) -> SourceInfo:
@@ -195,10 +224,14 @@ def stat_source(url: str) -> SourceInfo:
     if int(size) == 0:
         raise EmptyVideoError(redact(url))
     weak = str(info.get("ETag", "")).startswith("W/")
-    version = tuple(f"{field}={info[field]}" for field in _VERSION_FIELDS
-                    if info.get(field) is not None and not (weak and field == "ETag"))
+    given = [field for field in _VERSION_FIELDS
+             if info.get(field) not in (None, "", "null") and not (weak and field == "ETag")]
+    version = tuple(f"{field}={info[field]}" for field in given)
+    if not set(given) & set(_STRONG_FIELDS):
+        version = ()
     return SourceInfo(url=url, size=int(size), md5=_content_md5(info),
-                      version=version + (f"size={int(size)}",) if version else ())
+                      version=version + (f"size={int(size)}",) if version else (),
+                      pin=_pin(url, info))
 
 
 def _shared(url: str, version: str, fetcher):
@@ -224,15 +257,17 @@ def _shared(url: str, version: str, fetcher):
     return fetch
 
 
-def open_source(url: str, version: str = ""):
+def open_source(url: str, version: str = "", pin: tuple = ()):
     """A seekable binary file object reading url in place by byte ranges (see the module's
     docstring); reads that fail raise SourceReadError naming the redacted URL. version: the
-    object's SourceInfo.token, under which its blocks are shared between opens."""
+    object's SourceInfo.token, under which its blocks are shared between opens; pin: its
+    SourceInfo.pin, so that only that version is read."""
     url = normalise_url(url)
-    fs, path = _filesystem(url)
+    kwargs = {key: dict(value) if key == "headers" else value for key, value in pin}
+    fs, path = _filesystem(url, version_aware="version_id" in kwargs)
     try:
         handle = fs.open(path, "rb", block_size=_settings["block"], cache_type="blockcache",
-                         cache_options={"maxblocks": 2})
+                         cache_options={"maxblocks": 2}, **kwargs)
     except Exception as exc:  # noqa: BLE001
         raise _failure(url, exc) from None
     handle.cache.fetcher = _shared(url, version, handle.cache.fetcher)
@@ -312,17 +347,18 @@ def bytes_fetched() -> dict[str, int]:
         return dict(_fetched)
 
 
-def source_digest(url: str) -> str:
+def source_digest(url: str | SourceInfo) -> str:
     """SHA-256 hex identifying the object's content (see the module's docstring): from its
-    checksum or version when the store gives one, else of its bytes, read once."""
-    info = stat_source(url)
+    checksum or version when the store gives one, else of its bytes, read once. url: a URL
+    (asked of its store) or what stat_source said of it."""
+    info = url if isinstance(url, SourceInfo) else stat_source(url)
     if info.md5:
         key = f"md5 {info.md5} {info.size}"
     elif info.version:
         key = "\n".join((info.url, *info.version))
     else:
         digest = hashlib.sha256()
-        with open_source(url) as handle:
+        with open_source(info.url) as handle:
             for block in iter(lambda: handle.read(_settings["block"]), b""):
                 digest.update(block)
         return digest.hexdigest()

@@ -234,14 +234,20 @@ class DecodeActor(_Listener):
         pieces' pixels (or one window of audio) are alive at once, whatever the shard's length,
         and only times, vectors, text, JPEG thumbnails and transcript lines leave this process.
         scan: a remote video's scan made by the driver (core.probe.remember_scan), so this
-        actor reads only its shard's byte ranges."""
+        actor reads only its shard's byte ranges, of the version the driver scanned
+        (core.probe.pinned)."""
+        from vidsift.core.probe import pinned, remember_scan
+
+        if scan is not None:
+            remember_scan(scan, self.cfg.decode.max_pixels)
+        with pinned(scan):
+            return self._shard(path, start, end, embedders, first, frames, speech)
+
+    def _shard(self, path: str, start: float, end: float, embedders: list, first: int,
+               frames: bool, speech: SpeechShard | None) -> ShardResult:
         import ray
 
-        from vidsift.core.probe import remember_scan
-
         cfg = self.cfg
-        if scan is not None:
-            remember_scan(scan, cfg.decode.max_pixels)
         parts: list[CoarseFrames] = []
         in_flight: deque = deque()  # (times, thumbnails, embedding ref) of pieces being embedded
         turn = first

@@ -97,9 +97,13 @@ def ingest_videos(
         # Drawn lazily by the pool: a video is hashed and probed only when an actor is free.
         for path in paths:
             try:
-                digest = content_hash(path)
+                # A remote video is asked about once: its digest, probe and shards are of that
+                # version (core.sources.SourceInfo; the actors read it pinned).
+                source = sources.stat_source(path) if sources.is_url(path) else None
+                digest = sources.source_digest(source) if source else content_hash(path)
                 memory = store.get(digest, key)
-                info = memory.info if memory is not None else probe(path, max_pixels=cfg.decode.max_pixels)
+                info = memory.info if memory is not None else probe(
+                    path, max_pixels=cfg.decode.max_pixels, source=source)
                 transcript, needs_asr = _known_transcript(path, digest, info, cfg, transcripts)
                 if memory is not None and not needs_asr:
                     notify(IngestProgress(path, 1, 1, reused=True))
@@ -107,10 +111,10 @@ def ingest_videos(
                     ready.append((path, memory))
                     continue
                 shards = plan_shards(info.keyframe_times, info.start_time, info.end_time, shard_s)
-                # A remote video's scan (read once, by the probe above) goes with its shards,
-                # so each actor reads only its shard's byte ranges.
-                scan = (scan_video(path, cfg.decode.max_pixels)
-                        if memory is None and sources.is_url(path) else None)
+                # A remote video's scan (its header, read by the probe above) goes with its
+                # shards, so each actor reads only its shard's byte ranges.
+                scan = (scan_video(path, cfg.decode.max_pixels, source)
+                        if memory is None and source else None)
             except (VidsiftError, OSError, ValueError) as exc:
                 ready.append((path, exc))
                 continue
