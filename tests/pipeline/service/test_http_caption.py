@@ -7,19 +7,19 @@ service's ingest pool; a cancelled job stops; bad requests and an evidence-only 
 from __future__ import annotations
 
 import os
-import time
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from tests.http_jobs import follow_job
 from tests.pipeline.service.test_http import _config, running
 from tests.speech_videos import make_speech_video, srt
 from vidsift.core.media import content_hash
 from vidsift.index.memory import MemoryStore
 from vidsift.pipeline.service.caption_job import JobCancelled, caption_job
 from vidsift.pipeline.flows.caption import CaptionOutput
-from vidsift.pipeline.service.jobs import FINAL_STATUSES, SUCCEEDED
+from vidsift.pipeline.service.jobs import SUCCEEDED
 from vidsift.pipeline.service.security import MediaRoots
 
 INTRO_CUES = [(0.5, 1.5, "Welcome to the lecture"), (2.5, 3.5, "Chapter two begins")]
@@ -59,25 +59,12 @@ def client(ray_cluster, service_cfg):
         yield http
 
 
-def _follow(client, job_id, timeout_s=240):
-    """The finished job, and the progress it showed while it ran."""
-    seen, deadline = [], time.monotonic() + timeout_s
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in FINAL_STATUSES:
-            return job, seen
-        if job["status"] == "running" and job["progress"] is not None:
-            seen.append(job["progress"])
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-
-
 def test_a_folder_is_captioned_clip_by_clip_with_its_subtitles(client, media_root):
     course = media_root / "course"
     response = client.post("/v1/caption", json={"paths": ["course"], "speech": "subtitles",
                                                 "clip_s": 2, "to_index": True})
     assert response.status_code == 202, response.text
-    job, seen = _follow(client, response.json()["id"])
+    job, seen = follow_job(client, response.json()["id"])
     assert job["status"] == SUCCEEDED, job["error"]
     assert job["request"] == {"paths": [str(course)], "speech": "subtitles", "clips": "fixed",
                               "clip_s": 2.0, "to_index": True}
@@ -128,7 +115,7 @@ def test_scene_clips_by_default_on_the_services_ingest_pool(client, service_cfg,
     """No clips given: the server's caption.clips (scenes), cut on the memory the service's
     ingest pool makes and stores (where an ask of that video finds it)."""
     video = str(media_root / "course" / "talk.mp4")
-    job, _ = _follow(client, client.post("/v1/caption", json={"paths": [video]}).json()["id"])
+    job, _ = follow_job(client, client.post("/v1/caption", json={"paths": [video]}).json()["id"])
     assert job["status"] == SUCCEEDED, job["error"]
     assert job["request"] == {"paths": [video], "to_index": False}
     [captioned] = job["result"]["captions"]

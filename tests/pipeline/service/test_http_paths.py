@@ -6,12 +6,11 @@ the core path check, not by the request schema)."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
+from tests.http_jobs import follow_job
 from tests.pipeline.service.test_http import _config, media_root, running  # noqa: F401 (fixture)
-from vidsift.pipeline.service.jobs import FINAL_STATUSES
 
 NUL_PATH = "short\0.mp4"
 NUL_ERROR = {"error": "short\\x00.mp4: invalid path (a NUL byte in it)"}
@@ -60,11 +59,7 @@ def test_a_question_about_a_symlink_loop_fails_by_name_before_any_pool(client, h
     """No ray_cluster: the job fails on the path check, before the ask flow starts Ray."""
     created = client.post("/v1/jobs", json={"video": "loop_a.mp4", "question": "q"})
     assert created.status_code == 202, created.text
-    deadline = time.monotonic() + 20
-    while (job := client.get(f"/v1/jobs/{created.json()['id']}").json())["status"] \
-            not in FINAL_STATUSES:
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
+    job, _ = follow_job(client, created.json()["id"], timeout_s=20)
     assert job["status"] == "failed"
     assert job["error"] == f"{hostile / 'loop_a.mp4'}: symlink loop (too many levels of symbolic links)"
 
@@ -82,11 +77,7 @@ def test_an_index_job_whose_videos_all_fail_their_checks_starts_no_pool(media_ro
     with TestClient(app) as http:
         created = http.post("/v1/index", json={"paths": ["loop_a.mp4", "clip.mp4"]})
         assert created.status_code == 202, created.text
-        deadline = time.monotonic() + 20
-        while (job := http.get(f"/v1/jobs/{created.json()['id']}").json())["status"] \
-                not in FINAL_STATUSES:
-            assert time.monotonic() < deadline, job
-            time.sleep(0.1)
+        job, _ = follow_job(http, created.json()["id"], timeout_s=20)
         assert job["status"] == "failed" and len(job["result"]["failed"]) == 2
         service = app.state.service
         assert service._asker is None or service._asker._pool is None

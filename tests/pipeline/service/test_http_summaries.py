@@ -6,16 +6,15 @@ site lines and Markdown; bad requests refused before any job is queued."""
 from __future__ import annotations
 
 import io
-import time
 from urllib.parse import unquote
 
 import pytest
 import webvtt
 
+from tests.http_jobs import follow_job
 from tests.pipeline.flows.test_summarize import SCENE_S, SLIDES, _slide
 from tests.pipeline.service.test_http import _config, running
 from tests.videos import make_scene_video
-from vidsift.pipeline.service.jobs import FINAL_STATUSES
 
 pytestmark = pytest.mark.slow
 
@@ -41,24 +40,12 @@ def client(ray_cluster, media_root, tmp_path_factory):
         yield http
 
 
-def _finished(client, job_id, timeout_s=240):
-    """The finished job, and the stages its progress went through."""
-    stages, deadline = [], time.monotonic() + timeout_s
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in FINAL_STATUSES:
-            return job, stages
-        if job["progress"] and job["progress"]["stage"] not in stages:
-            stages.append(job["progress"]["stage"])
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def summary_job(client):
     response = client.post("/v1/summaries", json={"video": "slides.mp4"})
     assert response.status_code == 202, response.text
-    job, stages = _finished(client, response.json()["id"])
+    job, seen = follow_job(client, response.json()["id"])
+    stages = [progress["stage"] for progress in seen]
     assert job["status"] == "succeeded", job["error"]
     return job, stages
 
@@ -124,7 +111,7 @@ def test_bad_summary_requests_are_refused_before_a_job(client, media_root, tmp_p
 def test_a_file_that_is_no_video_fails_its_job_by_name(client):
     response = client.post("/v1/summaries", json={"video": "notes.txt"})
     assert response.status_code == 202
-    job, _ = _finished(client, response.json()["id"])
+    job, _ = follow_job(client, response.json()["id"])
     assert job["status"] == "failed" and "notes.txt" in job["error"]
     chapters = client.get(f"/v1/jobs/{job['id']}/chapters.vtt")
     assert chapters.status_code == 409 and "failed" in chapters.json()["error"]
@@ -147,7 +134,7 @@ def test_a_summary_job_of_a_file_that_is_no_video_starts_no_pool(media_root, tmp
     with TestClient(app) as http:
         created = http.post("/v1/summaries", json={"video": "notes.txt"})
         assert created.status_code == 202, created.text
-        job, _ = _finished(http, created.json()["id"], timeout_s=20)
+        job, _ = follow_job(http, created.json()["id"], timeout_s=20)
         assert job["status"] == "failed" and "notes.txt" in job["error"]
         service = app.state.service
         assert service._asker is None or service._asker._pool is None
