@@ -47,7 +47,7 @@ def test_bad_overrides_fail_with_config_error(override):
      " | uniform_video"),
     (["vlm.pruner=x", "speech.mode=loud"],
      "vlm.pruner=x: choose one of none | divprune | kcenter | coverage | temporal | evs | "
-     "vidcom2; "
+     "vidcom2 | hiprune | fastervlm; "
      "speech.mode=loud: choose one of none | subtitles | asr | auto"),
     (["budget.tokens=-5"], "budget.tokens=-5: should be greater than or equal to 1"),
     (["embed.ocr=maybe"], "embed.ocr=maybe: should be a valid boolean, unable to interpret input"),

@@ -64,7 +64,7 @@ def test_flags_show_no_value_placeholder(command):
      " | uniform_video"),
     (["ask", "v.mp4", "q", "--pruner", "magic"],
      "error: --pruner magic: choose one of none | divprune | kcenter | coverage | temporal | evs"
-     " | vidcom2"),
+     " | vidcom2 | hiprune | fastervlm"),
     (["index", "v.mp4", "--speech", "loud"],
      "error: --speech loud: choose one of none | subtitles | asr | auto"),
     (["transcribe", "v.mp4", "--speech", "none"],
@@ -82,7 +82,8 @@ def test_an_enumerated_option_refuses_another_value_in_one_line_naming_the_choic
 @pytest.mark.parametrize(("command", "option", "choices"), [
     ("ask", "--selector",
      "uniform | query | keyclips | coverage | balanced | uniform_video"),
-    ("ask", "--pruner", "none | divprune | kcenter | coverage | temporal | evs | vidcom2"),
+    ("ask", "--pruner",
+     "none | divprune | kcenter | coverage | temporal | evs | vidcom2 | hiprune | fastervlm"),
     ("ask", "--speech", "none | subtitles | asr | auto"),
     ("index", "--speech", "none | subtitles | asr | auto"),
     ("caption", "--speech", "none | subtitles | asr | auto"),

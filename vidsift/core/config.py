@@ -154,7 +154,7 @@ class VLMConfig(_Section):
         return bool(self.model) and self.model.strip().lower() != "none"
 
     pruner: Literal["none", "divprune", "kcenter", "coverage", "temporal", "evs",
-                    "vidcom2"] = "none"
+                    "vidcom2", "hiprune", "fastervlm"] = "none"
     prune_ratio: float = Field(0.5, gt=0, le=1)  # share of visual tokens kept when pruning
     # token merging instead of pruning (workers.vlm.pruning.MERGERS): tome (ToMe with sizes),
     # temporal (HoliTom-style into the first occurrence); keeps prune_ratio of the tokens

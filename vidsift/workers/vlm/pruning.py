@@ -23,6 +23,9 @@ All pure torch and deterministic (ties go to the lower index); none of them buil
   unlike their predecessor, vLLM's count for rate 1 - keep / N.
 - vidcom2 (VidCom², pruning_vidcom2): per segment, frame budgets by frame uniqueness, then
   each frame's most distinct tokens; retention ratio keep / N.
+- hiprune, fastervlm (vision_attention): by the attention the vision encoder's own layers give
+  each token (HiPrune: middle-layer anchors, their neighbours, last-layer registers; FasterVLM:
+  last-layer attention received); they also take attention={layer: (N,) scores}.
 - none: keeps every token.
 """
 
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 
 from vidsift.core.registry import lookup
+from vidsift.workers.vlm.vision_attention import fastervlm, hiprune
 
 # MMTok's visual term: tokens are scored on how well they cover this many reference tokens (an
 # even subsample of all of them), bounding its (N, C) similarity matrix.
@@ -317,6 +321,8 @@ PRUNERS: dict[str, Pruner] = {
     "temporal": temporal,
     "evs": evs,
     "vidcom2": vidcom2,
+    "hiprune": hiprune,  # vision_attention: reads the encoder's attention (attention_layers)
+    "fastervlm": fastervlm,
 }
 
 

@@ -44,6 +44,7 @@ from vidsift.core.vision import VISION_SPECS, VisionSpec, check_checkpoint_spec
 from vidsift.workers.vlm.base import Sampling, token_cap
 from vidsift.workers.vlm.preprocess import SegmentPixels, check_planned_tokens, prepare_segment
 from vidsift.workers.vlm.prompt import Visual, evidence_parts
+from vidsift.workers.vlm.vision_attention import recorded_attention
 
 TEXT, IMAGE, VIDEO = 0, 1, 2  # mm_token_type_ids values, as the model's get_rope_index reads them
 GREEDY = Sampling()
@@ -354,13 +355,23 @@ class QwenVLBackend:
         core = self.model.model
         input_ids = inputs.input_ids
         embeds = self.model.get_input_embeddings()(input_ids)
-        tower = {}
-        if inputs.pixel_values is not None:
-            tower[IMAGE] = core.get_image_features(
-                inputs.pixel_values, inputs.image_grid_thw, return_dict=True)
-        if inputs.pixel_values_videos is not None:
-            tower[VIDEO] = core.get_video_features(
-                inputs.pixel_values_videos, inputs.video_grid_thw, return_dict=True)
+        tower, attention = {}, {}
+        # An attention-guided pruner (workers.vlm.vision_attention) reads the encoder's attention
+        # of its layers, computed explicitly by hooks while the tower runs as configured.
+        layers = getattr(self.pruner, "attention_layers", None) if prune else None
+        layers = tuple(sorted(set(layers(len(core.visual.blocks))))) if layers else ()
+        for kind, pixel_values, grid_thw, encode in (
+            (IMAGE, inputs.pixel_values, inputs.image_grid_thw, core.get_image_features),
+            (VIDEO, inputs.pixel_values_videos, inputs.video_grid_thw, core.get_video_features),
+        ):
+            if pixel_values is None:
+                continue
+            with recorded_attention(core.visual, layers) as recorded:
+                tower[kind] = encode(pixel_values, grid_thw, return_dict=True)
+            if layers:
+                lengths = [len(rows) for rows in tower[kind].pooler_output]
+                attention[kind] = {layer: torch.cat(recorded[layer]).split(lengths)
+                                   for layer in layers}
         kinds = [VIDEO if p.is_video else IMAGE for p in inputs.segment_pixels]
 
         def in_prompt_order(per_kind: dict[int, list[torch.Tensor]]) -> list[torch.Tensor]:
@@ -405,9 +416,12 @@ class QwenVLBackend:
             keep = max(1, round(visual_tokens * self.cfg.prune_ratio))
             token_thw, segment_ids = self._visual_token_grid(inputs)
             text_features = self.model.get_input_embeddings()(inputs.question_ids)
+            extra = {"attention": {
+                layer: torch.cat(in_prompt_order({kind: scores[layer] for kind, scores in attention.items()}))
+                for layer in layers}} if layers else {}
             kept = self.pruner(
                 embeds[visual_mask].float(), keep, token_thw=token_thw, segment_ids=segment_ids,
-                text_features=text_features.float() if len(inputs.question_ids) else None,
+                text_features=text_features.float() if len(inputs.question_ids) else None, **extra,
             )
             visual_keep = torch.zeros(visual_tokens, dtype=torch.bool, device=embeds.device)
             visual_keep[kept.to(embeds.device)] = True
