@@ -147,10 +147,10 @@ def _depth_of(attention: dict) -> int:
 def fastervlm(features, keep, *, token_thw=None, segment_ids=None, text_features=None,
               attention=None) -> torch.Tensor:
     """FasterVLM-style: the `keep` tokens receiving the most attention in the last layer."""
+    if isinstance(keep, int) and keep >= features.shape[0]:
+        return torch.arange(features.shape[0], device=features.device)
     layers = (max(attention),) if attention else (0,)
     _check(features, keep, attention, layers)
-    if keep >= features.shape[0]:
-        return torch.arange(features.shape[0], device=features.device)
     return _ranked(attention[layers[0]])[:keep].sort().values.to(features.device)
 
 
@@ -161,6 +161,9 @@ def hiprune(features, keep, *, token_thw=None, segment_ids=None, text_features=N
             attention=None) -> torch.Tensor:
     """HiPrune: anchors (middle layer), their 4-neighbour buffers, registers (last layer): see
     the module rule. Needs token_thw for the neighbours."""
+    n = features.shape[0]
+    if isinstance(keep, int) and keep >= n:
+        return torch.arange(n, device=features.device)
     if not attention:
         _check(features, keep, attention, (0,))
     depth = _depth_of(attention)
@@ -168,9 +171,6 @@ def hiprune(features, keep, *, token_thw=None, segment_ids=None, text_features=N
     _check(features, keep, attention, (middle, deep))
     if token_thw is None:
         raise ValueError("pruning: the hiprune pruner needs token_thw (each token's (t, h, w))")
-    n = features.shape[0]
-    if keep >= n:
-        return torch.arange(n, device=features.device)
     thw = token_thw.cpu().long()
     segments = torch.zeros(n, dtype=torch.long) if segment_ids is None else segment_ids.cpu().long()
     where = {(int(s), *map(int, p)): i for i, (s, p) in enumerate(zip(segments, thw))}
