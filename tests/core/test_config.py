@@ -52,7 +52,8 @@ def test_bad_overrides_fail_with_config_error(override):
     (["budget.tokens=-5"], "budget.tokens=-5: should be greater than or equal to 1"),
     (["embed.ocr=maybe"], "embed.ocr=maybe: should be a valid boolean, unable to interpret input"),
     (["budget.tokenz=1"], "budget.tokenz: unknown field (budget: model, tokens, min_pixels, "
-                          "max_pixels, tokens_per_slot, history_tokens, speech_tokens)"),
+                          "max_pixels, tokens_per_slot, history_tokens, speech_tokens, policy, "
+                          "slow_steps)"),
     (["budget=3"], "budget=3: a section, not a value (set budget.FIELD=VALUE)"),
 ])
 def test_a_bad_override_is_one_line_naming_field_value_and_what_is_allowed(overrides, message):

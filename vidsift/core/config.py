@@ -130,6 +130,11 @@ class BudgetConfig(_Section):
     # speech.mode set), counted like history_tokens; the lines furthest from the question go
     # first
     speech_tokens: int = Field(512, ge=0)
+    # how the tokens are spent (plan.budget.BUDGET_POLICIES): quota (weights, F2C clips),
+    # slow_fast (each clip: slow_steps steps at high resolution, the rest at a quarter of the
+    # cost), adaptive (quota over fewer segments when the relevance is peaked)
+    policy: Literal["quota", "slow_fast", "adaptive"] = "quota"
+    slow_steps: int = Field(1, ge=1)  # slow_fast: high-resolution temporal steps per clip
 
 
 class VLMConfig(_Section):

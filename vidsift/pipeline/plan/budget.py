@@ -2,16 +2,21 @@
 
 The token arithmetic (smart_resize, grid_thw, tokens_for) and each VLM family's VisionSpec live
 in vidsift.core.vision; this module only decides how many frames each segment gets and at what
-size, so that the plan's token counts are the model's own. Pure: no models, no I/O.
+size, so that the plan's token counts are the model's own. Budget policies (BUDGET_POLICIES,
+budget.policy) choose how: quota (allocate), slow_fast, adaptive. Pure: no models, no I/O.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from vidsift.core.errors import BudgetError
+from vidsift.core.registry import lookup
 from vidsift.core.timeline import bin_centres
 from vidsift.core.types import PlannedSegment, Segment, SegmentKind, TokenSet
 from vidsift.core.vision import (
@@ -250,3 +255,125 @@ def split_budget(weights: Sequence[float], floors: Sequence[int], total: int) ->
     for i, share in zip(kept, whole):
         shares[i] = share
     return shares
+
+
+# ---- budget policies: how a question's tokens are spent (budget.policy) ------------------------
+
+ADAPTIVE_MIN_SHARE = 0.25  # adaptive: the fewest segments, as a share of the planned slots
+ADAPTIVE_TEMPERATURE = 0.05  # adaptive: cosine scale of relevance (selection.temperature's default)
+
+
+def adaptive_slots(relevance: Sequence[float], slots: int) -> int:
+    """Segments to plan for a question whose per-frame relevance (N,) cosines are `relevance`,
+    given the `slots` the budget plans by default: max(ceil(slots * ADAPTIVE_MIN_SHARE),
+    ceil(slots * sqrt(PR))), at most `slots`. PR = (sum w)^2 / (N * sum w^2) is the
+    participation ratio of the weights w = exp((r - max r) / ADAPTIVE_TEMPERATURE): 1 when every
+    frame is as relevant (a question about the whole video), about k / N when k frames stand out
+    (a question about one moment). Pure and deterministic; decided before the request, from the
+    relevance the plan already has. N < 2: `slots`."""
+    r = np.asarray(relevance, dtype=np.float64)
+    if slots < 1:
+        raise ValueError(f"adaptive_slots: slots must be >= 1, got {slots}")
+    if r.ndim != 1 or len(r) < 2 or not np.isfinite(r).all():
+        return slots
+    w = np.exp((r - r.max()) / ADAPTIVE_TEMPERATURE)
+    participation = float(w.sum() ** 2 / (len(w) * (w * w).sum()))
+    fewest = math.ceil(slots * ADAPTIVE_MIN_SHARE)
+    return min(slots, max(fewest, math.ceil(slots * math.sqrt(participation) - 1e-9)))
+
+
+def slow_fast_allocate(
+    segments: Sequence[Segment],
+    budget_tokens: int,
+    frame_size: tuple[int, int],
+    min_pixels: int,
+    max_pixels: int,
+    clip_fps: float,
+    spec: VisionSpec = QWEN2_5_VL,
+    video: str = "",
+    slow_steps: int = 1,
+) -> TokenSet:
+    """Slow-Fast (plan.slow_fast) inside allocate's plan: each clip keeps the tokens allocate gave
+    it, and spends them as slow_fast_plan does on as many temporal steps as it can (up to
+    clip_fps over its span, as allocate's cap): min(slow_steps, steps) evenly spaced steps
+    become images at the slow (large) grid, the other steps one clip at the fast grid (at most
+    a quarter of the slow cost), with those steps' frames (the clip's frames then have gaps
+    where the slow steps are; its M-RoPE spacing is its mean frame rate). Images, and clips no
+    slow-fast split fits, stay as allocate planned them. Every count is tokens_for's: the total
+    is exact, and never above allocate's (so never above budget_tokens)."""
+    from vidsift.pipeline.plan.slow_fast import slow_fast_plan
+
+    base = allocate(segments, budget_tokens, frame_size, min_pixels, max_pixels, clip_fps, spec, video)
+    grids = frame_grids(frame_size, min_pixels, max_pixels, spec)
+    planned: list[PlannedSegment] = []
+    for seg in base.segments:
+        steps_now = len(seg.timestamps) // spec.temporal_patch_size
+        if seg.kind is not SegmentKind.CLIP or steps_now < 2:
+            planned.append(seg)
+            continue
+        most = max(steps_now, round((seg.end - seg.start) * clip_fps / spec.temporal_patch_size))
+        plan = steps = None
+        for steps in range(most, 1, -1):
+            try:
+                plan = slow_fast_plan(steps, min(slow_steps, steps - 1), grids, seg.tokens)
+                break
+            except BudgetError:
+                continue
+        if plan is None:
+            planned.append(seg)
+            continue
+        times = bin_centres(seg.start, seg.end, steps * spec.temporal_patch_size).tolist()
+        per = spec.temporal_patch_size
+        fast_times = tuple(t for i in range(steps) if i not in plan.slow_steps
+                           for t in times[i * per:(i + 1) * per])
+        rows, cols = plan.fast_grid
+        height, width = rows * spec.factor, cols * spec.factor
+        planned.append(PlannedSegment(
+            kind=SegmentKind.CLIP, start=fast_times[0], end=fast_times[-1], timestamps=fast_times,
+            height=height, width=width, tokens=tokens_for(len(fast_times), height, width, spec),
+            score=seg.score, source=f"{seg.source}+fast", video=seg.video))
+        rows, cols = plan.slow_grid
+        height, width = rows * spec.factor, cols * spec.factor
+        for i in plan.slow_steps:
+            t = times[i * per]
+            planned.append(PlannedSegment(
+                kind=SegmentKind.IMAGE, start=t, end=t, timestamps=(t,), height=height,
+                width=width, tokens=tokens_for(1, height, width, spec), score=seg.score,
+                source=f"{seg.source}+slow", video=seg.video))
+    planned.sort(key=lambda s: (s.start, s.end))  # time order, as allocate's
+    return TokenSet(video=video, segments=planned, budget=budget_tokens)
+
+
+@dataclass(frozen=True)
+class BudgetPolicy:
+    """How budget.policy spends a question's tokens. slots(relevance (N,) per coarse frame,
+    slots the budget plans) -> segments the selector is asked for. plan(segments, budget,
+    frame_size, clip_fps, spec, video) -> the TokenSet, every count exact."""
+
+    slots: Callable[[Sequence[float], int], int]
+    plan: Callable[..., TokenSet]
+
+
+def _quota_plan(segments, budget, frame_size, clip_fps, spec, video) -> TokenSet:
+    return allocate(segments, budget.tokens, frame_size, min_pixels=budget.min_pixels,
+                    max_pixels=budget.max_pixels, clip_fps=clip_fps, spec=spec, video=video)
+
+
+def _slow_fast_plan(segments, budget, frame_size, clip_fps, spec, video) -> TokenSet:
+    return slow_fast_allocate(segments, budget.tokens, frame_size, budget.min_pixels,
+                              budget.max_pixels, clip_fps, spec, video, budget.slow_steps)
+
+
+def _same_slots(relevance, slots: int) -> int:
+    return slots
+
+
+BUDGET_POLICIES: dict[str, BudgetPolicy] = {
+    "quota": BudgetPolicy(_same_slots, _quota_plan),  # allocate: QuoTA shares, F2C clips
+    "slow_fast": BudgetPolicy(_same_slots, _slow_fast_plan),  # SlowFast-LLaVA's dual rate
+    "adaptive": BudgetPolicy(adaptive_slots, _quota_plan),  # fewer segments when peaked
+}
+
+
+def get_budget_policy(name: str) -> BudgetPolicy:
+    return lookup(BUDGET_POLICIES, name, "budget policy")

@@ -15,7 +15,7 @@ from vidsift.core.config import BudgetConfig, SelectionConfig
 from vidsift.core.errors import BudgetError
 from vidsift.core.types import Peak, TokenSet
 from vidsift.core.vision import VISION_SPECS, VisionSpec
-from vidsift.pipeline.plan.budget import allocate, frame_grids, split_budget
+from vidsift.pipeline.plan.budget import frame_grids, get_budget_policy, split_budget
 from vidsift.pipeline.plan.chapters import parse_description
 from vidsift.pipeline.plan.selection import find_peaks, get_selector, several_moments
 
@@ -233,21 +233,16 @@ def plan_evidence(
         relevance = np.zeros(0)
 
     selector = get_selector(selection.selector if len(times) else "uniform")
+    policy = get_budget_policy(budget.policy)
     n_slots = slot_count(budget, frame_size)
+    if query_vector is not None:  # budget.policy=adaptive: fewer segments when relevance is peaked
+        n_slots = policy.slots(relevance, n_slots)
     n_peaks = selection.counting_peaks if several_moments(question) else selection.max_peaks
     peaks = (find_peaks(times, relevance, min(n_peaks, n_slots), selection.peak_ratio,
                         selection.min_anchor_gap_s) if query_vector is not None else [])
     segments = selector(times, visual, relevance, start, end, selection, n_slots, peaks=peaks)
-    token_set = allocate(
-        segments,
-        budget.tokens,
-        frame_size,
-        min_pixels=budget.min_pixels,
-        max_pixels=budget.max_pixels,
-        clip_fps=selection.clip_fps,
-        spec=spec or VISION_SPECS[budget.model],
-        video=video,
-    )
+    token_set = policy.plan(segments, budget, frame_size, selection.clip_fps,
+                            spec or VISION_SPECS[budget.model], video)
     token_set.peaks = mark_covered(peaks, token_set)
     return token_set
 
