@@ -299,7 +299,8 @@ def match_clips(index, cfg: Config, k: int, text=None, visual=None, videos=None,
     or both; ClipHits best first. With selection.sentence_match and embed_text (list[str] ->
     (n, D) unit rows, the embedder's), a clip's text score is the better of its fused text
     vector's and its best own text's (clip_sentences: a frame's on-screen text, its speech)
-    cosine to the query: every clip of the videos searched (default all) is scored so, since a
+    cosine to the query, that one put on the fused scores' scale (plan.matching.matched over
+    the clips with texts: a text far above the other clips' counts as far above): every clip of the videos searched (default all) is scored so, since a
     question in other words can miss in the fused vectors, and the scores are fused as
     index.search fuses them (visual_weight). Else index.search alone. The texts' vectors are embedded once
     per process (SENTENCE_CACHE_TEXTS)."""
@@ -320,15 +321,22 @@ def match_clips(index, cfg: Config, k: int, text=None, visual=None, videos=None,
         return hits[:k]
     query = np.asarray(text, dtype=np.float32).reshape(-1)
     query = query / max(float(np.linalg.norm(query)), 1e-12)  # a new array: text may be read-only
+    from vidsift.pipeline.plan.matching import matched
+
     similarity = iter(_sentence_vectors(flat, cfg.embed.space_id, embed_text) @ query)
+    best = np.array([max((float(next(similarity)) for _ in group), default=-np.inf)
+                     for group in sentences])
+    own = np.isfinite(best)
+    # each clip's best own text on the fused text scores' scale (plan.matching), over the clips
+    # that have texts of their own: a clip whose text stands out counts as standing out
+    best[own] = matched(best[own], np.array([hit.text_score for hit in hits]))
     text_weight = 1.0 - cfg.index.visual_weight if visual is not None else 1.0
-    matched = []
-    for hit, group in zip(hits, sentences):
-        best = max((float(next(similarity)) for _ in group), default=hit.text_score)
-        score = max(hit.text_score, best)
-        matched.append(dataclasses.replace(
+    scored = []
+    for hit, sentence_score in zip(hits, best):
+        score = max(hit.text_score, float(sentence_score))
+        scored.append(dataclasses.replace(
             hit, text_score=score, score=hit.score + text_weight * (score - hit.text_score)))
-    return sorted(matched, key=lambda h: (-h.score, h.clip_id))[:k]
+    return sorted(scored, key=lambda h: (-h.score, h.clip_id))[:k]
 
 
 def search_clips(

@@ -17,6 +17,7 @@ from vidsift.core.types import Peak, TokenSet
 from vidsift.core.vision import VISION_SPECS, VisionSpec
 from vidsift.pipeline.plan.budget import frame_grids, get_budget_policy, split_budget
 from vidsift.pipeline.plan.chapters import parse_description
+from vidsift.pipeline.plan.matching import matched
 from vidsift.pipeline.plan.selection import find_peaks, get_selector, several_moments
 
 
@@ -136,10 +137,14 @@ def distinct_texts(descriptions) -> tuple[np.ndarray, list[str]]:
 
 
 def text_relevance(
-    relevance: np.ndarray, texts: TextEvidence, query_vector: np.ndarray
+    relevance: np.ndarray, texts: TextEvidence, query_vector: np.ndarray,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
     """(N,) relevance, each frame that shows text raised to its text's own similarity to the
-    question when that is the better match (both are cosines to the same question vector)."""
+    question when that is the better match (both are cosines to the same question vector).
+    reference: (N',) scores whose scale the texts' similarities are put on first
+    (plan.matching.matched, over the T distinct texts: a text far above the other texts counts
+    as far above the frames), or None: raw cosines."""
     raised = np.asarray(relevance, dtype=np.float64).copy()
     frame_text = np.asarray(texts.frame_text)
     if len(frame_text) != len(raised):
@@ -147,6 +152,8 @@ def text_relevance(
     shown = frame_text >= 0
     if shown.any() and len(texts.vectors):
         similarity = frame_relevance(texts.vectors, query_vector)
+        if reference is not None:
+            similarity = matched(similarity, reference)
         raised[shown] = np.maximum(raised[shown], similarity[frame_text[shown]])
     return raised
 
@@ -195,7 +202,9 @@ def plan_evidence(
     video's transcript segments in the question's space; the frames around a segment that
     matches the question are raised to its similarity (speech_relevance). None: pixels only.
     texts: the frames' on-screen texts embedded on their own; with selection.sentence_match a
-    frame scores the better of its fused vector and its text (text_relevance). question: its
+    frame scores the better of its fused vector and its text (text_relevance), and the texts'
+    and the lines' similarities are put on the fused scores' scale first (plan.matching: each
+    kind standardised over its own texts or lines, so a strong text match wins). question: its
     words say whether it is about several moments (selection.several_moments): then
     selection.counting_peaks relevance peaks are anchored first, else selection.max_peaks
     (selection.find_peaks states the rule).
@@ -222,13 +231,14 @@ def plan_evidence(
         if texts is not None:
             texts = TextEvidence(np.asarray(texts.frame_text)[order], texts.vectors)
     if len(times):
-        relevance = frame_relevance(text_vectors, query_vector)
+        fused = relevance = frame_relevance(text_vectors, query_vector)
         if texts is not None and selection.sentence_match and query_vector is not None:
-            relevance = text_relevance(relevance, texts, query_vector)
+            relevance = text_relevance(relevance, texts, query_vector, reference=fused)
         if speech is not None and len(speech.spans) and query_vector is not None:
-            relevance = speech_relevance(times, relevance, speech.spans,
-                                         frame_relevance(speech.vectors, query_vector),
-                                         speech.reach_s)
+            said = frame_relevance(speech.vectors, query_vector)
+            if selection.sentence_match:
+                said = matched(said, fused)
+            relevance = speech_relevance(times, relevance, speech.spans, said, speech.reach_s)
     else:
         relevance = np.zeros(0)
 
