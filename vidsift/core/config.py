@@ -113,6 +113,11 @@ class SelectionConfig(_Section):
     # own (sentence against sentence) as well as the fused vector, keeping the better match;
     # False: the fused vectors only
     sentence_match: bool = True
+    # with a VLM configured (vlm.model: in-process, or an OpenAI-compatible server), ask it once
+    # per question for the literal words likely on screen or said, and score those too (the
+    # phrasings cached under index.dir/rewrites); off by default: on CPU a model call per new
+    # question costs more than the plan
+    rewrite: bool = False
 
 
 class BudgetConfig(_Section):

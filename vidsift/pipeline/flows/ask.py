@@ -81,7 +81,8 @@ class AskResult:
     notes: list[str] = field(default_factory=list)
     # what the plan found: {peaks: [{start, end, time, score, covered[, video]}]}, the moments
     # the question's relevance peaks at (seconds, in time order) and whether the evidence
-    # covers each (plan.selection.find_peaks)
+    # covers each (plan.selection.find_peaks); with selection.rewrite, rewrite: {phrases, cached},
+    # the literal words the model gave for the question, scored beside it (flows.rewrite)
     plan: dict = field(default_factory=dict)
     # asked with a JSON Schema: the answer parsed, valid against it (None otherwise)
     answer_json: Any = None
@@ -167,6 +168,7 @@ class AskResult:
 class _Timer:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
+        self.plan: dict = {}  # what the planning stages add to AskResult.plan (the rewrite)
 
     @contextmanager
     def stage(self, name: str):
@@ -290,6 +292,7 @@ class Asker:
 
         with timer.stage("retrieve"):
             hits = self._retrieve_across(query_vector, allow_video)
+        query_vector = self._rewritten(cfg, question, query_vector, timer)
         by_video: dict[str, list] = {}
         for hit in hits:
             by_video.setdefault(hit.video, []).append(hit)
@@ -463,7 +466,7 @@ class Asker:
             retrieved=retrieved, vlm=vlm_info, reused=all(reused), citations=citations,
             videos=list(dict.fromkeys(seg["video"] for seg in segments)), history=history_info,
             speech=speech_lines, speech_info=speech_info, notes=notes,
-            plan={"peaks": [peak.to_dict() for peak in token_set.peaks]},
+            plan={"peaks": [peak.to_dict() for peak in token_set.peaks], **timer.plan},
             answer_json=answer_json,
         )
 
@@ -533,6 +536,7 @@ class Asker:
                     cfg.selection.max_anchors, cfg.selection.counting_peaks
                     if several_moments(question) else cfg.selection.max_peaks))
             keep = _inside_clips(frames.times, [(h["start"], h["end"]) for h in retrieved])
+        query_vector = self._rewritten(cfg, question, query_vector, timer)
         spoken = self._speech(cfg, video, memory, query_vector, timer)
         if spoken is not None and not keep.all():
             # the transcript retrieves too: its best lines' moments join the retrieved clips
@@ -558,6 +562,24 @@ class Asker:
                 question=question,
             )
         return token_set, retrieved, spoken
+
+    def _rewritten(self, cfg: Config, question: str, query_vector: np.ndarray,
+                   timer: _Timer) -> np.ndarray:
+        """With selection.rewrite and a VLM configured: (1 + P, Dt) the question's vector and
+        its P phrases' (flows.rewrite: the literal words likely on screen or said, cached per
+        question), each frame, text and line then scoring its best match among them; the
+        phrases go into AskResult.plan. Else (or when the model gives none) query_vector."""
+        if not (cfg.selection.rewrite and cfg.vlm.enabled):
+            return query_vector
+        from vidsift.pipeline.flows.rewrite import rewrite_question
+
+        with timer.stage("rewrite"):
+            phrases, cached = rewrite_question(cfg, question, lambda: self.vlm)
+            timer.plan["rewrite"] = {"phrases": phrases, "cached": cached}
+            if not phrases:
+                return query_vector
+            vectors = np.asarray(self.pool.embed_text(phrases), dtype=np.float32)
+        return np.vstack([np.asarray(query_vector, dtype=np.float32).reshape(1, -1), vectors])
 
     def _on_screen_texts(self, cfg: Config, memory: VideoMemory) -> TextEvidence | None:
         """The memory's on-screen texts (the "text: ..." of its frames' descriptions), each
