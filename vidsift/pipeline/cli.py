@@ -336,6 +336,67 @@ def caption_command(
                       f"added ({added['skipped']} already there) -> {cfg.index.dir}")
 
 
+@app.command("eval")
+def eval_command(
+    annotations: Annotated[str, typer.Argument(
+        help="The set's annotations as published: Video-MME's parquet, LongVideoBench's "
+        "lvb_val.json, MLVU's json folder (or one file), LVBench's video_info.meta.jsonl.")],
+    fmt: Annotated[str, typer.Option(
+        "--format", help="The set: videomme | longvideobench | mlvu | lvbench.")],
+    videos: Annotated[str, typer.Option("--videos", help="The folder holding the set's videos.")],
+    out: Annotated[str, typer.Option(
+        "--out", help="Output folder: answers.sqlite (resumable) and results.json.")],
+    budget: Annotated[Optional[int], typer.Option(
+        help="Visual tokens per question, every arm (default: budget.tokens).")] = None,
+    arms: Annotated[Optional[list[str]], typer.Option(
+        "--arms", help="Arms to run, repeatable or comma-separated: vidsift | uniform | "
+        "downsample (default: all three).")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        min=1, help="Only the first N questions of the file.")] = None,
+    model: Annotated[Optional[str], typer.Option(help=VLM_MODEL_HELP)] = None,
+    config: ConfigOpt = "default",
+    overrides: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a long-video benchmark (Video-MME, LongVideoBench, MLVU, LVBench) at one
+    visual-token budget: vidsift's plan, uniform sampling and equal-token downsampling, each
+    question's letter read as lmms-eval reads it; accuracy overall and per duration bucket.
+    Answers are stored as they come: run it again to go on after a stop."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from vidsift.pipeline.flows.eval import ARMS, RESULTS, run_eval, table_rows
+    from vidsift.pipeline.flows.eval_sets import read_set
+
+    cfg = resolve_config(config, overrides, **{"vlm.model": model})
+    chosen = [a.strip() for given in arms or [] for a in given.split(",") if a.strip()] or ARMS
+    items = read_set(fmt, annotations, videos)[:limit]
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, disable=as_json) as bar:
+        task = bar.add_task(f"{fmt}", total=None)
+
+        def progress(done: int, total: int, item, arm: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"{fmt} {item.id} {arm}")
+
+        report = run_eval(cfg, fmt, items, out, arms=chosen, budget=budget, progress=progress,
+                          annotations=str(annotations))
+    if as_json:
+        print_json(report.to_dict())
+        return
+    header, rows = table_rows(report.results)
+    table = Table(title=f"{fmt}: accuracy % at {report.budget} visual tokens ({report.model})")
+    for name in header:
+        table.add_column(name, justify="left" if name == "bucket" else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"{report.asked} asked, {report.skipped} already answered, {report.errors} "
+                  f"failed, in {report.seconds:.1f} s -> {report.out_dir}/{RESULTS}",
+                  highlight=False)
+    for failure in report.failures:
+        console.print(f"  failed: {failure}", highlight=False)
+
+
 IndexDirOpt = Annotated[
     Optional[str], typer.Option("--index-dir", help="Clip index folder (default: index.dir).")
 ]

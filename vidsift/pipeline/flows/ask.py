@@ -186,14 +186,15 @@ class Asker:
     evidence-only, the VLM pool; reused across asks. The pools start on first use, so a
     question about a file that is no video fails in milliseconds, before Ray starts."""
 
-    def __init__(self, cfg: Config, pool=None) -> None:
+    def __init__(self, cfg: Config, pool=None, vlm=None) -> None:
         from vidsift.index.memory import MemoryStore
 
         self.cfg = cfg
         self._owns_pool = pool is None
         self._pool = pool
         self.memory = MemoryStore(cfg.index.dir)
-        self._vlm = None
+        self._owns_vlm = vlm is None  # a lent VLM (open_vlm's) is the lender's to shut down
+        self._vlm = vlm
         self._text_counter = None
         self._texts: dict[tuple[str, str], TextEvidence | None] = {}  # see _on_screen_texts
 
@@ -216,8 +217,8 @@ class Asker:
         return self._vlm
 
     def close(self) -> None:
-        """Release the actors (the ingest pool unless it was lent, the VLM pool)."""
-        if self._vlm is not None:
+        """Release the actors (the ingest pool and the VLM, each unless it was lent)."""
+        if self._owns_vlm and self._vlm is not None:
             self._vlm.shutdown()
             self._vlm = None
         if self._owns_pool and self._pool is not None:
@@ -358,6 +359,7 @@ class Asker:
         speech: str | None = None,
         on_text: Callable[[str], None] | None = None,
         schema: dict | None = None,
+        query: str | None = None,
     ) -> AskResult:
         """video None: across every video of the clip index. allow_video(path), when given,
         says which videos may be read (the service's media roots). progress: called with each
@@ -367,7 +369,10 @@ class Asker:
         subtitles | asr | auto); None: the config's. on_text: handed the answer's text as it is
         generated, piece by piece where the VLM streams (vlm.backend=openai), else whole. schema: a
         JSON Schema (checked: core.schema.check_schema) the answer follows; AskResult.answer_json
-        holds it parsed (core.schema.AnswerSchemaError, with the raw text, if it does not). A video that is no readable file (missing,
+        holds it parsed (core.schema.AnswerSchemaError, with the raw text, if it does not). query: the
+        text the frames are scored against and the plan reads for several moments, when it is not
+        the question itself (a benchmark's question and options, without its answer-format
+        instructions); the VLM is asked `question`. A video that is no readable file (missing,
         empty, a directory, a symlink loop, not a media container) fails first, by name
         (core.probe.check_video), before any pool starts."""
         if video is not None:
@@ -388,12 +393,12 @@ class Asker:
 
         if video is None:
             with timer.stage("embed_query"):
-                query_vector = self.pool.embed_text([question])[0]
+                query_vector = self.pool.embed_text([query or question])[0]
             token_set, retrieved, spoken, notes = self._plan_across_index(
-                cfg, question, query_vector, budget_cfg, timer, track, allow_video)
+                cfg, query or question, query_vector, budget_cfg, timer, track, allow_video)
         else:
-            token_set, retrieved, one = self._plan_one_video(cfg, video, question, budget_cfg,
-                                                             timer, track, use_index)
+            token_set, retrieved, one = self._plan_one_video(cfg, video, query or question,
+                                                             budget_cfg, timer, track, use_index)
             spoken, notes = ({video: one} if one is not None else {}), []
 
         def decode(segment):
