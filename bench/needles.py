@@ -37,6 +37,7 @@ SOURCE = ROOT.parent / "shared" / "data" / "bbb.mp4"
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results" / "needles.json"
 SELECTORS = ("uniform", "query", "keyclips", "balanced")
+FUSED_ONLY = "balanced_fused_only"
 BUDGETS = (4, 8, 16, 32)  # frame-equivalents of 256 tokens
 TOKENS_PER_FRAME = 256
 
@@ -189,7 +190,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from vidsift.core.config import load_config
-    from vidsift.pipeline.plan.evidence import frame_relevance, plan_evidence
+    from vidsift.pipeline.plan.evidence import (
+        TextEvidence,
+        distinct_texts,
+        frame_relevance,
+        plan_evidence,
+    )
     from vidsift.core.probe import probe
     from vidsift.workers.decode import get_decoder
     from vidsift.workers.embed import get_embedder
@@ -221,13 +227,22 @@ def main() -> None:
     coarse_s, embed_s = coarse_runs[median_run], embed_runs[median_run]
     times = np.array([f.pts for f in frames])
     queries = embedder.embed_text([n.question for n in needles])
+    # as ask plans: each distinct on-screen text scored on its own, put on the fused scale
+    frame_text, texts = distinct_texts(embedded.descriptions)
+    on_screen = TextEvidence(frame_text, embedder.embed_text(texts)) if texts else None
 
     recall: dict[str, dict[str, float]] = {}
     plan_s: list[float] = []
     hits: dict[str, dict[str, list[bool]]] = {}
-    for selector in SELECTORS:
+    # each selector as ask plans now, and balanced on the fused vectors alone (no sentence
+    # matching, no peaks: the plan before issue 25), on the same memory
+    variants = {name: (cfg.selection.model_copy(update={"selector": name}), on_screen)
+                for name in SELECTORS}
+    variants[FUSED_ONLY] = (cfg.selection.model_copy(update={
+        "selector": "balanced", "sentence_match": False, "max_peaks": 0, "counting_peaks": 0}),
+        None)
+    for selector, (selection, shown) in variants.items():
         recall[selector], hits[selector] = {}, {}
-        selection = cfg.selection.model_copy(update={"selector": selector})
         for frames_eq in BUDGETS:
             budget = cfg.budget.model_copy(update={"tokens": frames_eq * TOKENS_PER_FRAME})
             found = []
@@ -235,7 +250,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 token_set = plan_evidence(
                     times, embedded.visual, embedded.text, query, info.start_time,
-                    info.end_time, selection, budget, (info.height, info.width))
+                    info.end_time, selection, budget, (info.height, info.width),
+                    texts=shown, question=needle.question)
                 plan_s.append(time.perf_counter() - t0)
                 found.append(hit(token_set, needle))
             hits[selector][str(frames_eq)] = found
@@ -296,7 +312,7 @@ def main() -> None:
           f"(coarse {coarse_s:.1f} + embed {embed_s:.1f} + plan {per_plan * 1000:.0f} ms), "
           f"load avg {load_before[0]:.1f}->{load_after[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'recall':<10}" + "".join(f"{b:>8}" for b in BUDGETS))
-    for selector in SELECTORS:
+    for selector in variants:
         print(f"{selector:<10}" + "".join(f"{recall[selector][str(b)]:>8.2f}" for b in BUDGETS))
     uniform16, balanced16 = recall["uniform"]["16"], recall["balanced"]["16"]
     ratio = f"{balanced16 / uniform16:.1f}x" if uniform16 else "inf (uniform found none)"
