@@ -448,3 +448,26 @@ def test_urls_retry_after_and_the_planning_spec():
     assert images.temporal_patch_size == 1 and tokens_for(3, 56, 56, images) == 12
     video = load_config(None, ["vlm.backend=openai", "vlm.clips=video"]).vision_spec()
     assert video == load_config(None).vision_spec() == QWEN2_5_VL
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5, 0.75, 0.9])
+def test_plan_for_a_server_pruning_videos_with_evs_predicts_vllms_count(rate):
+    """vlm.server_pruning_rate: a clip sent as a video part keeps vLLM's EVS count
+    max(H * W, int(T * H * W * (1 - q))) (vllm/multimodal/evs.py); images keep all."""
+    from vidsift.core.types import SegmentKind
+    from vidsift.workers.vlm.remote import server_visual_tokens
+
+    from tests.tiny_vlm import random_segment
+
+    f = QWEN2_5_VL.factor
+    token_set = TokenSet("v.mp4", [
+        random_segment(SegmentKind.IMAGE, [0.0], 2 * f, 3 * f, 0),  # 6 tokens
+        random_segment(SegmentKind.CLIP, [1.0 + i / 2 for i in range(8)], 4 * f, 5 * f, 1),  # 4 x 20
+        random_segment(SegmentKind.CLIP, [9.0, 9.5, 10.0], 2 * f, 2 * f, 2),  # 2 x 4 (padded)
+    ], budget=200)
+    assert [s.tokens for s in token_set.segments] == [6, 80, 8]
+    vllm = 6 + max(20, int(20 * 4 * (1 - rate))) + max(4, int(4 * 2 * (1 - rate)))
+    as_video = VLMConfig(backend="openai", model="m", clips="video", server_pruning_rate=rate)
+    assert server_visual_tokens(token_set, as_video) == vllm
+    as_images = VLMConfig(backend="openai", model="m", server_pruning_rate=rate)
+    assert server_visual_tokens(token_set, as_images) == 94  # images are not pruned by EVS

@@ -11,7 +11,9 @@ form; the server's temporal merge applies, as in the plan).
 
 The server's usage.prompt_tokens is checked against the plan: with vlm.tokenizer (the served
 model's tokenizer) the expected count is the chat template's text tokens plus the planned visual
-tokens, exactly; the difference is reported in VLMResult.usage, never hidden.
+tokens, exactly; the difference is reported in VLMResult.usage, never hidden. A server started
+with vLLM's --video-pruning-rate (vlm.server_pruning_rate) keeps fewer video tokens, by a rule
+of the plan's grids alone (server_visual_tokens): that count is the one expected.
 
 stream() asks for the answer as server-sent events (stream=True, with the usage in the last
 chunk) and hands each piece of its text to a callback as it arrives: the CLI prints a long answer
@@ -110,6 +112,30 @@ def message_content(request: VLMRequest, cfg: VLMConfig) -> list[dict]:
             url = f"data:{_MIME[cfg.image_format]};base64,{_b64(data)}"
             content.append({"type": "image_url", "image_url": {"url": url}})
     return content
+
+
+def server_visual_tokens(token_set, cfg: VLMConfig, temporal_patch: int = 2) -> int:
+    """The visual tokens a server started with vLLM's `--video-pruning-rate q`
+    (vlm.server_pruning_rate; EVS, workers.vlm.pruning_evs, vLLM's vllm/multimodal/evs.py
+    compute_retained_tokens_count) keeps of `token_set`, from the plan alone: each clip sent as
+    a video part (vlm.clips = video, two or more frames) of T = ceil(frames / temporal_patch)
+    steps of tokens / T merged tokens keeps evs_retained_count(T, 1, tokens / T, q) (the rule
+    reads the product rows * cols only); images and clips sent as images keep all. q = 0: the
+    plan's total."""
+    rate = cfg.server_pruning_rate
+    if rate == 0.0 or cfg.clips != "video":
+        return token_set.total_tokens
+    from vidsift.workers.vlm.pruning_evs import evs_retained_count
+
+    total = 0
+    for segment in token_set.segments:
+        frames = len(segment.frames) or len(segment.timestamps)
+        if frames < 2:
+            total += segment.tokens
+            continue
+        steps = -(-frames // temporal_patch)
+        total += evs_retained_count(steps, 1, segment.tokens // steps, rate)
+    return total
 
 
 def chat_url(base_url: str) -> str:
@@ -372,13 +398,16 @@ class OpenAIBackend:
         if on_text is not None and not shown and text:
             on_text(text)  # a server that does not stream answered whole
         planned = request.token_set.total_tokens
+        kept = server_visual_tokens(request.token_set, self.cfg)  # after the server's EVS
         usage = {"request_bytes": len(body), "round_trip_s": round(round_trip, 4),
                  "attempts": attempts, "planned_visual_tokens": planned}
+        if kept != planned:
+            usage["planned_visual_tokens_kept"] = kept
         reported = (answer.get("usage") or {}) if isinstance(answer, dict) else {}
         if reported.get("prompt_tokens") is not None:
             usage["prompt_tokens"] = int(reported["prompt_tokens"])
             usage["completion_tokens"] = int(reported.get("completion_tokens") or 0)
-            expected = self.expected_prompt_tokens(content, planned)
+            expected = self.expected_prompt_tokens(content, kept)
             if expected is not None:
                 usage["expected_prompt_tokens"] = expected
                 usage["prompt_tokens_diff"] = usage["prompt_tokens"] - expected
@@ -387,7 +416,7 @@ class OpenAIBackend:
         return answer_json(request, VLMResult(
             text=text.strip(),
             visual_tokens=planned,
-            visual_tokens_kept=planned,  # pruning is the server's business
+            visual_tokens_kept=kept,  # what the server's pruning keeps, by its rule
             prefill_s=time.perf_counter() - started,  # the whole round trip: not split remotely
             decode_s=0.0,
             request_id=request.request_id,
