@@ -82,3 +82,23 @@ def test_the_rewritten_words_score_the_frames_and_are_cached(ray_cluster, tmp_pa
     assert best["start"] <= 8.0 and best["end"] >= 4.0
     assert best["score"] > 0.8 > max(s["score"] for s in plain.segments)
     assert [s["score"] for s in again.segments] == [s["score"] for s in first.segments]
+
+
+def test_an_in_process_vlm_is_asked_text_only_once(tiny_qwen_dir, tmp_path: Path):
+    """The in-process backend (the tiny random Qwen2.5-VL) takes the rewrite prompt with no
+    evidence; a second rewrite_question reads the cache and never reaches the model."""
+    from vidsift.pipeline.flows.rewrite import rewrite_question
+    from vidsift.workers.vlm import get_vlm
+
+    cfg = load_config("default", [f"index.dir={tmp_path / 'index'}", f"vlm.model={tiny_qwen_dir}",
+                                  "vlm.device=cpu", "vlm.dtype=float32", "selection.rewrite=true"])
+    served = get_vlm(cfg.vlm)
+    phrases, cached = rewrite_question(cfg, QUESTION, lambda: served)
+    assert cached is False and isinstance(phrases, list)
+    assert rewrite_cache_path(cfg, QUESTION).is_file()
+
+    def no_model():
+        raise AssertionError("the cached question reached the model")
+
+    assert rewrite_question(cfg, QUESTION, no_model) == (phrases, True)
+    assert rewrite_cache_path(cfg, "Another question?") != rewrite_cache_path(cfg, QUESTION)
