@@ -97,3 +97,21 @@ def test_eval_killed_midway_resumes_without_asking_answered_questions_again(
         assert results["results"][arm]["answered"] == len(VIDEOMME_ROWS)
         assert set(results["results"][arm]["buckets"]) == {"short", "medium"}
         assert results["results"][arm]["tokens_mean"] <= 256
+
+
+def test_bad_eval_input_is_one_line_before_any_pool_starts(eval_sets, tmp_path):
+    annotations, root = eval_sets["videomme"]
+    base = [str(annotations), "--videos", str(root), "--out", str(tmp_path / "out")]
+    for args, message in [
+        (["--format", "egoschema"], "error: eval format 'egoschema': choose one of videomme | "
+                                    "longvideobench | mlvu | lvbench"),
+        (["--format", "lvbench"], f"error: {annotations}: not lvbench annotations"),
+        (["--format", "videomme", "--model", "tiny", "--arms", "vidsift,random"],
+         "error: eval arm 'random': choose from vidsift | uniform | downsample"),
+        (["--format", "videomme", "--model", "none"],
+         "error: vidsift eval needs a VLM: give --model (or vlm.model)"),
+    ]:
+        result = CliRunner().invoke(app, ["eval", *base, *args])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.splitlines()[0].startswith(message), result.stderr
+    assert not (tmp_path / "out").exists()

@@ -372,7 +372,9 @@ def eval_command(
     chosen = [a.strip() for given in arms or [] for a in given.split(",") if a.strip()] or ARMS
     items = read_set(fmt, annotations, videos)[:limit]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, disable=as_json) as bar:
+                  TimeElapsedColumn(), console=err_console,
+                  disable=as_json or not err_console.is_terminal) as bar:
+        # (off a terminal the bar would print its empty frame above an error line)
         task = bar.add_task(f"{fmt}", total=None)
 
         def progress(done: int, total: int, item, arm: str) -> None:
