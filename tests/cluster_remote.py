@@ -6,8 +6,10 @@ run as its own process by tests/pipeline/flows/test_remote_sources.py.
 
 Starts moto's S3 server and nginx on loopback (the nodes find the S3 endpoint in the standard
 AWS environment, as real nodes find theirs), uploads VIDEO, then indexes, searches and asks it
-from s3:// and http:// with a missing object and a 404 URL in the same batch; overwrites the
-object with OTHER_VIDEO and ingests again. Writes what the test asserts on to OUT_JSON.
+from s3:// and http:// with a missing object and a 404 URL in the same batch, counting the
+bytes every process read of each (the driver's probe and every shard actor); ingests both
+again unchanged, then overwrites the object with OTHER_VIDEO and ingests again. Writes what the
+test asserts on to OUT_JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 from tests.remote_stores import moto_s3, nginx_serving, s3_client
+from vidsift.core.sources import bytes_fetched, configure
 
 BLOCK_KIB = 32
 
@@ -45,6 +48,7 @@ def main(video: str, other: str, workdir: str, out_json: str) -> None:
         s3.create_bucket(Bucket="archive")
         s3.upload_file(video, "archive", "talks/talk.mp4")
         url, http_url = "s3://archive/talks/talk.mp4", web.url + "talk.mp4"
+        report["http_url"] = http_url
         cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 1, "temp_dir": str(work / "ray"), "include_dashboard": False})
         for _ in range(2):
@@ -58,17 +62,27 @@ def main(video: str, other: str, workdir: str, out_json: str) -> None:
                 f"decode.source_block_kib={BLOCK_KIB}", "decode.source_cache_blocks=4",
                 "vlm.model=none", f"serve.data_dir={work / 'service'}",
             ])
+            configure(BLOCK_KIB, 4)  # as ingest_videos does: the probes read 32 KiB blocks
             report["probe_s3"] = probe(url).duration
             report["probe_http"] = probe(http_url).duration
             pool = IngestPool(cfg)
             report["nodes"] = len(ray.nodes())
             report["actor_nodes"] = len(set(pool.nodes()))
-            summary = index_videos([url, "s3://archive/talks/missing.mp4", web.url + "gone.mp4"],
-                                   cfg, pool=pool).to_dict()
+            summary = index_videos([url, "s3://archive/talks/missing.mp4", web.url + "gone.mp4",
+                                    http_url], cfg, pool=pool).to_dict()
             report["indexed"] = summary["indexed"]
             report["failed"] = summary["failed"]
             report["shards_done"] = pool.shards_done
-            report["bytes_read"] = [reads.get(url, 0) for reads in pool.bytes_read()]
+
+            def read() -> dict[str, list[int]]:
+                """url -> [bytes the driver read, bytes each actor read] so far."""
+                actors = pool.bytes_read()
+                return {u: [bytes_fetched().get(u, 0), *(a.get(u, 0) for a in actors)]
+                        for u in (url, http_url)}
+
+            first = read()
+            report["first_ingest_bytes"] = first
+            report["bytes_read"] = first[url][1:]
             report["hits"] = [hit.video for hit in search_clips("a test pattern", cfg, k=3)]
             asker = Asker(cfg, pool=pool)
             answer = asker.ask(url, "What is shown?").to_dict()
@@ -78,8 +92,12 @@ def main(video: str, other: str, workdir: str, out_json: str) -> None:
             store = MemoryStore(cfg.index.dir)
             events: list = []
             report["hash_before"] = content_hash(url)
+            before = read()
             ingest_one(url, cfg, pool, store, events.append)  # unchanged: reused
-            report["unchanged_reused"] = any(e.reused for e in events)
+            ingest_one(http_url, cfg, pool, store, events.append)
+            report["unchanged_reused"] = [e.reused for e in events]
+            again = read()
+            report["unchanged_bytes"] = {u: sum(again[u]) - sum(before[u]) for u in again}
             s3.upload_file(other, "archive", "talks/talk.mp4")
             events.clear()
             changed = ingest_one(url, cfg, pool, store, events.append)

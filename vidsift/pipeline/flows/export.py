@@ -10,7 +10,8 @@ one that starts before `end`.
 - fast: the streams copied, no re-encode, from the keyframe at or before `start` (the only place
   a copy can begin): the clip starts up to a GOP early and ends where the copy can cut.
 Bad spans (outside the video, an end not after the start, longer than export.max_s), a name that
-is not .mp4 or the video itself: an ExportError before anything runs. The clip is written to a
+is not .mp4 or the video itself, a video behind a URL (s3://, https://: export reads local files
+only): an ExportError before anything runs. The clip is written to a
 temp file beside `out` and renamed over it only when ffmpeg succeeded, so a failure writes
 nothing.
 """
@@ -159,7 +160,12 @@ def export_clip(video: str | os.PathLike, start: float, end: float, out: str | o
     """Write [start, end) seconds of `video` to `out` (.mp4), exact or fast (module doc).
     Raises ExportError for a bad span, output name or ffmpeg failure, the typed VideoErrors for
     a video that cannot be read; writes nothing then."""
+    from vidsift.core import sources
+
     started = time.perf_counter()
+    if sources.is_url(video):  # ffmpeg's CLI reads no bucket, nor through our credentials
+        raise ExportError(f"{sources.redact(str(video))}: export reads local files only; "
+                          "copy the video here first (ask, index and search read it in place)")
     check_span(start, end, cfg.max_s)
     source = check_video(video)
     out = Path(out).expanduser()
