@@ -8,6 +8,7 @@ from vidsift.workers.vlm.pruning_vidcom2 import (
     vidcom2_frame_counts,
     vidcom2_retained_count,
     vidcom2_retention_mask,
+    vllm_vidcom2_retained_count,
 )
 
 
@@ -17,6 +18,44 @@ from vidsift.workers.vlm.pruning_vidcom2 import (
 )
 def test_count_hand_cases(frames, rows, cols, ratio, expected):
     assert vidcom2_retained_count(frames, rows, cols, ratio) == expected
+
+
+@pytest.mark.parametrize(
+    ("frames", "rows", "cols", "rate", "expected"),
+    # by hand from max(T, min(int(T*H*W*(1 - q)), T*H*W)): 60*0.75 = 45; 60*(1 - 0.9) is
+    # 60*0.09999999999999998 = 5.99.. -> 5 (>= 4 steps);
+    # 40*0.05 = 2 < 10 steps -> 10; q = 0 keeps all 12; 10*(1 - 0.9) = 0.99999... -> 0 -> 1 step;
+    # 24*64*0.1 = 153.6 -> 153; 24*64*0.05 = 76.8 -> 76
+    [(4, 3, 5, 0.25, 45), (4, 3, 5, 0.9, 5), (10, 2, 2, 0.95, 10), (3, 2, 2, 0.0, 12),
+     (1, 1, 10, 0.9, 1), (24, 8, 8, 0.9, 153), (24, 8, 8, 0.95, 76)],
+)
+def test_vllm_vidcom2_count_hand_cases(frames, rows, cols, rate, expected):
+    """vLLM's --video-pruning-method vidcom2 count (vllm/multimodal/video_prune/vidcom2.py)."""
+    assert vllm_vidcom2_retained_count(frames, rows, cols, rate) == expected
+
+
+@pytest.mark.parametrize(("rate", "vidcom2", "evs"), [(0.5, 46, 46), (0.9, 13, 26)])
+def test_plan_for_a_vidcom2_server_predicts_vllms_count(rate, vidcom2, evs):
+    """vlm.server_pruning_method = vidcom2: a clip sent as a video part (4 steps of 20 tokens)
+    keeps max(4, int(80 * (1 - q))) (q = 0.9: 80 * 0.0999.. -> 7), evs max(20, ...) (the first
+    step whole); the image keeps its 6. Values by hand."""
+    from tests.tiny_vlm import random_segment
+    from vidsift.core.config import VLMConfig
+    from vidsift.core.types import SegmentKind, TokenSet
+    from vidsift.core.vision import QWEN2_5_VL
+    from vidsift.workers.vlm.remote import server_visual_tokens
+
+    f = QWEN2_5_VL.factor
+    token_set = TokenSet("v.mp4", [
+        random_segment(SegmentKind.IMAGE, [0.0], 2 * f, 3 * f, 0),
+        random_segment(SegmentKind.CLIP, [1.0 + i / 2 for i in range(8)], 4 * f, 5 * f, 1),
+    ], budget=200)
+    assert [s.tokens for s in token_set.segments] == [6, 80]
+    cfg = VLMConfig(backend="openai", model="m", clips="video", server_pruning_rate=rate,
+                    server_pruning_method="vidcom2")
+    assert server_visual_tokens(token_set, cfg) == vidcom2
+    as_evs = cfg.model_copy(update={"server_pruning_method": "evs"})
+    assert server_visual_tokens(token_set, as_evs) == evs
 
 
 @pytest.mark.parametrize(

@@ -186,9 +186,11 @@ class VLMConfig(_Section):
     # checked exactly against the plan; None reports the server's count beside the plan's
     tokenizer: str | None = None
     extra_body: dict[str, Any] = Field(default_factory=dict)  # merged into every request body
-    # the --video-pruning-rate the vLLM server was started with (EVS; 0: none): video parts are
+    # the --video-pruning-rate the vLLM server was started with (0: none): video parts are
     # then expected to keep vLLM's retained count (remote.server_visual_tokens)
     server_pruning_rate: float = Field(0.0, ge=0, lt=1)
+    # that server's --video-pruning-method (vLLM's default evs, or vidcom2): which count applies
+    server_pruning_method: Literal["evs", "vidcom2"] = "evs"
 
     @property
     def remote(self) -> bool:

@@ -2,8 +2,21 @@
 unlike the other frames it is, then each frame keeps its most distinct tokens.
 
 Paper: Liu et al., "Video Compression Commander: Plug-and-Play Inference Acceleration for Video
-Large Language Models" (EMNLP 2025, arXiv 2505.14454). vLLM's own `--video-retention-ratio` source
-was not in the references read here, so this follows the paper's rule; the count is vidsift's:
+Large Language Models" (EMNLP 2025, arXiv 2505.14454). The mask follows the paper's rule and its
+count is vidsift's (below); a vLLM server's VidCom2 count is vllm_vidcom2_retained_count.
+
+vLLM has no `--video-retention-ratio` flag: its VidCom2 PR (vllm-project/vllm#47750) proposed one
+and was merged with `--video-pruning-method vidcom2` beside `--video-pruning-rate q` instead (the
+engine-args page: "--video-pruning-method: evs, vidcom2 ... applied when video_pruning_rate > 0";
+retention 1 - q). Its count is compute_retained_tokens_count in
+vllm/multimodal/video_prune/vidcom2.py (read at commit 0f17ee061e413bf8ab7927f926f69cdff24dc63e;
+later commits leave that path as an alias of
+vllm/frontend/processing/multimodal/video_prune/vidcom2.py): T steps of H x W merged tokens keep
+      max(T, min(int(T * H * W * (1 - q)), T * H * W))
+tokens, the float64 product truncated as Python's int() does (as EVS's), at least one token per
+step; the server's mask is reconciled to exactly that count, so a plan predicts it.
+
+vidsift's own rule:
 
 - count: a video of T steps of H x W tokens at retention ratio r keeps
       K = max(1, floor(T * H * W * r))
@@ -41,12 +54,29 @@ def _ratio(ratio) -> float:
     return float(ratio)
 
 
-def vidcom2_retained_count(frames: int, rows: int, cols: int, ratio: float) -> int:
-    """Tokens kept for one video of `frames` x `rows` x `cols` tokens at retention `ratio`."""
+def _dims(frames, rows, cols) -> tuple[int, int, int]:
     for value, name in ((frames, "frames"), (rows, "rows"), (cols, "cols")):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"vidcom2: {name} must be a positive int, got {value!r}")
-    return max(1, int(int(frames) * int(rows) * int(cols) * _ratio(ratio)))
+    return int(frames), int(rows), int(cols)
+
+
+def vidcom2_retained_count(frames: int, rows: int, cols: int, ratio: float) -> int:
+    """Tokens kept for one video of `frames` x `rows` x `cols` tokens at retention `ratio`."""
+    frames, rows, cols = _dims(frames, rows, cols)
+    return max(1, int(frames * rows * cols * _ratio(ratio)))
+
+
+def vllm_vidcom2_retained_count(frames: int, rows: int, cols: int, rate: float) -> int:
+    """Tokens a vLLM server started with `--video-pruning-method vidcom2 --video-pruning-rate
+    rate` (rate in [0, 1)) keeps of one video of `frames` temporal steps of `rows` x `cols` merged
+    tokens: max(frames, min(int(frames * rows * cols * (1 - rate)), frames * rows * cols)), the rule
+    of vllm/multimodal/video_prune/vidcom2.py (module docstring)."""
+    frames, rows, cols = _dims(frames, rows, cols)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"vidcom2: rate must be a float in [0, 1), got {rate!r}")
+    total = frames * rows * cols
+    return max(frames, min(int(total * (1.0 - float(rate))), total))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -12,8 +12,9 @@ form; the server's temporal merge applies, as in the plan).
 The server's usage.prompt_tokens is checked against the plan: with vlm.tokenizer (the served
 model's tokenizer) the expected count is the chat template's text tokens plus the planned visual
 tokens, exactly; the difference is reported in VLMResult.usage, never hidden. A server started
-with vLLM's --video-pruning-rate (vlm.server_pruning_rate) keeps fewer video tokens, by a rule
-of the plan's grids alone (server_visual_tokens): that count is the one expected.
+with vLLM's --video-pruning-rate (vlm.server_pruning_rate; --video-pruning-method evs or vidcom2:
+vlm.server_pruning_method) keeps fewer video tokens, by a rule of the plan's grids alone
+(server_visual_tokens): that count is the one expected.
 
 stream() asks for the answer as server-sent events (stream=True, with the usage in the last
 chunk) and hands each piece of its text to a callback as it arrives: the CLI prints a long answer
@@ -116,16 +117,21 @@ def message_content(request: VLMRequest, cfg: VLMConfig) -> list[dict]:
 
 def server_visual_tokens(token_set, cfg: VLMConfig, temporal_patch: int = 2) -> int:
     """The visual tokens a server started with vLLM's `--video-pruning-rate q`
-    (vlm.server_pruning_rate; EVS, workers.vlm.pruning_evs, vLLM's vllm/multimodal/evs.py
-    compute_retained_tokens_count) keeps of `token_set`, from the plan alone: each clip sent as
-    a video part (vlm.clips = video, two or more frames) of T = ceil(frames / temporal_patch)
-    steps of tokens / T merged tokens keeps evs_retained_count(T, 1, tokens / T, q) (the rule
-    reads the product rows * cols only); images and clips sent as images keep all. q = 0: the
-    plan's total."""
+    (vlm.server_pruning_rate) and `--video-pruning-method` (vlm.server_pruning_method) keeps of
+    `token_set`, from the plan alone: each clip sent as a video part (vlm.clips = video, two or
+    more frames) of T = ceil(frames / temporal_patch) steps of tokens / T merged tokens keeps
+    evs_retained_count(T, 1, tokens / T, q) (evs: workers.vlm.pruning_evs, vLLM's
+    vllm/multimodal/evs.py) or vllm_vidcom2_retained_count(T, 1, tokens / T, q) (vidcom2:
+    workers.vlm.pruning_vidcom2, vLLM's vllm/multimodal/video_prune/vidcom2.py); both rules read
+    the product rows * cols only. Images and clips sent as images keep all. q = 0: the plan's
+    total."""
     rate = cfg.server_pruning_rate
     if rate == 0.0 or cfg.clips != "video":
         return token_set.total_tokens
-    from vidsift.workers.vlm.pruning_evs import evs_retained_count
+    if cfg.server_pruning_method == "vidcom2":
+        from vidsift.workers.vlm.pruning_vidcom2 import vllm_vidcom2_retained_count as retained
+    else:
+        from vidsift.workers.vlm.pruning_evs import evs_retained_count as retained
 
     total = 0
     for segment in token_set.segments:
@@ -134,7 +140,7 @@ def server_visual_tokens(token_set, cfg: VLMConfig, temporal_patch: int = 2) -> 
             total += segment.tokens
             continue
         steps = -(-frames // temporal_patch)
-        total += evs_retained_count(steps, 1, segment.tokens // steps, rate)
+        total += retained(steps, 1, segment.tokens // steps, rate)
     return total
 
 
