@@ -344,6 +344,10 @@ class ServeConfig(_Section):
     # Threads that run jobs. 0: jobs are accepted and kept queued, none runs (until a service
     # with workers starts on this data_dir), e.g. to check the API without Ray.
     workers: int = Field(2, ge=0)
+    # Live streams a client may ask the service to watch (POST /v1/streams): URL prefixes
+    # (udp://127.0.0.1:, https://cams.example/live/). Empty: none. Only network schemes count;
+    # the stream is opened with that scheme's protocols alone, never a file.
+    stream_urls: list[str] = Field(default_factory=list)
 
 
 class RayConfig(_Section):

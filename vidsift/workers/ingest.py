@@ -472,6 +472,23 @@ class IngestPool:
             self._heal_embedders()
             return ray.get(self._embedders[0].embed_text.remote(list(texts)))
 
+    def encode_frames(self, images: list[np.ndarray]) -> FrameEmbeddings:
+        """Frames decoded elsewhere (a live stream's shard) embedded on the embed actor with the
+        fewest pieces queued, beside the shards the decode actors feed it."""
+        import ray
+
+        def encode() -> FrameEmbeddings:
+            queued = ray.get([actor.queued.remote() for actor in self._embedders])
+            actor = self._embedders[int(np.argmin(queued))]
+            ray.get(actor.reserve.remote())  # every encode_frames call is announced by one
+            return ray.get(actor.encode_frames.remote(list(images)))
+
+        try:
+            return encode()
+        except ray.exceptions.RayActorError:
+            self._heal_embedders()
+            return encode()
+
     def run_shards(self, tasks: Iterable[ShardTask]) -> Iterator[tuple[ShardTask, ShardResult | Exception]]:
         """Ingest every task on the pool's actors, one shard in flight per decode actor, and
         yield (task, ShardResult) as each finishes, or (task, the error) for a shard that

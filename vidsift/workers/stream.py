@@ -53,15 +53,27 @@ class StreamGap:
     end: float
 
 
+# The FFmpeg protocols a network stream may use, by its URL's scheme: a playlist or an RTSP
+# description naming a file:, concat: or other protocol's URL is refused by FFmpeg, so a URL
+# allowed by its prefix cannot make the reader open a local file.
+PROTOCOLS = {
+    "udp": "udp", "rtp": "rtp,udp", "rtsp": "rtsp,rtp,srtp,udp,tcp", "rtmp": "rtmp,tcp",
+    "rtmps": "rtmps,rtmp,tcp,tls", "srt": "srt,udp",
+    "http": "http,https,tcp,tls,crypto", "https": "http,https,tcp,tls,crypto",
+}
+
+
 def _open_options(url: str, timeout_s: float) -> dict[str, str]:
     micros = str(int(timeout_s * 1e6))
-    if url.startswith("udp://"):
-        return {"timeout": micros, "overrun_nonfatal": "1", "fifo_size": "1000000"}
-    if url.startswith("rtsp://"):
-        return {"timeout": micros, "rtsp_transport": "tcp"}
-    if url.startswith(("http://", "https://")):
-        return {"rw_timeout": micros, "reconnect": "1"}
-    return {"rw_timeout": micros}
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    network = {"protocol_whitelist": PROTOCOLS[scheme]} if scheme in PROTOCOLS else {}
+    if scheme == "udp":
+        return {"timeout": micros, "overrun_nonfatal": "1", "fifo_size": "1000000", **network}
+    if scheme == "rtsp":
+        return {"timeout": micros, "rtsp_transport": "tcp", **network}
+    if scheme in ("http", "https"):
+        return {"rw_timeout": micros, "reconnect": "1", **network}
+    return {"rw_timeout": micros, **network}
 
 
 def open_stream(url: str, timeout_s: float):

@@ -125,9 +125,26 @@ class StreamStore:
         self.db.commit()
 
     def events(self) -> list[AlertEvent]:
-        rows = self.db.execute("SELECT * FROM events ORDER BY start").fetchall()
-        return [AlertEvent(self.name, r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7])
-                for r in rows]
+        return [event for _, event in self.events_after(0)]
+
+    def events_after(self, after: int) -> list[tuple[int, AlertEvent]]:
+        """(id, event) of every event stored after id `after`, oldest first; ids count from 1
+        in the order events were raised (Server-Sent Events' Last-Event-ID)."""
+        rows = self.db.execute("SELECT rowid, * FROM events WHERE rowid > ? ORDER BY rowid",
+                               (after,)).fetchall()
+        return [(r[0], AlertEvent(self.name, r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7],
+                                  r[8])) for r in rows]
+
+    def last_shard_end(self) -> float | None:
+        """Wall-clock end of the newest stored shard (None before the first)."""
+        indices = self.shard_indices()
+        if not indices:
+            return None
+        with np.load(self.shards / f"{indices[-1]:08d}.npz", allow_pickle=False) as data:
+            return float(data["end"])
+
+    def close(self) -> None:
+        self.db.close()
 
     def last_event_end(self, alert: str) -> float | None:
         return self.db.execute("SELECT MAX(end) FROM events WHERE alert=?", (alert,)).fetchone()[0]
@@ -189,16 +206,21 @@ def post_event(url: str, event: AlertEvent, secret: str | None, retries: int,
 
 def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
                  duration_s: float | None = None,
-                 should_stop: Callable[[], bool] = lambda: False) -> Iterator[AlertEvent | dict]:
+                 should_stop: Callable[[], bool] = lambda: False,
+                 embedder=None) -> Iterator[AlertEvent | dict]:
     """Watches `url` until duration_s passes or should_stop(); yields each AlertEvent, and a
-    {"gap": [start, end]} dict per interruption, as they happen."""
-    from vidsift.workers.embed import get_embedder
+    {"gap": [start, end]} dict per interruption, as they happen. embedder: anything with
+    encode_frames(images) and embed_text(texts) (the service's ingest pool); None: the
+    configured embedder, loaded in this process."""
     from vidsift.workers.ingest import jpeg_thumbnail
     from vidsift.workers.stream import StreamGap, read_stream
 
     store = StreamStore(cfg.index.dir, name)
     started = store.started()
-    embedder = get_embedder(cfg.embed)
+    if embedder is None:
+        from vidsift.workers.embed import get_embedder
+
+        embedder = get_embedder(cfg.embed)
     alert_vectors = embedder.embed_text(list(alerts)) if alerts else None
     deadline = None if duration_s is None else time.monotonic() + duration_s
     stop = lambda: should_stop() or (deadline is not None and time.monotonic() > deadline)  # noqa: E731

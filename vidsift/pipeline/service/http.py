@@ -25,6 +25,8 @@ Routes (OpenAPI at /docs):
                                  chapters' thumbnails at /v1/jobs/{id}/chapters/{n}.jpg, its
                                  chapters as /v1/jobs/{id}/chapters.md|vtt|ffmetadata|youtube
                                  (pipeline.service.summary_job)
+  POST/GET/DELETE /v1/streams[/{name}], GET /v1/streams/{name}/events (Server-Sent Events):
+                                 live streams watched by the service (pipeline.service.streams)
   GET    /  and /v1/videos, /v1/info, /v1/media, /v1/media/tickets: the web page (pipeline.service.web)
 Security: every video path must resolve inside serve.media_roots (else 403); when serve.api_key
 is set (it must be when the host is not loopback) requests carry it in the X-API-Key header.
@@ -178,6 +180,10 @@ class Service:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        from vidsift.pipeline.service.streams import Streams
+
+        # live streams' watchers, their frames embedded on the asker's one ingest pool
+        self.streams = Streams(cfg, self.data_dir, lambda: self.asker.pool)
 
     @property
     def asker(self):
@@ -195,6 +201,7 @@ class Service:
             thread = threading.Thread(target=self._work, name=f"vidsift-job-{number}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.streams.resume()
         return requeued
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -204,6 +211,7 @@ class Service:
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout=timeout_s)
+        self.streams.stop_all(timeout_s)
         with self._asker_lock:
             if self._asker is not None:
                 self._asker.close()
@@ -660,6 +668,9 @@ def create_app(cfg: Config) -> FastAPI:
         return job
 
     add_summary_routes(app, auth, submit, job_of_kind)
+    from vidsift.pipeline.service.streams import add_stream_routes
+
+    add_stream_routes(app, cfg, auth)
     return app
 
 
