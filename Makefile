@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test install ffmpeg espeak chromium axe nginx clean
+.PHONY: demo test install ffmpeg espeak chromium axe nginx rtsp clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -59,7 +59,16 @@ nginx:
 	      || echo "nginx could not be installed: the remote-source tests against it will skip"; \
 	  else echo "nginx is missing (sudo apt-get install nginx-light): the remote-source tests against it will skip"; fi; }
 
-test: install ffmpeg espeak chromium axe nginx
+# Debian's rtsp-server-perl is the RTSP server the live-stream reader's RTSP test publishes into
+# (ffmpeg serves RTMP itself, with -listen); the test skips, saying why, where it is missing.
+rtsp:
+	@command -v rtsp-server-perl >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rtsp-server-perl >/dev/null \
+	      || echo "rtsp-server-perl could not be installed: the RTSP stream test will skip"; \
+	  else echo "rtsp-server-perl is missing (sudo apt-get install rtsp-server-perl): the RTSP stream test will skip"; fi; }
+
+test: install ffmpeg espeak chromium axe nginx rtsp
 	$(PY) -m pytest
 
 demo: install ffmpeg

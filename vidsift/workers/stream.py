@@ -6,8 +6,8 @@ Each shard is remuxed (packets copied, no re-encoding) into its own MPEG-TS segm
 evidence can be decoded and played back later, and its coarse frames are decoded on the way:
 one frame every 1/coarse_fps seconds of stream time, scaled so the longest side is `max_side`.
 
-Times are wall-clock: the first frame's arrival (time.time()) plus its PTS offset, so every
-shard of one connection is on one clock. A connection that drops or stalls ends its last shard;
+Times are wall-clock: PTS plus the connection's clock, the least (arrival - PTS) of the packets
+demuxed in its first second, so every shard of one connection is on one clock. A connection that drops or stalls ends its last shard;
 read_stream() reopens with backoff and reports the gap (from the last frame seen to the first
 frame of the new connection) instead of inventing frames.
 """
@@ -63,27 +63,53 @@ PROTOCOLS = {
 }
 
 
+# RTMP, RTSP, SRT: FFmpeg probes 5 s of packets by default before av.open returns, and hands
+# them over in one burst; a 1 s probe keeps that burst (and the latency it adds) short.
+LIVE_PROBE = {"analyzeduration": "1000000"}
+
+
+CLOCK_SETTLE_S = 1.0  # see read_connection: how long a connection's clock is still refined
+
+
 def _open_options(url: str, timeout_s: float) -> dict[str, str]:
     micros = str(int(timeout_s * 1e6))
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     network = {"protocol_whitelist": PROTOCOLS[scheme]} if scheme in PROTOCOLS else {}
     if scheme == "udp":
+        # no short probe: MPEG-TS over UDP probed for 1 s can miss the codec's parameters, and
+        # the segments' muxer then refuses the packets (EINVAL)
         return {"timeout": micros, "overrun_nonfatal": "1", "fifo_size": "1000000", **network}
     if scheme == "rtsp":
-        return {"timeout": micros, "rtsp_transport": "tcp", **network}
+        return {"timeout": micros, "rtsp_transport": "tcp", **LIVE_PROBE, **network}
     if scheme in ("http", "https"):
         return {"rw_timeout": micros, "reconnect": "1", **network}
-    return {"rw_timeout": micros, **network}
+    live = LIVE_PROBE if scheme in PROTOCOLS else {}
+    return {"rw_timeout": micros, **live, **network}
 
 
 def open_stream(url: str, timeout_s: float):
-    """The PyAV container of `url` and its video stream; StreamOpenError naming the URL."""
+    """The PyAV container of `url` and its video stream; StreamOpenError naming the URL.
+
+    RTSP asks for RTP over the RTSP connection first (TCP: nothing lost, passes NAT); a server
+    that refuses it (some cameras, rtsp-server-perl) is asked again for RTP over UDP."""
     import av
 
-    try:
-        container = av.open(url, options=_open_options(url, timeout_s), timeout=timeout_s)
-    except (av.FFmpegError, OSError) as exc:
-        raise StreamOpenError(f"{url}: cannot be opened ({exc})") from exc
+    options = _open_options(url, timeout_s)
+    attempts = [options]
+    if options.get("rtsp_transport") == "tcp":
+        attempts.append({**options, "rtsp_transport": "udp"})
+    for number, attempt in enumerate(attempts):
+        try:
+            container = av.open(url, options=attempt, timeout=timeout_s)
+            break
+        except av.ProtocolNotFoundError as exc:
+            scheme = url.split("://", 1)[0]
+            raise StreamOpenError(f"{url}: this FFmpeg (PyAV's) has no {scheme} protocol built "
+                                  f"in ({exc})") from exc
+        except (av.FFmpegError, OSError) as exc:
+            if number + 1 == len(attempts):
+                raise StreamOpenError(f"{url}: cannot be opened ({exc})") from exc
+            log.info("%s: %s; asking for RTP over UDP", url, exc)
     if not container.streams.video:
         container.close()
         raise StreamOpenError(f"{url}: has no video stream")
@@ -108,48 +134,66 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
     # one decoding thread: frame threads hold frames back, so they would land in the next shard
     video.codec_context.thread_count = 1
     time_base = float(video.time_base)
-    epoch = None  # wall-clock time of PTS 0 on this connection
+    # Wall-clock time of PTS 0 on this connection: arrival minus PTS, least over the packets
+    # demuxed in the first CLOCK_SETTLE_S after opening. The packets FFmpeg buffered while
+    # probing come out first, in a burst, so the first one's arrival alone would put every
+    # time seconds ahead. Shards finished meanwhile wait until the clock is fixed, so shards
+    # of one connection never overlap.
+    opened = time.monotonic()
+    epoch = None
     index = first_index
     out = out_stream = None
-    shard_start = last_time = next_coarse = None
+    shard_start = last_pts_s = next_coarse = None  # stream seconds (PTS x time base)
     frame_s = 1.0 / float(video.average_rate or 25)
-    times: list[float] = []
+    times: list[float] = []  # stream seconds of the shard's coarse frames
     images: list[np.ndarray] = []
+    waiting: list[tuple] = []  # finished shards, in stream seconds, until the clock is fixed
 
-    def finish(end: float) -> StreamShard:
+    def finish(end_s: float) -> None:
         out.close()
-        return StreamShard(index, shard_start, end, np.asarray(times, np.float64),
-                           list(images), segments / f"{index:08d}.ts")
+        waiting.append((index, shard_start, end_s, np.asarray(times, np.float64),
+                        list(images), segments / f"{index:08d}.ts"))
 
+    def hand_on() -> Iterator[StreamShard]:
+        for number, start_s, end_s, frame_times, frames, segment in waiting:
+            yield StreamShard(number, epoch + start_s, epoch + end_s, epoch + frame_times,
+                              frames, segment)
+        waiting.clear()
+
+    settled = False
     try:
         for packet in container.demux(video):
             if should_stop():
                 break
             if packet.pts is None or packet.size == 0:
                 continue
-            if epoch is None:
-                epoch = time.time() - packet.pts * time_base
-            wall = epoch + packet.pts * time_base
-            last_time = wall if last_time is None else max(last_time, wall)
-            if packet.is_keyframe and (out is None or wall - shard_start >= shard_s):
+            pts_s = packet.pts * time_base
+            if not settled:
+                arrival = time.time() - pts_s
+                epoch = arrival if epoch is None else min(epoch, arrival)
+                settled = time.monotonic() - opened >= CLOCK_SETTLE_S
+            last_pts_s = pts_s if last_pts_s is None else max(last_pts_s, pts_s)
+            if packet.is_keyframe and (out is None or pts_s - shard_start >= shard_s):
                 if out is not None:
-                    yield finish(wall)
+                    finish(pts_s)
                     index += 1
                     times.clear()
                     images.clear()
                 out = av.open(str(segments / f"{index:08d}.ts"), "w", format="mpegts")
                 out_stream = out.add_stream_from_template(video)
-                shard_start, next_coarse = wall, wall
+                shard_start, next_coarse = pts_s, pts_s
+            if settled and waiting:
+                yield from hand_on()
             if out is None:
                 continue  # wait for the first keyframe: nothing before it decodes
             for frame in packet.decode():
                 if frame.pts is None:
                     continue
-                frame_wall = epoch + frame.pts * time_base
-                if frame_wall >= next_coarse:
-                    times.append(frame_wall)
+                frame_at = frame.pts * time_base
+                if frame_at >= next_coarse:
+                    times.append(frame_at)
                     images.append(_scaled(frame, max_side))
-                    next_coarse = frame_wall + 1.0 / coarse_fps
+                    next_coarse = frame_at + 1.0 / coarse_fps
             packet.stream = out_stream
             out.mux(packet)
     except (av.FFmpegError, OSError) as exc:
@@ -157,7 +201,8 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
     finally:
         container.close()
     if out is not None:
-        yield finish(last_time + frame_s)
+        finish(last_pts_s + frame_s)
+    yield from hand_on()
 
 
 def read_stream(url: str, segments: Path, shard_s: float, coarse_fps: float, max_side: int,

@@ -237,7 +237,9 @@ def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
         embedded = embedder.encode_frames(item.images)
         thumbnails = [jpeg_thumbnail(image) for image in item.images]
         store.add_shard(item, embedded.visual, embedded.text, embedded.descriptions, thumbnails)
-        store.drop_before(time.time() - cfg.watch.retention_h * 3600)
+        # the window ends at the newest shard, not now: the last shard of a connection is
+        # stored only when the stream stops, and a stream that stopped keeps its last hours
+        store.drop_before(item.end - cfg.watch.retention_h * 3600)
         if alert_vectors is not None:
             for event in alert_events(store, item, np.asarray(embedded.text), alert_vectors,
                                       alerts, thumbnails, cfg.alert.threshold,
