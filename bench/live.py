@@ -158,12 +158,14 @@ def match_events(lines, needles: list[float], readrate: float, published: float,
             "latency_s": latencies}
 
 
-def rss_by_minute(samples, published: float, readrate: float) -> list[float]:
-    """Mean summed RSS (MB) per stream-minute, from the samples taken after publishing began."""
+def rss_by_minute(samples, published: float, readrate: float, stream_minutes: float
+                  ) -> list[float]:
+    """Mean summed RSS (MB) per stream-minute, over the samples taken while it was published."""
     minutes: dict[int, list[int]] = {}
     for at, rss in samples:
-        if at >= published:
-            minutes.setdefault(int((at - published) * readrate // 60), []).append(rss)
+        minute = int((at - published) * readrate // 60)
+        if at >= published and minute < stream_minutes:
+            minutes.setdefault(minute, []).append(rss)
     return [round(statistics.mean(minutes[m]) / 1e6, 1) for m in sorted(minutes)]
 
 
@@ -201,7 +203,8 @@ def main() -> None:
         matched = match_events(run["lines"], needles, args.readrate, run["published"],
                                run["published_wall"])
         matched.pop("latency_s")  # at readrate x, wall latency is not the real-time figure
-        per_minute = rss_by_minute(run["samples"], run["published"], args.readrate)
+        per_minute = rss_by_minute(run["samples"], run["published"], args.readrate,
+                                   args.minutes)
         early = per_minute[5:15]
         late = per_minute[-10:]
         cpu_per_minute = run["cpu_s"] / args.minutes
