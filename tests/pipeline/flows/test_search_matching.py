@@ -2,12 +2,8 @@
 (flows.index.match_clips with plan.matching): a sign that stands out among the video's signs is
 found first though its raw cosine is under a cartoon clip's fused vector."""
 
-import numpy as np
-import pytest
-
+from tests.pipeline.flows.test_search_sentences import index_labelled_clips
 from vidsift.core.config import Config, EmbedConfig
-from vidsift.index.clip_index import ClipIndex, VideoClips
-from vidsift.index.store import NewClip
 from vidsift.pipeline.flows.index import search_clips
 
 # (labels, on-screen text), clips with signs as in bench/evidence.py's video: the question
@@ -29,29 +25,12 @@ CLIPS = [
 ]
 
 
-def unit(x):
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
 def test_a_sign_standing_out_among_the_signs_is_the_top_clip(tmp_path):
     from vidsift.workers.embed import get_embedder
 
     embedder = get_embedder(EmbedConfig(ocr=False))
-    texts, vectors = [], []
-    for labels, shown in CLIPS:
-        texts.append("labels: " + ", ".join(labels) + (f" | text: {shown}" if shown else ""))
-        fused = np.sum(embedder.embed_text(labels), axis=0)
-        if shown:
-            fused = fused + embedder.embed_text([shown])[0]
-        vectors.append(fused)
     cfg = Config.model_validate({"index": {"dir": str(tmp_path / "idx")}})
-    rng = np.random.default_rng(0)
-    with ClipIndex(cfg.index.dir, cfg.index, embedder=cfg.embed.space_id) as index:
-        index.add_video(VideoClips(
-            path="/videos/film.mp4", content_hash="film", duration=4.0 * len(CLIPS),
-            clips=[NewClip(4.0 * i, 4.0 * i + 4, f"t/{i}.jpg", t) for i, t in enumerate(texts)],
-            visual=unit(rng.normal(size=(len(CLIPS), 48))), text=unit(vectors)))
+    index_labelled_clips(cfg, CLIPS, embedder)
     hits = search_clips("Which dish is recommended today?", cfg, k=3, embedder=embedder)
     # before (the raw better of fused and own text), the menu clip (0.42) came first
     assert "TOMATO SOUP" in hits[0].text

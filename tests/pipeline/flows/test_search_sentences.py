@@ -15,6 +15,25 @@ def unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
+def index_labelled_clips(cfg: Config, clips, embedder) -> None:
+    """One 4 s clip a (labels, on-screen text) pair in cfg's clip index, its text and text
+    vector as the offline embedder fuses them (the labels' vectors plus the text's), its visual
+    vector random."""
+    texts, vectors = [], []
+    for labels, shown in clips:
+        texts.append("labels: " + ", ".join(labels) + (f" | text: {shown}" if shown else ""))
+        fused = np.sum(embedder.embed_text(labels), axis=0)
+        if shown:
+            fused = fused + embedder.embed_text([shown])[0]
+        vectors.append(fused)
+    rng = np.random.default_rng(0)
+    with ClipIndex(cfg.index.dir, cfg.index, embedder=cfg.embed.space_id) as index:
+        index.add_video(VideoClips(
+            path="/videos/film.mp4", content_hash="film", duration=4.0 * len(clips),
+            clips=[NewClip(4.0 * i, 4.0 * i + 4, f"t/{i}.jpg", t) for i, t in enumerate(texts)],
+            visual=unit(rng.normal(size=(len(clips), 48))), text=unit(vectors)))
+
+
 @pytest.fixture(scope="module")
 def embedder():
     from vidsift.workers.embed import get_embedder
@@ -43,21 +62,9 @@ def test_a_sign_asked_about_in_other_words_is_found_first(tmp_path, embedder, se
     """"Which city is the train going to?" matches the sign NEXT STATION: BERLIN on its own at
     0.45 but its clip's fused vector (with the labels of a cartoon) at 0.33, under a clip of a
     passenger car (0.40): before, search's top hit was the passenger car."""
-    texts, vectors = [], []
-    for labels, shown in CLIPS:
-        texts.append("labels: " + ", ".join(labels) + (f" | text: {shown}" if shown else ""))
-        fused = np.sum(embedder.embed_text(labels), axis=0)
-        if shown:
-            fused = fused + embedder.embed_text([shown])[0]
-        vectors.append(fused)
     cfg = Config.model_validate({"index": {"dir": str(tmp_path / "idx")},
                                  "selection": {"sentence_match": sentence_match}})
-    rng = np.random.default_rng(0)
-    with ClipIndex(cfg.index.dir, cfg.index, embedder=cfg.embed.space_id) as index:
-        index.add_video(VideoClips(
-            path="/videos/film.mp4", content_hash="film", duration=4.0 * len(CLIPS),
-            clips=[NewClip(4.0 * i, 4.0 * i + 4, f"t/{i}.jpg", t) for i, t in enumerate(texts)],
-            visual=unit(rng.normal(size=(len(CLIPS), 48))), text=unit(vectors)))
+    index_labelled_clips(cfg, CLIPS, embedder)
     hits = search_clips("Which city is the train going to?", cfg, k=4, embedder=embedder)
     if sentence_match:
         assert "BERLIN" in hits[0].text
