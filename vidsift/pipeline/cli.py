@@ -203,9 +203,14 @@ def ask_command(
         "--json).")] = None,
     stream: Annotated[Optional[str], typer.Option(
         "--stream", help="Ask a watched stream (vidsift watch --name) instead of a video.")] = None,
-    last: Annotated[str, typer.Option(
+    last: Annotated[Optional[str], typer.Option(
         "--last", help="With --stream: the window asked about, back from its latest frame "
-        "(90s, 10m, 2h).")] = "10m",
+        "(90s, 10m, 2h; 10m unless --since/--until).")] = None,
+    since: Annotated[Optional[str], typer.Option(
+        "--since", help="With --stream: the window's wall-clock start (ISO 8601, naive = local "
+        "time, or Unix seconds).")] = None,
+    until: Annotated[Optional[str], typer.Option(
+        "--until", help="With --stream: the window's wall-clock end (as --since).")] = None,
     config: ConfigOpt = "default",
     overrides: SetOpt = None,
     as_json: JsonOpt = False,
@@ -221,10 +226,15 @@ def ask_command(
             raise typer.BadParameter("with --stream give the QUESTION alone")
         from datetime import datetime, timezone
 
-        from vidsift.pipeline.flows.watch import parse_duration, stream_window
+        from vidsift.pipeline.flows.watch import parse_duration, parse_time, stream_window
 
+        if last is None and since is None and until is None:
+            last = "10m"
         cfg_dir = resolve_config(config, overrides, **{"index.dir": index_dir})
-        video, window_start = stream_window(cfg_dir, stream, parse_duration(last))
+        video, window_start = stream_window(
+            cfg_dir, stream, None if last is None else parse_duration(last),
+            None if since is None else parse_time(since, "--since"),
+            None if until is None else parse_time(until, "--until"))
         err_console.print(f"stream {stream}: times below count from "
                           f"{datetime.fromtimestamp(window_start, timezone.utc).isoformat()}")
     answer_schema = None

@@ -259,17 +259,62 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
-def stream_window(cfg: Config, name: str, last_s: float) -> tuple[Path, float]:
-    """The recorded segments of the last `last_s` seconds of stream `name`, remuxed (packets
-    copied, no re-encoding) into one MP4 whose time 0 is the window's first frame, which the
-    usual ask plan reads; and the wall-clock time its offset 0 stands for."""
+def parse_time(text: str, option: str = "--since") -> float:
+    """A wall-clock time -> Unix seconds: Unix seconds ('1796236800.5'), or ISO 8601 with a zone
+    ('2026-12-02T18:40:00Z', '...+01:00') or without one (local time)."""
+    from datetime import datetime
+
+    if re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", text):
+        return float(text)
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()  # naive: local time
+    except ValueError:
+        raise VidsiftError(f"{option} {text!r}: give ISO 8601 (2026-12-02T18:40:00, with or "
+                           "without a zone) or Unix seconds") from None
+
+
+def window_shards(shards: Sequence[dict], name: str, last_s: float | None = None,
+                  since: float | None = None, until: float | None = None) -> list[dict]:
+    """The stored shards (read_shard dicts, oldest first) overlapping the window: the last
+    `last_s` seconds back from the newest shard's end, or [since, until] in wall-clock seconds
+    (either end left open: from the oldest / to the newest retained; neither: all retained). Whole shards: the window
+    may begin up to one shard earlier and end up to one later. One-line VidsiftError for a
+    window given twice, empty, inverted, or holding nothing that is retained."""
+    from datetime import datetime
+
+    def stamp(t: float) -> str:
+        return datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+
+    if last_s is not None and (since is not None or until is not None):
+        raise VidsiftError("give the window once: --last, or --since/--until")
+    first, newest = float(shards[0]["start"]), float(shards[-1]["end"])
+    if last_s is not None:
+        if last_s <= 0:
+            raise VidsiftError(f"--last {last_s:g} s: an empty window")
+        since, until = newest - last_s, newest
+    if since is not None and until is not None and until <= since:
+        raise VidsiftError(f"--until {stamp(until)} is not after --since {stamp(since)}")
+    since = first if since is None else since
+    until = newest if until is None else until
+    chosen = [s for s in shards if float(s["end"]) > since and float(s["start"]) < until
+              and s["segment"].is_file()]
+    if not chosen:
+        raise VidsiftError(f"stream {name!r}: nothing recorded from {stamp(since)} to "
+                           f"{stamp(until)}; retained: {stamp(first)} to {stamp(newest)}")
+    return chosen
+
+
+def stream_window(cfg: Config, name: str, last_s: float | None = None,
+                  since: float | None = None, until: float | None = None) -> tuple[Path, float]:
+    """The recorded segments of a window of stream `name` (window_shards: the last `last_s`
+    seconds, or wall-clock [since, until]), remuxed (packets copied, no re-encoding) into one
+    MP4 whose time 0 is the window's first frame, which the usual ask plan reads; and the
+    wall-clock time its offset 0 stands for."""
     store = StreamStore(cfg.index.dir, name)
     indices = store.shard_indices()
     if not indices:
         raise VidsiftError(f"stream {name!r}: nothing recorded under {store.root}")
-    shards = [store.read_shard(i) for i in indices]
-    cutoff = float(shards[-1]["end"]) - last_s
-    chosen = [s for s in shards if float(s["end"]) > cutoff and s["segment"].is_file()]
+    chosen = window_shards([store.read_shard(i) for i in indices], name, last_s, since, until)
     window = store.root / "window.mp4"
 
     def write(tmp: Path) -> None:
