@@ -1,5 +1,6 @@
 """workers/stream.py against real streams on loopback: ffmpeg publishing MPEG-TS over UDP."""
 
+import re
 import socket
 import subprocess
 import threading
@@ -9,7 +10,9 @@ import av
 import pytest
 
 from tests.videos import ffmpeg_available
-from vidsift.workers.stream import StreamGap, StreamOpenError, StreamShard, read_stream
+from vidsift.workers.stream import (
+    StreamGap, StreamOpenError, StreamShard, parse_playlist, read_stream,
+)
 
 pytestmark = pytest.mark.skipif(not ffmpeg_available(), reason="needs the ffmpeg CLI")
 
@@ -85,37 +88,100 @@ def test_a_stream_that_never_opens_names_the_url(tmp_path):
         _collect(url, tmp_path, stop_after_s=5)
 
 
-def test_hls_live_playlist_served_over_http(tmp_path):
+def _hls(tmp_path, *flags: str, serve_playlist=None):
+    """ffmpeg writing a 5 s HLS live playlist (1 s segments) in real time into tmp_path/hls,
+    served over loopback HTTP: the publisher, the server and the playlist's URL, once the
+    playlist exists. serve_playlist: the playlist's text -> the text served."""
     import functools
     import http.server
 
     hls = tmp_path / "hls"
     hls.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(hls))
-    handler.log_message = lambda *a: None
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            if serve_playlist is None or not self.path.endswith(".m3u8"):
+                return super().do_GET()
+            body = serve_playlist((hls / self.path.lstrip("/")).read_text()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Handler, directory=str(hls))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     publisher = subprocess.Popen(
         ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
          "testsrc=size=160x120:rate=10:duration=5", "-c:v", "libx264", "-preset", "ultrafast",
-         "-g", "10", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+         "-g", "10", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0", *flags,
          str(hls / "live.m3u8")], stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while not (hls / "live.m3u8").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    url = f"http://127.0.0.1:{server.server_port}/live.m3u8"
+    return publisher, server, f"http://127.0.0.1:{server.server_port}/live.m3u8"
+
+
+def _read_shards(url, tmp_path, count: int) -> list[StreamShard]:
     items, stop_at = [], time.monotonic() + 8
     for item in read_stream(url, tmp_path / "segments", shard_s=1.0, coarse_fps=2.0,
                             max_side=80, timeout_s=3.0, backoff_s=(0.2, 0.5),
                             should_stop=lambda: time.monotonic() > stop_at):
         items.append(item)
-        if sum(isinstance(i, StreamShard) for i in items) >= 3:
+        if sum(isinstance(i, StreamShard) for i in items) >= count:
             break
+    return [i for i in items if isinstance(i, StreamShard)]
+
+
+def test_hls_live_playlist_served_over_http(tmp_path):
+    publisher, server, url = _hls(tmp_path)
+    shards = _read_shards(url, tmp_path, 3)
     publisher.wait()
     server.shutdown()
-    shards = [i for i in items if isinstance(i, StreamShard)]
     assert len(shards) >= 3
     for shard in shards:
         assert shard.images and shard.start < shard.end
         with av.open(str(shard.segment)) as played:
             assert sum(1 for _ in played.decode(video=0)) >= 5
+
+
+def _an_hour_earlier(playlist: str) -> str:
+    """The playlist of a camera whose clock is an hour behind: each date-time less 3600 s."""
+    from datetime import datetime, timedelta
+
+    def shift(match):
+        return (datetime.fromisoformat(match.group(1)) - timedelta(hours=1)).isoformat()
+
+    return re.sub(r"(?<=#EXT-X-PROGRAM-DATE-TIME:)(\S+)", shift, playlist)
+
+
+def test_hls_program_date_time_is_the_streams_clock(tmp_path):
+    # the playlist's date-times are an hour behind the wall clock: on the arrival clock every
+    # shard would start an hour after its segment's date-time
+    publisher, server, url = _hls(tmp_path, "-hls_flags", "program_date_time",
+                                  serve_playlist=_an_hour_earlier)
+    shards = _read_shards(url, tmp_path, 2)
+    publisher.terminate()  # the playlist dates every segment written so far
+    publisher.wait()
+    server.shutdown()
+    playlist = _an_hour_earlier((tmp_path / "hls" / "live.m3u8").read_text())
+    _, segments = parse_playlist(playlist, url)
+    dates = [date for _, date in segments]
+    assert len(dates) >= 2 and None not in dates
+    assert len(shards) >= 2
+    for shard in shards:  # 1 s shards cut at the keyframes that begin the 1 s segments
+        assert min(abs(shard.start - date) for date in dates) < 0.1  # within a frame
+
+
+def test_parse_playlist_resolves_variants_and_dates_segments():
+    master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nlow/index.m3u8\n"
+    assert parse_playlist(master, "http://h/a/master.m3u8") == (
+        ["http://h/a/low/index.m3u8"], [])
+    media = ("#EXTM3U\n#EXTINF:1.0,\n#EXT-X-PROGRAM-DATE-TIME:2026-12-02T18:40:00.500Z\n"
+             "s0.ts\n#EXTINF:1.0,\ns1.ts\n")
+    assert parse_playlist(media, "http://h/a/live.m3u8") == (
+        [], [("http://h/a/s0.ts", 1796236800.5), ("http://h/a/s1.ts", None)])

@@ -7,7 +7,9 @@ evidence can be decoded and played back later, and its coarse frames are decoded
 one frame every 1/coarse_fps seconds of stream time, scaled so the longest side is `max_side`.
 
 Times are wall-clock: PTS plus the connection's clock, the least (arrival - PTS) of the packets
-demuxed in its first second, so every shard of one connection is on one clock. A connection that drops or stalls ends its last shard;
+demuxed in its first second, so every shard of one connection is on one clock; an HLS playlist
+that gives EXT-X-PROGRAM-DATE-TIME sets the clock itself (hls_epoch), times are then the
+stream's own. A connection that drops or stalls ends its last shard;
 read_stream() reopens with backoff and reports the gap (from the last frame seen to the first
 frame of the new connection) instead of inventing frames.
 """
@@ -116,6 +118,70 @@ def open_stream(url: str, timeout_s: float):
     return container, container.streams.video[0]
 
 
+def parse_playlist(text: str, url: str) -> tuple[list[str], list[tuple[str, float | None]]]:
+    """An HLS playlist's text, read from `url` -> (its variant playlists' URLs, in order; its
+    segments as (URL, EXT-X-PROGRAM-DATE-TIME in Unix seconds, None where it gives none)).
+    Relative URIs are resolved against `url`; a date-time without a zone is local time."""
+    from datetime import datetime
+    from urllib.parse import urljoin
+
+    variants: list[str] = []
+    segments: list[tuple[str, float | None]] = []
+    date_time = variant = None
+    for line in (line.strip() for line in text.splitlines()):
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            try:
+                date_time = datetime.fromisoformat(line.split(":", 1)[1]).timestamp()
+            except ValueError:
+                log.warning("%s: unreadable %s", url, line)
+        elif line.startswith("#EXT-X-STREAM-INF"):
+            variant = True
+        elif line and not line.startswith("#"):
+            if variant:
+                variants.append(urljoin(url, line))
+            else:
+                segments.append((urljoin(url, line), date_time))
+            date_time = variant = None
+    return variants, segments
+
+
+def is_hls(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://")) and \
+        url.split("?", 1)[0].lower().endswith(".m3u8")
+
+
+def hls_epoch(url: str, timeout_s: float) -> float | None:
+    """The wall-clock time of PTS 0 that an HLS playlist's EXT-X-PROGRAM-DATE-TIME gives: the
+    first dated segment's date-time less that segment's first video PTS (seconds), read over
+    HTTP; a master playlist's first variant is the one read (FFmpeg's video stream 0). None
+    where the playlist dates no segment or cannot be read: the arrival clock is used then."""
+    import io
+
+    import av
+    import httpx
+
+    try:
+        with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
+            variants, segments = parse_playlist(client.get(url).raise_for_status().text, url)
+            if variants:
+                variants, segments = parse_playlist(
+                    client.get(variants[0]).raise_for_status().text, variants[0])
+            for segment_url, date_time in segments:
+                if date_time is None:
+                    continue
+                try:  # a live playlist's oldest segment may be deleted meanwhile: the next
+                    data = client.get(segment_url).raise_for_status().content
+                    with av.open(io.BytesIO(data)) as segment:
+                        video = segment.streams.video[0]
+                        first = min(p.pts for p in segment.demux(video) if p.pts is not None)
+                        return date_time - first * float(video.time_base)
+                except (httpx.HTTPError, av.FFmpegError, IndexError, ValueError) as exc:
+                    log.info("%s: %s", segment_url, exc)
+    except httpx.HTTPError as exc:
+        log.warning("%s: playlist not read for its date-times (%s)", url, exc)
+    return None
+
+
 def _scaled(frame, max_side: int) -> np.ndarray:
     scale = min(1.0, max_side / max(frame.width, frame.height))
     width = max(2, int(round(frame.width * scale)) // 2 * 2)
@@ -138,7 +204,8 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
     # demuxed in the first CLOCK_SETTLE_S after opening. The packets FFmpeg buffered while
     # probing come out first, in a burst, so the first one's arrival alone would put every
     # time seconds ahead. Shards finished meanwhile wait until the clock is fixed, so shards
-    # of one connection never overlap.
+    # of one connection never overlap. An HLS playlist's EXT-X-PROGRAM-DATE-TIME, where it
+    # gives one, is the clock instead (hls_epoch), fixed from the start.
     opened = time.monotonic()
     epoch = None
     index = first_index
@@ -160,7 +227,9 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
                               frames, segment)
         waiting.clear()
 
-    settled = False
+    if is_hls(url):  # the stream's own clock where its playlist gives one
+        epoch = hls_epoch(url, timeout_s)
+    settled = epoch is not None
     try:
         for packet in container.demux(video):
             if should_stop():
