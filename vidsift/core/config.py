@@ -373,6 +373,17 @@ class AlertConfig(_Section):
     # signs the body: header X-Vidsift-Signature: sha256=<hex HMAC-SHA256 of the body>
     webhook_secret: str | None = None
     webhook_retries: int = Field(3, ge=0)  # after a failure or a non-2xx reply, backing off
+    # a frame also fires when its score is a peak over the alert's running level (plan.alerts.
+    # running_peaks): score > mean + peak_sigma * max(std, peak_min_std) of an EWMA over about
+    # peak_span frames, once peak_warmup frames were seen; 0 or None: the threshold alone
+    peak_sigma: float | None = Field(None, ge=0)
+    peak_warmup: int = Field(60, ge=1)  # frames before a peak can fire
+    peak_span: int = Field(120, ge=1)  # frames the running level averages over
+    peak_min_std: float = Field(0.02, ge=0)  # cosine; the deviation's floor (a still scene)
+    # with a VLM configured (vlm.enabled): each event is first asked about (a yes/no question on
+    # its best verify_frames frames); an answer but yes drops it. No VLM: events stay unverified
+    verify: bool = True
+    verify_frames: int = Field(3, ge=1)
 
 
 class Config(BaseModel):

@@ -65,5 +65,5 @@ def test_the_state_carried_between_shards_gives_what_one_pass_gives():
 
 def test_the_answer_confirms_only_when_it_starts_with_yes():
     assert verify_question("a red car") == "Does this show: a red car? Answer yes or no."
-    assert verified_answer("Yes.") and verified_answer("  **yes**, a car") and verified_answer('"YES"')
+    assert all(verified_answer(a) for a in ("Yes.", "  **yes**, a car", '"YES"'))
     assert not verified_answer("No.") and not verified_answer("I cannot tell; yes maybe")

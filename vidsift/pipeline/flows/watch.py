@@ -149,30 +149,101 @@ class StreamStore:
     def last_event_end(self, alert: str) -> float | None:
         return self.db.execute("SELECT MAX(end) FROM events WHERE alert=?", (alert,)).fetchone()[0]
 
+    def level(self, alert: str):
+        """The alert's running level (plan.alerts.RunningLevel) as last stored."""
+        from vidsift.pipeline.plan.alerts import RunningLevel
+
+        rows = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)",
+                                    tuple(f"level:{f}:{alert}" for f in ("mean", "var", "count"))))
+        if len(rows) < 3:
+            return RunningLevel()
+        return RunningLevel(rows[f"level:mean:{alert}"], rows[f"level:var:{alert}"],
+                            int(rows[f"level:count:{alert}"]))
+
+    def set_level(self, alert: str, level) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            [(f"level:mean:{alert}", level.mean), (f"level:var:{alert}", level.var),
+                             (f"level:count:{alert}", float(level.count))])
+        self.db.commit()
+
+
+def verify_event(vlm, spec, alert: str, images: Sequence[np.ndarray],
+                 times: Sequence[float]) -> tuple[bool, str]:
+    """Asks the VLM (generate(list of VLMRequest): open_vlm's) whether `images` show `alert`:
+    plan.alerts.verify_question over each image as one still (resized to the model's patch
+    grid, spec: a core.vision.VisionSpec). images: the event's best frames, (H, W, 3) uint8 RGB,
+    in time order; times: their seconds (tags in the prompt). Returns (whether the answer starts
+    with yes, the answer)."""
+    from PIL import Image
+
+    from vidsift.core.types import Frame, PlannedSegment, SegmentKind, TokenSet, VLMRequest
+    from vidsift.core.vision import smart_resize, tokens_for
+    from vidsift.pipeline.plan.alerts import VERIFY_TOKENS, verified_answer, verify_question
+
+    segments = []
+    for k, (image, t) in enumerate(zip(images, times)):
+        height, width = smart_resize(*image.shape[:2], spec.factor)
+        resized = np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
+        segments.append(PlannedSegment(SegmentKind.IMAGE, t, t, (t,), height, width,
+                                       tokens_for(1, height, width, spec),
+                                       frames=(Frame(resized, t, k),)))
+    token_set = TokenSet("", segments, budget=sum(s.tokens for s in segments))
+    request = VLMRequest(token_set, verify_question(alert), max_new_tokens=VERIFY_TOKENS,
+                         request_id=f"verify:{alert}")
+    answer = vlm.generate([request])[0].text.strip()
+    return verified_answer(answer), answer
+
 
 def alert_events(store: StreamStore, shard, text: np.ndarray, alert_vectors: np.ndarray,
-                 alerts: Sequence[str], thumbnails: Sequence[bytes], threshold: float,
-                 cooldown_s: float, frame_s: float, started: float) -> list[AlertEvent]:
+                 alerts: Sequence[str], images: Sequence[np.ndarray],
+                 thumbnails: Sequence[bytes], cfg: Config, started: float,
+                 vlm=None) -> list[AlertEvent]:
     """The events one shard raises. text: (N, D) frame text-space vectors; alert_vectors:
-    (A, D) unit vectors of the alert texts; an alert fires on its best frame over threshold
-    unless its last event ended less than cooldown_s before that frame."""
+    (A, D) unit vectors of the alert texts; images, thumbnails: the N frames and their JPEGs.
+    A frame fires for an alert when its cosine is at least alert.threshold or is a peak over
+    the alert's running level (plan.alerts.running_peaks, the level kept in the store); the
+    event spans its firing frames and is raised unless the alert's last event ended less than
+    alert.cooldown_s before its best frame. vlm: given, each event is first verified on its
+    alert.verify_frames best frames (verify_event); an answer but yes ("no") drops it
+    (logged), a VLM that fails leaves it unverified (logged)."""
+    from vidsift.pipeline.plan.alerts import running_peaks
+
+    conf = cfg.alert
+    frame_s = 1.0 / cfg.watch.coarse_fps
     events = []
     scores = text @ alert_vectors.T  # (N, A) cosines
     for column, alert in enumerate(alerts):
-        over = np.flatnonzero(scores[:, column] >= threshold)
+        peaks, level = running_peaks(scores[:, column], store.level(alert), conf.peak_sigma,
+                                     conf.peak_warmup, conf.peak_span, conf.peak_min_std)
+        store.set_level(alert, level)
+        over = np.flatnonzero((scores[:, column] >= conf.threshold) | peaks)
         if over.size == 0:
             continue
         best = int(over[np.argmax(scores[over, column])])
         last = store.last_event_end(alert)
-        if last is not None and shard.times[best] - last < cooldown_s:
+        if last is not None and shard.times[best] - last < conf.cooldown_s:
             continue
+        verified, answer = False, None
+        if vlm is not None:
+            chosen = np.sort(over[np.argsort(-scores[over, column])[:conf.verify_frames]])
+            try:
+                verified, answer = verify_event(
+                    vlm, cfg.vision_spec(), alert, [images[i] for i in chosen],
+                    [float(shard.times[i] - shard.times[over[0]]) for i in chosen])
+            except Exception as exc:  # noqa: BLE001 - a failing VLM must not stop the watcher
+                log.warning("stream %s: alert %r not verified (%s); raised unverified",
+                            store.name, alert, exc)
+            if answer is not None and not verified:
+                log.info("stream %s: alert %r at %.1f s dropped: the VLM answered %r",
+                         store.name, alert, float(shard.times[best] - started), answer)
+                continue
         thumb = store.root / "thumbnails" / f"{shard.index:08d}-{column}.jpg"
         thumb.parent.mkdir(exist_ok=True)
         thumb.write_bytes(thumbnails[best])
         event = AlertEvent(store.name, alert, float(shard.times[over[0]]),
                            float(shard.times[over[-1]] + frame_s),
                            float(shard.times[best] - started), float(scores[best, column]),
-                           False, None, str(thumb))
+                           verified, answer, str(thumb))
         store.add_event(event)
         events.append(event)
     return events
@@ -207,14 +278,13 @@ def post_event(url: str, event: AlertEvent, secret: str | None, retries: int,
 def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
                  duration_s: float | None = None,
                  should_stop: Callable[[], bool] = lambda: False,
-                 embedder=None) -> Iterator[AlertEvent | dict]:
+                 embedder=None, vlm=None) -> Iterator[AlertEvent | dict]:
     """Watches `url` until duration_s passes or should_stop(); yields each AlertEvent, and a
     {"gap": [start, end]} dict per interruption, as they happen. embedder: anything with
     encode_frames(images) and embed_text(texts) (the service's ingest pool); None: the
-    configured embedder, loaded in this process."""
-    from vidsift.workers.ingest import jpeg_thumbnail
-    from vidsift.workers.stream import StreamGap, read_stream
-
+    configured embedder, loaded in this process. vlm: what verifies events (open_vlm's,
+    left running); None: opened here when alerts are given, alert.verify is set and a VLM is
+    configured (vlm.enabled), and shut down when the watch ends."""
     store = StreamStore(cfg.index.dir, name)
     started = store.started()
     if embedder is None:
@@ -222,6 +292,29 @@ def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
 
         embedder = get_embedder(cfg.embed)
     alert_vectors = embedder.embed_text(list(alerts)) if alerts else None
+    owns_vlm = vlm is None and bool(alerts) and cfg.alert.verify and cfg.vlm.enabled
+    if owns_vlm:
+        from vidsift.workers.vlm import open_vlm
+
+        vlm = open_vlm(cfg.vlm, cfg.pool)
+    if not cfg.alert.verify:
+        vlm = None
+    try:
+        yield from _watch(url, name, cfg, alerts, store, started, embedder, alert_vectors,
+                          should_stop, duration_s, vlm)
+    finally:
+        if owns_vlm:
+            vlm.shutdown()
+
+
+def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: StreamStore,
+           started: float, embedder, alert_vectors: np.ndarray | None,
+           should_stop: Callable[[], bool], duration_s: float | None,
+           vlm) -> Iterator[AlertEvent | dict]:
+    """watch_stream's loop over the stream's shards (its docstring)."""
+    from vidsift.workers.ingest import jpeg_thumbnail
+    from vidsift.workers.stream import StreamGap, read_stream
+
     deadline = None if duration_s is None else time.monotonic() + duration_s
     stop = lambda: should_stop() or (deadline is not None and time.monotonic() > deadline)  # noqa: E731
     indices = store.shard_indices()
@@ -242,8 +335,7 @@ def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
         store.drop_before(item.end - cfg.watch.retention_h * 3600)
         if alert_vectors is not None:
             for event in alert_events(store, item, np.asarray(embedded.text), alert_vectors,
-                                      alerts, thumbnails, cfg.alert.threshold,
-                                      cfg.alert.cooldown_s, 1.0 / cfg.watch.coarse_fps, started):
+                                      alerts, item.images, thumbnails, cfg, started, vlm):
                 if cfg.alert.webhook_url:  # in its own thread: retries never hold the stream
                     threading.Thread(target=post_event, daemon=True,
                                      args=(cfg.alert.webhook_url, event, cfg.alert.webhook_secret,
