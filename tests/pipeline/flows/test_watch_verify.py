@@ -100,3 +100,26 @@ def test_without_a_vlm_a_peak_over_the_running_level_raises_an_unverified_event(
     finally:
         store.close()
     assert [(e.start, e.verified, e.answer) for e in events] == [(1104.0, False, None)]
+
+
+def test_a_vlm_that_cannot_be_reached_leaves_the_event_unverified(tmp_path: Path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = load_config("default", [
+        f"index.dir={tmp_path}", "vlm.backend=openai", f"vlm.base_url=http://127.0.0.1:{port}",
+        "vlm.model=judge", "vlm.retries=0", "alert.threshold=0.5", "watch.coarse_fps=1"])
+    vlm = open_vlm(cfg.vlm, cfg.pool)
+    store = StreamStore(cfg.index.dir, "gate")
+    try:
+        shard, text = shard_scores(0, hit=4)
+        events = alert_events(store, shard, text, np.array([[1.0, 0.0]]), [ALERT],
+                              [np.zeros((48, 64, 3), np.uint8)] * 10, [b"j"] * 10, cfg,
+                              started=1000.0, vlm=vlm)
+        assert store.events() == events
+    finally:
+        store.close()
+        vlm.shutdown()
+    assert [(e.start, e.verified, e.answer) for e in events] == [(1003.0, False, None)]
