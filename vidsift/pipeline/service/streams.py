@@ -231,7 +231,7 @@ def add_stream_routes(app: FastAPI, cfg: Config, auth: list) -> None:
         return request.app.state.service.streams
 
     @app.post("/v1/streams", status_code=201, dependencies=auth,
-              responses=error_responses(401, 403, 409, 422))
+              responses=error_responses(400, 401, 403, 409, 422))
     def add_stream(body: StreamRequest, request: Request) -> dict:
         """Watch a live stream: its URL must start with one of serve.stream_urls."""
         streams = streams_of(request)
@@ -239,16 +239,18 @@ def add_stream_routes(app: FastAPI, cfg: Config, auth: list) -> None:
                     body.webhook)
         return streams.status(body.name)
 
-    @app.get("/v1/streams", dependencies=auth, responses=error_responses(401))
+    @app.get("/v1/streams", dependencies=auth, responses=error_responses(401, 422))
     def list_streams(request: Request) -> dict:
         streams = streams_of(request)
         return {"streams": [streams.status(name) for name in streams.names()]}
 
-    @app.get("/v1/streams/{name}", dependencies=auth, responses=error_responses(401, 404))
+    @app.get("/v1/streams/{name}", dependencies=auth,
+             responses=error_responses(401, 404, 422))
     def get_stream(name: str, request: Request) -> dict:
         return streams_of(request).status(name)
 
-    @app.delete("/v1/streams/{name}", dependencies=auth, responses=error_responses(401, 404))
+    @app.delete("/v1/streams/{name}", dependencies=auth,
+                responses=error_responses(401, 404, 422))
     def delete_stream(name: str, request: Request, purge: bool = False) -> dict:
         """Stops the watcher; its memory and events stay unless purge."""
         streams = streams_of(request)
@@ -256,7 +258,7 @@ def add_stream_routes(app: FastAPI, cfg: Config, auth: list) -> None:
         return {"name": name, "state": "stopped", "purged": purge}
 
     @app.get("/v1/streams/{name}/thumbnails/{file}", dependencies=auth,
-             response_class=FileWithJsonErrors, responses=error_responses(401, 404))
+             response_class=FileWithJsonErrors, responses=error_responses(401, 404, 422))
     def event_thumbnail(name: str, file: str, request: Request):
         streams = streams_of(request)
         streams.get(name)
