@@ -55,7 +55,7 @@ class Nginx:
 @contextmanager
 def nginx_serving(root: Path, work: Path) -> Iterator[Nginx]:
     """nginx on a free loopback port serving root (ranges, ETag and Last-Modified as it always
-    does), its config, logs and temp folders in work; stopped afterwards."""
+    does; under /weak/ no ETag), its config, logs and temp folders in work; stopped afterwards."""
     port = free_port()
     work.mkdir(parents=True, exist_ok=True)
     log = work / "access.log"
@@ -79,6 +79,7 @@ http {{
     listen 127.0.0.1:{port};
     root {root};
     location /private/ {{ return 403; }}  # what a server that denies the request answers
+    location /weak/ {{ etag off; }}  # Last-Modified only: no strong version to key it by
   }}
 }}
 """)

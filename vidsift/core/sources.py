@@ -14,14 +14,23 @@ Identity (source_digest): the store's own checksum where it is one of the conten
 single-part ETag, GCS's md5Hash, Azure's Content-MD5), so the same bytes under another name are
 the same video; else the object's strong version as the store reports it (S3's ETag and
 VersionId, GCS's generation, Azure's etag, a web server's strong ETag; with the size and
-Last-Modified) with the URL; a server that reports none (no ETag, or only a weak one) is read
-once through and hashed. A new version of an object is a new digest, so no stored memory of
-the old one is served for it.
+Last-Modified) with the URL. A server that reports none (no ETag, only a weak one, only
+Last-Modified) gives the digest of its bytes in pieces (pieces_digest): the object is cut into
+PIECE_BYTES pieces, each hashed with SHA-256, and the digest is the SHA-256 of the size and the
+pieces' digests in order, so it depends on the bytes alone (the same bytes at two such URLs are
+the same video; a local copy keys its memory by the SHA-256 of the whole file, as a strong
+version or a store's checksum keys another). Its pieces are hashed wherever the bytes are read
+anyway: every block a process fetches of such an object while it records (start_pieces /
+take_pieces) hashes the whole pieces inside it, so the coarse pass's shards hash what they
+decode and the driver reads only the pieces no shard fetched (hash_pieces). A new version of an
+object is a new digest, so no stored memory of the old one is served for it.
 
 Pinning (SourceInfo.pin): reads of an object opened with its SourceInfo ask for the version
-seen then: S3's VersionId (a versioned bucket; s3fs version_aware), a web server's strong ETag
-as If-Match (a changed file answers 412: SourceReadError "changed since it was probed"). So an
-object overwritten during an ingest is read at its old version or fails, never mixed.
+seen then: S3's VersionId (a versioned bucket; s3fs version_aware), GCS's generation (gcsfs
+reads that generation, also after the object was overwritten in a versioned bucket, and fails
+by name where it is gone), a web server's strong ETag as If-Match (a changed file answers 412:
+SourceReadError "changed since it was probed"). So an object overwritten during an ingest is
+read at its old version or fails, never mixed.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import base64
 import bisect
 import hashlib
 import io
+import itertools
 import re
 import threading
 from collections import OrderedDict
@@ -59,6 +69,14 @@ _settings = {"block": 1 << 20, "blocks": 16}
 _fetched: dict[str, int] = {}
 _blocks: OrderedDict[tuple[str, str, int, int], bytes] = OrderedDict()
 _fetched_lock = threading.Lock()
+
+# Objects with no strong version are hashed in pieces of this many bytes (pieces_digest): small
+# enough that the blocks a shard fetches hold nearly all of its share's pieces whole, large
+# enough that a 2-hour video's digests (32 bytes a piece) stay under a megabyte.
+PIECE_BYTES = 256 * 1024
+# URL -> the pieces this process is hashing of it (start_pieces), shared by overlapping
+# recordings of the same object.
+_recorders: dict[str, _PieceRecorder] = {}
 
 
 class SourceReadError(VideoError):
@@ -163,12 +181,20 @@ class SourceInfo:
     md5: str | None
     version: tuple[str, ...]
     pin: tuple = ()  # open_source's keyword arguments that read this version only
+    # What the store said that does not identify a version (a weak ETag, Last-Modified, the
+    # size), when it gave no strong one: a change here is a change, sameness proves nothing.
+    weak: tuple[str, ...] = ()
 
     @property
     def token(self) -> str:
         """A short string that changes whenever the object does (cache keys); "" when the store
         tells no version (then nothing of it is cached across opens)."""
         return "|".join(((f"md5={self.md5}",) if self.md5 else ()) + self.version)
+
+    @property
+    def hashed_in_pieces(self) -> bool:
+        """Whether its identity is the digest of its bytes (no checksum, no strong version)."""
+        return not self.md5 and not self.version
 
 
 def _content_md5(info: dict) -> str | None:
@@ -201,6 +227,8 @@ def _pin(url: str, info: dict) -> tuple:
     etag = str(info.get("ETag") or "")
     if protocol in ("http", "https") and etag and not etag.startswith("W/"):
         return (("headers", (("If-Match", etag),)),)
+    if protocol in ("gs", "gcs") and info.get("generation") not in (None, ""):
+        return (("generation", str(info["generation"])),)
     return ()
 
 
@@ -218,28 +246,67 @@ def stat_source(url: str) -> SourceInfo:
         raise _failure(url, exc) from None
     if info.get("type") == "directory":
         raise NotAFileError(redact(url), "a prefix, not an object")
+    return described(url, info)
+
+
+def described(url: str, info: dict) -> SourceInfo:
+    """The SourceInfo of url from what its back end's info() said of it (s3fs, gcsfs, adlfs,
+    fsspec's HTTP: each its own field names): EmptyVideoError for an empty object,
+    SourceReadError where it tells no size."""
     size = info.get("size")
     if size is None:
         raise SourceReadError(redact(url), "the server does not say how large it is")
     if int(size) == 0:
         raise EmptyVideoError(redact(url))
     weak = str(info.get("ETag", "")).startswith("W/")
-    given = [field for field in _VERSION_FIELDS
-             if info.get(field) not in (None, "", "null") and not (weak and field == "ETag")]
+    told = [field for field in _VERSION_FIELDS if info.get(field) not in (None, "", "null")]
+    given = [field for field in told if not (weak and field == "ETag")]
     version = tuple(f"{field}={info[field]}" for field in given)
     if not set(given) & set(_STRONG_FIELDS):
         version = ()
-    return SourceInfo(url=url, size=int(size), md5=_content_md5(info),
-                      version=version + (f"size={int(size)}",) if version else (),
-                      pin=_pin(url, info))
+    if _SCHEME.match(url).group(1).lower() in ("gs", "gcs") and "generation" in given:
+        # GCS: the generation is the content's version (its etag changes with the metadata too)
+        version = (f"generation={info['generation']}",)
+    sized = (f"size={int(size)}",)
+    md5 = _content_md5(info)
+    return SourceInfo(url=url, size=int(size), md5=md5,
+                      version=version + sized if version else (), pin=_pin(url, info),
+                      weak=() if version or md5 else
+                      tuple(f"{field}={info[field]}" for field in told) + sized)
+
+
+def object_versions(url: str) -> list[SourceInfo]:
+    """Every version an S3 versioned bucket keeps of url, newest first, each as stat_source
+    would describe it then (its VersionId the pin); [] for other stores and unversioned
+    buckets. Errors as stat_source's."""
+    url = normalise_url(url)
+    if _SCHEME.match(url).group(1).lower() not in ("s3", "s3a"):
+        return []
+    fs, path = _filesystem(url, version_aware=True)
+    try:
+        if not fs.is_bucket_versioned(path.split("/", 1)[0]):
+            return []
+        found = fs.object_version_info(path)
+    except Exception as exc:  # noqa: BLE001
+        raise _failure(url, exc) from None
+    key = path.split("/", 1)[1] if "/" in path else ""
+    found = [v for v in found if v.get("Key") == key and v.get("Size")]
+    found.sort(key=lambda v: v.get("LastModified") or 0, reverse=True)
+    return [described(url, {"ETag": v.get("ETag"), "VersionId": v.get("VersionId"),
+                            "LastModified": v.get("LastModified"), "size": v["Size"]})
+            for v in found]
 
 
 def _shared(url: str, version: str, fetcher):
     """fetcher(start, end) through the process's block cache, counting what is fetched."""
     def fetch(start: int, end: int) -> bytes:
-        key = (url, version, start, end)
         with _fetched_lock:
-            if key in _blocks:
+            recorder = _recorders.get(url)
+            # An object with no version token may change under the same name: its blocks are
+            # shared only within one recording of its pieces (one shard, one probe).
+            tag = version or (recorder.tag if recorder is not None else "")
+            key = (url, tag, start, end)
+            if tag and key in _blocks:
                 _blocks.move_to_end(key)
                 return _blocks[key]
         try:
@@ -248,7 +315,10 @@ def _shared(url: str, version: str, fetcher):
             raise _failure(url, exc) from None
         with _fetched_lock:
             _fetched[url] = _fetched.get(url, 0) + len(data)
-            if version:  # an object with no version token may change under the same name
+            recorder = _recorders.get(url)
+            if recorder is not None:
+                recorder.add(start, data)
+            if tag:
                 _blocks[key] = data
                 while len(_blocks) > _settings["blocks"]:
                     _blocks.popitem(last=False)
@@ -289,12 +359,7 @@ class SkippingReader(io.RawIOBase):
     def skip(self, spans) -> None:
         """Read [start, end) byte spans (any order, overlapping or not) as zeros from now on;
         an empty list fetches everything again."""
-        merged: list[list[int]] = []
-        for start, end in sorted((int(a), int(b)) for a, b in spans if b > a):
-            if merged and start <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
+        merged = _merged([[int(a), int(b)] for a, b in spans if b > a])
         self._starts, self._ends = [m[0] for m in merged], [m[1] for m in merged]
 
     def readable(self) -> bool:
@@ -347,9 +412,146 @@ def bytes_fetched() -> dict[str, int]:
         return dict(_fetched)
 
 
+def piece_span(number: int, size: int) -> tuple[int, int]:
+    """Byte span [start, end) of piece `number` of an object of `size` bytes."""
+    return number * PIECE_BYTES, min((number + 1) * PIECE_BYTES, int(size))
+
+
+def piece_count(size: int) -> int:
+    """How many PIECE_BYTES pieces an object of `size` bytes has (the last one may be short)."""
+    return -(-int(size) // PIECE_BYTES)
+
+
+def pieces_digest(size: int, digests) -> str:
+    """The content digest (SHA-256 hex) of an object of `size` bytes from its pieces' SHA-256
+    digests in order (piece i: piece_span(i, size)): SHA-256 of the line
+    b"vidsift pieces PIECE_BYTES SIZE\n" followed by the 32-byte digests. ValueError unless
+    there is exactly one digest per piece."""
+    digests = list(digests)
+    if len(digests) != piece_count(size) or any(len(d) != 32 for d in digests):
+        raise ValueError(f"{len(digests)} piece digests for {piece_count(size)} pieces")
+    whole = hashlib.sha256(f"vidsift pieces {PIECE_BYTES} {int(size)}\n".encode())
+    for digest in digests:
+        whole.update(digest)
+    return whole.hexdigest()
+
+
+# Pieces of which a process has fetched only some blocks (blocks smaller than a piece, a seek
+# into its middle) are kept until the rest come, at most this many (4 MiB at 256 KiB).
+_PARTIAL_PIECES_KEPT = 16
+_recordings = itertools.count()
+
+
+class _PieceRecorder:
+    """The pieces of one object hashed from the blocks this process fetched of it: done maps
+    piece number -> SHA-256 digest; partial holds pieces still missing some bytes."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.users = int(size), 1
+        self.tag = f"recording {next(_recordings)}"  # its blocks' cache key (_shared)
+        self.done: dict[int, bytes] = {}
+        self.partial: OrderedDict[int, tuple[bytearray, list[list[int]]]] = OrderedDict()
+
+    def add(self, start: int, data: bytes) -> None:
+        """Bytes [start, start + len(data)) of the object, as fetched."""
+        end = min(start + len(data), self.size)
+        view = memoryview(data)
+        for number in range(start // PIECE_BYTES, (end - 1) // PIECE_BYTES + 1 if end > start else 0):
+            if number in self.done:
+                continue
+            first, last = piece_span(number, self.size)
+            if start <= first and last <= end:  # the whole piece in this block
+                self.done[number] = hashlib.sha256(view[first - start: last - start]).digest()
+                self.partial.pop(number, None)
+                continue
+            low, high = max(first, start), min(last, end)
+            buffer, spans = self.partial.pop(number, None) or (bytearray(last - first), [])
+            buffer[low - first: high - first] = view[low - start: high - start]
+            spans = _merged(spans + [[low - first, high - first]])
+            if spans == [[0, last - first]]:
+                self.done[number] = hashlib.sha256(buffer).digest()
+                continue
+            self.partial[number] = (buffer, spans)
+            while len(self.partial) > _PARTIAL_PIECES_KEPT:
+                self.partial.popitem(last=False)
+
+
+def _merged(spans: list[list[int]]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for low, high in sorted(spans):
+        if out and low <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], high)
+        else:
+            out.append([low, high])
+    return out
+
+
+def start_pieces(url: str, size: int) -> None:
+    """From now until take_pieces(url), hash the whole pieces of every block this process
+    fetches of url (an object of `size` bytes) from its server (a block served from the
+    process's cache was hashed when it was fetched)."""
+    url = normalise_url(url)
+    with _fetched_lock:
+        if url in _recorders:
+            _recorders[url].users += 1
+        else:
+            _recorders[url] = _PieceRecorder(size)
+
+
+def take_pieces(url: str) -> dict[int, bytes]:
+    """The piece digests (piece number -> SHA-256 digest) hashed of url since start_pieces and
+    not taken yet; ends that recording."""
+    url = normalise_url(url)
+    with _fetched_lock:
+        recorder = _recorders.get(url)
+        if recorder is None:
+            return {}
+        taken, recorder.done = recorder.done, {}
+        recorder.users -= 1
+        if recorder.users <= 0:
+            del _recorders[url]
+        return taken
+
+
+# The driver reads the pieces no shard fetched in requests of at most this many bytes.
+_GAP_READ_BYTES = 8 << 20
+
+
+def hash_pieces(info: SourceInfo, have: dict[int, bytes] | None = None) -> str:
+    """pieces_digest of the object info describes, from the piece digests `have` (hashed where
+    they were read: the coarse pass's shards) and the other pieces, read here by byte ranges
+    (runs of missing pieces, _GAP_READ_BYTES a request, counted in bytes_fetched)."""
+    have = dict(have or {})
+    count = piece_count(info.size)
+    missing = [n for n in range(count) if n not in have]
+    if missing:
+        per_request = max(1, _GAP_READ_BYTES // PIECE_BYTES)
+        runs: list[list[int]] = []
+        for number in missing:
+            if runs and number == runs[-1][-1] + 1 and len(runs[-1]) < per_request:
+                runs[-1].append(number)
+            else:
+                runs.append([number])
+        handle = open_info(info)
+        try:
+            for run in runs:
+                start, end = piece_span(run[0], info.size)[0], piece_span(run[-1], info.size)[1]
+                data = memoryview(handle.cache.fetcher(start, end))
+                if len(data) != end - start:
+                    raise SourceReadError(redact(info.url), f"bytes {start}-{end - 1}: "
+                                          f"{len(data)} bytes came of {end - start}")
+                for number in run:
+                    low, high = piece_span(number, info.size)
+                    have[number] = hashlib.sha256(data[low - start: high - start]).digest()
+        finally:
+            handle.close()
+    return pieces_digest(info.size, (have[n] for n in range(count)))
+
+
 def source_digest(url: str | SourceInfo) -> str:
     """SHA-256 hex identifying the object's content (see the module's docstring): from its
-    checksum or version when the store gives one, else of its bytes, read once. url: a URL
+    checksum or version when the store gives one, else its pieces_digest, the object read once
+    by byte ranges here (an ingest has its shards hash it instead: hash_pieces). url: a URL
     (asked of its store) or what stat_source said of it."""
     info = url if isinstance(url, SourceInfo) else stat_source(url)
     if info.md5:
@@ -357,11 +559,7 @@ def source_digest(url: str | SourceInfo) -> str:
     elif info.version:
         key = "\n".join((info.url, *info.version))
     else:
-        digest = hashlib.sha256()
-        with open_source(info.url) as handle:
-            for block in iter(lambda: handle.read(_settings["block"]), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return hash_pieces(info)
     return hashlib.sha256(key.encode()).hexdigest()
 
 

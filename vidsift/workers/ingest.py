@@ -99,11 +99,13 @@ class SpeechShard:
 
 @dataclass(slots=True)
 class ShardResult:
-    """What one shard gave: its coarse frames (None when only its speech was asked for) and its
-    recognised speech (None when not asked for)."""
+    """What one shard gave: its coarse frames (None when only its speech was asked for), its
+    recognised speech (None when not asked for), and for a remote video with no strong version
+    the digests of the pieces it fetched whole (core.sources.take_pieces; None otherwise)."""
 
     frames: CoarseFrames | None
     heard: Heard | None
+    pieces: dict[int, bytes] | None = None
 
 
 def asr_on_embed_actors(ingest: IngestConfig, speech: SpeechConfig) -> bool:
@@ -235,13 +237,25 @@ class DecodeActor(_Listener):
         and only times, vectors, text, JPEG thumbnails and transcript lines leave this process.
         scan: a remote video's scan made by the driver (core.probe.remember_scan), so this
         actor reads only its shard's byte ranges, of the version the driver scanned
-        (core.probe.pinned)."""
+        (core.probe.pinned); one with no strong version has the pieces of every block this
+        actor fetches hashed on the way (core.sources.start_pieces), returned with the result,
+        so the driver hashes the object without reading it again."""
+        from vidsift.core import sources
         from vidsift.core.probe import pinned, remember_scan
 
+        source = scan.source if scan is not None else None
         if scan is not None:
             remember_scan(scan, self.cfg.decode.max_pixels)
-        with pinned(scan):
-            return self._shard(path, start, end, embedders, first, frames, speech)
+        hashing = source is not None and source.hashed_in_pieces
+        if hashing:
+            sources.start_pieces(source.url, source.size)
+        try:
+            with pinned(scan):
+                result = self._shard(path, start, end, embedders, first, frames, speech)
+        finally:
+            pieces = sources.take_pieces(source.url) if hashing else None
+        result.pieces = pieces
+        return result
 
     def _shard(self, path: str, start: float, end: float, embedders: list, first: int,
                frames: bool, speech: SpeechShard | None) -> ShardResult:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidsift.core.config import Config
-from vidsift.core.media import content_hash, find_videos
+from vidsift.core.media import find_videos
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def index_videos(
     from vidsift.index.clip_index import ClipIndex
     from vidsift.index.memory import MemoryStore
     from vidsift.index.store import NO_SPEECH
-    from vidsift.pipeline.flows.ingest import ingest_videos
+    from vidsift.pipeline.flows.ingest import ingest_videos, known_digest
 
     started = time.perf_counter()
     videos = find_videos(paths)
@@ -139,12 +139,14 @@ def index_videos(
     speech = cfg.speech.key() if cfg.speech.enabled else NO_SPEECH  # what clips_record makes
     with ClipIndex(cfg.index.dir, cfg.index, embedder=cfg.embed.space_id) as index:
         todo = []
+        memories = MemoryStore(cfg.index.dir)
         for path in videos:
             try:
                 if check is not None:
                     check(path)
                 check_video(path)  # a file that is no video fails here, before the pool starts
-                made_with = index.indexed_speech(content_hash(path))
+                digest = known_digest(path, memories)  # None: a first ingest hashes it
+                made_with = index.indexed_speech(digest) if digest else None
             except Exception as exc:  # noqa: BLE001 - reported below like any failed video
                 summary.failed.append((path, str(exc)))
                 notify(IndexEvent("failed", path, _done(summary), total, error=str(exc)))

@@ -53,7 +53,7 @@ class _InFlight:
     recognised), so the driver holds one shard at a time; their speech (text) waits in `heard`.
     transcript: what subtitles gave, to be completed by the shards' speech (None: no speech)."""
 
-    digest: str
+    digest: str | None
     info: object
     shards: list[tuple[float, float]]
     stage: object | None
@@ -62,6 +62,10 @@ class _InFlight:
     heard: dict = field(default_factory=dict)
     done: set = field(default_factory=set)
     failed: bool = False
+    # A remote video with no strong version on its first ingest: digest is None until its
+    # pieces' digests (hashed by the driver's probe and every shard) make it (_finish).
+    source: object | None = None
+    pieces: dict | None = None
 
     def discard(self) -> None:
         if self.stage is not None:
@@ -100,27 +104,38 @@ def ingest_videos(
                 # A remote video is asked about once: its digest, probe and shards are of that
                 # version (core.sources.SourceInfo; the actors read it pinned).
                 source = sources.stat_source(path) if sources.is_url(path) else None
-                digest = sources.source_digest(source) if source else content_hash(path)
-                memory = store.get(digest, key)
-                info = memory.info if memory is not None else probe(
-                    path, max_pixels=cfg.decode.max_pixels, source=source)
-                transcript, needs_asr = _known_transcript(path, digest, info, cfg, transcripts)
-                if memory is not None and not needs_asr:
-                    notify(IngestProgress(path, 1, 1, reused=True))
-                    memory.transcript = transcript
-                    ready.append((path, memory))
-                    continue
-                shards = plan_shards(info.keyframe_times, info.start_time, info.end_time, shard_s)
-                # A remote video's scan (its header, read by the probe above) goes with its
-                # shards, so each actor reads only its shard's byte ranges.
-                scan = (scan_video(path, cfg.decode.max_pixels, source)
-                        if memory is None and source else None)
+                hashing = source is not None and not _seen_unchanged(store, source)
+                if hashing:  # the probe's reads and the shards' hash it: digest at the end
+                    digest, memory = None, None
+                    sources.start_pieces(source.url, source.size)
+                else:
+                    digest = sources.source_digest(source) if source else content_hash(path)
+                    memory = store.get(digest, key)
+                try:
+                    info = memory.info if memory is not None else probe(
+                        path, max_pixels=cfg.decode.max_pixels, source=source)
+                    transcript, needs_asr = _known_transcript(path, digest, info, cfg,
+                                                              transcripts)
+                    if memory is not None and not needs_asr:
+                        notify(IngestProgress(path, 1, 1, reused=True))
+                        memory.transcript = transcript
+                        ready.append((path, memory))
+                        continue
+                    shards = plan_shards(info.keyframe_times, info.start_time, info.end_time,
+                                         shard_s)
+                    # A remote video's scan (its header, read by the probe above) goes with its
+                    # shards, so each actor reads only its shard's byte ranges.
+                    scan = (scan_video(path, cfg.decode.max_pixels, source)
+                            if memory is None and source else None)
+                finally:
+                    pieces = sources.take_pieces(source.url) if hashing else None
             except (VidsiftError, OSError, ValueError) as exc:
                 ready.append((path, exc))
                 continue
             flights[path] = _InFlight(digest, info, shards,
-                                      store.stage(digest, key) if memory is None else None,
-                                      memory, transcript)
+                                      store.stage(digest or STAGING, key)
+                                      if memory is None else None,
+                                      memory, transcript, source=source, pieces=pieces)
             notify(IngestProgress(path, 0, len(shards)))
             last = len(shards) - 1
             for number, (start, end) in enumerate(shards):
@@ -152,6 +167,8 @@ def ingest_videos(
                 continue
             if outcome.heard is not None:
                 flight.heard[task.tag] = outcome.heard
+            if flight.pieces is not None and outcome.pieces:
+                flight.pieces.update(outcome.pieces)
             flight.done.add(task.tag)
             del outcome
             notify(IngestProgress(task.path, len(flight.done), len(flight.shards)))
@@ -178,14 +195,14 @@ def _known_transcript(path: str, digest: str, info, cfg: Config,
 
     if not cfg.speech.enabled:
         return None, False
-    stored = transcripts.get(digest, cfg.speech.key())
+    stored = transcripts.get(digest, cfg.speech.key()) if digest else None
     if stored is not None:
         return stored, False
     transcript, needs_asr = subtitles_first(path, cfg.speech)
     if needs_asr and not info.has_audio:
         transcript.warnings.append(f"{path}: no audio track")
         needs_asr = False
-    if not needs_asr:
+    if not needs_asr and digest:  # digest None: stored once the shards have made it (_finish)
         store_transcript(transcript, digest, cfg, transcripts)
     return transcript, needs_asr
 
@@ -195,8 +212,13 @@ def _finish(path: str, flight: _InFlight, cfg: Config, key: str, store,
     from vidsift.workers.ingest import release_freed_memory
     from vidsift.workers.speech import add_heard
 
+    from vidsift.core import sources
+
     order = range(len(flight.shards))
     try:
+        hashed = flight.pieces is not None
+        if hashed:  # the pieces no shard fetched are read now (gaps between their ranges)
+            flight.digest = sources.hash_pieces(flight.source, flight.pieces)
         memory = flight.memory
         if memory is None:
             if flight.stage.frame_count(order) == 0:
@@ -205,14 +227,77 @@ def _finish(path: str, flight: _InFlight, cfg: Config, key: str, store,
                                       flight.stage, order)
         if flight.heard:
             add_heard(flight.transcript, path, cfg.speech, [flight.heard[i] for i in order])
+        if flight.heard or (hashed and flight.transcript is not None):
             store_transcript(flight.transcript, flight.digest, cfg, transcripts)
+        if flight.source is not None and flight.source.hashed_in_pieces:
+            _remember_seen(store, flight.source)
         memory.transcript = flight.transcript
         return memory
-    except OSError as exc:  # a full or read-only index dir fails this video, not the run
+    except (OSError, VidsiftError) as exc:  # a full index dir, a gap that cannot be read
         return exc
     finally:
         flight.discard()
         release_freed_memory()  # the write's buffers
+
+
+# Where a video whose digest is not known yet collects its shards (MemoryStore.stage); they are
+# copied under the digest once it is made.
+STAGING = "0" * 64
+
+
+def _seen_path(store, url: str):
+    import hashlib
+
+    return store.root / "sources" / f"{hashlib.sha256(url.encode()).hexdigest()}.json"
+
+
+def _seen_unchanged(store, source) -> bool:
+    """Whether a remote video's memory must be looked up by reading it whole to hash it first.
+
+    An object whose store gives a checksum or a strong version is looked up by it (no read):
+    True. One with none (core.sources.SourceInfo.hashed_in_pieces) is keyed by the digest of
+    its bytes, which only a read gives. The rule: where this store has ingested the URL before
+    and the store says of it now what it said then (SourceInfo.weak: a weak ETag,
+    Last-Modified, the size), it is likely unchanged, so it is read once and hashed
+    (source_digest) and its memory looked up: a re-ask of an unchanged object reads it once and
+    decodes nothing; one changed with the same validators is then decoded, read a second time.
+    Otherwise (never ingested here, or its validators changed: it changed) there is no memory
+    to find under its new bytes but by chance, so it is decoded at once and hashed by the probe
+    and the shards as they read it (the first ingest reads it once): False."""
+    if not source.hashed_in_pieces:
+        return True
+    import json
+
+    try:
+        seen = json.loads(_seen_path(store, source.url).read_text())
+    except (OSError, ValueError):
+        return False
+    return seen.get("weak") == list(source.weak)
+
+
+def known_digest(path: str, store) -> str | None:
+    """content_hash of path, or None for a remote video with no strong version that `store`
+    has not ingested as it is now described (_seen_unchanged): hashing that one here would read
+    it once more than its ingest, which hashes it as it decodes it."""
+    from vidsift.core import sources
+
+    if sources.is_url(path):
+        source = sources.stat_source(path)
+        return sources.source_digest(source) if _seen_unchanged(store, source) else None
+    return content_hash(path)
+
+
+def _remember_seen(store, source) -> None:
+    """Note that this store has ingested source's URL, as its store described it (for
+    _seen_unchanged)."""
+    import json
+
+    from vidsift.core.files import write_atomic
+    from vidsift.core.sources import redact
+
+    path = _seen_path(store, source.url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps({"url": redact(source.url), "weak": list(source.weak)}))
 
 
 def ingest_one(path: str, cfg: Config, pool, store,
