@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vidsift.core.config import Config
 from vidsift.core.errors import VideoNotFoundError
 from vidsift.core.media import VIDEO_EXTENSIONS
+from vidsift.core.sources import SourceInfo
 from vidsift.pipeline.service.errors import (
     RANGE_HEADER,
     ApiError,
@@ -27,11 +28,15 @@ from vidsift.pipeline.service.web.media import (
     MediaTickets,
     NotMediaError,
     TicketError,
+    VersionChangedError,
+    VersionGoneError,
     byte_range,
     media_type,
     name_of,
+    playing_version,
     remote_chunks,
     servable_video,
+    still_readable,
 )
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -53,6 +58,8 @@ PAGE_HEADERS = {
 class TicketRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(..., min_length=1, max_length=4096)
+    # A remote video's memory (its content_hash, /v1/videos): the ticket plays that version.
+    content_hash: str | None = Field(None, pattern="^[0-9a-f]{64}$")
 
 
 def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
@@ -68,20 +75,26 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
         except VideoNotFoundError:
             raise ApiError(404, f"{path}: no such video") from None
 
-    def video_response(service, path: str | Path, range_header: str | None = None) -> Response:
+    def video_response(service, path: str | Path | SourceInfo,
+                       range_header: str | None = None) -> Response:
         # It answers Range requests itself: 206 with Content-Range, or 416 for a range that
-        # starts past the end of the file.
-        video = checked_video(service, path)
+        # starts past the end of the file. A SourceInfo: that version of a remote video.
+        video = checked_video(service, path.url if isinstance(path, SourceInfo) else path)
         if isinstance(video, str):
-            return remote_response(video, range_header)
+            return remote_response(path if isinstance(path, SourceInfo) else video, range_header)
         return FileWithJsonErrors(video, media_type=media_type(video),
                             headers={"Cache-Control": "private, max-age=3600"})
 
-    def remote_response(url: str, range_header: str | None) -> Response:
-        """A video behind a URL, proxied: the Range asked for, read from the store by ranges."""
+    def remote_response(video: str | SourceInfo, range_header: str | None) -> Response:
+        """A video behind a URL, proxied: the Range asked for, read from the store by ranges,
+        of one version (a ticket's: 412 where it changed and the store keeps no old one)."""
         from vidsift.core.sources import stat_source
 
-        info = stat_source(url)
+        try:
+            info = still_readable(video) if isinstance(video, SourceInfo) else stat_source(video)
+        except VersionChangedError as exc:
+            raise ApiError(412, str(exc)) from None
+        url = info.url
         try:
             wanted = byte_range(range_header, info.size)
         except ValueError:
@@ -91,7 +104,7 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
                    "Cache-Control": "private, max-age=3600"}
         if wanted is not None:
             headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
-        return StreamingResponse(remote_chunks(info.url, info.token, first, last),
+        return StreamingResponse(remote_chunks(info, first, last),
                                  status_code=206 if wanted is not None else 200,
                                  media_type=media_type(name_of(url)), headers=headers)
 
@@ -137,11 +150,19 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
         return video_response(request.app.state.service, path, request.headers.get("range"))
 
     @app.post("/v1/media/tickets", dependencies=auth,
-              responses=error_responses(400, 401, 403, 404, 422))
+              responses=error_responses(400, 401, 403, 404, 409, 422))
     def media_ticket(body: TicketRequest, request: Request) -> dict:
         """A URL that streams one video for TICKET_TTL_S: what a <video src> can use, since it
-        cannot send the API key header."""
+        cannot send the API key header. A remote video's ticket plays one version: the one
+        its store holds now, or with content_hash the one that memory was made from (409 when
+        the store no longer has it)."""
         video = checked_video(request.app.state.service, body.path)
+        if isinstance(video, str):
+            try:
+                ticket, expires = tickets.issue(playing_version(video, body.content_hash))
+            except VersionGoneError as exc:
+                raise ApiError(409, str(exc)) from None
+            return {"path": video, "url": f"/v1/media/t/{ticket}", "expires_at": expires}
         ticket, expires = tickets.issue(video)
         return {"path": str(video), "url": f"/v1/media/t/{ticket}", "expires_at": expires}
 
