@@ -191,10 +191,10 @@ def main() -> None:
 
     from vidsift.core.config import load_config
     from vidsift.pipeline.plan.evidence import (
-        TextEvidence,
-        distinct_texts,
         frame_relevance,
+        on_screen_texts,
         plan_evidence,
+        text_relevance,
     )
     from vidsift.core.probe import probe
     from vidsift.workers.decode import get_decoder
@@ -227,9 +227,9 @@ def main() -> None:
     coarse_s, embed_s = coarse_runs[median_run], embed_runs[median_run]
     times = np.array([f.pts for f in frames])
     queries = embedder.embed_text([n.question for n in needles])
-    # as ask plans: each distinct on-screen text scored on its own, put on the fused scale
-    frame_text, texts = distinct_texts(embedded.descriptions)
-    on_screen = TextEvidence(frame_text, embedder.embed_text(texts)) if texts else None
+    # as ask plans: each distinct on-screen text scored on its own, put on the fused scale, and
+    # each picture apart from the text fused into it
+    on_screen = on_screen_texts(embedded.descriptions, embedder.embed_text)
 
     recall: dict[str, dict[str, float]] = {}
     plan_s: list[float] = []
@@ -260,20 +260,26 @@ def main() -> None:
 
     # Where does a miss come from? coarse: a coarse frame inside the needle at all; embedder: the
     # best such frame's relevance rank among all coarse frames (1 = the question's top frame).
+    # scored: the relevance the plan ranks by (fused vectors, each text on its own, each picture
+    # apart from its text: plan.evidence.text_relevance), the rank of the best frame inside
     diagnostics = []
     for i, (needle, query) in enumerate(zip(needles, queries)):
         relevance = frame_relevance(embedded.text, query)
+        scored = (relevance if on_screen is None else text_relevance(
+            relevance, on_screen, query, reference=relevance, fused_vectors=embedded.text))
         inside = np.flatnonzero((times >= needle.start) & (times <= needle.end))
-        rank = None
+        rank = scored_rank = None
         if inside.size:
             best = inside[np.argmax(relevance[inside])]
             rank = int((relevance > relevance[best]).sum()) + 1
+            scored_rank = int((scored > scored[inside].max()).sum()) + 1
         diagnostics.append({
             **needle.__dict__,
             "coarse_frames_inside": int(inside.size),
             "best_inside_description": embedded.descriptions[best] if inside.size else None,
             "best_inside_relevance": round(float(relevance[best]), 3) if inside.size else None,
             "relevance_rank": rank,
+            "scored_rank": scored_rank,
             "top_relevance": round(float(relevance.max()), 3),
             "balanced_hit_at_16": hits["balanced"]["16"][i],
         })
@@ -320,7 +326,8 @@ def main() -> None:
           f" = {ratio}")
     for d in diagnostics:
         print(f"  {d['start']:7.1f}-{d['end']:6.1f} {d['kind']:5} inside={d['coarse_frames_inside']}"
-              f" rank={d['relevance_rank']} hit16={d['balanced_hit_at_16']} :: {d['question']}")
+              f" rank={d['relevance_rank']}/{d['scored_rank']}"
+              f" hit16={d['balanced_hit_at_16']} :: {d['question']}")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 

@@ -17,7 +17,7 @@ from vidsift.core.types import Peak, TokenSet
 from vidsift.core.vision import VISION_SPECS, VisionSpec
 from vidsift.pipeline.plan.budget import frame_grids, get_budget_policy, split_budget
 from vidsift.pipeline.plan.chapters import parse_description
-from vidsift.pipeline.plan.matching import matched
+from vidsift.pipeline.plan.matching import matched, picture_scores, text_parts
 from vidsift.pipeline.plan.selection import find_peaks, get_selector, several_moments
 
 
@@ -114,10 +114,19 @@ class TextEvidence:
     (sentence against sentence: a frame's fused vector mixes its text with its labels, which
     blurs a question asked in other words). frame_text: (N,) int, per coarse frame the row of
     `vectors` holding its text, -1 where it shows none; vectors: (T, Dt) unit vectors of the T
-    distinct texts in the question's space."""
+    distinct texts in the question's space. frame_read, read_vectors: the same per frame for
+    the texts as OCR read them (before plan.words respaced them: what the embedder fused into
+    the frame's vector), or None; with them a frame's picture is scored on its own too
+    (plan.matching.picture_scores)."""
 
     frame_text: np.ndarray
     vectors: np.ndarray
+    frame_read: np.ndarray | None = None
+    read_vectors: np.ndarray | None = None
+    # (P,) the text (row of vectors) each part belongs to, (P, Dt) the parts' vectors
+    # (plan.matching.text_parts: a sign's name and value apart); a text scores its best
+    part_text: np.ndarray | None = None
+    part_vectors: np.ndarray | None = None
 
 
 def distinct_texts(descriptions) -> tuple[np.ndarray, list[str]]:
@@ -136,15 +145,43 @@ def distinct_texts(descriptions) -> tuple[np.ndarray, list[str]]:
     return frame_text, list(rows)
 
 
+def on_screen_texts(descriptions, embed_text) -> TextEvidence | None:
+    """A memory's on-screen texts as plan_evidence scores them: each distinct text respaced
+    (distinct_texts), its parts (plan.matching.text_parts) and each text as OCR read it,
+    embedded in one embed_text call (list[str] -> (n, Dt) unit rows), a string that recurs
+    once. None where no frame shows text."""
+    frame_text, texts = distinct_texts(descriptions)
+    if not texts:
+        return None
+    rows: dict[str, int] = {}
+    frame_read = np.full(len(descriptions), -1, dtype=np.int64)
+    for i, description in enumerate(descriptions):
+        read = parse_description(description)[1] if description else ""
+        if read:
+            frame_read[i] = rows.setdefault(read, len(rows))
+    parts = [(row, part) for row, text in enumerate(texts) for part in text_parts(text)]
+    every = list(dict.fromkeys(texts + [part for _, part in parts] + list(rows)))
+    vectors = dict(zip(every, np.asarray(embed_text(every), dtype=np.float32)))
+    dim = len(vectors[texts[0]])
+    return TextEvidence(
+        frame_text, np.stack([vectors[t] for t in texts]), frame_read,
+        np.stack([vectors[t] for t in rows]), np.array([row for row, _ in parts], dtype=np.int64),
+        np.array([vectors[part] for _, part in parts], dtype=np.float32).reshape(-1, dim))
+
+
 def text_relevance(
     relevance: np.ndarray, texts: TextEvidence, query_vector: np.ndarray,
-    reference: np.ndarray | None = None,
+    reference: np.ndarray | None = None, fused_vectors: np.ndarray | None = None,
 ) -> np.ndarray:
     """(N,) relevance, each frame that shows text raised to its text's own similarity to the
     question when that is the better match (both are cosines to the same question vector).
     reference: (N',) scores whose scale the texts' similarities are put on first
     (plan.matching.matched, over the T distinct texts: a text far above the other texts counts
-    as far above the frames), or None: raw cosines."""
+    as far above the frames), or None: raw cosines. A text with parts (texts.part_vectors)
+    scores its best part or itself. fused_vectors: (N, Dt) the frames' fused
+    vectors; with them and texts.read_vectors a frame that shows text is raised to its picture's
+    own similarity too (plan.matching.picture_scores: unrelated text in view does not bury a
+    picture that answers)."""
     raised = np.asarray(relevance, dtype=np.float64).copy()
     frame_text = np.asarray(texts.frame_text)
     if len(frame_text) != len(raised):
@@ -152,9 +189,19 @@ def text_relevance(
     shown = frame_text >= 0
     if shown.any() and len(texts.vectors):
         similarity = frame_relevance(texts.vectors, query_vector)
+        if texts.part_vectors is not None and len(texts.part_vectors):
+            np.maximum.at(similarity, texts.part_text,
+                          frame_relevance(texts.part_vectors, query_vector))
         if reference is not None:
             similarity = matched(similarity, reference)
         raised[shown] = np.maximum(raised[shown], similarity[frame_text[shown]])
+    if fused_vectors is not None and texts.read_vectors is not None:
+        read = np.flatnonzero(np.asarray(texts.frame_read) >= 0)
+        if len(read):
+            picture = picture_scores(np.asarray(fused_vectors)[read],
+                                     texts.read_vectors[np.asarray(texts.frame_read)[read]],
+                                     query_vector)
+            raised[read] = np.maximum(raised[read], picture)
     return raised
 
 
@@ -202,9 +249,10 @@ def plan_evidence(
     video's transcript segments in the question's space; the frames around a segment that
     matches the question are raised to its similarity (speech_relevance). None: pixels only.
     texts: the frames' on-screen texts embedded on their own; with selection.sentence_match a
-    frame scores the better of its fused vector and its text (text_relevance), and the texts'
-    and the lines' similarities are put on the fused scores' scale first (plan.matching: each
-    kind standardised over its own texts or lines, so a strong text match wins). question: its
+    frame scores the best of its fused vector, its text and (texts.read_vectors given) its
+    picture alone (text_relevance), and the texts' and the lines' similarities are put on the
+    fused scores' scale first (plan.matching: each kind standardised over its own texts or
+    lines, so a strong text match wins). question: its
     words say whether it is about several moments (selection.several_moments): then
     selection.counting_peaks relevance peaks are anchored first, else selection.max_peaks
     (selection.find_peaks states the rule).
@@ -229,11 +277,14 @@ def plan_evidence(
         order = np.argsort(times, kind="stable")
         times, visual, text_vectors = times[order], visual[order], text_vectors[order]
         if texts is not None:
-            texts = TextEvidence(np.asarray(texts.frame_text)[order], texts.vectors)
+            texts = dataclasses.replace(
+                texts, frame_text=np.asarray(texts.frame_text)[order],
+                frame_read=None if texts.frame_read is None else np.asarray(texts.frame_read)[order])
     if len(times):
         fused = relevance = frame_relevance(text_vectors, query_vector)
         if texts is not None and selection.sentence_match and query_vector is not None:
-            relevance = text_relevance(relevance, texts, query_vector, reference=fused)
+            relevance = text_relevance(relevance, texts, query_vector, reference=fused,
+                                       fused_vectors=text_vectors)
         if speech is not None and len(speech.spans) and query_vector is not None:
             said = frame_relevance(speech.vectors, query_vector)
             if selection.sentence_match:

@@ -5,7 +5,9 @@ text bridge: what a text query can match in a frame, embedded by all-MiniLM-L6-v
   - the frame's top ImageNet labels, as the probability-weighted mean of their MiniLM vectors;
   - on-screen text read by rapidocr, where a cheap text-likelihood test says there may be some.
   The frame's text vector is the normalized sum of the two parts, so a query matching either
-  scores the frame. Honest limits: labels and OCR, not open-vocabulary vision.
+  scores the frame (plan.matching.picture_scores recovers the labels' part from it and the
+  text's vector: change the two together). Honest limits: labels and OCR, not open-vocabulary
+  vision.
 
 OCR is the expensive part (100-500 ms per frame on 2 cores), so it only runs where it pays:
 frames whose text_strokes() likelihood is under cfg.ocr_gate skip it, and a frame showing the
