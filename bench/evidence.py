@@ -30,6 +30,7 @@ scoring and planning. "before" is also what search did before sentence matching.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -196,8 +197,7 @@ def main() -> None:
     )
     from vidsift.pipeline.plan.evidence import (
         SpeechEvidence,
-        TextEvidence,
-        distinct_texts,
+        on_screen_texts,
         plan_evidence,
     )
     from vidsift.workers.decode import get_decoder
@@ -230,8 +230,7 @@ def main() -> None:
     speech = SpeechEvidence(spans, embedder.embed_text([s.text for s in lines]),
                             reach_s=cfg.selection.max_coarse_gap_s / 2)
     started = time.perf_counter()
-    frame_text, texts = distinct_texts(embedded.descriptions)
-    on_screen = TextEvidence(frame_text, embedder.embed_text(texts))
+    on_screen = on_screen_texts(embedded.descriptions, embedder.embed_text)
     texts_s = time.perf_counter() - started
 
     methods = {
@@ -298,7 +297,8 @@ def main() -> None:
     long_text = np.tile(embedded.text, (copies, 1))
     long_speech = SpeechEvidence(np.concatenate([spans + k * step for k in range(copies)]),
                                  np.tile(speech.vectors, (copies, 1)), speech.reach_s)
-    long_texts = TextEvidence(np.tile(frame_text, copies), on_screen.vectors)
+    long_texts = dataclasses.replace(on_screen, frame_text=np.tile(on_screen.frame_text, copies),
+                                     frame_read=np.tile(on_screen.frame_read, copies))
     plan_s = []
     for _ in range(5):
         started = time.perf_counter()
@@ -321,8 +321,10 @@ def main() -> None:
                             for name in methods},
         "search_top1": {name: {kind: share(kind, f"search_{name}") for kind in kinds}
                         for name in ("now", "before")},
-        "on_screen_texts": {"distinct": len(texts), "embed_once_s": round(texts_s, 3),
-                            "frames_with_text": int((frame_text >= 0).sum())},
+        "on_screen_texts": {"distinct": len(on_screen.vectors),
+                            "distinct_as_read": len(on_screen.read_vectors),
+                            "embed_once_s": round(texts_s, 3),
+                            "frames_with_text": int((on_screen.frame_text >= 0).sum())},
         "plan_2h_memory_s": {"frames": len(long_times), "median": round(float(np.median(plan_s)), 4),
                              "runs": [round(s, 4) for s in plan_s]},
         "machine": {"cpu_cores": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
@@ -347,7 +349,7 @@ def main() -> None:
               f" peaks={sum(p['covered'] for p in row['now_peaks'])}/{len(row['now_peaks'])}"
               f" :: {row['question']} (read: {row['read_inside']})")
     print(f"plan of a 2-hour memory ({len(long_times)} frames): {result['plan_2h_memory_s']['median']} s;"
-          f" {len(texts)} distinct on-screen texts embedded in {texts_s:.2f} s")
+          f" {len(on_screen.vectors)} distinct on-screen texts embedded in {texts_s:.2f} s")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 

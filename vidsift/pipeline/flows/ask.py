@@ -291,9 +291,9 @@ class Asker:
         from vidsift.pipeline.plan.evidence import VideoEvidence, plan_across_videos
         from vidsift.pipeline.flows.ingest import ingest_videos
 
+        query_vector = self._rewritten(cfg, question, query_vector, timer)
         with timer.stage("retrieve"):
             hits = self._retrieve_across(query_vector, allow_video)
-        query_vector = self._rewritten(cfg, question, query_vector, timer)
         by_video: dict[str, list] = {}
         for hit in hits:
             by_video.setdefault(hit.video, []).append(hit)
@@ -532,6 +532,7 @@ class Asker:
         info, frames = memory.info, memory.frames
         with timer.stage("embed_query"):
             query_vector = self.pool.embed_text([question])[0]
+        query_vector = self._rewritten(cfg, question, query_vector, timer)
         retrieved: list[dict] = []
         keep = np.ones(len(frames), dtype=bool)
         if use_index:
@@ -541,7 +542,6 @@ class Asker:
                     cfg.selection.max_anchors, cfg.selection.counting_peaks
                     if several_moments(question) else cfg.selection.max_peaks))
             keep = _inside_clips(frames.times, [(h["start"], h["end"]) for h in retrieved])
-        query_vector = self._rewritten(cfg, question, query_vector, timer)
         spoken = self._speech(cfg, video, memory, query_vector, timer)
         if spoken is not None and not keep.all():
             # the transcript retrieves too: its best lines' moments join the retrieved clips
@@ -557,7 +557,8 @@ class Asker:
         with timer.stage("embed_query"):  # the question's and, once, the on-screen texts
             texts = self._on_screen_texts(cfg, memory)
         if texts is not None:
-            texts = dataclasses.replace(texts, frame_text=texts.frame_text[rows])
+            texts = dataclasses.replace(texts, frame_text=texts.frame_text[rows],
+                                        frame_read=texts.frame_read[rows])
         with timer.stage("plan"):
             token_set = plan_evidence(
                 frames.times[rows], frames.embeddings.visual[rows], frames.embeddings.text[rows],
@@ -571,37 +572,36 @@ class Asker:
     def _rewritten(self, cfg: Config, question: str, query_vector: np.ndarray,
                    timer: _Timer) -> np.ndarray:
         """With selection.rewrite and a VLM configured: (1 + P, Dt) the question's vector and
-        its P phrases' (flows.rewrite: the literal words likely on screen or said, cached per
-        question), each frame, text and line then scoring its best match among them; the
-        phrases go into AskResult.plan. Else (or when the model gives none) query_vector."""
+        its P phrases' (flows.rewrite.rewritten_query: the literal words likely on screen or
+        said, cached per question), each clip retrieved, frame, text and line then scoring its
+        best match among them; the phrases go into AskResult.plan. Else (or when the model
+        gives none) query_vector."""
         if not (cfg.selection.rewrite and cfg.vlm.enabled):
             return query_vector
-        from vidsift.pipeline.flows.rewrite import rewrite_question
+        from vidsift.pipeline.flows.rewrite import rewritten_query
 
         with timer.stage("rewrite"):
-            phrases, cached = rewrite_question(cfg, question, lambda: self.vlm)
-            timer.plan["rewrite"] = {"phrases": phrases, "cached": cached}
-            if not phrases:
-                return query_vector
-            vectors = np.asarray(self.pool.embed_text(phrases), dtype=np.float32)
-        return np.vstack([np.asarray(query_vector, dtype=np.float32).reshape(1, -1), vectors])
+            rows, timer.plan["rewrite"] = rewritten_query(
+                cfg, question, query_vector, self.pool.embed_text, lambda: self.vlm)
+        return rows
 
     def _on_screen_texts(self, cfg: Config, memory: VideoMemory) -> TextEvidence | None:
         """The memory's on-screen texts (the "text: ..." of its frames' descriptions), each
-        distinct text embedded on its own by the pool's text embedder, for the plan to score
-        sentence against sentence; None with selection.sentence_match off or no text shown.
+        distinct text embedded on its own by the pool's text embedder (respaced, and as OCR
+        read it: plan.evidence.on_screen_texts), for the plan to score sentence against
+        sentence and each picture apart from its text; None with selection.sentence_match off
+        or no text shown.
         Embedded at question time, once per (content, embedder space) in this Asker: a caption
         held on screen is one text, so even a 2-hour memory has few, and the memory format
         stays as it is."""
         if not cfg.selection.sentence_match:
             return None
-        from vidsift.pipeline.plan.evidence import TextEvidence, distinct_texts
+        from vidsift.pipeline.plan.evidence import on_screen_texts
 
         key = (memory.content_hash, cfg.embed.space_id)
         if key not in self._texts:
-            frame_text, texts = distinct_texts(memory.frames.embeddings.descriptions)
-            self._texts[key] = TextEvidence(frame_text, np.asarray(
-                self.pool.embed_text(texts), dtype=np.float32)) if texts else None
+            self._texts[key] = on_screen_texts(memory.frames.embeddings.descriptions,
+                                               self.pool.embed_text)
             while len(self._texts) > TEXT_CACHE_VIDEOS:
                 del self._texts[next(iter(self._texts))]
         return self._texts[key]

@@ -295,37 +295,60 @@ def _sentence_vectors(texts: list[str], space: str, embed_text):
     return np.stack([known[t] for t in texts])
 
 
+def _search_rows(index, rows, visual, k: int, videos):
+    """index.search for each row of a (M, Dt) text query (a question and its rewrite's
+    phrases: plan.rewrite), each clip keeping its best row's hit; ClipHits best first, k of
+    them. One row is index.search as it is."""
+    if rows is None or len(rows) == 1:
+        return index.search(text=None if rows is None else rows[0], visual=visual, k=k,
+                            videos=videos)
+    best: dict[int, object] = {}
+    for row in rows:
+        for hit in index.search(text=row, visual=visual, k=k, videos=videos):
+            if hit.clip_id not in best or hit.score > best[hit.clip_id].score:
+                best[hit.clip_id] = hit
+    return sorted(best.values(), key=lambda h: (-h.score, h.clip_id))[:k]
+
+
 def match_clips(index, cfg: Config, k: int, text=None, visual=None, videos=None,
                 embed_text=None):
-    """The k clips of an open ClipIndex best matching a text-space query vector, a visual one,
-    or both; ClipHits best first. With selection.sentence_match and embed_text (list[str] ->
-    (n, D) unit rows, the embedder's), a clip's text score is the better of its fused text
-    vector's and its best own text's (clip_sentences: a frame's on-screen text, its speech)
-    cosine to the query, that one put on the fused scores' scale (plan.matching.matched over
-    the clips with texts: a text far above the other clips' counts as far above): every clip of the videos searched (default all) is scored so, since a
-    question in other words can miss in the fused vectors, and the scores are fused as
-    index.search fuses them (visual_weight). Else index.search alone. The texts' vectors are embedded once
-    per process (SENTENCE_CACHE_TEXTS)."""
+    """The k clips of an open ClipIndex best matching a text-space query, a visual one, or
+    both; ClipHits best first. text: (Dt,) the question's vector, or (M, Dt) rows (the question
+    and its rewrite's phrases, flows.rewrite.rewritten_query): a clip scores its best row. With
+    selection.sentence_match and embed_text (list[str] -> (n, D) unit rows, the embedder's), a
+    clip's text score is the better of its fused text vector's and its best own text's
+    (clip_sentences: a frame's on-screen text, its speech; a text with parts,
+    plan.matching.text_parts, its best part's or its own) cosine to the query, that one put on
+    the fused scores' scale (plan.matching.matched over the clips with texts: a text far above
+    the other clips' counts as far above): every clip of the videos searched (default all) is
+    scored so, since a question in other words can miss in the fused vectors, and the scores
+    are fused as index.search fuses them (visual_weight). Else index.search alone. The texts'
+    vectors are embedded once per process (SENTENCE_CACHE_TEXTS)."""
     import numpy as np
 
-    if text is None or embed_text is None or not cfg.selection.sentence_match:
-        return index.search(text=text, visual=visual, k=k, videos=videos)
+    rows = None
+    if text is not None:
+        rows = np.atleast_2d(np.asarray(text, dtype=np.float32))
+        # new arrays: text may be read-only (Ray's object store)
+        rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    if rows is None or embed_text is None or not cfg.selection.sentence_match:
+        return _search_rows(index, rows, visual, k, videos)
     indexed = index.videos()
     if videos is None:
         videos = [v.content_hash for v in indexed]
     if not videos:
         return []
-    hits = index.search(text=text, visual=visual, k=max(k, sum(v.clips for v in indexed)),
-                        videos=videos)
-    sentences = [clip_sentences(hit.text) for hit in hits]
+    hits = _search_rows(index, rows, visual, max(k, sum(v.clips for v in indexed)), videos)
+    from vidsift.pipeline.plan.matching import matched, text_parts
+
+    # each text, and each of its parts (a sign's name and value apart: plan.matching.text_parts)
+    sentences = [[part for sentence in clip_sentences(hit.text)
+                  for part in (sentence, *text_parts(sentence))] for hit in hits]
     flat = [s for group in sentences for s in group]
     if not flat:
         return hits[:k]
-    query = np.asarray(text, dtype=np.float32).reshape(-1)
-    query = query / max(float(np.linalg.norm(query)), 1e-12)  # a new array: text may be read-only
-    from vidsift.pipeline.plan.matching import matched
-
-    similarity = iter(_sentence_vectors(flat, cfg.embed.space_id, embed_text) @ query)
+    similarity = iter((_sentence_vectors(flat, cfg.embed.space_id, embed_text) @ rows.T)
+                      .max(axis=1))
     best = np.array([max((float(next(similarity)) for _ in group), default=-np.inf)
                      for group in sentences])
     own = np.isfinite(best)
@@ -348,11 +371,16 @@ def search_clips(
     videos: Sequence[str] | None = None,
     embedder=None,
     image=None,
+    vlm=None,
 ):
     """The k clips of the index at cfg.index.dir best matching a text query, a query image
     ((H, W, 3) uint8 RGB, searched in the index's visual space), or both (fused by
     index.visual_weight); ClipHit list, best first, a text query matched as match_clips does
-    (the clips' own texts too). videos: restrict to these video paths or content hashes."""
+    (the clips' own texts too). With selection.rewrite and a VLM configured, the query's
+    literal words (flows.rewrite.rewritten_query, cached per query as ask caches them) score
+    beside it. vlm: a zero-argument callable giving the VLM to ask on a cache miss (a
+    service's); by default one is opened then and shut down after. videos: restrict to these
+    video paths or content hashes."""
     from vidsift.core.errors import ClipIndexError
     from vidsift.index.clip_index import ClipIndex
 
@@ -361,8 +389,37 @@ def search_clips(
     with ClipIndex(cfg.index.dir, cfg.index, readonly=True, embedder=cfg.embed.space_id) as index:
         embedder = embedder or shared_embedder(cfg)
         text_vector = embedder.embed_text([query])[0] if query else None
+        if text_vector is not None:
+            text_vector = _rewritten_query(cfg, query, text_vector, embedder.embed_text, vlm)
         visual_vector = embedder.embed_images([image])[0] if image is not None else None
         resolved = [str(Path(v).expanduser().resolve()) if Path(v).expanduser().exists() else v
                     for v in videos] if videos else None
         return match_clips(index, cfg, k, text=text_vector, visual=visual_vector,
                            videos=resolved, embed_text=embedder.embed_text)
+
+
+def _rewritten_query(cfg: Config, query: str, text_vector, embed_text, vlm):
+    """rewritten_query's rows for a search, the VLM lent (vlm) or opened on a cache miss only
+    and shut down after."""
+    if not (cfg.selection.rewrite and cfg.vlm.enabled):
+        return text_vector
+    from vidsift.pipeline.flows.rewrite import rewritten_query
+
+    opened = []
+
+    def model():
+        if vlm is not None:
+            return vlm()
+        from vidsift.workers.vlm import open_vlm
+
+        opened.append(open_vlm(cfg.vlm, cfg.pool))
+        return opened[-1]
+
+    try:
+        rows, said = rewritten_query(cfg, query, text_vector, embed_text, model)
+    finally:
+        for backend in opened:
+            backend.shutdown()
+    log.info("search %r: rewritten as %s%s", query, said["phrases"],
+             " (cached)" if said["cached"] else "")
+    return rows

@@ -50,3 +50,22 @@ def rewrite_question(cfg: Config, question: str, vlm) -> tuple[list[str], bool]:
     write_atomic(path, json.dumps({"question": question, "model": str(cfg.vlm.model),
                                    "answer": answer, "phrases": phrases}, indent=1))
     return phrases, False
+
+
+def rewritten_query(cfg: Config, question: str, query_vector, embed_text, vlm):
+    """The question's vector and, with selection.rewrite and a VLM configured, its phrases'
+    (rewrite_question: cached per question): ((1 + P, Dt) float32 rows, question first, or the
+    (Dt,) query_vector as it was when rewriting is off or the model gave none; {phrases, cached}
+    or None when off). embed_text: list[str] -> (n, Dt) unit rows (the same embedder as
+    query_vector's); vlm: as rewrite_question takes it. One rule for ask (its plan and its
+    retrieval) and search, so each scores a frame, a text or a clip by its best row."""
+    import numpy as np
+
+    if not (cfg.selection.rewrite and cfg.vlm.enabled):
+        return query_vector, None
+    phrases, cached = rewrite_question(cfg, question, vlm)
+    if not phrases:
+        return query_vector, {"phrases": phrases, "cached": cached}
+    vectors = np.asarray(embed_text(phrases), dtype=np.float32)
+    rows = np.vstack([np.asarray(query_vector, dtype=np.float32).reshape(1, -1), vectors])
+    return rows, {"phrases": phrases, "cached": cached}

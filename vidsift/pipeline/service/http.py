@@ -590,7 +590,8 @@ def create_app(cfg: Config) -> FastAPI:
         index_dir = Path(cfg.index.dir).expanduser().resolve()
         wanted = k
         while True:
-            found = search_clips(query, cfg, k=wanted, image=image)
+            found = search_clips(query, cfg, k=wanted, image=image,  # the asker's VLM rewrites
+                                 vlm=lambda: service.asker.vlm)
             readable = [hit for hit in found if service.may_read(hit.video)]
             if len(readable) >= k or len(found) < wanted:
                 break
