@@ -8,6 +8,12 @@ handed over, so a shard reads only its byte ranges), in this process, one after 
 (median of --runs), the ratio to the local file (goal: within 1.3x on loopback) and the bytes
 read from the server per video against the file's size; writes bench/results/remote.json.
 
+nginx_weak is the same file served with no ETag (Last-Modified only: no strong version), so its
+identity is the digest of its bytes: each shard hashes the pieces it fetches
+(core.sources.start_pieces, as a decode actor does) and the pieces no shard fetched are read
+after (hash_pieces: hash_bytes); hash_whole_bytes is what hashing it ahead of the coarse pass,
+the way before, reads (source_digest); before_bytes_per_size that plus the probe and the pass.
+
     .venv/bin/python bench/remote.py [--video ../shared/data/bbb.mp4] [--runs 1]
 
 Needs nginx (make nginx) and the test extra (moto[server], s3fs).
@@ -32,9 +38,10 @@ from tests.remote_stores import moto_s3, nginx_serving, s3_client  # noqa: E402
 MAX_SIDE, MAX_GAP_S, FILL_FPS = 448, 2.0, 1.0
 
 
-def coarse_pass(video: str, shard_minutes: float) -> tuple[float, float, int, int, int]:
+def coarse_pass(video: str, shard_minutes: float) -> tuple[float, float, int, int, int, dict]:
     """(probe seconds, coarse seconds, frames, bytes the probe read, bytes the coarse pass
-    read) of the video, shard by shard (bytes: from a server; 0 for a file)."""
+    read, the pieces hashed) of the video, shard by shard (bytes: from a server; 0 for a
+    file; pieces: of a remote video with no strong version, else {})."""
     from vidsift.core import probe as probing
     from vidsift.core import sources
 
@@ -52,8 +59,21 @@ def coarse_pass(video: str, shard_minutes: float) -> tuple[float, float, int, in
 
     probing._cached_scan.cache_clear()
     probing._REMOTE_SCANS.clear()
+    source = sources.stat_source(video) if sources.is_url(video) else None
+    hashing = source is not None and source.hashed_in_pieces
+    pieces: dict = {}
+
+    def recorded(run):  # as ingest's driver and DecodeActor.shard record such an object
+        if not hashing:
+            return run()
+        sources.start_pieces(source.url, source.size)
+        try:
+            return run()
+        finally:
+            pieces.update(sources.take_pieces(source.url))
+
     started = time.perf_counter()
-    info = probing.probe(video)
+    info = recorded(lambda: probing.probe(video))
     probed = time.perf_counter() - started
     probe_bytes = fetched()
     decoder = get_decoder("pyav", threads=1)
@@ -63,9 +83,36 @@ def coarse_pass(video: str, shard_minutes: float) -> tuple[float, float, int, in
     for start, end in plan_shards(keys, info.start_time, info.end_time, shard_minutes * 60):
         # as a decode actor does (DecodeActor._pieces): the shard in ~PIECE_S keyframe pieces
         inside = keys[(keys > start) & (keys < end)]
-        for lo, hi in plan_shards(inside, start, end, PIECE_S):
-            frames += len(decoder.coarse(video, MAX_SIDE, MAX_GAP_S, FILL_FPS, start=lo, end=hi))
-    return probed, time.perf_counter() - started, frames, probe_bytes, fetched() - probe_bytes
+
+        def shard(start=start, end=end, inside=inside) -> int:
+            return sum(len(decoder.coarse(video, MAX_SIDE, MAX_GAP_S, FILL_FPS, start=lo, end=hi))
+                       for lo, hi in plan_shards(inside, start, end, PIECE_S))
+
+        frames += recorded(shard)
+    return (probed, time.perf_counter() - started, frames, probe_bytes,
+            fetched() - probe_bytes, pieces)
+
+
+def weak_hash(url: str, pieces: dict, size: int, read: int) -> dict:
+    """The digest of a video with no strong version from the pieces its probe and shards
+    hashed plus the pieces they did not fetch, against hashing it whole first (the way
+    before); read: the bytes the probe and the coarse pass read."""
+    from vidsift.core import sources
+
+    def fetched() -> int:
+        return sources.bytes_fetched().get(url, 0)
+
+    info = sources.stat_source(url)
+    before, started = fetched(), time.perf_counter()
+    digest = sources.hash_pieces(info, pieces)
+    gaps, gap_s = fetched() - before, time.perf_counter() - started
+    before, started = fetched(), time.perf_counter()
+    whole = sources.source_digest(info)
+    whole_bytes, whole_s = fetched() - before, time.perf_counter() - started
+    return {"pieces": sources.piece_count(size), "pieces_hashed_by_shards": len(pieces),
+            "hash_bytes": gaps, "hash_s": round(gap_s, 3), "digest_matches": digest == whole,
+            "hash_whole_bytes": whole_bytes, "hash_whole_s": round(whole_s, 3),
+            "before_bytes_per_size": round((whole_bytes + read) / size, 3)}
 
 
 def main() -> None:
@@ -82,28 +129,36 @@ def main() -> None:
                      "sources": {}}
     with tempfile.TemporaryDirectory(prefix="vsbench") as work:
         served = Path(work) / "served"
-        served.mkdir()
+        (served / "weak").mkdir(parents=True)  # nginx serves /weak/ with no ETag
         os.symlink(video, served / video.name)
+        os.symlink(video, served / "weak" / video.name)
         with moto_s3() as endpoint, nginx_serving(served, Path(work) / "nginx") as web:
             s3 = s3_client(endpoint)
             s3.create_bucket(Bucket="bench")
             s3.upload_file(str(video), "bench", video.name)
             urls = {"local": str(video), "s3": f"s3://bench/{video.name}",
-                    "nginx": web.url + video.name}
+                    "nginx": web.url + video.name, "nginx_weak": f"{web.url}weak/{video.name}"}
             for name, url in urls.items():
                 probes, passes = [], []
                 for _ in range(args.runs):
-                    probed, decoded, frames, probe_read, coarse_read = coarse_pass(
+                    probed, decoded, frames, probe_read, coarse_read, pieces = coarse_pass(
                         url, args.shard_minutes)
                     probes.append(probed)
                     passes.append(decoded)
-                results["sources"][name] = {
+                if name == "nginx_weak":
+                    results["sources"][name] = weak_hash(url, pieces, size,
+                                                         probe_read + coarse_read)
+                else:
+                    results["sources"][name] = {}
+                results["sources"][name] |= {
                     "probe_s": round(statistics.median(probes), 3),
                     "coarse_s": round(statistics.median(passes), 3),
                     "frames": frames, "probe_bytes": probe_read, "coarse_bytes": coarse_read,
                     "coarse_bytes_per_size": round(coarse_read / size, 3),
                     "probe_bytes_per_size": round(probe_read / size, 4),
-                    "total_bytes_per_size": round((probe_read + coarse_read) / size, 3),
+                    "total_bytes_per_size": round(
+                        (probe_read + coarse_read + results["sources"][name].get("hash_bytes", 0))
+                        / size, 3),
                 }
     local = results["sources"]["local"]
     for name, row in results["sources"].items():
@@ -113,6 +168,12 @@ def main() -> None:
               f"{row['coarse_s']:7.2f} s ({row['coarse_vs_local']:.2f}x local)  frames "
               f"{row['frames']}  read: probe {row['probe_bytes'] / 1e6:6.1f} MB, coarse "
               f"{row['coarse_bytes'] / 1e6:6.1f} MB ({row['coarse_bytes_per_size']:.2f}x the file)")
+        if "hash_bytes" in row:
+            print(f"       hashed while read: {row['pieces_hashed_by_shards']}/{row['pieces']} "
+                  f"pieces, then {row['hash_bytes'] / 1e6:.1f} MB of gaps: "
+                  f"{row['total_bytes_per_size']:.2f}x the file in all (hashing it whole "
+                  f"first: {row['before_bytes_per_size']:.2f}x); digests equal: "
+                  f"{row['digest_matches']}")
     out = ROOT / "bench/results/remote.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
