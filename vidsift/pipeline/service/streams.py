@@ -12,8 +12,9 @@ Routes (registered by add_stream_routes):
   GET    /v1/streams/{name}/events                            -> Server-Sent Events: every
          stored alert event (after Last-Event-ID, header or ?last_event_id), then each new one
   GET    /v1/streams/{name}/thumbnails/{file}                 -> an event's best frame (JPEG)
-A status: {name, url, alerts, webhook, state: running|stopped|failed, error, shards, events,
-last_shard_end (wall-clock s), lag_s (now minus it, while running), gaps: [[start, end], ...]}.
+A status: {name, url (no user name, password or query values), alerts, webhook, state:
+running|stopped|failed, error, shards, events, last_shard_end (wall-clock s), lag_s (now minus
+it, while running), gaps: [[start, end], ...]}.
 A stream URL must start with one of serve.stream_urls (else 403): a client cannot make the
 server open a file or a host it was not told to watch.
 """
@@ -37,6 +38,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from vidsift.core.config import Config
+from vidsift.core.sources import redact
 from vidsift.pipeline.flows.watch import AlertEvent, StreamStore
 from vidsift.pipeline.service.errors import ApiError, FileWithJsonErrors, error_responses
 from vidsift.workers.stream import PROTOCOLS
@@ -204,7 +206,8 @@ class Streams:
             last = store.last_shard_end()
             running = watcher.running
             return {
-                "name": name, "url": watcher.url, "alerts": watcher.alerts,
+                # no user name or password, no query values (a token): pages and logs show it
+                "name": name, "url": redact(watcher.url), "alerts": watcher.alerts,
                 "webhook": watcher.webhook,
                 "state": "running" if running else "failed" if watcher.error else "stopped",
                 "error": watcher.error, "shards": len(store.shard_indices()),

@@ -117,8 +117,13 @@ def add_web_routes(app: FastAPI, cfg: Config, auth: list) -> None:
 
     @app.get("/v1/info", dependencies=auth, responses=error_responses(401, 422))
     def info(request: Request) -> dict:
-        """What the page needs to know: the media roots (the folders it may index)."""
-        return {"media_roots": [str(root) for root in request.app.state.service.roots.roots]}
+        """What the page needs to know: the media roots (the folders it may index) and the
+        URL prefixes of the streams it may watch (serve.stream_urls, credentials redacted)."""
+        from vidsift.core.sources import redact
+
+        return {"media_roots": [str(root) for root in request.app.state.service.roots.roots],
+                "stream_urls": [redact(prefix) if "@" in prefix or "?" in prefix else prefix
+                                for prefix in cfg.serve.stream_urls]}
 
     @app.get("/v1/videos", dependencies=auth, responses=error_responses(400, 401, 422))
     def videos(request: Request) -> dict:

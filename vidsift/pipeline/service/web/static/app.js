@@ -1,5 +1,5 @@
 // The vidsift page: search (words and/or a photo), play a clip, ask, summarize, index, follow
-// jobs, download clips and chapters.
+// jobs, download clips and chapters, watch live streams and see their alerts as they happen.
 // Every request goes to the JSON API with the key in the X-API-Key header. Every text that came
 // from a video (names, OCR, captions, answers, errors naming files) is set with textContent and
 // never parsed as HTML; the page's Content-Security-Policy forbids inline script besides.
@@ -574,6 +574,250 @@ async function refreshJobs() {
   }
 }
 
+// ---- live streams ----------------------------------------------------------------------------
+
+// Server-Sent Events, parsed as the HTML standard's EventSource does: lines end with CRLF, LF or
+// CR; `field: value` (one space after the colon dropped); a line starting with ':' is a comment;
+// a blank line dispatches the data lines gathered since the last one (joined with "\n"); `id`
+// sets the last event id (kept by events with no data too), `retry` the reconnection delay.
+// Returns feed(text): give it the decoded text as it arrives, in chunks of any size.
+function sseParser(onMessage, onRetry) {
+  let buffer = "";
+  let data = [];
+  let type = "";
+  let lastId = null;
+  function line(text) {
+    if (text === "") {
+      if (data.length) onMessage({ id: lastId, event: type || "message", data: data.join("\n") });
+      data = [];
+      type = "";
+      return;
+    }
+    if (text.startsWith(":")) return;
+    const colon = text.indexOf(":");
+    const field = colon < 0 ? text : text.slice(0, colon);
+    let value = colon < 0 ? "" : text.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "data") data.push(value);
+    else if (field === "event") type = value;
+    else if (field === "id" && !value.includes("\0")) lastId = value;
+    else if (field === "retry" && /^\d+$/.test(value)) onRetry(Number(value));
+  }
+  return (text) => {
+    buffer += text;
+    for (;;) {
+      const end = buffer.search(/[\r\n]/);
+      // A CR as the last character may be the first half of a CRLF: wait for what follows.
+      if (end < 0 || (buffer[end] === "\r" && end === buffer.length - 1)) return;
+      const size = buffer[end] === "\r" && buffer[end + 1] === "\n" ? 2 : 1;
+      const piece = buffer.slice(0, end);
+      buffer = buffer.slice(end + size);
+      line(piece);
+    }
+  };
+}
+
+// A stream's events, live: GET /v1/streams/NAME/events read with fetch (an EventSource cannot
+// send the key header), reconnecting after a drop with Last-Event-ID (the last event shown, so
+// none comes twice and none is missed), waiting the service's `retry` delay doubled per failed
+// try, 30 s at most. One stream is followed at a time.
+const MAX_EVENTS_SHOWN = 200;
+let eventsFeed = null; // {name, abort: AbortController, lastId, retryMs}
+
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}
+
+function wallClock(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour12: false });
+}
+
+function eventItem(event) {
+  const item = el("li", { className: "event", dataset: { id: String(event.id) } });
+  const when = `${wallClock(event.start)} - ${wallClock(event.end)}`;
+  const verdict = event.verified
+    ? `verified${event.answer ? `: ${event.answer}` : ""}`
+    : event.answer ? `not confirmed: ${event.answer}` : "not verified";
+  item.append(
+    thumbnail(item, event.thumbnail, `${event.alert}, ${when}`),
+    el("div", { className: "event-text" }, [
+      el("span", { className: "name", text: event.alert }),
+      el("time", { className: "time", datetime: new Date(event.start * 1000).toISOString(),
+        text: when }),
+      el("span", { className: "score", text: `score ${Number(event.score).toFixed(3)}` }),
+      el("span", { className: "verdict", text: verdict }),
+    ]));
+  return item;
+}
+
+function showEvent(feed, event) {
+  const list = $("stream-events");
+  list.prepend(eventItem(event));
+  while (list.children.length > MAX_EVENTS_SHOWN) {
+    releaseThumbnails(list.lastElementChild);
+    list.lastElementChild.remove();
+  }
+  const shown = list.children.length;
+  setStatus($("events-status"), `live: ${shown} event${shown === 1 ? "" : "s"} of ${feed.name}`);
+}
+
+async function readEvents(feed, response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const feedText = sseParser((message) => {
+    if (message.id !== null) feed.lastId = message.id;
+    if (message.event === "alert") showEvent(feed, JSON.parse(message.data));
+  }, (ms) => { feed.retryMs = ms; });
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    feedText(decoder.decode(value, { stream: true }));
+  }
+}
+
+async function followEvents(name) {
+  stopEvents();
+  const feed = { name, abort: new AbortController(), lastId: null, retryMs: 2000 };
+  eventsFeed = feed;
+  const list = $("stream-events");
+  for (const item of list.children) releaseThumbnails(item);
+  list.replaceChildren();
+  $("events-title").textContent = `Events of ${name}`;
+  $("events-panel").hidden = false;
+  const status = $("events-status");
+  setStatus(status, `connecting to ${name}...`);
+  for (let failures = 0; eventsFeed === feed;) {
+    try {
+      const headers = { Accept: "text/event-stream" };
+      if (feed.lastId !== null) headers["Last-Event-ID"] = feed.lastId;
+      const response = await api(`/v1/streams/${encodeURIComponent(name)}/events`,
+        { headers, signal: feed.abort.signal, cache: "no-store" });
+      failures = 0;
+      if (!list.children.length) setStatus(status, `live: no events of ${name} yet`);
+      await readEvents(feed, response);
+    } catch (error) {
+      if (eventsFeed !== feed) return;
+      // No key, or no such stream (forgotten): retrying would not help.
+      if (error.status === 401 || error.status === 404) {
+        setStatus(status, `${name}: ${error.message}`, true);
+        return;
+      }
+      failures += 1;
+    }
+    if (eventsFeed !== feed) return;
+    const delay = Math.min(30000, feed.retryMs * 2 ** Math.max(0, failures - 1));
+    setStatus(status, `${name}: connection lost, reconnecting in ${Math.round(delay / 1000)} s`);
+    await sleep(delay, feed.abort.signal);
+  }
+}
+
+function stopEvents() {
+  if (eventsFeed) eventsFeed.abort.abort();
+  eventsFeed = null;
+}
+
+function lagText(stream) {
+  const parts = [];
+  if (stream.lag_s !== null && stream.lag_s !== undefined) parts.push(`${stream.lag_s.toFixed(1)} s`);
+  if (stream.gaps && stream.gaps.length) {
+    const missed = stream.gaps.reduce((sum, [a, b]) => sum + Math.max(0, b - a), 0);
+    parts.push(`${stream.gaps.length} gap${stream.gaps.length === 1 ? "" : "s"} (${missed.toFixed(0)} s)`);
+  }
+  return parts.join(", ") || "-";
+}
+
+async function streamAction(name, purge) {
+  const status = $("stream-status");
+  try {
+    await api(`/v1/streams/${encodeURIComponent(name)}${purge ? "?purge=true" : ""}`,
+      { method: "DELETE" });
+    if (purge && eventsFeed && eventsFeed.name === name) {
+      stopEvents();
+      $("events-panel").hidden = true;
+    }
+    setStatus(status, purge ? `${name} forgotten, its memory and events deleted` : `${name} stopped`);
+  } catch (error) {
+    setStatus(status, `${name}: ${error.message}`, true);
+  }
+  refreshStreams();
+}
+
+function streamRow(stream) {
+  const name = stream.name;
+  const actions = [el("button", {
+    type: "button", className: "show-events", text: "events",
+    "aria-label": `Show the events of ${name}`, onclick: () => followEvents(name),
+  })];
+  if (stream.state === "running") {
+    actions.push(el("button", { type: "button", className: "stop", text: "stop",
+      "aria-label": `Stop watching ${name}`, onclick: () => streamAction(name, false) }));
+  } else {
+    actions.push(el("button", { type: "button", className: "forget", text: "forget",
+      "aria-label": `Forget ${name} and delete its memory and events`,
+      onclick: () => streamAction(name, true) }));
+  }
+  const row = el("tr", { dataset: { stream: name, state: stream.state } }, [
+    el("td", { className: "name", text: name }),
+    el("td", { className: "what", text: stream.url }),
+    el("td", { className: "stream-state", text: stream.state, title: stream.error || "" }),
+    el("td", { className: "lag", text: lagText(stream) }),
+    el("td", { className: "event-count", text: String(stream.events) }),
+    el("td", {}, actions),
+  ]);
+  if (stream.error) row.cells[2].append(el("span", { className: "error", text: ` ${stream.error}` }));
+  const headers = $("streams").tHead.rows[0].cells;
+  [...row.cells].forEach((cell, n) => { cell.dataset.label = headers[n].textContent; });
+  return row;
+}
+
+let streamsTimer = null;
+
+async function refreshStreams() {
+  clearTimeout(streamsTimer);
+  try {
+    const { streams } = await apiJson("/v1/streams");
+    const body = $("streams").tBodies[0];
+    // Redrawn only when something changed, so a focused button stays focused.
+    const drawn = JSON.stringify(streams.map((s) => [s.name, s.url, s.state, s.error, lagText(s), s.events]));
+    if (body.dataset.drawn !== drawn) {
+      const focused = document.activeElement && body.contains(document.activeElement)
+        ? document.activeElement.getAttribute("aria-label") : null;
+      body.replaceChildren(...streams.map(streamRow));
+      body.dataset.drawn = drawn;
+      if (focused) {
+        const again = [...body.querySelectorAll("button")].find((b) => b.getAttribute("aria-label") === focused);
+        if (again) again.focus();
+      }
+    }
+    const running = streams.some((s) => s.state === "running");
+    streamsTimer = setTimeout(refreshStreams, running ? 2000 : 15000);
+  } catch (error) {
+    if (error.status !== 401) streamsTimer = setTimeout(refreshStreams, 15000);
+  }
+}
+
+async function watchStream(event) {
+  event.preventDefault();
+  const status = $("stream-status");
+  const name = $("stream-name").value.trim();
+  const alerts = $("stream-alerts").value.split("\n").map((a) => a.trim()).filter(Boolean);
+  $("stream-button").disabled = true;
+  try {
+    await postJson("/v1/streams", { url: $("stream-url").value.trim(), name, alerts });
+    setStatus(status, `watching ${name}`);
+    followEvents(name);
+  } catch (error) {
+    setStatus(status, error.message, true);
+  } finally {
+    $("stream-button").disabled = false;
+  }
+  refreshStreams();
+}
+
+
 // ---- start-up --------------------------------------------------------------------------------
 
 async function loadVideos() {
@@ -594,8 +838,12 @@ async function start() {
     $("media-roots").replaceChildren(...info.media_roots.map((root) => el("option", { value: root })));
     // Named beside the field, not as its placeholder: a path there reads as already filled in.
     setStatus($("index-hint"), `Media roots: ${info.media_roots.join(", ")} (a relative path is taken from the first)`);
+    setStatus($("stream-hint"), info.stream_urls && info.stream_urls.length
+      ? `This service may watch URLs starting with: ${info.stream_urls.join(", ")}`
+      : "This service may watch no stream (serve.stream_urls is empty)");
     await loadVideos();
     await refreshJobs();
+    await refreshStreams();
   } catch (error) {
     setStatus(status, error.status === 401 ? "this service needs its API key" : error.message, true);
   }
@@ -630,6 +878,7 @@ function init() {
   $("summary-form").addEventListener("submit", summarize);
   $("index-form").addEventListener("submit", indexFolder);
   $("upload-form").addEventListener("submit", uploadVideo);
+  $("stream-form").addEventListener("submit", watchStream);
   start();
 }
 
