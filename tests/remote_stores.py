@@ -106,12 +106,22 @@ def moto_s3(env: dict | None = None) -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     saved = dict(os.environ)
     os.environ.update(s3_environment(endpoint))
+    _forget_s3_clients()
     try:
         yield endpoint
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        _forget_s3_clients()
         server.stop()
+
+
+def _forget_s3_clients() -> None:
+    """Drop s3fs's cached filesystems: one made while another moto server ran (another test
+    module's) would still talk to that server's endpoint."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def s3_environment(endpoint: str) -> dict[str, str]:
