@@ -22,13 +22,13 @@ the same video; a local copy keys its memory by the SHA-256 of the whole file, a
 version or a store's checksum keys another). Its pieces are hashed wherever the bytes are read
 anyway: every block a process fetches of such an object while it records (start_pieces /
 take_pieces) hashes the whole pieces inside it, so the coarse pass's shards hash what they
-decode and the driver reads only the pieces no shard fetched (hash_pieces). A new version of an
-object is a new digest, so no stored memory of the old one is served for it.
+decode and the driver reads only the pieces no shard fetched (hash_pieces); such an object's
+blocks are shared between opens within one recording only (it may change under its name). A
+new version of an object is a new digest, so no stored memory of the old one is served for it.
 
 Pinning (SourceInfo.pin): reads of an object opened with its SourceInfo ask for the version
 seen then: S3's VersionId (a versioned bucket; s3fs version_aware), GCS's generation (gcsfs
-reads that generation, also after the object was overwritten in a versioned bucket, and fails
-by name where it is gone), a web server's strong ETag as If-Match (a changed file answers 412:
+sends it with every range request), a web server's strong ETag as If-Match (a changed file answers 412:
 SourceReadError "changed since it was probed"). So an object overwritten during an ingest is
 read at its old version or fails, never mixed.
 """
