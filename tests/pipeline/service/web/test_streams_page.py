@@ -137,8 +137,8 @@ def test_its_events_are_replayed_then_shown_live_with_thumbnails(page, stream_si
     assert names == ["a blue van", "a red car"]
     assert one(page, "#stream-events .event .verdict").text == "not verified"
     assert one(page, "#events-status").text == "live: 2 events of gate"
-    # the list's count follows (it is refreshed every 15 s with nothing running; an action
-    # refreshes it at once: the refused start below)
+    # the list's count follows: every 30 s with nothing running, at once after an action (the
+    # refused start below)
 
 
 def test_the_form_names_a_refused_url_and_the_section_fits_a_phone(page, shots):

@@ -660,8 +660,13 @@ function showEvent(feed, event) {
     releaseThumbnails(list.lastElementChild);
     list.lastElementChild.remove();
   }
-  const shown = list.children.length;
-  setStatus($("events-status"), `live: ${shown} event${shown === 1 ? "" : "s"} of ${feed.name}`);
+  setStatus($("events-status"), liveText(feed));
+}
+
+function liveText(feed) {
+  const shown = $("stream-events").children.length;
+  return shown ? `live: ${shown} event${shown === 1 ? "" : "s"} of ${feed.name}`
+    : `live: no events of ${feed.name} yet`;
 }
 
 async function readEvents(feed, response) {
@@ -696,7 +701,7 @@ async function followEvents(name) {
       const response = await api(`/v1/streams/${encodeURIComponent(name)}/events`,
         { headers, signal: feed.abort.signal, cache: "no-store" });
       failures = 0;
-      if (!list.children.length) setStatus(status, `live: no events of ${name} yet`);
+      setStatus(status, liveText(feed));
       await readEvents(feed, response);
     } catch (error) {
       if (eventsFeed !== feed) return;
@@ -792,10 +797,12 @@ async function refreshStreams() {
         if (again) again.focus();
       }
     }
+    // Often while one runs (its lag and count move), seldom while all are stopped, not at all
+    // with none: the page's own actions refresh the list.
     const running = streams.some((s) => s.state === "running");
-    streamsTimer = setTimeout(refreshStreams, running ? 2000 : 15000);
+    if (streams.length) streamsTimer = setTimeout(refreshStreams, running ? 2000 : 30000);
   } catch (error) {
-    if (error.status !== 401) streamsTimer = setTimeout(refreshStreams, 15000);
+    if (error.status !== 401) streamsTimer = setTimeout(refreshStreams, 30000);
   }
 }
 
