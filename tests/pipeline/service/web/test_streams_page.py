@@ -3,13 +3,16 @@ the service on a real socket, key required. The service starts with one stream i
 (serve.data_dir/streams.json, stopped, its URL carrying a password) and that stream's stored
 alert event (StreamStore, a JPEG thumbnail): the page lists it redacted, replays its events over
 Server-Sent Events read with fetch (key header), shows an event the store gains while the page
-listens, refuses a URL outside serve.stream_urls in the form, forgets the stream. No Ray: no
-stream here is watched, so no ingest pool starts. The tests run in file order on one page."""
+listens, refuses a URL outside serve.stream_urls in the form. Then a stream ffmpeg publishes over
+UDP is started from the form and watched on the service's ingest pool (a tiny SigLIP, every frame
+over the threshold): its alert appears live with its thumbnail, it is stopped, then forgotten.
+The tests run in file order on one page."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import time
 
 import httpx
@@ -20,6 +23,7 @@ from tests.pipeline.service.test_http import _free_port, running
 from tests.pipeline.service.web.conftest import KEY
 from tests.pipeline.service.web.test_page import by_css, loaded_thumbnails, one, wait
 from tests.pipeline.service.web.test_phone_and_axe import PHONE, assert_fits
+from tests.workers.test_stream_reader import _free_udp_port, _publish
 from vidsift.core.config import load_config
 from vidsift.pipeline.flows.watch import AlertEvent, StreamStore
 
@@ -44,13 +48,19 @@ def _store_event(index_dir, alert, start, colour, score, verified, answer):
 
 
 @pytest.fixture(scope="module")
-def stream_site(tmp_path_factory):
+def stream_site(tmp_path_factory, ray_cluster, tiny_siglip_dir):
     work = tmp_path_factory.mktemp("stream_site")
     (work / "media").mkdir()
     cfg = load_config("default", [
         f"index.dir={work / 'index'}", f"serve.data_dir={work / 'svc'}",
         f"serve.media_roots=[{work / 'media'}]", f"serve.api_key={KEY}", "serve.workers=0",
         "vlm.model=none", 'serve.stream_urls=["udp://127.0.0.1:"]',
+        # a watched stream: a tiny SigLIP on a one-actor pool, 1 s shards, every frame over
+        # the threshold (an event per cooldown), as tests/pipeline/service/test_http_streams
+        "embed.backend=siglip", f"embed.model={tiny_siglip_dir}", "embed.device=cpu",
+        "ingest.num_actors=1", "watch.shard_s=1", "watch.read_timeout_s=3",
+        "watch.coarse_fps=2", "decode.coarse_max_side=64", "alert.threshold=-1",
+        "alert.cooldown_s=30",
     ])
     (work / "svc").mkdir()
     (work / "svc" / "streams.json").write_text(json.dumps({"gate": {
@@ -156,6 +166,32 @@ def test_the_form_names_a_refused_url_and_the_section_fits_a_phone(page, shots):
     page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     width = page.execute_script("return window.innerWidth")
     assert_fits(page, width, "streams-desktop", shots)
+
+
+def test_a_stream_started_from_the_form_shows_its_alert_live_then_stops(page, request):
+    # ffmpeg publishes a test pattern over UDP; the page's form starts the watcher, the page
+    # follows its events at once (the first arrives after the ingest pool starts)
+    port = _free_udp_port()
+    publisher = _publish(port, 120)
+    request.addfinalizer(publisher.kill)
+    for field, text in (("#stream-url", f"udp://127.0.0.1:{port}"), ("#stream-name", "live"),
+                        ("#stream-alerts", "a test pattern")):
+        one(page, field).clear()
+        one(page, field).send_keys(text)
+    one(page, "#stream-button").click()
+    wait(page, lambda d: (_row(d, "live") or {}).get("state") == "running", "it listed, running",
+         WAIT_S)
+    assert one(page, "#events-title").text == "Events of live"
+    wait(page, lambda d: loaded_thumbnails(d, "#stream-events .event img") >= 1,
+         "its first alert, live, with its thumbnail", 150)
+    assert one(page, "#stream-events .event .name").text == "a test pattern"
+    wait(page, lambda d: (_row(d, "live") or {}).get("events", "0") != "0"
+         and re.match(r"\d+\.\d s", _row(d, "live")["lag"]), "its lag and count listed", WAIT_S)
+    one(page, '#streams tr[data-stream="live"] .stop').click()
+    wait(page, lambda d: (_row(d, "live") or {}).get("state") == "stopped", "it stopped", 60)
+    assert one(page, "#stream-status").text == "live stopped"
+    one(page, '#streams tr[data-stream="live"] .forget').click()
+    wait(page, lambda d: _row(d, "live") is None, "it gone", WAIT_S)
 
 
 def test_a_forgotten_stream_is_gone_with_its_events(page, stream_site):
