@@ -68,8 +68,12 @@ rtsp:
 	      || echo "rtsp-server-perl could not be installed: the RTSP stream test will skip"; \
 	  else echo "rtsp-server-perl is missing (sudo apt-get install rtsp-server-perl): the RTSP stream test will skip"; fi; }
 
+# Two pytest workers, a test file each at a time (its module fixtures built once): most of the
+# suite waits on subprocesses, servers and Ray start-up, so two workers on two cores cut the
+# wall time (see README, Two commands). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install ffmpeg espeak chromium axe nginx rtsp
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 demo: install ffmpeg
 	$(VENV)/bin/vidsift demo --out $(DEMO_OUT) $(if $(wildcard ../shared/data/bbb.mp4),--video ../shared/data/bbb.mp4,)
