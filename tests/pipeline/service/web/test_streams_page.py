@@ -3,7 +3,8 @@ the service on a real socket, key required. The service starts with one stream i
 (serve.data_dir/streams.json, stopped, its URL carrying a password) and that stream's stored
 alert event (StreamStore, a JPEG thumbnail): the page lists it redacted, replays its events over
 Server-Sent Events read with fetch (key header), shows an event the store gains while the page
-listens, refuses a URL outside serve.stream_urls in the form. Then a stream ffmpeg publishes over
+listens, and after its connection is cut (a relay between browser and service) asks again with
+Last-Event-ID; it refuses a URL outside serve.stream_urls in the form. Then a stream ffmpeg publishes over
 UDP is started from the form and watched on the service's ingest pool (a tiny SigLIP, every frame
 over the threshold): its alert appears live with its thumbnail, it is stopped, then forgotten.
 The tests run in file order on one page."""
@@ -13,6 +14,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import socket
+import threading
 import time
 
 import httpx
@@ -47,6 +50,62 @@ def _store_event(index_dir, alert, start, colour, score, verified, answer):
         store.close()
 
 
+class Relay:
+    """A TCP relay on loopback to 127.0.0.1:target, as a proxy between the browser and the
+    service: cut() closes every connection through it (a proxy or a network dropping them);
+    new ones are relayed again."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.open: list[socket.socket] = []
+
+    def __enter__(self) -> Relay:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.listener.close()
+        self.cut()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        with self.lock:
+            ends, self.open = self.open, []
+        for end in ends:
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            end.close()
+
+
 @pytest.fixture(scope="module")
 def stream_site(tmp_path_factory, ray_cluster, tiny_siglip_dir):
     work = tmp_path_factory.mktemp("stream_site")
@@ -68,8 +127,10 @@ def stream_site(tmp_path_factory, ray_cluster, tiny_siglip_dir):
     _store_event(work / "index", "a red car", time.time() - 60, "red", 0.3125, True,
                  "yes, a red car by the gate")
     port = _free_port()
-    with running(cfg, port):
-        yield {"url": f"http://127.0.0.1:{port}/", "index": work / "index", "port": port}
+    with running(cfg, port), Relay(port) as relay:
+        # the page is loaded through the relay, so a test can cut its connections
+        yield {"url": f"http://127.0.0.1:{relay.port}/", "index": work / "index",
+               "relay": relay}
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +212,24 @@ def test_its_events_are_replayed_then_shown_live_with_thumbnails(page, stream_si
     # refused start below)
 
 
+def test_a_cut_event_stream_reconnects_after_the_last_event_shown(page, stream_site):
+    # every connection cut (the relay: a proxy dropping them); the page asks again with
+    # Last-Event-ID, so only the event stored meanwhile comes, not the two shown (the page shows
+    # what it is sent: a replay from the start would make it 5)
+    stream_site["relay"].cut()
+    _store_event(stream_site["index"], "a green bike", time.time(), "green", 0.5, False, None)
+    wait(page, lambda d: "reconnecting" in one(d, "#events-status").text, "the cut seen", WAIT_S)
+    wait(page, lambda d: loaded_thumbnails(d, "#stream-events .event img") == 3,
+         "the event stored meanwhile", WAIT_S)
+    assert one(page, "#events-status").text == "live: 3 events of gate"
+    time.sleep(1.0)  # two polls of the service: nothing more comes
+    names = [e.text for e in by_css(page, "#stream-events .event .name")]
+    assert names == ["a green bike", "a blue van", "a red car"]
+    # what the console said meanwhile: the cut connection only
+    errors = [e["message"] for e in page.get_log("browser") if e["level"] == "SEVERE"]
+    assert all("net::ERR_" in message for message in errors), errors
+
+
 def test_the_form_names_a_refused_url_and_the_section_fits_a_phone(page, shots):
     one(page, "#stream-url").send_keys("udp://10.0.0.1:5000")
     one(page, "#stream-name").send_keys("elsewhere")
@@ -158,7 +237,7 @@ def test_the_form_names_a_refused_url_and_the_section_fits_a_phone(page, shots):
     one(page, "#stream-button").click()
     wait(page, lambda d: "not allowed" in one(d, "#stream-status").text, "the refusal", WAIT_S)
     assert "error" in one(page, "#stream-status").get_attribute("class")
-    wait(page, lambda d: _row(d, "gate")["events"] == "2", "the list refreshed", WAIT_S)
+    wait(page, lambda d: _row(d, "gate")["events"] == "3", "the list refreshed", WAIT_S)
     assert [r.get_attribute("data-stream") for r in by_css(page, "#streams tbody tr")] == ["gate"]
     page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
     page.execute_script("document.getElementById('streams-panel').scrollIntoView()")
