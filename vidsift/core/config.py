@@ -364,6 +364,13 @@ class WatchConfig(_Section):
     retention_h: float = Field(24.0, gt=0)  # memory and segments older than this are dropped
     read_timeout_s: float = Field(10.0, gt=0)  # a stream silent this long is reopened
     coarse_fps: float = Field(1.0, gt=0)  # coarse frames per second of stream
+    # falling behind (plan/stream_rate.py): while a shard's lag (its newest packet read this
+    # many seconds after its wall-clock time, less the least lag seen) exceeds lag_thin_s and
+    # grows, the next shards' coarse rate halves, down to min_coarse_fps; under lag_restore_s
+    # it doubles back up to coarse_fps
+    lag_thin_s: float = Field(15.0, gt=0)
+    lag_restore_s: float = Field(3.0, ge=0)
+    min_coarse_fps: float = Field(0.125, gt=0)
 
 
 class AlertConfig(_Section):

@@ -4,14 +4,18 @@ being written) with PyAV, as it arrives, into shards.
 A shard is the packets from one keyframe to the first keyframe at least `shard_s` seconds later.
 Each shard is remuxed (packets copied, no re-encoding) into its own MPEG-TS segment file, so the
 evidence can be decoded and played back later, and its coarse frames are decoded on the way:
-one frame every 1/coarse_fps seconds of stream time, scaled so the longest side is `max_side`.
+one frame every 1/coarse_fps seconds of stream time, scaled so the longest side is `max_side`;
+coarse_fps may be a callable, asked at each shard's first frame (the watcher thins its rate
+while it is behind: plan/stream_rate.py).
 
 Times are wall-clock: PTS plus the connection's clock, the least (arrival - PTS) of the packets
 demuxed in its first second, so every shard of one connection is on one clock; an HLS playlist
 that gives EXT-X-PROGRAM-DATE-TIME sets the clock itself (hls_epoch), times are then the
 stream's own. A connection that drops or stalls ends its last shard;
 read_stream() reopens with backoff and reports the gap (from the last frame seen to the first
-frame of the new connection) instead of inventing frames.
+frame of the new connection) instead of inventing frames. An attempt that itself waited
+timeout_s (udp://'s open listens that long) is retried at once: what a publisher sends while no
+socket is bound is lost.
 """
 
 from __future__ import annotations
@@ -37,7 +41,11 @@ class StreamOpenError(VidsiftError):
 class StreamShard:
     """One shard of a stream. start/end: wall-clock seconds (Unix time) of its first frame and
     of its last frame plus one frame's duration. times: (N,) wall-clock seconds of its coarse
-    frames; images: N RGB uint8 arrays (H, W, 3). segment: the remuxed MPEG-TS file."""
+    frames; images: N RGB uint8 arrays (H, W, 3). segment: the remuxed MPEG-TS file.
+    coarse_fps: the rate its coarse frames were taken at (frames per stream second; None:
+    unknown). lag_s: how late its newest packet was demuxed, seconds after that packet's
+    wall-clock time (about 0 when the reader keeps up; grows while the consumer falls behind
+    and the packets wait in FFmpeg's and the kernel's buffers)."""
 
     index: int
     start: float
@@ -45,6 +53,8 @@ class StreamShard:
     times: np.ndarray
     images: list[np.ndarray]
     segment: Path
+    coarse_fps: float | None = None
+    lag_s: float = 0.0
 
 
 @dataclasses.dataclass
@@ -79,8 +89,12 @@ def _open_options(url: str, timeout_s: float) -> dict[str, str]:
     network = {"protocol_whitelist": PROTOCOLS[scheme]} if scheme in PROTOCOLS else {}
     if scheme == "udp":
         # no short probe: MPEG-TS over UDP probed for 1 s can miss the codec's parameters, and
-        # the segments' muxer then refuses the packets (EINVAL)
-        return {"timeout": micros, "overrun_nonfatal": "1", "fifo_size": "1000000", **network}
+        # the segments' muxer then refuses the packets (EINVAL). fpsprobesize 0: the probe ends
+        # once they are known (about 1 s, not 3 s: it no longer waits for a frame rate, and
+        # open_stream sets no interrupt that would cut it short, so a probe waiting for one
+        # swallowed a publisher's restart into one connection and failed as EINVAL too)
+        return {"timeout": micros, "overrun_nonfatal": "1", "fifo_size": "1000000",
+                "fpsprobesize": "0", **network}
     if scheme == "rtsp":
         return {"timeout": micros, "rtsp_transport": "tcp", **LIVE_PROBE, **network}
     if scheme in ("http", "https"):
@@ -97,12 +111,18 @@ def open_stream(url: str, timeout_s: float):
     import av
 
     options = _open_options(url, timeout_s)
+    # udp://: no PyAV timeout (an interrupt callback). It cut the probe short (2.7 s of a 10 fps
+    # stream while it waited for a frame rate, before fpsprobesize 0), and the connection then
+    # ended ('Immediate exit requested') at the consumer's next pause over timeout_s, embedding
+    # a shard, packets still flowing: a gap invented mid-stream. FFmpeg's own udp `timeout`
+    # option bounds the open and each read instead.
+    timeout = None if url.lower().startswith("udp://") else timeout_s
     attempts = [options]
     if options.get("rtsp_transport") == "tcp":
         attempts.append({**options, "rtsp_transport": "udp"})
     for number, attempt in enumerate(attempts):
         try:
-            container = av.open(url, options=attempt, timeout=timeout_s)
+            container = av.open(url, options=attempt, timeout=timeout)
             break
         except av.ProtocolNotFoundError as exc:
             scheme = url.split("://", 1)[0]
@@ -190,11 +210,14 @@ def _scaled(frame, max_side: int) -> np.ndarray:
 
 
 def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
-                    coarse_fps: float, max_side: int, timeout_s: float,
+                    coarse_fps: float | Callable[[], float], max_side: int, timeout_s: float,
                     should_stop: Callable[[], bool]) -> Iterator[StreamShard]:
     """The shards of one connection to `url`, until it ends, stalls past timeout_s, or
-    should_stop() is true; segment files segments/<index>.ts, numbered from first_index."""
+    should_stop() is true; segment files segments/<index>.ts, numbered from first_index.
+    coarse_fps: frames per stream second, or a callable asked at each shard's first frame."""
     import av
+
+    rate = coarse_fps if callable(coarse_fps) else lambda: coarse_fps
 
     container, video = open_stream(url, timeout_s)
     # one decoding thread: frame threads hold frames back, so they would land in the next shard
@@ -211,7 +234,12 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
     index = first_index
     out = out_stream = None
     shard_start = last_pts_s = next_coarse = None  # stream seconds (PTS x time base)
-    frame_s = 1.0 / float(video.average_rate or 25)
+    shard_fps = None  # this shard's coarse rate, asked at its first frame
+    late = 0.0  # the newest packet's demux time (Unix s) minus its stream seconds
+    # one frame's duration: the stream's average rate where the probe gave one, else the least
+    # step between two packets' PTS seen so far (udp:// is probed without a frame rate)
+    frame_s = 1.0 / float(video.average_rate) if video.average_rate else None
+    previous_pts_s = None
     times: list[float] = []  # stream seconds of the shard's coarse frames
     images: list[np.ndarray] = []
     waiting: list[tuple] = []  # finished shards, in stream seconds, until the clock is fixed
@@ -219,12 +247,12 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
     def finish(end_s: float) -> None:
         out.close()
         waiting.append((index, shard_start, end_s, np.asarray(times, np.float64),
-                        list(images), segments / f"{index:08d}.ts"))
+                        list(images), segments / f"{index:08d}.ts", shard_fps, late))
 
     def hand_on() -> Iterator[StreamShard]:
-        for number, start_s, end_s, frame_times, frames, segment in waiting:
+        for number, start_s, end_s, frame_times, frames, segment, fps, behind in waiting:
             yield StreamShard(number, epoch + start_s, epoch + end_s, epoch + frame_times,
-                              frames, segment)
+                              frames, segment, fps, max(0.0, behind - epoch))
         waiting.clear()
 
     if is_hls(url):  # the stream's own clock where its playlist gives one
@@ -237,17 +265,24 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
             if packet.pts is None or packet.size == 0:
                 continue
             pts_s = packet.pts * time_base
+            late = time.time() - pts_s if last_pts_s is None or pts_s >= last_pts_s else late
             if not settled:
                 arrival = time.time() - pts_s
                 epoch = arrival if epoch is None else min(epoch, arrival)
                 settled = time.monotonic() - opened >= CLOCK_SETTLE_S
             last_pts_s = pts_s if last_pts_s is None else max(last_pts_s, pts_s)
+            if previous_pts_s is not None and pts_s != previous_pts_s and \
+                    not video.average_rate:
+                step = abs(pts_s - previous_pts_s)
+                frame_s = step if frame_s is None else min(frame_s, step)
+            previous_pts_s = pts_s
             if packet.is_keyframe and (out is None or pts_s - shard_start >= shard_s):
                 if out is not None:
                     finish(pts_s)
                     index += 1
                     times.clear()
                     images.clear()
+                    shard_fps = None
                 out = av.open(str(segments / f"{index:08d}.ts"), "w", format="mpegts")
                 out_stream = out.add_stream_from_template(video)
                 shard_start, next_coarse = pts_s, pts_s
@@ -260,9 +295,11 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
                     continue
                 frame_at = frame.pts * time_base
                 if frame_at >= next_coarse:
+                    if shard_fps is None:  # after the watcher handled the shards before
+                        shard_fps = float(rate())
                     times.append(frame_at)
                     images.append(_scaled(frame, max_side))
-                    next_coarse = frame_at + 1.0 / coarse_fps
+                    next_coarse = frame_at + 1.0 / shard_fps
             packet.stream = out_stream
             out.mux(packet)
     except (av.FFmpegError, OSError) as exc:
@@ -270,20 +307,26 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
     finally:
         container.close()
     if out is not None:
-        finish(last_pts_s + frame_s)
+        finish(last_pts_s + (frame_s or 0.04))
     yield from hand_on()
 
 
-def read_stream(url: str, segments: Path, shard_s: float, coarse_fps: float, max_side: int,
+def read_stream(url: str, segments: Path, shard_s: float,
+                coarse_fps: float | Callable[[], float], max_side: int,
                 timeout_s: float = 5.0, should_stop: Callable[[], bool] = lambda: False,
                 first_index: int = 0, backoff_s: tuple[float, float] = (0.5, 8.0),
                 ) -> Iterator[StreamShard | StreamGap]:
     """Shards of `url` as they arrive, reconnecting with backoff (doubling from backoff_s[0] up
     to backoff_s[1]) when the stream drops, and a StreamGap between connections. The first
-    connection failing raises StreamOpenError; later failures are retried until should_stop()."""
+    connection failing raises StreamOpenError; later failures are retried until should_stop().
+    An attempt that took timeout_s or longer is retried at once, a quicker failure after the
+    rest of its delay: udp:// listens, its open waits timeout_s for packets, and what is sent
+    while no socket is bound is lost, so a backoff after it would drop the first seconds of a
+    returning publisher. coarse_fps: as read_connection's."""
     segments.mkdir(parents=True, exist_ok=True)
     index, last_end, connected, delay = first_index, None, False, backoff_s[0]
     while not should_stop():
+        attempt = time.monotonic()
         try:
             for shard in read_connection(url, segments, index, shard_s, coarse_fps, max_side,
                                          timeout_s, should_stop):
@@ -295,8 +338,14 @@ def read_stream(url: str, segments: Path, shard_s: float, coarse_fps: float, max
         except StreamOpenError:
             if not connected:
                 raise
-            log.warning("%s: reopening in %.1f s", url, delay)
+            failed = True
+        else:
+            failed = False
+        took = time.monotonic() - attempt
+        wait = 0.0 if took >= timeout_s else max(0.0, delay - took)
+        if failed:
+            log.warning("%s: reopening in %.1f s", url, wait)
         if should_stop():
             break
-        time.sleep(delay)
+        time.sleep(wait)
         delay = min(delay * 2, backoff_s[1])

@@ -5,7 +5,8 @@ Layout under index.dir/streams/<name>/:
     segments/<index>.ts   each shard remuxed, packets copied: the evidence, playable
     shards/<index>.npz    its coarse frames: times (wall-clock s), visual and text vectors,
                           descriptions, JPEG thumbnails end to end with their offsets
-    events.sqlite         alert events and gaps (nothing received from start to end)
+    events.sqlite         alert events and gaps (nothing received from start to end); in its
+                          meta table the watcher's lag_s and coarse_fps after its latest shard
 A restarted watcher numbers its shards after the last stored one and reads its alerts' last
 events back, so it keeps its memory and does not raise an event again inside a cooldown.
 """
@@ -146,6 +147,24 @@ class StreamStore:
     def close(self) -> None:
         self.db.close()
 
+    def set_rate(self, lag_s: float, coarse_fps: float) -> None:
+        """The watcher's lag (seconds behind, plan.stream_rate.next_rate's) and the coarse rate
+        (frames per stream second) it takes its next shard at."""
+        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            [("lag_s", lag_s), ("coarse_fps", coarse_fps)])
+        self.db.commit()
+
+    def rate(self) -> dict[str, float]:
+        """{"lag_s", "coarse_fps"} as the watcher last stored them ({} before its first shard)."""
+        return dict(self.db.execute(
+            "SELECT key, value FROM meta WHERE key IN ('lag_s', 'coarse_fps')").fetchall())
+
+    def extend_event(self, alert: str, end: float) -> None:
+        """Moves the end of `alert`'s latest event to `end` (its frames still fire)."""
+        self.db.execute("UPDATE events SET end=? WHERE rowid=(SELECT MAX(rowid) FROM events "
+                        "WHERE alert=?)", (end, alert))
+        self.db.commit()
+
     def last_event_end(self, alert: str) -> float | None:
         return self.db.execute("SELECT MAX(end) FROM events WHERE alert=?", (alert,)).fetchone()[0]
 
@@ -197,19 +216,23 @@ def verify_event(vlm, spec, alert: str, images: Sequence[np.ndarray],
 def alert_events(store: StreamStore, shard, text: np.ndarray, alert_vectors: np.ndarray,
                  alerts: Sequence[str], images: Sequence[np.ndarray],
                  thumbnails: Sequence[bytes], cfg: Config, started: float,
-                 vlm=None) -> list[AlertEvent]:
+                 vlm=None, coarse_fps: float | None = None) -> list[AlertEvent]:
     """The events one shard raises. text: (N, D) frame text-space vectors; alert_vectors:
-    (A, D) unit vectors of the alert texts; images, thumbnails: the N frames and their JPEGs.
+    (A, D) unit vectors of the alert texts; images, thumbnails: the N frames and their JPEGs;
+    coarse_fps: the rate the shard's frames were taken at (None: watch.coarse_fps).
     A frame fires for an alert when its cosine is at least alert.threshold or is a peak over
     the alert's running level (plan.alerts.running_peaks, the level kept in the store); the
     event spans its firing frames and is raised unless the alert's last event ended less than
-    alert.cooldown_s before its best frame. vlm: given, each event is first verified on its
+    alert.cooldown_s before its best frame. Firing frames that go on from the alert's last
+    event (the first less than 1.5 coarse steps after its end: at most one frame missed, a
+    needle across a shard boundary) extend that stored event's end instead, raising nothing. vlm: given, each event is first
+    verified on its
     alert.verify_frames best frames (verify_event); an answer but yes ("no") drops it
     (logged), a VLM that fails leaves it unverified (logged)."""
     from vidsift.pipeline.plan.alerts import running_peaks
 
     conf = cfg.alert
-    frame_s = 1.0 / cfg.watch.coarse_fps
+    frame_s = 1.0 / (coarse_fps or cfg.watch.coarse_fps)
     events = []
     scores = text @ alert_vectors.T  # (N, A) cosines
     for column, alert in enumerate(alerts):
@@ -221,6 +244,9 @@ def alert_events(store: StreamStore, shard, text: np.ndarray, alert_vectors: np.
             continue
         best = int(over[np.argmax(scores[over, column])])
         last = store.last_event_end(alert)
+        if last is not None and shard.times[over[0]] - last < 1.5 * frame_s:
+            store.extend_event(alert, max(last, float(shard.times[over[-1]] + frame_s)))
+            continue
         if last is not None and shard.times[best] - last < conf.cooldown_s:
             continue
         verified, answer = False, None
@@ -279,10 +305,12 @@ def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
                  duration_s: float | None = None,
                  should_stop: Callable[[], bool] = lambda: False,
                  embedder=None, vlm=None) -> Iterator[AlertEvent | dict]:
-    """Watches `url` until duration_s passes or should_stop(); yields each AlertEvent, and a
-    {"gap": [start, end]} dict per interruption, as they happen. embedder: anything with
-    encode_frames(images) and embed_text(texts) (the service's ingest pool); None: the
-    configured embedder, loaded in this process. vlm: what verifies events (open_vlm's,
+    """Watches `url` until duration_s passes or should_stop(); yields each AlertEvent, a
+    {"stream", "gap": [start, end]} dict per interruption, and a {"stream", "lag_s",
+    "coarse_fps"} dict each time the coarse rate changes (plan.stream_rate.next_rate: thinned
+    while the watcher falls behind, restored once caught up), as they happen. embedder:
+    anything with encode_frames(images) and embed_text(texts) (the service's ingest pool);
+    None: the configured embedder, loaded in this process. vlm: what verifies events (open_vlm's,
     left running); None: opened here when alerts are given, alert.verify is set and a VLM is
     configured (vlm.enabled), and shut down when the watch ends."""
     store = StreamStore(cfg.index.dir, name)
@@ -312,19 +340,30 @@ def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: Strea
            should_stop: Callable[[], bool], duration_s: float | None,
            vlm) -> Iterator[AlertEvent | dict]:
     """watch_stream's loop over the stream's shards (its docstring)."""
+    from vidsift.pipeline.plan.stream_rate import StreamRate, next_rate
     from vidsift.workers.ingest import jpeg_thumbnail
     from vidsift.workers.stream import StreamGap, read_stream
 
+    conf = cfg.watch
     deadline = None if duration_s is None else time.monotonic() + duration_s
     stop = lambda: should_stop() or (deadline is not None and time.monotonic() > deadline)  # noqa: E731
     indices = store.shard_indices()
-    for item in read_stream(url, store.segments, cfg.watch.shard_s, cfg.watch.coarse_fps,
-                            cfg.decode.coarse_max_side, cfg.watch.read_timeout_s, stop,
+    rate = StreamRate(conf.coarse_fps)  # the reader asks rate.fps at each shard's first frame
+    for item in read_stream(url, store.segments, conf.shard_s, lambda: rate.fps,
+                            cfg.decode.coarse_max_side, conf.read_timeout_s, stop,
                             first_index=indices[-1] + 1 if indices else 0):
         if isinstance(item, StreamGap):
             store.add_gap(item.start, item.end)
             yield {"stream": name, "gap": [item.start, item.end]}
             continue
+        before = rate.fps
+        rate = next_rate(rate, item.lag_s, conf.coarse_fps, conf.min_coarse_fps,
+                         conf.lag_thin_s, conf.lag_restore_s)
+        store.set_rate(rate.lag_s, rate.fps)
+        if rate.fps != before:
+            log.info("stream %s: %.1f s behind; coarse rate %g -> %g frames/s", name,
+                     rate.lag_s, before, rate.fps)
+            yield {"stream": name, "lag_s": rate.lag_s, "coarse_fps": rate.fps}
         if not item.images:
             continue
         embedded = embedder.encode_frames(item.images)
@@ -335,7 +374,8 @@ def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: Strea
         store.drop_before(item.end - cfg.watch.retention_h * 3600)
         if alert_vectors is not None:
             for event in alert_events(store, item, np.asarray(embedded.text), alert_vectors,
-                                      alerts, item.images, thumbnails, cfg, started, vlm):
+                                      alerts, item.images, thumbnails, cfg, started, vlm,
+                                      item.coarse_fps):
                 if cfg.alert.webhook_url:  # in its own thread: retries never hold the stream
                     threading.Thread(target=post_event, daemon=True,
                                      args=(cfg.alert.webhook_url, event, cfg.alert.webhook_secret,
