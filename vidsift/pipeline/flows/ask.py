@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -197,24 +198,29 @@ class Asker:
         self._vlm = vlm
         self._text_counter = None
         self._texts: dict[tuple[str, str], TextEvidence | None] = {}  # see _on_screen_texts
+        # The service's job workers and stream watchers reach for the pools from their own
+        # threads: each pool is started once, by the first of them.
+        self._start_lock = threading.Lock()
 
     @property
     def pool(self):
         """The ingest pool: the one lent, else one started on first use."""
-        if self._pool is None:
-            from vidsift.pipeline.flows.index import start_pool
+        with self._start_lock:
+            if self._pool is None:
+                from vidsift.pipeline.flows.index import start_pool
 
-            self._pool = start_pool(self.cfg)
-        return self._pool
+                self._pool = start_pool(self.cfg)
+            return self._pool
 
     @property
     def vlm(self):
         """The VLM pool's actors, or a remote backend called in-process (its own thread pool)."""
-        if self._vlm is None:
-            from vidsift.workers.vlm import open_vlm
+        with self._start_lock:
+            if self._vlm is None:
+                from vidsift.workers.vlm import open_vlm
 
-            self._vlm = open_vlm(self.cfg.vlm, self.cfg.pool)
-        return self._vlm
+                self._vlm = open_vlm(self.cfg.vlm, self.cfg.pool)
+            return self._vlm
 
     def close(self) -> None:
         """Release the actors (the ingest pool and the VLM, each unless it was lent)."""

@@ -182,8 +182,10 @@ class Service:
         self._threads: list[threading.Thread] = []
         from vidsift.pipeline.service.streams import Streams
 
-        # live streams' watchers, their frames embedded on the asker's one ingest pool
-        self.streams = Streams(cfg, self.data_dir, lambda: self.asker.pool)
+        # live streams' watchers, their frames embedded on the asker's one ingest pool and their
+        # events verified by its one VLM
+        self.streams = Streams(cfg, self.data_dir, lambda: self.asker.pool,
+                               (lambda: self.asker.vlm) if cfg.vlm.enabled else None)
 
     @property
     def asker(self):

@@ -96,12 +96,16 @@ class Watcher:
 
 class Streams:
     """The service's watched streams. embedder(): the ingest pool that embeds their frames
-    (called in each watcher's thread, so the pool starts with the first stream)."""
+    (called in each watcher's thread, so the pool starts with the first stream). vlm(): the
+    service's VLM, lent to every watcher that verifies its events (one model for the asks and
+    all streams, not one per stream); None: no VLM is configured."""
 
-    def __init__(self, cfg: Config, data_dir: Path, embedder: Callable[[], Any]) -> None:
+    def __init__(self, cfg: Config, data_dir: Path, embedder: Callable[[], Any],
+                 vlm: Callable[[], Any] | None = None) -> None:
         self.cfg = cfg
         self.registry = data_dir / "streams.json"
         self.embedder = embedder
+        self.vlm = vlm
         self._lock = threading.Lock()
         self._watchers: dict[str, Watcher] = {}
 
@@ -155,8 +159,10 @@ class Streams:
             cfg = cfg.model_copy(update={"alert": cfg.alert.model_copy(
                 update={"webhook_url": watcher.webhook})})
         try:
+            verifies = self.vlm is not None and bool(watcher.alerts) and cfg.alert.verify
             for _ in watch_stream(watcher.url, watcher.name, cfg, watcher.alerts,
-                                  should_stop=watcher.stop.is_set, embedder=self.embedder()):
+                                  should_stop=watcher.stop.is_set, embedder=self.embedder(),
+                                  vlm=self.vlm() if verifies else None):
                 pass  # events and gaps are in the stream's store, where the routes read them
         except Exception as exc:  # a stream's failure is its status, never the service's
             watcher.error = str(exc)
