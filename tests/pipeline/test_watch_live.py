@@ -101,3 +101,41 @@ def test_needles_before_and_after_a_20_s_publisher_outage_each_raise_their_alert
         assert event.score > cfg.alert.threshold and not event.verified
     assert took < 40
 
+
+
+
+def test_a_watcher_slower_than_its_stream_reports_its_lag_and_thins_its_coarse_rate(
+        tmp_path, offline_embedder):
+    # every frame of testsrc2 embedded, OCR included (its clock is drawn text: ~0.4 CPU s a
+    # frame here), 10 a second, is several times slower than real time: the lag really grows,
+    # and the rate comes down until the backlog drains, then goes back up
+    cfg = _config(tmp_path)
+    cfg.watch.coarse_fps, cfg.decode.coarse_max_side, cfg.embed.ocr_gate = 10.0, 320, 0.0
+    cfg.watch.lag_thin_s, cfg.watch.lag_restore_s, cfg.watch.min_coarse_fps = 1.0, 0.3, 0.5
+    port = _free_udp_port()
+    publisher = []
+    threading.Timer(0.5, lambda: publisher.append(_publish(port, 25))).start()
+    changes = []
+    try:
+        for item in watch_stream(f"udp://127.0.0.1:{port}", "slow", cfg, duration_s=25,
+                                 embedder=offline_embedder):
+            if isinstance(item, dict) and "coarse_fps" in item:
+                changes.append(item)
+                if len(changes) >= 2 and item["coarse_fps"] > changes[-2]["coarse_fps"]:
+                    break  # caught up: the rate is on its way back
+    finally:
+        publisher[0].kill()
+        publisher[0].wait()
+    store = StreamStore(cfg.index.dir, "slow")
+    rates = [c["coarse_fps"] for c in changes]
+    # behind by more than lag_thin_s: halved (once or more), never under the floor ...
+    assert changes[0]["lag_s"] > 1.0 and rates[0] == 5.0
+    assert min(rates) >= 0.5 and rates == sorted(rates[:-1], reverse=True) + rates[-1:]
+    # ... until the lag was under lag_restore_s: doubled back
+    assert changes[-1]["lag_s"] < 0.3 and rates[-1] == 2 * rates[-2]
+    # the thinned shards took fewer frames: frames per second of each stored shard
+    density = [len(d["times"]) / float(d["end"] - d["start"])
+               for d in map(store.read_shard, store.shard_indices())]
+    assert max(density) >= 8 and min(density) <= 5.5
+    # the stream's status: the lag and the rate the watcher last decided
+    assert store.rate() == {"lag_s": changes[-1]["lag_s"], "coarse_fps": rates[-1]}
