@@ -413,9 +413,11 @@ def pinned(scan: StreamScan | None):
     if info is None:  # a local file (or none)
         yield
         return
-    def changed() -> bool:
-        return bool(not info.pin and info.token
-                    and sources.stat_source(info.url).token != info.token)
+    def changed() -> bool:  # no version to pin: asked again (with no token, its weak validators)
+        if info.pin:
+            return False
+        now = sources.stat_source(info.url)
+        return (now.token, now.weak) != (info.token, info.weak)
 
     def refused() -> Exception:
         return sources.SourceReadError(sources.redact(info.url),
@@ -434,6 +436,32 @@ def pinned(scan: StreamScan | None):
         raise refused()
 
 
+# Scans of remote videos with no version token, by (url, what the store said of it: its weak
+# validators and size, max_pixels) -> (the recording they were made in, the scan).
+_RECORDED_SCANS: dict[tuple[str, tuple[str, ...], int], tuple[str, StreamScan]] = {}
+
+
+def _recorded_scan(info, max_pixels: int) -> StreamScan:
+    """The scan of info's object, which has no version token: kept only while the recording
+    of its pieces it was made in (core.sources.recording: one shard, one driver's probe) lasts
+    and the object seen at its start (info.weak: Last-Modified, a weak ETag, the size) is the
+    one asked for; a recording that has seen a piece change raises SourceReadError. Outside a
+    recording each call scans anew: nothing tells an unchanged object from a changed one."""
+    tag = sources.recording(info.url)
+    key = (info.url, info.weak, max_pixels)
+    made, known = _RECORDED_SCANS.get(key, ("", None))
+    if tag and made == tag:
+        return known
+    scan = _scan(info.url, max_pixels, info.size, info)
+    for stale in [k for k in _RECORDED_SCANS if k[0] == info.url]:  # of an ended recording
+        del _RECORDED_SCANS[stale]
+    if tag and sources.recording(info.url) == tag:  # not changed while it scanned
+        while len(_RECORDED_SCANS) >= _REMOTE_SCANS_KEPT:
+            _RECORDED_SCANS.pop(next(iter(_RECORDED_SCANS)))
+        _RECORDED_SCANS[key] = (tag, scan)
+    return scan
+
+
 def scan_video(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
                source=None) -> StreamScan:
     """Scan (or reuse the cached scan of) a video file; typed VideoError on bad input. A URL's
@@ -442,6 +470,8 @@ def scan_video(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     path = str(path)
     if sources.is_url(path):
         info = source or _source(path)
+        if not info.token:  # no version: kept for the recording of its pieces it was made in
+            return _recorded_scan(info, max_pixels)
         known = _REMOTE_SCANS.get((info.url, info.token, max_pixels))
         if known is None:
             known = _scan(info.url, max_pixels, info.size, info)

@@ -450,6 +450,9 @@ class _PieceRecorder:
         self.size, self.users = int(size), 1
         self.tag = f"recording {next(_recordings)}"  # its blocks' cache key (_shared)
         self.done: dict[int, bytes] = {}
+        # A piece fetched again whole (its block fell out of the cache) whose digest is not
+        # the one it had: the object changed while it was recorded.
+        self.changed = False
         self.partial: OrderedDict[int, tuple[bytearray, list[list[int]]]] = OrderedDict()
 
     def add(self, start: int, data: bytes) -> None:
@@ -457,12 +460,13 @@ class _PieceRecorder:
         end = min(start + len(data), self.size)
         view = memoryview(data)
         for number in range(start // PIECE_BYTES, (end - 1) // PIECE_BYTES + 1 if end > start else 0):
-            if number in self.done:
-                continue
             first, last = piece_span(number, self.size)
             if start <= first and last <= end:  # the whole piece in this block
-                self.done[number] = hashlib.sha256(view[first - start: last - start]).digest()
+                digest = hashlib.sha256(view[first - start: last - start]).digest()
+                self.changed |= self.done.setdefault(number, digest) != digest
                 self.partial.pop(number, None)
+                continue
+            if number in self.done:
                 continue
             low, high = max(first, start), min(last, end)
             buffer, spans = self.partial.pop(number, None) or (bytearray(last - first), [])
@@ -498,9 +502,14 @@ def start_pieces(url: str, size: int) -> None:
             _recorders[url] = _PieceRecorder(size)
 
 
+def _changed_while_recorded(url: str) -> SourceReadError:
+    return SourceReadError(redact(url), "changed while it was read (a piece read twice differs)")
+
+
 def take_pieces(url: str) -> dict[int, bytes]:
     """The piece digests (piece number -> SHA-256 digest) hashed of url since start_pieces and
-    not taken yet; ends that recording."""
+    not taken yet; ends that recording. SourceReadError where a piece fetched twice in it
+    hashed differently (the object changed: its pieces are of two versions)."""
     url = normalise_url(url)
     with _fetched_lock:
         recorder = _recorders.get(url)
@@ -510,7 +519,24 @@ def take_pieces(url: str) -> dict[int, bytes]:
         recorder.users -= 1
         if recorder.users <= 0:
             del _recorders[url]
-        return taken
+    if recorder.changed:
+        raise _changed_while_recorded(url)
+    return taken
+
+
+def recording(url: str) -> str:
+    """The tag of the recording of url's pieces live in this process (start_pieces), unique
+    to it; "" when none is. What is kept of an object with no version (its blocks, its scan:
+    core.probe.scan_video) is kept under this tag, so for that recording only.
+    SourceReadError once the recording has seen the object change (take_pieces')."""
+    url = normalise_url(url)
+    with _fetched_lock:
+        recorder = _recorders.get(url)
+    if recorder is None:
+        return ""
+    if recorder.changed:
+        raise _changed_while_recorded(url)
+    return recorder.tag
 
 
 # The driver reads the pieces no shard fetched in requests of at most this many bytes.
