@@ -140,17 +140,24 @@ function withClipDownload(button, video, start, end, statusNode) {
 // ---- player --------------------------------------------------------------------------------
 
 let playRequest = 0;
+// Indexed video -> the content hash of its memory (/v1/videos). A remote video's ticket asks
+// for that version: its store may hold another by now.
+const memoryHashes = new Map();
 
-async function playAt(video, start) {
+// contentHash: the memory the moment came from (a search hit's), else the indexed one's.
+async function playAt(video, start, contentHash) {
   const player = $("player");
   const mine = ++playRequest;
+  const version = contentHash || memoryHashes.get(video) || "";
   setStatus($("now-playing"), `${basename(video)} at ${hms(start)}`);
   try {
-    if (player.dataset.video !== video) {
+    if (player.dataset.video !== video || player.dataset.version !== version) {
       // A <video> cannot send the key header: the API grants a ticket URL for this one file.
-      const ticket = await postJson("/v1/media/tickets", { path: video });
+      const ticket = await postJson("/v1/media/tickets",
+        version ? { path: video, content_hash: version } : { path: video });
       if (mine !== playRequest) return;
       player.dataset.video = video;
+      player.dataset.version = version;
       const loaded = new Promise((resolve, reject) => {
         player.addEventListener("loadedmetadata", resolve, { once: true });
         player.addEventListener("error", () => reject(new Error("the browser cannot play this video")),
@@ -186,7 +193,7 @@ function hitCard(container, hit) {
   return el("button", {
     type: "button", className: "hit", title: hit.video,
     dataset: { video: hit.video, start: String(hit.start) },
-    onclick: () => playAt(hit.video, hit.start),
+    onclick: () => playAt(hit.video, hit.start, hit.content_hash),
   }, [
     thumbnail(container, hit.thumbnail_url, `${name} at ${hms(hit.start)}`),
     el("span", { className: "name", text: name }),
@@ -829,6 +836,8 @@ async function watchStream(event) {
 
 async function loadVideos() {
   const { videos } = await apiJson("/v1/videos");
+  memoryHashes.clear();
+  for (const v of videos) memoryHashes.set(v.path, v.content_hash);
   for (const select of [$("ask-video"), $("summary-video")]) {
     const chosen = select.value;
     const options = videos.map((v) => el("option", { value: v.path, text: basename(v.path), title: v.path }));
