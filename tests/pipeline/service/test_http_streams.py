@@ -26,7 +26,8 @@ def _config(tmp_path, model_dir):
         "embed.backend=siglip", f"embed.model={model_dir}", "embed.device=cpu",
         "ingest.num_actors=1", "watch.shard_s=1", "watch.read_timeout_s=3",
         "watch.coarse_fps=2", "decode.coarse_max_side=64",
-        # every frame is over the threshold: an event per cooldown (1.5 s)
+        # every frame is over the threshold: each alert's one event opens with the first shard
+        # and is extended by every shard after it
         "alert.threshold=-1", "alert.cooldown_s=1.5",
     ])
 
@@ -68,15 +69,15 @@ def test_a_stream_watched_by_the_service_sends_its_events(ray_cluster, tiny_sigl
         publisher = _publish(port, 60)  # until killed: the pool starts with the first stream
         request.addfinalizer(publisher.kill)
         reply = client.post("/v1/streams", json={"url": url, "name": "gate",
-                                                 "alerts": ["a test pattern"]})
+                                                 "alerts": ["a test pattern", "colour bars"]})
         assert reply.status_code == 201, reply.text
         assert reply.json()["state"] == "running"
         assert client.post("/v1/streams", json={"url": url, "name": "gate"}).status_code == 409
 
         # live: the connection opened before any event exists (and before the ingest pool's
         # actors, started by this first stream, are up: tens of seconds on a loaded machine)
-        (first_id, kind, first), (second_id, _, _) = _sse(client, "gate", 2, timeout_s=150)
-        assert kind == "alert" and first_id < second_id
+        (first_id, kind, first), (second_id, _, second) = _sse(client, "gate", 2, timeout_s=150)
+        assert kind == "alert" and first_id < second_id and second["alert"] == "colour bars"
         assert set(first) == {"id", "stream", "alert", "start", "end", "offset_s", "score",
                               "verified", "answer", "thumbnail"}
         assert first["stream"] == "gate" and first["alert"] == "a test pattern"
@@ -84,8 +85,11 @@ def test_a_stream_watched_by_the_service_sends_its_events(ray_cluster, tiny_sigl
         thumb = client.get(first["thumbnail"])
         assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
 
-        status = client.get("/v1/streams/gate").json()
-        assert status["state"] == "running" and status["shards"] >= 2
+        deadline = time.monotonic() + 30  # both events come with the first shard: one more
+        while (status := client.get("/v1/streams/gate").json())["shards"] < 2:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.2)
+        assert status["state"] == "running"
         assert status["lag_s"] is not None and 0 <= status["lag_s"] < 30
         # the packets FFmpeg buffers while probing put the clock up to ~2 s ahead (known)
         assert status["last_shard_end"] <= time.time() + 3

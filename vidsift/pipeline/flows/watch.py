@@ -225,10 +225,10 @@ def alert_events(store: StreamStore, shard, text: np.ndarray, alert_vectors: np.
     event spans its firing frames and is raised unless the alert's last event ended less than
     alert.cooldown_s before its best frame. Firing frames that go on from the alert's last
     event (the first less than 1.5 coarse steps after its end: at most one frame missed, a
-    needle across a shard boundary) extend that stored event's end instead, raising nothing. vlm: given, each event is first
-    verified on its
-    alert.verify_frames best frames (verify_event); an answer but yes ("no") drops it
-    (logged), a VLM that fails leaves it unverified (logged)."""
+    needle across a shard boundary) extend that stored event's end instead, raising nothing.
+    vlm: given, each event is first verified on its alert.verify_frames best frames
+    (verify_event); an answer but yes ("no") drops it (logged), a VLM that fails leaves it
+    unverified (logged)."""
     from vidsift.pipeline.plan.alerts import running_peaks
 
     conf = cfg.alert
