@@ -4,9 +4,10 @@
 For each source: the probe (the driver's scan: a remote MP4 from its header and index only,
 its packets' payloads never fetched; a local file demuxed whole) and the coarse
 pass decoded shard by shard in ~20 s pieces as the ingest pool's actors do (the driver's scan
-handed over, so a shard reads only its byte ranges), in this process, one after another. Prints wall times
-(median of --runs), the ratio to the local file (goal: within 1.3x on loopback) and the bytes
-read from the server per video against the file's size; writes bench/results/remote.json.
+handed over, so a shard reads only its byte ranges), in this process, one after another. Prints
+wall times (median of --runs, the runs interleaved across sources), the ratio to the local file
+(goal: within 1.3x on loopback) and the bytes read from the server per video against the file's
+size, and the machine's load average; writes bench/results/remote.json.
 
 nginx_weak is the same file served with no ETag (Last-Modified only: no strong version), so its
 identity is the digest of its bytes: each shard hashes the pieces it fetches
@@ -126,7 +127,7 @@ def main() -> None:
     size = video.stat().st_size
     results: dict = {"video": video.name, "size_bytes": size, "runs": args.runs,
                      "note": "2-core machine shared with other agents' tests during the run",
-                     "sources": {}}
+                     "load_average_1m": {"start": round(os.getloadavg()[0], 2)}, "sources": {}}
     with tempfile.TemporaryDirectory(prefix="vsbench") as work:
         served = Path(work) / "served"
         (served / "weak").mkdir(parents=True)  # nginx serves /weak/ with no ETag
@@ -138,21 +139,25 @@ def main() -> None:
             s3.upload_file(str(video), "bench", video.name)
             urls = {"local": str(video), "s3": f"s3://bench/{video.name}",
                     "nginx": web.url + video.name, "nginx_weak": f"{web.url}weak/{video.name}"}
+            # Runs interleaved (each run passes over every source in turn), so a change in the
+            # machine's load during the benchmark falls on all sources alike.
+            probes, passes, last = {n: [] for n in urls}, {n: [] for n in urls}, {}
+            for _ in range(args.runs):
+                for name, url in urls.items():
+                    probed, decoded, *last[name] = coarse_pass(url, args.shard_minutes)
+                    probes[name].append(probed)
+                    passes[name].append(decoded)
             for name, url in urls.items():
-                probes, passes = [], []
-                for _ in range(args.runs):
-                    probed, decoded, frames, probe_read, coarse_read, pieces = coarse_pass(
-                        url, args.shard_minutes)
-                    probes.append(probed)
-                    passes.append(decoded)
+                frames, probe_read, coarse_read, pieces = last[name]
                 if name == "nginx_weak":
                     results["sources"][name] = weak_hash(url, pieces, size,
                                                          probe_read + coarse_read)
                 else:
                     results["sources"][name] = {}
                 results["sources"][name] |= {
-                    "probe_s": round(statistics.median(probes), 3),
-                    "coarse_s": round(statistics.median(passes), 3),
+                    "probe_s": round(statistics.median(probes[name]), 3),
+                    "coarse_s": round(statistics.median(passes[name]), 3),
+                    "coarse_runs_s": [round(t, 2) for t in passes[name]],
                     "frames": frames, "probe_bytes": probe_read, "coarse_bytes": coarse_read,
                     "coarse_bytes_per_size": round(coarse_read / size, 3),
                     "probe_bytes_per_size": round(probe_read / size, 4),
@@ -160,6 +165,8 @@ def main() -> None:
                         (probe_read + coarse_read + results["sources"][name].get("hash_bytes", 0))
                         / size, 3),
                 }
+    results["load_average_1m"]["end"] = round(os.getloadavg()[0], 2)
+    print(f"load average (1 min, 2 cores): {results['load_average_1m']}")
     local = results["sources"]["local"]
     for name, row in results["sources"].items():
         row["coarse_vs_local"] = round(row["coarse_s"] / local["coarse_s"], 3)
