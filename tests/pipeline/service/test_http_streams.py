@@ -91,6 +91,8 @@ def test_a_stream_watched_by_the_service_sends_its_events(ray_cluster, tiny_sigl
             time.sleep(0.2)
         assert status["state"] == "running"
         assert status["lag_s"] is not None and 0 <= status["lag_s"] < 30
+        # the reader keeps up with a 10 fps stream: no thinning, read within seconds
+        assert status["coarse_fps"] == 2 and 0 <= status["read_lag_s"] < 10
         # the packets FFmpeg buffers while probing put the clock up to ~2 s ahead (known)
         assert status["last_shard_end"] <= time.time() + 3
         assert [s["name"] for s in client.get("/v1/streams").json()["streams"]] == ["gate"]

@@ -14,7 +14,9 @@ Routes (registered by add_stream_routes):
   GET    /v1/streams/{name}/thumbnails/{file}                 -> an event's best frame (JPEG)
 A status: {name, url (no user name, password or query values), alerts, webhook, state:
 running|stopped|failed, error, shards, events, last_shard_end (wall-clock s), lag_s (now minus
-it, while running), gaps: [[start, end], ...]}.
+it, while running), read_lag_s (how late the watcher read its last shard's newest packet, while
+running), coarse_fps (the rate it takes coarse frames at now: thinned while it falls behind),
+gaps: [[start, end], ...]}.
 A stream URL must start with one of serve.stream_urls (else 403): a client cannot make the
 server open a file or a host it was not told to watch.
 """
@@ -211,6 +213,7 @@ class Streams:
         try:
             last = store.last_shard_end()
             running = watcher.running
+            rate = store.rate()
             return {
                 # no user name or password, no query values (a token): pages and logs show it
                 "name": name, "url": redact(watcher.url), "alerts": watcher.alerts,
@@ -219,6 +222,8 @@ class Streams:
                 "error": watcher.error, "shards": len(store.shard_indices()),
                 "events": len(store.events()), "last_shard_end": last,
                 "lag_s": None if last is None or not running else max(0.0, time.time() - last),
+                "read_lag_s": rate.get("lag_s") if running else None,
+                "coarse_fps": rate.get("coarse_fps"),
                 "gaps": [list(gap) for gap in store.gaps()],
             }
         finally:

@@ -733,7 +733,11 @@ function stopEvents() {
 
 function lagText(stream) {
   const parts = [];
-  if (stream.lag_s !== null && stream.lag_s !== undefined) parts.push(`${stream.lag_s.toFixed(1)} s`);
+  if (stream.lag_s !== null && stream.lag_s !== undefined) {
+    parts.push(`${stream.lag_s.toFixed(1)} s`);
+    // the coarse rate the watcher samples at now: lowered while it falls behind
+    if (stream.coarse_fps) parts.push(`${+stream.coarse_fps.toFixed(3)} fps`);
+  }
   if (stream.gaps && stream.gaps.length) {
     const missed = stream.gaps.reduce((sum, [a, b]) => sum + Math.max(0, b - a), 0);
     parts.push(`${stream.gaps.length} gap${stream.gaps.length === 1 ? "" : "s"} (${missed.toFixed(0)} s)`);
