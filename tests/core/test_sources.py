@@ -232,15 +232,6 @@ def test_a_denied_bucket_is_one_error_naming_the_url_and_the_rest_of_the_job_is_
             s3fs.S3FileSystem.clear_instance_cache()
 
 
-@pytest.fixture
-def small_blocks():
-    """32 KiB range reads, 4 kept: bytes read are then measured to the block, not the MiB."""
-    saved = dict(sources._settings)
-    sources.configure(32, 4)
-    yield
-    sources.configure(saved["block"] // 1024, saved["blocks"])
-
-
 @needs_nginx
 def test_a_remote_mp4_is_scanned_from_its_header_not_read_through(web, served, small_blocks):
     import numpy as np

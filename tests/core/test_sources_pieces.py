@@ -61,15 +61,6 @@ def test_pieces_digest_is_of_the_size_and_the_ordered_digests(data):
         pieces_digest(SIZE, digests[:-1])
 
 
-@pytest.fixture
-def small_blocks():
-    """32 KiB range reads: a read of part of a piece fetches part of it only."""
-    saved = dict(sources._settings)
-    sources.configure(32, 4)
-    yield
-    sources.configure(saved["block"] // 1024, saved["blocks"])
-
-
 def test_a_weak_object_is_hashed_from_the_pieces_read_and_only_the_gaps_fetched(
         web, data, small_blocks):
     url = web.url + "weak/blob.mp4"

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
 from vidsift.core.config import load_config
 from vidsift.core.timeline import hms
@@ -17,25 +16,14 @@ from vidsift.pipeline.flows.ask import Asker
 from vidsift.pipeline.flows.rewrite import rewrite_cache_path
 
 from tests.http_servers import serve
-from tests.pipeline.flows.test_ask_rewrite import PHRASES, QUESTION, SIGN, rewriting_server
+from tests.pipeline.flows.test_ask_rewrite import (
+    PHRASES, QUESTION, SIGN, rewriting_server, text_card)
 from tests.videos import make_scene_video
 
 pytestmark = pytest.mark.slow
 
 PROMPT = "ENTER YOUR PASSWORD"  # the other video's screen: the question's own word, no password
 BUDGET = 512
-
-
-def _card(path: Path, text: str) -> Path:
-    """320x240: text in white on black, centred."""
-    image = Image.new("RGB", (320, 240), (0, 0, 0))
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=26)
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    draw.text(((320 - right + left) // 2, (240 - bottom + top) // 2 - top), text, font=font,
-              fill=(255, 255, 255))
-    image.save(path)
-    return path
 
 
 def _reads(text: str, words: str) -> bool:
@@ -51,9 +39,9 @@ def test_across_the_index_the_rewrite_retrieves_the_sign_and_is_asked_once(
     videos.mkdir()
     # sign.mp4: grey, the sign at 4-8 s, grey; login.mp4: the password prompt at 0-4 s, blue.
     sign = make_scene_video(videos / "sign.mp4", [
-        "color=c=gray", _card(tmp_path / "sign.png", SIGN), "color=c=gray"], seconds=4)
+        "color=c=gray", text_card(tmp_path / "sign.png", SIGN), "color=c=gray"], seconds=4)
     login = make_scene_video(videos / "login.mp4", [
-        _card(tmp_path / "login.png", PROMPT), "color=c=blue"], seconds=4)
+        text_card(tmp_path / "login.png", PROMPT), "color=c=blue"], seconds=4)
     sign, login = str(sign.resolve()), str(login.resolve())
     counts: dict[str, int] = {}
     with serve(rewriting_server(counts)) as url:

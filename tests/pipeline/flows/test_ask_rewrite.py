@@ -39,18 +39,22 @@ def rewriting_server(counts: dict):
     return app
 
 
-def sign_video(folder: Path) -> Path:
-    """12 s: grey, then the sign (white on black, 4 s), then grey."""
+def text_card(path: Path, text: str) -> Path:
+    """A 320x240 PNG: text in white on black, centred."""
     image = Image.new("RGB", (320, 240), (0, 0, 0))
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=26)
-    left, top, right, bottom = draw.textbbox((0, 0), SIGN, font=font)
-    draw.text(((320 - right + left) // 2, (240 - bottom + top) // 2 - top), SIGN, font=font,
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    draw.text(((320 - right + left) // 2, (240 - bottom + top) // 2 - top), text, font=font,
               fill=(255, 255, 255))
-    sign = folder / "sign.png"
-    image.save(sign)
-    return make_scene_video(folder / "sign.mp4", ["color=c=gray", sign, "color=c=gray"],
-                            seconds=4)
+    image.save(path)
+    return path
+
+
+def sign_video(folder: Path) -> Path:
+    """12 s: grey, then the sign (white on black, 4 s), then grey."""
+    return make_scene_video(folder / "sign.mp4", ["color=c=gray",
+                            text_card(folder / "sign.png", SIGN), "color=c=gray"], seconds=4)
 
 
 def test_the_rewritten_words_score_the_frames_and_are_cached(ray_cluster, tmp_path: Path):
