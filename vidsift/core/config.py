@@ -375,6 +375,9 @@ class WatchConfig(_Section):
 
 class AlertConfig(_Section):
     threshold: float = Field(0.25, ge=-1, le=1)  # cosine of a frame to an alert text
+    # cosine of a frame's visual vector to an alert photo's (offline embedder: frames of other
+    # scenes and other photos 0.15-0.18; the photo over a third of the frame's width ~0.6)
+    photo_threshold: float = Field(0.5, ge=-1, le=1)
     cooldown_s: float = Field(60.0, ge=0)  # one event per alert per cooldown
     webhook_url: str | None = None  # each event POSTed here as JSON
     # signs the body: header X-Vidsift-Signature: sha256=<hex HMAC-SHA256 of the body>

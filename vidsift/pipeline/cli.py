@@ -155,7 +155,8 @@ def watch_command(
     duration: Annotated[Optional[float], typer.Option(
         "--duration", help="Stop after this many seconds (default: watch until stopped).")] = None,
     alert: Annotated[Optional[list[str]], typer.Option(
-        "--alert", help="A standing query: an event is raised when a frame matches it.")] = None,
+        "--alert", help="A standing query: an event is raised when a frame matches it "
+        "(a description, or a photo's path: .jpg .jpeg .png .webp .bmp).")] = None,
     index_dir: IndexDirOpt = None,
     config: ConfigOpt = "default",
     overrides: SetOpt = None,

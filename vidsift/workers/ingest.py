@@ -183,6 +183,9 @@ class EmbedActor(_Listener):
     def embed_text(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed_text(texts)
 
+    def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
+        return self.embedder.embed_images(images)
+
     def hear(self, path: str, speech: SpeechShard) -> Heard:
         """A shard's speech, recognised here (announced by one reserve, like a piece)."""
         try:
@@ -478,13 +481,21 @@ class IngestPool:
                           timeout_s=timeout_s)
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
+        return self._ask_an_embedder("embed_text", list(texts))
+
+    def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
+        """Query images (a photo alert) as visual unit vectors, (N, visual_dim)."""
+        return self._ask_an_embedder("embed_images", list(images))
+
+    def _ask_an_embedder(self, method: str, items: list):
+        """method(items) on the first embed actor, healed and asked again if it died."""
         import ray
 
         try:
-            return ray.get(self._embedders[0].embed_text.remote(list(texts)))
+            return ray.get(getattr(self._embedders[0], method).remote(items))
         except ray.exceptions.RayActorError:
             self._heal_embedders()
-            return ray.get(self._embedders[0].embed_text.remote(list(texts)))
+            return ray.get(getattr(self._embedders[0], method).remote(items))
 
     def encode_frames(self, images: list[np.ndarray]) -> FrameEmbeddings:
         """Frames decoded elsewhere (a live stream's shard) embedded on the embed actor with the

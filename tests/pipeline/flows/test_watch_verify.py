@@ -15,6 +15,7 @@ from vidsift.workers.vlm import open_vlm
 from tests.http_servers import serve
 
 ALERT = "a red car at the gate"
+AT = np.array([[1.0], [0.0]])  # the alert's (2, 1) column: its cosine to each frame's text
 
 
 def answering_server(replies: list[str], seen: list[dict]):
@@ -64,10 +65,10 @@ def test_a_yes_keeps_the_event_verified_and_a_no_drops_it(tmp_path: Path):
         store = StreamStore(cfg.index.dir, "gate")
         try:
             shard, text = shard_scores(0, hit=4)
-            kept = alert_events(store, shard, text, np.array([[1.0, 0.0]]), [ALERT], images,
+            kept = alert_events(store, shard, text @ AT, [ALERT], images,
                                 thumbnails, cfg, started=990.0, vlm=vlm)
             shard, text = shard_scores(1, hit=6)
-            dropped = alert_events(store, shard, text, np.array([[1.0, 0.0]]), [ALERT], images,
+            dropped = alert_events(store, shard, text @ AT, [ALERT], images,
                                    thumbnails, cfg, started=990.0, vlm=vlm)
             events = store.events()
         finally:
@@ -92,10 +93,10 @@ def test_without_a_vlm_a_peak_over_the_running_level_raises_an_unverified_event(
     store = StreamStore(cfg.index.dir, "gate")
     try:
         shard, text = shard_scores(0, hit=None)  # the warm-up: the level learns 0.1
-        assert alert_events(store, shard, text, np.array([[1.0, 0.0]]), [ALERT], images,
+        assert alert_events(store, shard, text @ AT, [ALERT], images,
                             [b"j"] * 10, cfg, started=1000.0) == []
         shard, text = shard_scores(1, hit=5)  # 0.9 is under the threshold but a peak
-        events = alert_events(store, shard, text, np.array([[1.0, 0.0]]), [ALERT], images,
+        events = alert_events(store, shard, text @ AT, [ALERT], images,
                               [b"j"] * 10, cfg, started=1000.0)
     finally:
         store.close()
@@ -115,7 +116,7 @@ def test_a_vlm_that_cannot_be_reached_leaves_the_event_unverified(tmp_path: Path
     store = StreamStore(cfg.index.dir, "gate")
     try:
         shard, text = shard_scores(0, hit=4)
-        events = alert_events(store, shard, text, np.array([[1.0, 0.0]]), [ALERT],
+        events = alert_events(store, shard, text @ AT, [ALERT],
                               [np.zeros((48, 64, 3), np.uint8)] * 10, [b"j"] * 10, cfg,
                               started=1000.0, vlm=vlm)
         assert store.events() == events

@@ -64,6 +64,10 @@ def test_a_stream_watched_by_the_service_sends_its_events(ray_cluster, tiny_sigl
                         f"concat:{url}", f"udp://127.0.0.1:{port}\n"):
             reply = client.post("/v1/streams", json={"url": refused, "name": "x"})
             assert reply.status_code in (403, 422), refused
+        # a photo alert is a file the service reads: outside the media roots it is refused
+        reply = client.post("/v1/streams", json={"url": url, "name": "x",
+                                                 "alerts": ["/etc/gate.jpg"]})
+        assert reply.status_code == 403 and "/etc/gate.jpg" in reply.json()["error"]
         assert client.get("/v1/streams").json() == {"streams": []}
 
         publisher = _publish(port, 60)  # until killed: the pool starts with the first stream

@@ -213,14 +213,65 @@ def verify_event(vlm, spec, alert: str, images: Sequence[np.ndarray],
     return verified_answer(answer), answer
 
 
-def alert_events(store: StreamStore, shard, text: np.ndarray, alert_vectors: np.ndarray,
-                 alerts: Sequence[str], images: Sequence[np.ndarray],
-                 thumbnails: Sequence[bytes], cfg: Config, started: float,
-                 vlm=None, coarse_fps: float | None = None) -> list[AlertEvent]:
-    """The events one shard raises. text: (N, D) frame text-space vectors; alert_vectors:
-    (A, D) unit vectors of the alert texts; images, thumbnails: the N frames and their JPEGs;
-    coarse_fps: the rate the shard's frames were taken at (None: watch.coarse_fps).
-    A frame fires for an alert when its cosine is at least alert.threshold or is a peak over
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def is_photo_alert(alert: str) -> bool:
+    """An alert naming an image file is a photo: frames that look like it raise it."""
+    return Path(alert).suffix.lower() in PHOTO_SUFFIXES
+
+
+@dataclasses.dataclass
+class AlertQueries:
+    """A watch's alerts as vectors: a text alert against the frames' text-space vectors, a
+    photo alert against their visual vectors. photos: (A,) bool, which alerts are photos;
+    text: (T, Dt) unit rows of the T text alerts, visual: (P, Dv) of the P photos, in order
+    (None where there are none)."""
+
+    photos: np.ndarray
+    text: np.ndarray | None
+    visual: np.ndarray | None
+
+    def scores(self, frame_text: np.ndarray, frame_visual: np.ndarray) -> np.ndarray:
+        """(N, A) cosines of N frames' (N, Dt) text-space and (N, Dv) visual vectors."""
+        out = np.zeros((len(frame_text), len(self.photos)), np.float32)
+        if self.text is not None:
+            out[:, ~self.photos] = frame_text @ self.text.T
+        if self.visual is not None:
+            out[:, self.photos] = frame_visual @ self.visual.T
+        return out
+
+
+def alert_queries(embedder, alerts: Sequence[str]) -> AlertQueries:
+    """Embeds the alerts (embedder: embed_text and embed_images, as the ingest pool's); a photo
+    alert that cannot be read is a ConfigError naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    from vidsift.core.errors import ConfigError
+
+    photos = np.array([is_photo_alert(alert) for alert in alerts], bool)
+    texts = [alert for alert, photo in zip(alerts, photos) if not photo]
+    images = []
+    for alert in (a for a, photo in zip(alerts, photos) if photo):
+        try:
+            with Image.open(Path(alert).expanduser()) as image:
+                images.append(np.asarray(image.convert("RGB")))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise ConfigError(f"alert photo {alert}: cannot be read ({exc})") from exc
+    return AlertQueries(photos, embedder.embed_text(texts) if texts else None,
+                        embedder.embed_images(images) if images else None)
+
+
+def alert_events(store: StreamStore, shard, scores: np.ndarray, alerts: Sequence[str],
+                 images: Sequence[np.ndarray], thumbnails: Sequence[bytes], cfg: Config,
+                 started: float, vlm=None, coarse_fps: float | None = None,
+                 photos: Sequence[bool] = ()) -> list[AlertEvent]:
+    """The events one shard raises. scores: (N, A) cosines of its N frames to the A alerts
+    (AlertQueries.scores); images, thumbnails: the N frames and their JPEGs; coarse_fps: the
+    rate the shard's frames were taken at (None: watch.coarse_fps); photos: which alerts are
+    photos (their threshold alert.photo_threshold; the VLM is not asked about them: its
+    question names the alert in words). A frame fires for an alert when its cosine is at least
+    its threshold (alert.threshold for a text) or is a peak over
     the alert's running level (plan.alerts.running_peaks, the level kept in the store); the
     event spans its firing frames and is raised unless the alert's last event ended less than
     alert.cooldown_s before its best frame. Firing frames that go on from the alert's last
@@ -234,12 +285,13 @@ def alert_events(store: StreamStore, shard, text: np.ndarray, alert_vectors: np.
     conf = cfg.alert
     frame_s = 1.0 / (coarse_fps or cfg.watch.coarse_fps)
     events = []
-    scores = text @ alert_vectors.T  # (N, A) cosines
     for column, alert in enumerate(alerts):
+        photo = column < len(photos) and bool(photos[column])
+        threshold = conf.photo_threshold if photo else conf.threshold
         peaks, level = running_peaks(scores[:, column], store.level(alert), conf.peak_sigma,
                                      conf.peak_warmup, conf.peak_span, conf.peak_min_std)
         store.set_level(alert, level)
-        over = np.flatnonzero((scores[:, column] >= conf.threshold) | peaks)
+        over = np.flatnonzero((scores[:, column] >= threshold) | peaks)
         if over.size == 0:
             continue
         best = int(over[np.argmax(scores[over, column])])
@@ -250,7 +302,7 @@ def alert_events(store: StreamStore, shard, text: np.ndarray, alert_vectors: np.
         if last is not None and shard.times[best] - last < conf.cooldown_s:
             continue
         verified, answer = False, None
-        if vlm is not None:
+        if vlm is not None and not photo:
             chosen = np.sort(over[np.argsort(-scores[over, column])[:conf.verify_frames]])
             try:
                 verified, answer = verify_event(
@@ -309,7 +361,8 @@ def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
     {"stream", "gap": [start, end]} dict per interruption, and a {"stream", "lag_s",
     "coarse_fps"} dict each time the coarse rate changes (plan.stream_rate.next_rate: thinned
     while the watcher falls behind, restored once caught up), as they happen. embedder:
-    anything with encode_frames(images) and embed_text(texts) (the service's ingest pool);
+    anything with encode_frames(images), embed_text(texts) and embed_images(images) (the
+    service's ingest pool); alerts: texts, or paths of photos (is_photo_alert);
     None: the configured embedder, loaded in this process. vlm: what verifies events (open_vlm's,
     left running); None: opened here when alerts are given, alert.verify is set and a VLM is
     configured (vlm.enabled), and shut down when the watch ends."""
@@ -319,7 +372,7 @@ def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
         from vidsift.workers.embed import get_embedder
 
         embedder = get_embedder(cfg.embed)
-    alert_vectors = embedder.embed_text(list(alerts)) if alerts else None
+    queries = alert_queries(embedder, alerts) if alerts else None
     owns_vlm = vlm is None and bool(alerts) and cfg.alert.verify and cfg.vlm.enabled
     if owns_vlm:
         from vidsift.workers.vlm import open_vlm
@@ -328,7 +381,7 @@ def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
     if not cfg.alert.verify:
         vlm = None
     try:
-        yield from _watch(url, name, cfg, alerts, store, started, embedder, alert_vectors,
+        yield from _watch(url, name, cfg, alerts, store, started, embedder, queries,
                           should_stop, duration_s, vlm)
     finally:
         if owns_vlm:
@@ -336,7 +389,7 @@ def watch_stream(url: str, name: str, cfg: Config, alerts: Sequence[str] = (),
 
 
 def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: StreamStore,
-           started: float, embedder, alert_vectors: np.ndarray | None,
+           started: float, embedder, queries: AlertQueries | None,
            should_stop: Callable[[], bool], duration_s: float | None,
            vlm) -> Iterator[AlertEvent | dict]:
     """watch_stream's loop over the stream's shards (its docstring)."""
@@ -372,10 +425,10 @@ def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: Strea
         # the window ends at the newest shard, not now: the last shard of a connection is
         # stored only when the stream stops, and a stream that stopped keeps its last hours
         store.drop_before(item.end - cfg.watch.retention_h * 3600)
-        if alert_vectors is not None:
-            for event in alert_events(store, item, np.asarray(embedded.text), alert_vectors,
-                                      alerts, item.images, thumbnails, cfg, started, vlm,
-                                      item.coarse_fps):
+        if queries is not None:
+            scores = queries.scores(np.asarray(embedded.text), np.asarray(embedded.visual))
+            for event in alert_events(store, item, scores, alerts, item.images, thumbnails,
+                                      cfg, started, vlm, item.coarse_fps, queries.photos):
                 if cfg.alert.webhook_url:  # in its own thread: retries never hold the stream
                     threading.Thread(target=post_event, daemon=True,
                                      args=(cfg.alert.webhook_url, event, cfg.alert.webhook_secret,

@@ -247,9 +247,15 @@ def add_stream_routes(app: FastAPI, cfg: Config, auth: list) -> None:
     @app.post("/v1/streams", status_code=201, dependencies=auth,
               responses=error_responses(400, 401, 403, 409, 422))
     def add_stream(body: StreamRequest, request: Request) -> dict:
-        """Watch a live stream: its URL must start with one of serve.stream_urls."""
+        """Watch a live stream: its URL must start with one of serve.stream_urls; a photo
+        alert (an image file's path) must lie under serve.media_roots, as a video must."""
+        from vidsift.pipeline.flows.watch import is_photo_alert
+
         streams = streams_of(request)
-        streams.add(body.name, check_stream_url(body.url, cfg.serve.stream_urls), body.alerts,
+        roots = request.app.state.service.roots
+        alerts = [str(roots.check(alert)) if is_photo_alert(alert) else alert
+                  for alert in body.alerts]
+        streams.add(body.name, check_stream_url(body.url, cfg.serve.stream_urls), alerts,
                     body.webhook)
         return streams.status(body.name)
 
