@@ -6,7 +6,9 @@ Each shard is remuxed (packets copied, no re-encoding) into its own MPEG-TS segm
 evidence can be decoded and played back later, and its coarse frames are decoded on the way:
 one frame every 1/coarse_fps seconds of stream time, scaled so the longest side is `max_side`;
 coarse_fps may be a callable, asked at each shard's first frame (the watcher thins its rate
-while it is behind: plan/stream_rate.py).
+while it is behind: plan/stream_rate.py). With audio=True the stream's first audio stream's
+packets go into the segments too (copied), and each shard's audio is decoded on the way to mono
+SAMPLE_RATE float32 samples (StreamShard.audio) for speech recognition.
 
 Times are wall-clock: PTS plus the connection's clock, the least (arrival - PTS) of the packets
 demuxed in its first second, so every shard of one connection is on one clock; an HLS playlist
@@ -45,7 +47,9 @@ class StreamShard:
     coarse_fps: the rate its coarse frames were taken at (frames per stream second; None:
     unknown). lag_s: how late its newest packet was demuxed, seconds after that packet's
     wall-clock time (about 0 when the reader keeps up; grows while the consumer falls behind
-    and the packets wait in FFmpeg's and the kernel's buffers)."""
+    and the packets wait in FFmpeg's and the kernel's buffers). audio: (S,) float32 mono samples
+    at workers.speech.audio.SAMPLE_RATE of the audio packets muxed into its segment, from
+    wall-clock audio_start (None: not asked for, or the stream has no audio)."""
 
     index: int
     start: float
@@ -55,6 +59,8 @@ class StreamShard:
     segment: Path
     coarse_fps: float | None = None
     lag_s: float = 0.0
+    audio: np.ndarray | None = None
+    audio_start: float | None = None
 
 
 @dataclasses.dataclass
@@ -79,6 +85,8 @@ PROTOCOLS = {
 # them over in one burst; a 1 s probe keeps that burst (and the latency it adds) short.
 LIVE_PROBE = {"analyzeduration": "1000000"}
 
+
+MPEGTS_AUDIO = {"aac", "ac3", "eac3", "mp2", "mp3", "opus"}  # audio codecs MPEG-TS carries
 
 CLOCK_SETTLE_S = 1.0  # see read_connection: how long a connection's clock is still refined
 
@@ -211,11 +219,15 @@ def _scaled(frame, max_side: int) -> np.ndarray:
 
 def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
                     coarse_fps: float | Callable[[], float], max_side: int, timeout_s: float,
-                    should_stop: Callable[[], bool]) -> Iterator[StreamShard]:
+                    should_stop: Callable[[], bool], audio: bool = False) -> Iterator[StreamShard]:
     """The shards of one connection to `url`, until it ends, stalls past timeout_s, or
     should_stop() is true; segment files segments/<index>.ts, numbered from first_index.
-    coarse_fps: frames per stream second, or a callable asked at each shard's first frame."""
+    coarse_fps: frames per stream second, or a callable asked at each shard's first frame.
+    audio: the first audio stream (where there is one) muxed into the segments and decoded
+    into StreamShard.audio; the packets before the first keyframe are dropped with the video's."""
     import av
+
+    from vidsift.workers.speech.audio import SAMPLE_RATE
 
     rate = coarse_fps if callable(coarse_fps) else lambda: coarse_fps
 
@@ -223,6 +235,17 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
     # one decoding thread: frame threads hold frames back, so they would land in the next shard
     video.codec_context.thread_count = 1
     time_base = float(video.time_base)
+    sound = container.streams.audio[0] if audio and container.streams.audio else None
+    resampler = None if sound is None else \
+        av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    # what MPEG-TS carries: other codecs (an RTSP camera's G.711) are heard but left out
+    muxed = sound is not None and sound.codec_context.name in MPEGTS_AUDIO
+    if sound is not None and not muxed:
+        log.warning("%s: %s audio is not copied into the segments (MPEG-TS carries %s)", url,
+                    sound.codec_context.name, ", ".join(sorted(MPEGTS_AUDIO)))
+    out_sound = None
+    pieces: list[np.ndarray] = []  # the shard's audio samples so far
+    sound_start = None  # stream seconds of the shard's first audio sample
     # Wall-clock time of PTS 0 on this connection: arrival minus PTS, least over the packets
     # demuxed in the first CLOCK_SETTLE_S after opening. The packets FFmpeg buffered while
     # probing come out first, in a burst, so the first one's arrival alone would put every
@@ -246,23 +269,48 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
 
     def finish(end_s: float) -> None:
         out.close()
+        samples = None if sound is None else \
+            np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         waiting.append((index, shard_start, end_s, np.asarray(times, np.float64),
-                        list(images), segments / f"{index:08d}.ts", shard_fps, late))
+                        list(images), segments / f"{index:08d}.ts", shard_fps, late, samples,
+                        shard_start if sound_start is None else sound_start))
 
     def hand_on() -> Iterator[StreamShard]:
-        for number, start_s, end_s, frame_times, frames, segment, fps, behind in waiting:
+        for (number, start_s, end_s, frame_times, frames, segment, fps, behind, samples,
+             samples_s) in waiting:
             yield StreamShard(number, epoch + start_s, epoch + end_s, epoch + frame_times,
-                              frames, segment, fps, max(0.0, behind - epoch))
+                              frames, segment, fps, max(0.0, behind - epoch), samples,
+                              None if samples is None else epoch + samples_s)
         waiting.clear()
+
+    def add_sound(packet) -> None:
+        nonlocal sound_start
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:
+            log.info("%s: an audio packet not decoded (%s)", url, exc)
+            frames = []
+        for frame in frames:
+            if sound_start is None and frame.time is not None:
+                sound_start = float(frame.time) - sum(len(p) for p in pieces) / SAMPLE_RATE
+            for resampled in resampler.resample(frame):
+                pieces.append(resampled.to_ndarray()[0].astype(np.float32, copy=False))
+        if muxed:
+            packet.stream = out_sound
+            out.mux(packet)
 
     if is_hls(url):  # the stream's own clock where its playlist gives one
         epoch = hls_epoch(url, timeout_s)
     settled = epoch is not None
     try:
-        for packet in container.demux(video):
+        for packet in container.demux(video, *(() if sound is None else (sound,))):
             if should_stop():
                 break
             if packet.pts is None or packet.size == 0:
+                continue
+            if sound is not None and packet.stream.index == sound.index:
+                if out is not None:
+                    add_sound(packet)
                 continue
             pts_s = packet.pts * time_base
             late = time.time() - pts_s if last_pts_s is None or pts_s >= last_pts_s else late
@@ -283,8 +331,11 @@ def read_connection(url: str, segments: Path, first_index: int, shard_s: float,
                     times.clear()
                     images.clear()
                     shard_fps = None
+                    pieces, sound_start = [], None
                 out = av.open(str(segments / f"{index:08d}.ts"), "w", format="mpegts")
                 out_stream = out.add_stream_from_template(video)
+                if muxed:
+                    out_sound = out.add_stream_from_template(sound)
                 shard_start, next_coarse = pts_s, pts_s
             if settled and waiting:
                 yield from hand_on()
@@ -315,21 +366,21 @@ def read_stream(url: str, segments: Path, shard_s: float,
                 coarse_fps: float | Callable[[], float], max_side: int,
                 timeout_s: float = 5.0, should_stop: Callable[[], bool] = lambda: False,
                 first_index: int = 0, backoff_s: tuple[float, float] = (0.5, 8.0),
-                ) -> Iterator[StreamShard | StreamGap]:
+                audio: bool = False) -> Iterator[StreamShard | StreamGap]:
     """Shards of `url` as they arrive, reconnecting with backoff (doubling from backoff_s[0] up
     to backoff_s[1]) when the stream drops, and a StreamGap between connections. The first
     connection failing raises StreamOpenError; later failures are retried until should_stop().
     An attempt that took timeout_s or longer is retried at once, a quicker failure after the
     rest of its delay: udp:// listens, its open waits timeout_s for packets, and what is sent
     while no socket is bound is lost, so a backoff after it would drop the first seconds of a
-    returning publisher. coarse_fps: as read_connection's."""
+    returning publisher. coarse_fps, audio: as read_connection's."""
     segments.mkdir(parents=True, exist_ok=True)
     index, last_end, connected, delay = first_index, None, False, backoff_s[0]
     while not should_stop():
         attempt = time.monotonic()
         try:
             for shard in read_connection(url, segments, index, shard_s, coarse_fps, max_side,
-                                         timeout_s, should_stop):
+                                         timeout_s, should_stop, audio):
                 if last_end is not None and shard.start > last_end + shard_s:
                     yield StreamGap(last_end, shard.start)
                 connected, delay = True, backoff_s[0]

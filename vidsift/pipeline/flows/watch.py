@@ -4,7 +4,10 @@ the stream's memory, scored against standing alert texts, and dropped past watch
 Layout under index.dir/streams/<name>/:
     segments/<index>.ts   each shard remuxed, packets copied: the evidence, playable
     shards/<index>.npz    its coarse frames: times (wall-clock s), visual and text vectors,
-                          descriptions, JPEG thumbnails end to end with their offsets
+                          descriptions, JPEG thumbnails end to end with their offsets;
+                          with speech.mode asr or auto, what was said in it (speech: JSON
+                          [start, end, text, source] lines, wall-clock s), recognised from
+                          the audio muxed into its segment
     events.sqlite         alert events and gaps (nothing received from start to end); in its
                           meta table the watcher's lag_s and coarse_fps after its latest shard
 A restarted watcher numbers its shards after the last stored one and reads its alerts' last
@@ -80,7 +83,10 @@ class StreamStore:
         return sorted(int(p.stem) for p in self.shards.glob("*.npz"))
 
     def add_shard(self, shard, visual: np.ndarray, text: np.ndarray,
-                  descriptions: Sequence[str], thumbnails: Sequence[bytes]) -> None:
+                  descriptions: Sequence[str], thumbnails: Sequence[bytes],
+                  speech: Sequence = ()) -> None:
+        """speech: the shard's TranscriptSegments, times wall-clock seconds."""
+        lines = [[s.start, s.end, s.text, s.source] for s in speech]
         offsets = np.cumsum([0] + [len(t) for t in thumbnails]).astype(np.int64)
 
         def write(tmp: Path) -> None:
@@ -89,14 +95,32 @@ class StreamStore:
                          visual=visual, text=text, thumbnail_offsets=offsets,
                          thumbnails=np.frombuffer(b"".join(thumbnails), np.uint8),
                          descriptions=np.array(json.dumps(list(descriptions))),
+                         speech=np.array(json.dumps(lines)),
                          segment=np.array(shard.segment.name))
 
         write_atomic(self.shards / f"{shard.index:08d}.npz", write)
+
+    def add_speech(self, index: int, speech: Sequence) -> None:
+        """Appends TranscriptSegments (wall-clock s) to stored shard `index`'s speech."""
+        path = self.shards / f"{index:08d}.npz"
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        lines = json.loads(str(arrays.get("speech", "[]")))
+        lines += [[s.start, s.end, s.text, s.source] for s in speech]
+        arrays["speech"] = np.array(json.dumps(lines))
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+
+        write_atomic(path, write)
 
     def read_shard(self, index: int) -> dict:
         with np.load(self.shards / f"{index:08d}.npz", allow_pickle=False) as data:
             shard = {key: data[key] for key in data.files}
         shard["descriptions"] = json.loads(str(shard["descriptions"]))
+        # [start, end, text, source] lines, wall-clock s; none in a shard stored before speech
+        shard["speech"] = json.loads(str(shard["speech"])) if "speech" in shard else []
         shard["segment"] = self.segments / str(shard["segment"])
         return shard
 
@@ -395,6 +419,7 @@ def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: Strea
     """watch_stream's loop over the stream's shards (its docstring)."""
     from vidsift.pipeline.plan.stream_rate import StreamRate, next_rate
     from vidsift.workers.ingest import jpeg_thumbnail
+    from vidsift.workers.speech.audio import SAMPLE_RATE
     from vidsift.workers.stream import StreamGap, read_stream
 
     conf = cfg.watch
@@ -402,10 +427,23 @@ def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: Strea
     stop = lambda: should_stop() or (deadline is not None and time.monotonic() > deadline)  # noqa: E731
     indices = store.shard_indices()
     rate = StreamRate(conf.coarse_fps)  # the reader asks rate.fps at each shard's first frame
+    hears = cfg.speech.mode in ("asr", "auto")  # a live stream carries no subtitles to read
+    asr = None  # the recogniser, loaded at the first shard with audio
+    # audio from the last pause on, held for the next shard so a sentence said across a
+    # shard boundary is heard whole: (wall-clock start, samples)
+    held: tuple[float, np.ndarray] | None = None
+    stored = None  # the newest stored shard's index
+
+    def flush() -> None:  # what is held, heard now and kept with the newest stored shard
+        nonlocal held
+        if held is not None and stored is not None:
+            store.add_speech(stored, shard_speech(asr, held[1], held[0], cfg.speech.window_s))
+        held = None
     for item in read_stream(url, store.segments, conf.shard_s, lambda: rate.fps,
                             cfg.decode.coarse_max_side, conf.read_timeout_s, stop,
-                            first_index=indices[-1] + 1 if indices else 0):
+                            first_index=indices[-1] + 1 if indices else 0, audio=hears):
         if isinstance(item, StreamGap):
+            flush()
             store.add_gap(item.start, item.end)
             yield {"stream": name, "gap": [item.start, item.end]}
             continue
@@ -421,7 +459,21 @@ def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: Strea
             continue
         embedded = embedder.encode_frames(item.images)
         thumbnails = [jpeg_thumbnail(image) for image in item.images]
-        store.add_shard(item, embedded.visual, embedded.text, embedded.descriptions, thumbnails)
+        said = []
+        if item.audio is not None and len(item.audio):
+            if asr is None:
+                from vidsift.workers.speech import get_asr
+
+                asr = get_asr(cfg.speech)
+            start, samples = item.audio_start, item.audio
+            if held is not None:
+                start, samples = held[0], np.concatenate([held[1], samples])
+            cut = speech_tail(samples, cfg.speech.window_s)
+            held = (start + cut / SAMPLE_RATE, samples[cut:]) if cut < len(samples) else None
+            said = shard_speech(asr, samples[:cut], start, cfg.speech.window_s)
+        store.add_shard(item, embedded.visual, embedded.text, embedded.descriptions, thumbnails,
+                        said)
+        stored = item.index
         # the window ends at the newest shard, not now: the last shard of a connection is
         # stored only when the stream stops, and a stream that stopped keeps its last hours
         store.drop_before(item.end - cfg.watch.retention_h * 3600)
@@ -434,6 +486,58 @@ def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: Strea
                                      args=(cfg.alert.webhook_url, event, cfg.alert.webhook_secret,
                                            cfg.alert.webhook_retries)).start()
                 yield event
+    flush()
+
+
+def shard_speech(asr, samples: np.ndarray, start: float, window_s: float) -> list:
+    """What `asr` (a workers.speech backend: transcribe(windows)) hears in one shard's audio:
+    samples (S,) float32 mono at SAMPLE_RATE from wall-clock `start` seconds, cut into windows
+    of window_s seconds; silent windows are not shown to it. -> TranscriptSegments, wall-clock."""
+    from vidsift.workers.speech.audio import SAMPLE_RATE, SILENCE_DBFS, AudioWindow
+
+    size = max(1, round(window_s * SAMPLE_RATE))
+    windows = [AudioWindow(start + at / SAMPLE_RATE, samples[at:at + size])
+               for at in range(0, len(samples), size)]
+    audible = [w for w in windows if w.loudness_dbfs > SILENCE_DBFS]
+    return [segment for _, segments in asr.transcribe(iter(audible)) for segment in segments]
+
+
+PAUSE_S = 0.3  # a quiet stretch this long ends what is said (speech_tail)
+PAUSE_RANGE_DB = 30.0  # quiet: this far under the loudest 20 ms, or under SILENCE_DBFS
+
+
+def speech_tail(samples: np.ndarray, most_s: float) -> int:
+    """Where the speech still going on at the end of `samples` ((n,) float32 mono at
+    SAMPLE_RATE) begins: the middle of the last pause (PAUSE_S of 20 ms frames under
+    PAUSE_RANGE_DB below the loudest one, or under SILENCE_DBFS); n when they end in a pause or
+    hold most_s seconds or more (heard now, cut or not); 0 when speech fills them."""
+    from vidsift.workers.speech.audio import SAMPLE_RATE, SILENCE_DBFS
+
+    frame, n = SAMPLE_RATE // 50, len(samples)
+    frames = n // frame
+    if n >= most_s * SAMPLE_RATE or frames == 0:
+        return n
+    energy = np.square(samples[:frames * frame].reshape(frames, frame), dtype=np.float64)
+    level = 10 * np.log10(np.maximum(energy.mean(axis=1), 1e-20))  # (frames,) dBFS
+    quiet = level < max(SILENCE_DBFS, float(level.max()) - PAUSE_RANGE_DB)
+    pause = round(PAUSE_S * SAMPLE_RATE / frame)
+    run = 0
+    for k in range(frames - 1, -1, -1):  # the last run of `pause` quiet frames
+        run = run + 1 if quiet[k] else 0
+        if run == pause:
+            return n if k + pause >= frames else (k + pause // 2) * frame
+    return 0
+
+
+def window_transcript(shards: Sequence[dict], origin: float, since: float, until: float):
+    """The stored speech of window_shards' shards said inside [since, until] wall-clock s, as
+    a Transcript on the window's own timeline (seconds since `origin`, its offset 0)."""
+    from vidsift.core.types import Transcript, TranscriptSegment
+
+    segments = [TranscriptSegment(start - origin, end - origin, text, source)
+                for shard in shards for start, end, text, source in shard.get("speech", ())
+                if end > since and start < until]
+    return Transcript(segments, sorted({s.source for s in segments}))
 
 
 def parse_duration(text: str) -> float:
@@ -494,7 +598,9 @@ def stream_window(cfg: Config, name: str, last_s: float | None = None,
     """The recorded segments of a window of stream `name` (window_shards: the last `last_s`
     seconds, or wall-clock [since, until]), remuxed (packets copied, no re-encoding) into one
     MP4 whose time 0 is the window's first frame, which the usual ask plan reads; and the
-    wall-clock time its offset 0 stands for."""
+    wall-clock time its offset 0 stands for. With speech on (cfg.speech), the speech the
+    watcher stored for those shards is the MP4's transcript (window_transcript, kept in the
+    transcript store under the MP4's content hash), which ask reads as a file's."""
     store = StreamStore(cfg.index.dir, name)
     indices = store.shard_indices()
     if not indices:
@@ -523,4 +629,11 @@ def stream_window(cfg: Config, name: str, last_s: float | None = None,
                         out.mux(packet)
 
     write_atomic(window, write)
-    return window, float(chosen[0]["start"])
+    origin = float(chosen[0]["start"])
+    if cfg.speech.enabled:
+        from vidsift.core.media import content_hash
+        from vidsift.pipeline.flows.speech import store_transcript
+
+        transcript = window_transcript(chosen, origin, origin, float(chosen[-1]["end"]))
+        store_transcript(transcript, content_hash(str(window)), cfg)
+    return window, origin
