@@ -61,6 +61,22 @@ def test_a_damaged_memory_reads_as_absent(tmp_path):
     assert not [p for p in path.parent.iterdir() if ".tmp" in p.name]
 
 
+def test_text_vectors_are_kept_per_embedder_space_and_a_damaged_file_reads_as_none(tmp_path):
+    store = MemoryStore(tmp_path)
+    vectors = {"SECRET WORD: ORCHID": np.array([0.6, 0.8], np.float32),
+               "EXIT ünïcode": np.array([1.0, 0.0], np.float32)}
+    path = store.put_text_vectors("ab" * 32, "offline-minilm", vectors)
+    assert path.parent == store.path("ab" * 32, "k1").parent and path.name.startswith("texts-")
+    back = store.get_text_vectors("ab" * 32, "offline-minilm")
+    assert list(back) == list(vectors)
+    for text, vector in vectors.items():
+        np.testing.assert_array_equal(back[text], vector)
+    assert store.get_text_vectors("ab" * 32, "siglip") == {}
+    assert store.get_text_vectors("cd" * 32, "offline-minilm") == {}
+    path.write_bytes(path.read_bytes()[:40])
+    assert store.get_text_vectors("ab" * 32, "offline-minilm") == {}
+
+
 def test_vectors_are_memory_mapped_read_only_and_checked_against_the_memory(tmp_path):
     store = MemoryStore(tmp_path)
     store.put(_memory(n=5))

@@ -12,6 +12,11 @@ Layout under the index dir:
                                          long video's memory costs little resident memory
     memory/<hash[:2]>/<hash>/<key>.jpg   the coarse frames' JPEG thumbnails, end to end, in
                                          frame order (the npz holds their offsets)
+    memory/<hash[:2]>/<hash>/texts-<space>.npz
+                                         on-screen texts (strings) and their vectors in one
+                                         embedder's text space (space: 16 hex of the space id's
+                                         SHA-256), so asking again in a new process embeds only
+                                         texts it has not seen
 Each file is written whole to a temp name, fsynced and renamed (core.files.write_atomic), the
 npz last: it is the commit point, and it records the other files' sizes, so a crash leaves the
 old memory or the new one, and readers never see half of one. Arrays only: no pickle is ever
@@ -27,6 +32,8 @@ about 50 MB.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import itertools
 import json
 import logging
@@ -157,6 +164,40 @@ class MemoryStore:
     def vectors_path(self, content_hash: str, key: str, space: str) -> Path:
         """space: "visual" or "text"."""
         return self.path(content_hash, key).with_suffix(f".{space}.npy")
+
+    def texts_path(self, content_hash: str, space: str) -> Path:
+        name = hashlib.sha256(space.encode()).hexdigest()[:16]
+        return self.root / content_hash[:2] / content_hash / f"texts-{name}.npz"
+
+    def get_text_vectors(self, content_hash: str, space: str) -> dict[str, np.ndarray]:
+        """The text vectors stored for this content in embedder space `space`: {text: (D,)
+        float32}; empty when none are (or the file is damaged: logged, embedded anew)."""
+        path = self.texts_path(content_hash, space)
+        if not path.is_file():
+            return {}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                texts = json.loads(str(data["texts"]))
+                vectors = np.asarray(data["vectors"], dtype=np.float32)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            log.warning("%s: stored text vectors unreadable, embedding anew (%s)", path, exc)
+            return {}
+        if vectors.ndim != 2 or len(vectors) != len(texts):
+            return {}
+        return dict(zip(texts, vectors))
+
+    def put_text_vectors(self, content_hash: str, space: str,
+                         vectors: dict[str, np.ndarray]) -> Path:
+        """Store {text: (D,) vector} for this content in embedder space `space`, replacing
+        what was stored (pass the union to add to it)."""
+        path = self.texts_path(content_hash, space)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        rows = np.asarray(list(vectors.values()), dtype=np.float32)
+        np.savez(buffer, texts=np.array(json.dumps(list(vectors), ensure_ascii=False)),
+                 vectors=rows.reshape(len(vectors), -1))
+        write_atomic(path, buffer.getvalue())
+        return path
 
     def stage(self, content_hash: str, key: str) -> ShardStage:
         """Temp files beside the memory to collect a video's shard results in during ingest."""

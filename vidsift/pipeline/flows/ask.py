@@ -597,17 +597,18 @@ class Asker:
         read it: plan.evidence.on_screen_texts), for the plan to score sentence against
         sentence and each picture apart from its text; None with selection.sentence_match off
         or no text shown.
-        Embedded at question time, once per (content, embedder space) in this Asker: a caption
-        held on screen is one text, so even a 2-hour memory has few, and the memory format
-        stays as it is."""
+        Embedded at question time, once per (content, embedder space): kept in this Asker and
+        stored beside the memory (MemoryStore.put_text_vectors), so a later process, a CLI ask
+        among them, embeds none of them again (bbb.mp4's credits: ~10 s on 2 cores)."""
         if not cfg.selection.sentence_match:
             return None
         from vidsift.pipeline.plan.evidence import on_screen_texts
 
         key = (memory.content_hash, cfg.embed.space_id)
         if key not in self._texts:
-            self._texts[key] = on_screen_texts(memory.frames.embeddings.descriptions,
-                                               self.pool.embed_text)
+            self._texts[key] = on_screen_texts(
+                memory.frames.embeddings.descriptions,
+                _stored_embed_text(self.memory, *key, self.pool.embed_text))
             while len(self._texts) > TEXT_CACHE_VIDEOS:
                 del self._texts[next(iter(self._texts))]
         return self._texts[key]
@@ -635,6 +636,25 @@ class Asker:
         # a coarse frame stands for the moment around it up to half the widest coarse gap
         evidence = SpeechEvidence(spans, vectors, reach_s=cfg.selection.max_coarse_gap_s / 2)
         return _Spoken(transcript, evidence, similarity)
+
+
+def _stored_embed_text(store, content_hash: str, space: str, embed_text):
+    """embed_text (list[str] -> (n, D) unit rows) through the vectors `store` (a
+    MemoryStore) keeps for this content in embedder space `space`: only the texts it lacks are
+    embedded, then stored with the rest. A store that cannot be written is logged; the
+    vectors are still returned."""
+    known = store.get_text_vectors(content_hash, space)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, np.asarray(embed_text(missing), dtype=np.float32)))
+            try:
+                store.put_text_vectors(content_hash, space, known)
+            except OSError as exc:
+                log.warning("on-screen text vectors not stored under %s (%s)", store.root, exc)
+        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+    return embed
 
 
 @dataclass(slots=True)
