@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.streams import stored_shards, wait_for_shards
 from tests.videos import ffmpeg_available
 from tests.workers.test_stream_reader import _free_udp_port
 from vidsift.core.config import Config
@@ -54,7 +55,6 @@ def test_needles_before_and_after_a_20_s_publisher_outage_each_raise_their_alert
 
     done = threading.Event()
     stop_asked: list[float] = []
-    shards = tmp_path / "index" / "streams" / "aisle" / "shards"
 
     def publish_killed_then_back():
         first = _publish(port, 60, NEEDLE)
@@ -62,14 +62,9 @@ def test_needles_before_and_after_a_20_s_publisher_outage_each_raise_their_alert
         first.kill()  # killed mid-stream, not ended
         first.wait()
         time.sleep(20.0)
-        stored_before = len(list(shards.glob("*.npz")))
+        stored_before = stored_shards(cfg.index.dir, "aisle")
         _publish(port, 5, NEEDLE).wait()
-        # stopped once the watcher stored 4 shards of it: a loaded machine's watcher runs
-        # seconds behind the stream, and a stop at a fixed time dropped what it had not read
-        deadline = time.monotonic() + 15.0
-        while len(list(shards.glob("*.npz"))) < stored_before + 4 and \
-                time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for_shards(cfg.index.dir, "aisle", stored_before + 4)  # 4 shards of it read
         stop_asked.append(time.monotonic())
         done.set()
 

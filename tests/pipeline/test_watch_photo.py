@@ -6,12 +6,12 @@ naming it."""
 
 import subprocess
 import threading
-import time
 
 import pytest
 from PIL import Image
 from skimage import data
 
+from tests.streams import wait_for_shards
 from tests.videos import ffmpeg_available
 from tests.workers.test_stream_reader import _free_udp_port
 from vidsift.core.config import Config
@@ -41,14 +41,15 @@ def test_a_photo_alert_is_raised_once_while_the_photo_is_shown(tmp_path, offline
     Image.fromarray(data.astronaut()).save(astronaut)
     cfg = Config()
     cfg.index.dir = str(tmp_path / "index")
-    cfg.watch.shard_s, cfg.watch.read_timeout_s, cfg.watch.coarse_fps = 1.0, 2.0, 2.0
+    # read_timeout_s 3: the open waits that long for the publisher's first packet
+    cfg.watch.shard_s, cfg.watch.read_timeout_s, cfg.watch.coarse_fps = 1.0, 3.0, 2.0
     cfg.alert.cooldown_s = 10.0
     port = _free_udp_port()
     done = threading.Event()
 
     def publish():
         _publish(port, 7, cat).wait()
-        time.sleep(1.5)  # what it sent is read meanwhile
+        wait_for_shards(cfg.index.dir, "porch", 6)  # what it sent is read meanwhile
         done.set()
 
     threading.Timer(0.5, publish).start()
