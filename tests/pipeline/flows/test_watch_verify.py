@@ -19,8 +19,8 @@ AT = np.array([[1.0], [0.0]])  # the alert's (2, 1) column: its cosine to each f
 
 
 def answering_server(replies: list[str], seen: list[dict]):
-    """Chat completions answered with replies.pop(0); each request's question and image count
-    appended to `seen`."""
+    """Chat completions answered with replies.pop(0); each request's text, image count and image
+    data URLs appended to `seen`."""
     from fastapi import FastAPI
 
     app = FastAPI()
@@ -28,8 +28,9 @@ def answering_server(replies: list[str], seen: list[dict]):
     @app.post("/v1/chat/completions")
     def chat(body: dict) -> dict:
         parts = body["messages"][-1]["content"]
+        urls = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
         seen.append({"text": " ".join(p.get("text", "") for p in parts if p["type"] == "text"),
-                     "images": sum(p["type"] == "image_url" for p in parts)})
+                     "images": len(urls), "urls": urls})
         return {"model": "judge", "choices": [{"message": {"role": "assistant",
                                                            "content": replies.pop(0)}}]}
 
@@ -83,6 +84,46 @@ def test_a_yes_keeps_the_event_verified_and_a_no_drops_it(tmp_path: Path):
     # the running level outlives the store: 20 frames seen, near the 0.1 background
     level = StreamStore(cfg.index.dir, "gate").level(ALERT)
     assert level.count == 20 and 0.1 < level.mean < 0.5 and level.var > 0
+
+
+def test_a_photo_alert_is_verified_with_the_photo_shown_first(tmp_path: Path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    replies, seen = ["Yes, the same gate.", "No."], []
+    photo = np.zeros((60, 80, 3), np.uint8)
+    photo[..., 0] = 255  # red: told apart from the grey frames in what the server got
+    alert = str(tmp_path / "gate.jpg")
+    images = [np.full((48, 64, 3), 20 * k, np.uint8) for k in range(10)]
+    with serve(answering_server(replies, seen)) as url:
+        cfg = load_config("default", [
+            f"index.dir={tmp_path}", "vlm.backend=openai", f"vlm.base_url={url}",
+            "vlm.model=judge", "alert.photo_threshold=0.5", "alert.cooldown_s=5",
+            "watch.coarse_fps=1"])
+        vlm = open_vlm(cfg.vlm, cfg.pool)
+        store = StreamStore(cfg.index.dir, "gate")
+        try:
+            shard, visual = shard_scores(0, hit=4)
+            kept = alert_events(store, shard, visual @ AT, [alert], images, [b"j"] * 10, cfg,
+                                started=990.0, vlm=vlm, photos=[photo])
+            shard, visual = shard_scores(1, hit=6)
+            dropped = alert_events(store, shard, visual @ AT, [alert], images, [b"j"] * 10,
+                                   cfg, started=990.0, vlm=vlm, photos=[photo])
+        finally:
+            store.close()
+            vlm.shutdown()
+    assert len(kept) == 1 and kept[0].verified and kept[0].answer == "Yes, the same gate."
+    assert dropped == []
+    # the photo first, labelled with its name, then the event's three best frames
+    assert [s["images"] for s in seen] == [4, 4]
+    assert "[1] gate.jpg" in seen[0]["text"] and "reference photo" in seen[0]["text"]
+    assert alert not in seen[0]["text"]  # its path is no question: the photo is shown
+    shown = [np.asarray(Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))))
+             .reshape(-1, 3).mean(axis=0) for u in seen[0]["urls"]]
+    assert shown[0][0] > 200 and shown[0][1] < 60  # red
+    assert all(abs(c[0] - c[1]) < 10 for c in shown[1:])  # grey
 
 
 def test_without_a_vlm_a_peak_over_the_running_level_raises_an_unverified_event(tmp_path):

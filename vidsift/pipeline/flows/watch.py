@@ -211,27 +211,36 @@ class StreamStore:
 
 
 def verify_event(vlm, spec, alert: str, images: Sequence[np.ndarray],
-                 times: Sequence[float]) -> tuple[bool, str]:
+                 times: Sequence[float], photo: np.ndarray | None = None) -> tuple[bool, str]:
     """Asks the VLM (generate(list of VLMRequest): open_vlm's) whether `images` show `alert`:
     plan.alerts.verify_question over each image as one still (resized to the model's patch
     grid, spec: a core.vision.VisionSpec). images: the event's best frames, (H, W, 3) uint8 RGB,
-    in time order; times: their seconds (tags in the prompt). Returns (whether the answer starts
-    with yes, the answer)."""
+    in time order; times: their seconds (tags in the prompt). photo: a photo alert's picture,
+    (H, W, 3) uint8 RGB, shown first, labelled with its file name, and asked about with
+    plan.alerts.verify_photo_question. Returns (whether the answer starts with yes, the
+    answer)."""
     from PIL import Image
 
     from vidsift.core.types import Frame, PlannedSegment, SegmentKind, TokenSet, VLMRequest
     from vidsift.core.vision import smart_resize, tokens_for
-    from vidsift.pipeline.plan.alerts import VERIFY_TOKENS, verified_answer, verify_question
+    from vidsift.pipeline.plan.alerts import (
+        VERIFY_TOKENS, verified_answer, verify_photo_question, verify_question)
 
-    segments = []
-    for k, (image, t) in enumerate(zip(images, times)):
+    def still(image: np.ndarray, t: float, k: int, video: str) -> PlannedSegment:
         height, width = smart_resize(*image.shape[:2], spec.factor)
         resized = np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
-        segments.append(PlannedSegment(SegmentKind.IMAGE, t, t, (t,), height, width,
-                                       tokens_for(1, height, width, spec),
-                                       frames=(Frame(resized, t, k),)))
+        return PlannedSegment(SegmentKind.IMAGE, t, t, (t,), height, width,
+                              tokens_for(1, height, width, spec), frames=(Frame(resized, t, k),),
+                              video=video)
+
+    # with a photo the labels name each image's source: "[1] gate.jpg", "[2] stream"
+    source = "" if photo is None else "stream"
+    segments = [still(image, t, k, source) for k, (image, t) in enumerate(zip(images, times))]
+    if photo is not None:
+        segments.insert(0, still(photo, 0.0, len(segments), Path(alert).name))
     token_set = TokenSet("", segments, budget=sum(s.tokens for s in segments))
-    request = VLMRequest(token_set, verify_question(alert), max_new_tokens=VERIFY_TOKENS,
+    question = verify_question(alert) if photo is None else verify_photo_question()
+    request = VLMRequest(token_set, question, max_new_tokens=VERIFY_TOKENS,
                          request_id=f"verify:{alert}")
     answer = vlm.generate([request])[0].text.strip()
     return verified_answer(answer), answer
@@ -255,6 +264,12 @@ class AlertQueries:
     photos: np.ndarray
     text: np.ndarray | None
     visual: np.ndarray | None
+    pictures: list[np.ndarray] = dataclasses.field(default_factory=list)  # the P photos, RGB
+
+    def references(self) -> list[np.ndarray | None]:
+        """Per alert, in order: its photo ((H, W, 3) uint8 RGB), or None for a text alert."""
+        pictures = iter(self.pictures)
+        return [next(pictures) if photo else None for photo in self.photos]
 
     def scores(self, frame_text: np.ndarray, frame_visual: np.ndarray) -> np.ndarray:
         """(N, A) cosines of N frames' (N, Dt) text-space and (N, Dv) visual vectors."""
@@ -283,18 +298,18 @@ def alert_queries(embedder, alerts: Sequence[str]) -> AlertQueries:
         except (OSError, UnidentifiedImageError) as exc:
             raise ConfigError(f"alert photo {alert}: cannot be read ({exc})") from exc
     return AlertQueries(photos, embedder.embed_text(texts) if texts else None,
-                        embedder.embed_images(images) if images else None)
+                        embedder.embed_images(images) if images else None, images)
 
 
 def alert_events(store: StreamStore, shard, scores: np.ndarray, alerts: Sequence[str],
                  images: Sequence[np.ndarray], thumbnails: Sequence[bytes], cfg: Config,
                  started: float, vlm=None, coarse_fps: float | None = None,
-                 photos: Sequence[bool] = ()) -> list[AlertEvent]:
+                 photos: Sequence[np.ndarray | None] = ()) -> list[AlertEvent]:
     """The events one shard raises. scores: (N, A) cosines of its N frames to the A alerts
     (AlertQueries.scores); images, thumbnails: the N frames and their JPEGs; coarse_fps: the
-    rate the shard's frames were taken at (None: watch.coarse_fps); photos: which alerts are
-    photos (their threshold alert.photo_threshold; the VLM is not asked about them: its
-    question names the alert in words). A frame fires for an alert when its cosine is at least
+    rate the shard's frames were taken at (None: watch.coarse_fps); photos: per alert, its
+    photo for a photo alert (AlertQueries.references: its threshold alert.photo_threshold, and
+    the VLM is shown it beside the frames), None for a text alert. A frame fires for an alert when its cosine is at least
     its threshold (alert.threshold for a text) or is a peak over
     the alert's running level (plan.alerts.running_peaks, the level kept in the store); the
     event spans its firing frames and is raised unless the alert's last event ended less than
@@ -310,7 +325,8 @@ def alert_events(store: StreamStore, shard, scores: np.ndarray, alerts: Sequence
     frame_s = 1.0 / (coarse_fps or cfg.watch.coarse_fps)
     events = []
     for column, alert in enumerate(alerts):
-        photo = column < len(photos) and bool(photos[column])
+        reference = photos[column] if column < len(photos) else None
+        photo = reference is not None
         threshold = conf.photo_threshold if photo else conf.threshold
         peaks, level = running_peaks(scores[:, column], store.level(alert), conf.peak_sigma,
                                      conf.peak_warmup, conf.peak_span, conf.peak_min_std)
@@ -326,12 +342,12 @@ def alert_events(store: StreamStore, shard, scores: np.ndarray, alerts: Sequence
         if last is not None and shard.times[best] - last < conf.cooldown_s:
             continue
         verified, answer = False, None
-        if vlm is not None and not photo:
+        if vlm is not None:
             chosen = np.sort(over[np.argsort(-scores[over, column])[:conf.verify_frames]])
             try:
                 verified, answer = verify_event(
                     vlm, cfg.vision_spec(), alert, [images[i] for i in chosen],
-                    [float(shard.times[i] - shard.times[over[0]]) for i in chosen])
+                    [float(shard.times[i] - shard.times[over[0]]) for i in chosen], reference)
             except Exception as exc:  # noqa: BLE001 - a failing VLM must not stop the watcher
                 log.warning("stream %s: alert %r not verified (%s); raised unverified",
                             store.name, alert, exc)
@@ -423,6 +439,7 @@ def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: Strea
     from vidsift.workers.stream import StreamGap, read_stream
 
     conf = cfg.watch
+    photos = queries.references() if queries is not None else []  # shown to the VLM verifying
     deadline = None if duration_s is None else time.monotonic() + duration_s
     stop = lambda: should_stop() or (deadline is not None and time.monotonic() > deadline)  # noqa: E731
     indices = store.shard_indices()
@@ -480,7 +497,7 @@ def _watch(url: str, name: str, cfg: Config, alerts: Sequence[str], store: Strea
         if queries is not None:
             scores = queries.scores(np.asarray(embedded.text), np.asarray(embedded.visual))
             for event in alert_events(store, item, scores, alerts, item.images, thumbnails,
-                                      cfg, started, vlm, item.coarse_fps, queries.photos):
+                                      cfg, started, vlm, item.coarse_fps, photos):
                 if cfg.alert.webhook_url:  # in its own thread: retries never hold the stream
                     threading.Thread(target=post_event, daemon=True,
                                      args=(cfg.alert.webhook_url, event, cfg.alert.webhook_secret,

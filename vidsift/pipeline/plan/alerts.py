@@ -5,8 +5,9 @@ exponentially-weighted mean and deviation of that alert's earlier scores, carrie
 shard (and across watcher restarts) as a RunningLevel. A slow drift moves the level with it and
 does not fire; a short rise far above the noise does.
 
-verify_question / verified_answer: the yes/no question a VLM is asked about an event's best
-frames, and how its answer is read.
+verify_question / verify_photo_question / verified_answer: the yes/no question a VLM is asked
+about an event's best frames (a photo alert's with the photo shown first), and how its answer
+is read.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def running_peaks(scores: np.ndarray, level: RunningLevel, sigma: float | None, 
 def verify_question(alert: str) -> str:
     """The question a VLM answers about an event's frames."""
     return f"Does this show: {alert}? Answer yes or no."
+
+
+def verify_photo_question() -> str:
+    """The question a VLM answers about a photo alert's event: the reference photo is the
+    first image ([1]), the event's frames follow it."""
+    return ("Image [1] is a reference photo, not from the stream. Do the other images show "
+            "what the reference photo shows? Answer yes or no.")
 
 
 def verified_answer(text: str) -> bool:
