@@ -178,7 +178,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "live.json"))
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    result: dict = {"machine": f"{cores} cores; other agents' work on it during the run",
+    result: dict = {"machine": f"{cores} cores",
+                    "load_average_1m_start": round(os.getloadavg()[0], 2),
                     "source": "640x360 25 fps x264 MPEG-TS over UDP on loopback, a keyframe a "
                               "second; default watch.* (shard_s 10, coarse_fps 1) and embedder"}
     with tempfile.TemporaryDirectory(prefix="vslive") as tmp:
