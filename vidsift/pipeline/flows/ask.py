@@ -653,7 +653,7 @@ def _stored_embed_text(store, content_hash: str, space: str, embed_text):
                 store.put_text_vectors(content_hash, space, known)
             except OSError as exc:
                 log.warning("on-screen text vectors not stored under %s (%s)", store.root, exc)
-        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+        return np.stack([known[t] for t in texts])
     return embed
 
 

@@ -309,8 +309,8 @@ def alert_events(store: StreamStore, shard, scores: np.ndarray, alerts: Sequence
     (AlertQueries.scores); images, thumbnails: the N frames and their JPEGs; coarse_fps: the
     rate the shard's frames were taken at (None: watch.coarse_fps); photos: per alert, its
     photo for a photo alert (AlertQueries.references: its threshold alert.photo_threshold, and
-    the VLM is shown it beside the frames), None for a text alert. A frame fires for an alert when its cosine is at least
-    its threshold (alert.threshold for a text) or is a peak over
+    the VLM is shown it beside the frames), None for a text alert. A frame fires for an alert
+    when its cosine is at least its threshold (alert.threshold for a text) or is a peak over
     the alert's running level (plan.alerts.running_peaks, the level kept in the store); the
     event spans its firing frames and is raised unless the alert's last event ended less than
     alert.cooldown_s before its best frame. Firing frames that go on from the alert's last
